@@ -1,0 +1,306 @@
+//! The handle the server uses to drive the engine.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::engine::driver::{self, Command};
+use crate::engine::room::RoomOptions;
+use crate::engine::shard::{Shard, ShardStats};
+use crate::error::SfuError;
+use crate::event::SfuEvent;
+use crate::ids::{ParticipantId, RoomId, TrackId};
+
+/// Engine configuration.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Address the media sockets bind to.
+    pub bind_ip: IpAddr,
+    /// UDP port of the first shard; shard `i` binds `udp_port + i`. 0 picks free ports.
+    ///
+    /// TODO: share one port between shards (SO_REUSEPORT cannot route by ICE ufrag).
+    pub udp_port: u16,
+    /// Address advertised in ICE candidates instead of `bind_ip`, for 1:1 NAT.
+    pub public_ip: Option<IpAddr>,
+    /// Number of shards, each one task with its own socket. Rooms are spread over shards
+    /// and all participants of a room live in the same shard.
+    pub shards: usize,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        Self {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            udp_port: 0,
+            public_ip: None,
+            shards: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
+/// Handle to a running engine. Dropping every clone stops the shard tasks.
+#[derive(Clone)]
+pub struct Sfu {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shards: Vec<mpsc::UnboundedSender<Command>>,
+    addrs: Vec<SocketAddr>,
+    placement: Mutex<HashMap<RoomId, usize>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Sfu {
+    /// Binds the shard sockets and starts one task per shard. Events of all shards arrive
+    /// on the returned receiver; read it continuously, since it is unbounded.
+    pub async fn start(
+        config: SfuConfig,
+    ) -> Result<(Sfu, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut shards = Vec::new();
+        let mut addrs = Vec::new();
+        let mut tasks = Vec::new();
+
+        for index in 0..config.shards.max(1) {
+            let port = if config.udp_port == 0 {
+                0
+            } else {
+                config.udp_port + index as u16
+            };
+            let socket = UdpSocket::bind(SocketAddr::new(config.bind_ip, port)).await?;
+            let local_addr = socket.local_addr()?;
+            let advertised = SocketAddr::new(
+                config.public_ip.unwrap_or(config.bind_ip),
+                local_addr.port(),
+            );
+            let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+            let shard = Shard::new(local_addr, advertised);
+            tasks.push(tokio::spawn(driver::run(
+                shard,
+                socket,
+                commands_rx,
+                events_tx.clone(),
+            )));
+            tracing::info!(shard = index, addr = %local_addr, "shard started");
+            shards.push(commands_tx);
+            addrs.push(local_addr);
+        }
+
+        let inner = Inner {
+            shards,
+            addrs,
+            placement: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(tasks),
+        };
+        Ok((
+            Sfu {
+                inner: Arc::new(inner),
+            },
+            events_rx,
+        ))
+    }
+
+    /// Local addresses of the shard sockets.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.inner.addrs
+    }
+
+    /// Creates a room on the least loaded shard.
+    pub async fn create_room(&self, room: RoomId, options: RoomOptions) -> Result<(), SfuError> {
+        let shard = {
+            let mut placement = self.placement();
+            if placement.contains_key(&room) {
+                return Err(SfuError::RoomExists(room));
+            }
+            let mut load = vec![0usize; self.inner.shards.len()];
+            for shard in placement.values() {
+                load[*shard] += 1;
+            }
+            let shard = (0..load.len())
+                .min_by_key(|shard| load[*shard])
+                .unwrap_or(0);
+            placement.insert(room.clone(), shard);
+            shard
+        };
+        let result = self
+            .call(shard, move |s, _| {
+                s.create_room(room.clone(), options).map_err(|e| (e, room))
+            })
+            .await?;
+        result.map_err(|(err, room)| {
+            self.placement().remove(&room);
+            err
+        })
+    }
+
+    /// Disconnects every participant of a room and removes it.
+    pub async fn close_room(&self, room: &RoomId) -> Result<(), SfuError> {
+        let shard = self.shard_of(room)?;
+        let id = room.clone();
+        let result = self
+            .call(shard, move |s, now| s.close_room(now, &id))
+            .await?;
+        self.placement().remove(room);
+        result
+    }
+
+    /// Adds a participant with its first SDP offer and returns the SDP answer.
+    pub async fn join(
+        &self,
+        room: &RoomId,
+        participant: ParticipantId,
+        offer: String,
+    ) -> Result<String, SfuError> {
+        let shard = self.shard_of(room)?;
+        let room = room.clone();
+        self.call(shard, move |s, now| s.join(now, &room, participant, offer))
+            .await?
+    }
+
+    /// Applies a new offer from the participant (tracks added or removed, ICE restart) and
+    /// returns the answer.
+    pub async fn renegotiate(
+        &self,
+        room: &RoomId,
+        participant: ParticipantId,
+        offer: String,
+    ) -> Result<String, SfuError> {
+        let shard = self.shard_of(room)?;
+        self.call(shard, move |s, now| s.renegotiate(now, &participant, offer))
+            .await?
+    }
+
+    /// Applies the participant's answer to an [`SfuEvent::Offer`].
+    pub async fn accept_answer(
+        &self,
+        room: &RoomId,
+        participant: ParticipantId,
+        answer: String,
+    ) -> Result<(), SfuError> {
+        let shard = self.shard_of(room)?;
+        self.call(shard, move |s, now| {
+            s.accept_answer(now, &participant, answer)
+        })
+        .await?
+    }
+
+    /// Removes a participant and unpublishes its tracks.
+    pub async fn leave(&self, room: &RoomId, participant: ParticipantId) -> Result<(), SfuError> {
+        let shard = self.shard_of(room)?;
+        self.call(shard, move |s, now| s.leave(now, &participant))
+            .await?
+    }
+
+    /// Subscribes a participant to a track; an [`SfuEvent::Offer`] follows.
+    pub async fn subscribe(
+        &self,
+        room: &RoomId,
+        subscriber: ParticipantId,
+        track: TrackId,
+    ) -> Result<(), SfuError> {
+        let shard = self.shard_of(room)?;
+        self.call(shard, move |s, now| s.subscribe(now, &subscriber, &track))
+            .await?
+    }
+
+    /// Ends a subscription; an [`SfuEvent::Offer`] follows.
+    pub async fn unsubscribe(
+        &self,
+        room: &RoomId,
+        subscriber: ParticipantId,
+        track: TrackId,
+    ) -> Result<(), SfuError> {
+        let shard = self.shard_of(room)?;
+        self.call(shard, move |s, now| s.unsubscribe(now, &subscriber, &track))
+            .await?
+    }
+
+    /// Sets the highest simulcast layer (0 is the lowest) a subscriber receives of a track,
+    /// for example from the size it renders the video at.
+    pub async fn set_max_layer(
+        &self,
+        room: &RoomId,
+        subscriber: ParticipantId,
+        track: TrackId,
+        max_layer: usize,
+    ) -> Result<(), SfuError> {
+        let shard = self.shard_of(room)?;
+        self.call(shard, move |s, _| {
+            s.set_max_layer(&subscriber, &track, max_layer)
+        })
+        .await?
+    }
+
+    /// Pauses (mutes) or resumes one subscribed track for one subscriber.
+    pub async fn set_paused(
+        &self,
+        room: &RoomId,
+        subscriber: ParticipantId,
+        track: TrackId,
+        paused: bool,
+    ) -> Result<(), SfuError> {
+        let shard = self.shard_of(room)?;
+        self.call(shard, move |s, _| s.set_paused(&subscriber, &track, paused))
+            .await?
+    }
+
+    /// Sums the counts of all shards.
+    pub async fn stats(&self) -> Result<ShardStats, SfuError> {
+        let mut total = ShardStats::default();
+        for shard in 0..self.inner.shards.len() {
+            let stats = self.call(shard, |s, _| s.stats()).await?;
+            total.rooms += stats.rooms;
+            total.participants += stats.participants;
+            total.routes += stats.routes;
+            total.subscriptions += stats.subscriptions;
+        }
+        Ok(total)
+    }
+
+    /// Stops every shard task after closing its rooms, and waits for them to end.
+    pub async fn shutdown(self) {
+        let tasks =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(self);
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    fn placement(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, usize>> {
+        // A panic while holding the lock cannot leave the map inconsistent: every
+        // critical section is a single insert, remove or read.
+        self.inner
+            .placement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn shard_of(&self, room: &RoomId) -> Result<usize, SfuError> {
+        self.placement()
+            .get(room)
+            .copied()
+            .ok_or_else(|| SfuError::RoomNotFound(room.clone()))
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        shard: usize,
+        work: impl FnOnce(&mut Shard, Instant) -> T + Send + 'static,
+    ) -> Result<T, SfuError> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let command: Command = Box::new(move |shard, now| {
+            let _ = reply_tx.send(work(shard, now));
+        });
+        self.inner.shards[shard]
+            .send(command)
+            .map_err(|_| SfuError::Stopped)?;
+        reply_rx.await.map_err(|_| SfuError::Stopped)
+    }
+}

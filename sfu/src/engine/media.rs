@@ -1,0 +1,423 @@
+//! Media plane of a shard: RTP from publishers to subscribers, RTCP feedback back.
+
+use std::time::Instant;
+
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp;
+use rtc::sansio::Protocol;
+
+use super::participant::Subscription;
+use super::shard::Shard;
+use crate::event::SfuEvent;
+use crate::forward::cache::RtxStream;
+use crate::forward::forwarder::{Action, SourcePacket};
+use crate::forward::keyframe::Request;
+use crate::ids::{MediaKind, ParticipantId, TrackId};
+
+/// A received packet with what forwarding needs to know about it.
+struct Received {
+    track: TrackId,
+    source: SourcePacket,
+    packet: rtp::Packet,
+}
+
+impl Shard {
+    /// Handles RTP and RTCP that one peer's connection decrypted.
+    pub(crate) fn drain_peer_media(&mut self, now: Instant, id: &ParticipantId) {
+        loop {
+            let Some(entry) = self.participants.get_mut(id) else {
+                return;
+            };
+            let Some(TaggedRTCMessage { message, .. }) = entry.peer.pc.poll_read() else {
+                return;
+            };
+            match message {
+                RTCMessage::RtpPacket(rtc_track, packet) => {
+                    if let Some(received) = self.classify(now, id, &rtc_track, packet) {
+                        self.forward(now, received);
+                    }
+                }
+                RTCMessage::RtcpPacket(rtc_track, packets) => {
+                    self.on_rtcp(now, id, &rtc_track, packets);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Finds the published track and layer of a received packet and updates the track's
+    /// layer, keyframe and audio level state.
+    fn classify(
+        &mut self,
+        now: Instant,
+        id: &ParticipantId,
+        rtc_track: &str,
+        packet: rtp::Packet,
+    ) -> Option<Received> {
+        let entry = self.participants.get_mut(id)?;
+        let mid = entry.receiver_tracks.get(rtc_track)?;
+        let track = entry.published.get_mut(mid)?;
+        let ssrc = packet.header.ssrc;
+
+        let layer = match track.layers.get(&ssrc) {
+            Some(layer) => *layer,
+            None => {
+                let receiver = track.receiver?;
+                let rid = entry
+                    .peer
+                    .pc
+                    .rtp_receiver(receiver)
+                    .and_then(|receiver| receiver.track().rid(ssrc).cloned());
+                let layer = track.layer_of_rid(rid.as_deref());
+                track.layers.insert(ssrc, layer);
+                track.layer_ssrcs.insert(layer, ssrc);
+                layer
+            }
+        };
+
+        let payload_len = packet.payload.len();
+        track.monitor.on_packet(layer, payload_len, now);
+        let keyframe = track
+            .codec
+            .as_ref()
+            .and_then(|codec| codec.video)
+            .is_some_and(|video| video.is_keyframe(&packet.payload));
+        if keyframe && let Some(requester) = track.requesters.get_mut(layer) {
+            let answered = requester.poll_timeout().is_some();
+            requester.on_keyframe();
+            if answered {
+                self.events.push_back(SfuEvent::KeyframeStats {
+                    track: track.id.clone(),
+                    layer,
+                    stats: requester.stats(),
+                });
+            }
+        }
+
+        if track.kind == MediaKind::Audio
+            && let Some(level) = track
+                .audio_level_id
+                .and_then(|ext| packet.header.get_extension(ext))
+                .and_then(|value| value.first().copied())
+            && let Some(room) = self.rooms.get_mut(&entry.room)
+        {
+            room.speaker.on_level(id, level & 0x7f, now);
+        }
+
+        Some(Received {
+            track: track.id.clone(),
+            source: SourcePacket {
+                layer,
+                seq: packet.header.sequence_number,
+                timestamp: packet.header.timestamp,
+                keyframe,
+                arrival: now,
+            },
+            packet,
+        })
+    }
+
+    /// Sends a received packet to every subscriber whose forwarder takes it.
+    fn forward(&mut self, now: Instant, received: Received) {
+        let Some(room) = self
+            .participants
+            .get(&received.track.publisher)
+            .map(|entry| entry.room.clone())
+        else {
+            return;
+        };
+        let subscribers = self
+            .rooms
+            .get(&room)
+            .map(|room| room.subscribers_of(&received.track))
+            .unwrap_or_default();
+        let mut wanted = Vec::new();
+
+        for subscriber in subscribers {
+            let target = self.target_layer(now, &received.track, &subscriber);
+            let Some(entry) = self.participants.get_mut(&subscriber) else {
+                continue;
+            };
+            let Some(subscription) = entry.subscriptions.get_mut(&received.track) else {
+                continue;
+            };
+            if !subscription.negotiated {
+                continue;
+            }
+            if let Some(target) = target
+                && !subscription.paused
+            {
+                subscription.forwarder.set_target(target);
+            }
+
+            if let Action::Forward { seq, timestamp, .. } =
+                subscription.forwarder.on_packet(&received.source)
+                && let Some(packet) = outgoing_packet(
+                    &mut entry.peer.pc,
+                    subscription,
+                    &received.packet,
+                    seq,
+                    timestamp,
+                )
+            {
+                subscription.cache.insert(seq, packet.clone());
+                let sender_track = subscription.sender_track.clone();
+                let write = entry.peer.pc.handle_write(TaggedRTCMessage {
+                    now,
+                    message: RTCMessage::RtpPacket(sender_track, packet),
+                });
+                if let Err(err) = write {
+                    self.drops.warn("forwarding failed", err);
+                }
+                self.dirty.insert(subscriber.clone());
+            }
+            if let Some(layer) = subscription.forwarder.awaited_keyframe() {
+                wanted.push(layer);
+            }
+        }
+
+        self.want_keyframes(now, &received.track, &wanted);
+    }
+
+    /// Layer a subscriber should receive now, or `None` for audio and unknown tracks.
+    fn target_layer(
+        &self,
+        now: Instant,
+        track: &TrackId,
+        subscriber: &ParticipantId,
+    ) -> Option<usize> {
+        let published = self
+            .participants
+            .get(&track.publisher)?
+            .published
+            .get(&track.mid)?;
+        if published.kind != MediaKind::Video {
+            return None;
+        }
+        let max_layer = self
+            .participants
+            .get(subscriber)?
+            .subscriptions
+            .get(track)?
+            .max_layer;
+        // TODO: pass the subscriber's bandwidth estimate (TWCC or REMB) to the choice.
+        published.monitor.select(max_layer, None, now)
+    }
+
+    fn want_keyframes(&mut self, now: Instant, track: &TrackId, layers: &[usize]) {
+        let Some(published) = self
+            .participants
+            .get_mut(&track.publisher)
+            .and_then(|entry| entry.published.get_mut(&track.mid))
+        else {
+            return;
+        };
+        for layer in layers {
+            if let Some(requester) = published.requesters.get_mut(*layer) {
+                requester.want(now);
+            }
+        }
+    }
+
+    /// Sends due PLI or FIR requests to publishers.
+    pub(crate) fn send_keyframe_requests(&mut self, now: Instant) {
+        for (id, entry) in self.participants.iter_mut() {
+            let mut requests = Vec::new();
+            for track in entry.published.values_mut() {
+                let Some(receiver) = track.receiver else {
+                    continue;
+                };
+                for (layer, requester) in track.requesters.iter_mut().enumerate() {
+                    let Some(&media_ssrc) = track.layer_ssrcs.get(&layer) else {
+                        continue;
+                    };
+                    if let Some(request) = requester.poll_request(now) {
+                        requests.push((receiver, media_ssrc, request));
+                    }
+                }
+            }
+            for (receiver, media_ssrc, request) in requests {
+                let packet: Box<dyn rtc::rtcp::Packet> = match request {
+                    Request::Pli => Box::new(PictureLossIndication {
+                        sender_ssrc: 0,
+                        media_ssrc,
+                    }),
+                    Request::Fir { seq } => Box::new(FullIntraRequest {
+                        sender_ssrc: 0,
+                        media_ssrc,
+                        fir: vec![FirEntry {
+                            ssrc: media_ssrc,
+                            sequence_number: seq,
+                        }],
+                    }),
+                };
+                tracing::trace!(participant = %id, media_ssrc, ?request, "keyframe request");
+                if let Some(mut receiver) = entry.peer.pc.rtp_receiver(receiver)
+                    && let Err(err) = receiver.write_rtcp(now, vec![packet])
+                {
+                    tracing::debug!(participant = %id, error = %err, "keyframe request failed");
+                }
+                self.dirty.insert(id.clone());
+            }
+        }
+    }
+
+    /// Handles RTCP from a subscriber about one of its senders: keyframe requests go to the
+    /// publisher, NACKs are answered from the packet cache.
+    fn on_rtcp(
+        &mut self,
+        now: Instant,
+        id: &ParticipantId,
+        rtc_track: &str,
+        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
+    ) {
+        let Some(entry) = self.participants.get_mut(id) else {
+            return;
+        };
+        let Some(track) = entry.sender_tracks.get(rtc_track).cloned() else {
+            return;
+        };
+        let Some(subscription) = entry.subscriptions.get_mut(&track) else {
+            return;
+        };
+
+        let mut keyframe_layer = None;
+        let mut retransmissions = Vec::new();
+        for packet in &packets {
+            let any = packet.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                keyframe_layer = match subscription.forwarder.state() {
+                    crate::forward::forwarder::State::Forwarding { layer, .. } => Some(layer),
+                    _ => None,
+                };
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                for pair in &nack.nacks {
+                    for seq in pair.packet_list() {
+                        if let Some(packet) = subscription.cache.take_for_resend(seq, now) {
+                            retransmissions.push(packet);
+                        }
+                    }
+                }
+            }
+        }
+
+        for original in retransmissions {
+            if let Some(rtx) = rtx_packet(&mut entry.peer.pc, subscription, original) {
+                let sender_track = subscription.sender_track.clone();
+                if let Err(err) = entry.peer.pc.handle_write(TaggedRTCMessage {
+                    now,
+                    message: RTCMessage::RtpPacket(sender_track, rtx),
+                }) {
+                    self.drops.warn("retransmission failed", err);
+                }
+            }
+        }
+        self.dirty.insert(id.clone());
+        if let Some(layer) = keyframe_layer {
+            self.want_keyframes(now, &track, &[layer]);
+        }
+    }
+}
+
+/// Builds the packet a subscriber receives: its SSRC and payload type, the rewritten
+/// sequence number and timestamp, and no header extensions (their ids differ per peer).
+fn outgoing_packet(
+    pc: &mut rtc::peer_connection::RTCPeerConnection,
+    subscription: &mut Subscription,
+    source: &rtp::Packet,
+    seq: u16,
+    timestamp: u32,
+) -> Option<rtp::Packet> {
+    if subscription.payload_type.is_none() {
+        resolve_payload_types(pc, subscription);
+    }
+    Some(rtp::Packet {
+        header: rtp::Header {
+            version: 2,
+            marker: source.header.marker,
+            payload_type: subscription.payload_type?,
+            sequence_number: seq,
+            timestamp,
+            ssrc: subscription.ssrc,
+            ..Default::default()
+        },
+        payload: source.payload.clone(),
+    })
+}
+
+/// Wraps a cached packet for retransmission on the subscriber's RTX stream (RFC 4588), or
+/// resends it as is when the subscriber negotiated no RTX.
+fn rtx_packet(
+    pc: &mut rtc::peer_connection::RTCPeerConnection,
+    subscription: &mut Subscription,
+    original: rtp::Packet,
+) -> Option<rtp::Packet> {
+    if subscription.payload_type.is_none() {
+        resolve_payload_types(pc, subscription);
+    }
+    let Some(rtx) = subscription.rtx.as_mut() else {
+        return Some(original);
+    };
+    let payload = RtxStream::payload(original.header.sequence_number, &original.payload);
+    Some(rtp::Packet {
+        header: rtp::Header {
+            version: 2,
+            marker: original.header.marker,
+            payload_type: rtx.payload_type,
+            sequence_number: rtx.next_seq(),
+            timestamp: original.header.timestamp,
+            ssrc: rtx.ssrc,
+            ..Default::default()
+        },
+        payload: payload.into(),
+    })
+}
+
+/// Reads the negotiated media and RTX payload types of a subscription's sender.
+fn resolve_payload_types(
+    pc: &mut rtc::peer_connection::RTCPeerConnection,
+    subscription: &mut Subscription,
+) {
+    let Some(mut sender) = pc.rtp_sender(subscription.sender) else {
+        return;
+    };
+    let mime = sender
+        .track()
+        .codings()
+        .first()
+        .map(|coding| coding.codec.mime_type.clone());
+    let codecs = &sender.get_parameters().rtp_parameters.codecs;
+    let Some(media) = codecs.iter().find(|codec| {
+        Some(&codec.rtp_codec.mime_type).is_some_and(|m| {
+            mime.as_ref()
+                .is_some_and(|mime| mime.eq_ignore_ascii_case(m))
+        })
+    }) else {
+        return;
+    };
+    let media_pt = media.payload_type;
+    subscription.payload_type = Some(media_pt);
+
+    let apt = format!("apt={media_pt}");
+    let rtx_pt = codecs
+        .iter()
+        .find(|codec| {
+            codec
+                .rtp_codec
+                .mime_type
+                .to_ascii_lowercase()
+                .ends_with("/rtx")
+                && codec
+                    .rtp_codec
+                    .sdp_fmtp_line
+                    .split(';')
+                    .any(|p| p.trim() == apt)
+        })
+        .map(|codec| codec.payload_type);
+    if let (Some(ssrc), Some(payload_type)) = (subscription.rtx_ssrc, rtx_pt) {
+        subscription.rtx = Some(RtxStream::new(ssrc, payload_type));
+    }
+}

@@ -1,0 +1,499 @@
+//! Offer/answer handling: publishing from the participant's offers, subscribing through
+//! offers the engine sends.
+
+use std::time::Instant;
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+
+use super::participant::{Connection, Negotiation, PublishedTrack, Subscription, TrackCodec};
+use super::shard::Shard;
+use crate::error::SfuError;
+use crate::event::{SfuEvent, TrackInfo};
+use crate::forward::cache::PacketCache;
+use crate::forward::codec::VideoCodec;
+use crate::forward::forwarder::Forwarder;
+use crate::ids::{MediaKind, ParticipantId, RoomId, TrackId};
+use crate::sdp::{self, AUDIO_LEVEL_URI};
+
+impl Shard {
+    /// Applies a new offer from a connected participant and returns the answer.
+    pub fn renegotiate(
+        &mut self,
+        now: Instant,
+        participant: &ParticipantId,
+        offer: String,
+    ) -> Result<String, SfuError> {
+        let entry = self.participant_mut(participant)?;
+        if entry.negotiation != Negotiation::Stable {
+            return Err(SfuError::NegotiationInProgress(participant.clone()));
+        }
+        let answer = entry.peer.accept_offer(now, offer.clone())?;
+        self.update_published(now, participant, &offer)?;
+        self.flush(now);
+        Ok(answer)
+    }
+
+    /// Applies a participant's answer to the last offer the engine sent.
+    pub fn accept_answer(
+        &mut self,
+        now: Instant,
+        participant: &ParticipantId,
+        answer: String,
+    ) -> Result<(), SfuError> {
+        let entry = self.participant_mut(participant)?;
+        let Negotiation::AwaitingAnswer { again } = entry.negotiation else {
+            return Err(SfuError::InvalidSdp("no offer awaits an answer".to_owned()));
+        };
+        entry.peer.accept_answer(now, answer)?;
+        entry.negotiation = Negotiation::Stable;
+        for subscription in entry.subscriptions.values_mut() {
+            subscription.negotiated = true;
+        }
+        if again {
+            self.send_offer(now, participant);
+        }
+        self.dirty.insert(participant.clone());
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Subscribes a participant to a track of its room.
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        subscriber: &ParticipantId,
+        track: &TrackId,
+    ) -> Result<(), SfuError> {
+        self.add_subscription(subscriber, track)?;
+        self.send_offer(now, subscriber);
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Ends a subscription.
+    pub fn unsubscribe(
+        &mut self,
+        now: Instant,
+        subscriber: &ParticipantId,
+        track: &TrackId,
+    ) -> Result<(), SfuError> {
+        let entry = self.participant_mut(subscriber)?;
+        let subscription = entry
+            .subscriptions
+            .remove(track)
+            .ok_or_else(|| SfuError::TrackNotFound(track.clone()))?;
+        entry.sender_tracks.remove(&subscription.sender_track);
+        entry.peer.pc.remove_track(subscription.sender)?;
+        let room = entry.room.clone();
+        if let Some(subscribers) = self
+            .rooms
+            .get_mut(&room)
+            .and_then(|room| room.subscribers.get_mut(track))
+        {
+            subscribers.remove(subscriber);
+        }
+        self.send_offer(now, subscriber);
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Limits the simulcast layer a subscriber receives (0 is the lowest).
+    pub fn set_max_layer(
+        &mut self,
+        subscriber: &ParticipantId,
+        track: &TrackId,
+        max_layer: usize,
+    ) -> Result<(), SfuError> {
+        let subscription = self.subscription_mut(subscriber, track)?;
+        subscription.max_layer = max_layer;
+        Ok(())
+    }
+
+    /// Pauses or resumes forwarding of one subscribed track.
+    pub fn set_paused(
+        &mut self,
+        subscriber: &ParticipantId,
+        track: &TrackId,
+        paused: bool,
+    ) -> Result<(), SfuError> {
+        let subscription = self.subscription_mut(subscriber, track)?;
+        subscription.paused = paused;
+        if paused {
+            subscription.forwarder.pause();
+        } else {
+            let max_layer = subscription.max_layer;
+            subscription.forwarder.resume(max_layer);
+        }
+        Ok(())
+    }
+
+    fn participant_mut(
+        &mut self,
+        participant: &ParticipantId,
+    ) -> Result<&mut super::participant::Participant, SfuError> {
+        self.participants
+            .get_mut(participant)
+            .ok_or_else(|| SfuError::ParticipantNotFound(participant.clone()))
+    }
+
+    fn subscription_mut(
+        &mut self,
+        subscriber: &ParticipantId,
+        track: &TrackId,
+    ) -> Result<&mut Subscription, SfuError> {
+        self.participant_mut(subscriber)?
+            .subscriptions
+            .get_mut(track)
+            .ok_or_else(|| SfuError::TrackNotFound(track.clone()))
+    }
+
+    /// Publishes the sending sections of an applied offer and unpublishes the ones that
+    /// stopped sending. Header extension ids are re-read from every offer.
+    pub(crate) fn update_published(
+        &mut self,
+        now: Instant,
+        participant: &ParticipantId,
+        offer: &str,
+    ) -> Result<(), SfuError> {
+        let sections = sdp::summarize(offer)?;
+        let entry = self.participant_mut(participant)?;
+        let room = entry.room.clone();
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+
+        for section in &sections {
+            let audio_level_id = section.extension_id(AUDIO_LEVEL_URI);
+            match (
+                section.direction.sends(),
+                entry.published.get_mut(&section.mid),
+            ) {
+                (true, Some(track)) => track.audio_level_id = audio_level_id,
+                (true, None) => {
+                    let id = TrackId {
+                        publisher: participant.clone(),
+                        mid: section.mid.clone(),
+                    };
+                    let mut track = PublishedTrack::new(
+                        id,
+                        section.kind,
+                        section.send_rids.clone(),
+                        audio_level_id,
+                    );
+                    track.codec = negotiated_codec(&mut entry.peer.pc, &section.mid);
+                    added.push(TrackInfo {
+                        id: track.id.clone(),
+                        kind: track.kind,
+                        rids: track.rids.clone(),
+                    });
+                    entry.published.insert(section.mid.clone(), track);
+                }
+                (false, Some(track)) => removed.push(track.id.clone()),
+                (false, None) => {}
+            }
+        }
+
+        for track in &removed {
+            entry.published.remove(&track.mid);
+        }
+        for track in &removed {
+            self.unpublish(now, &room, track);
+        }
+        for track in added {
+            tracing::info!(%room, track = %track.id, kind = ?track.kind, "track published");
+            let id = track.id.clone();
+            self.events.push_back(SfuEvent::TrackPublished {
+                room: room.clone(),
+                track,
+            });
+            self.auto_subscribe_track(now, &room, &id);
+        }
+        Ok(())
+    }
+
+    /// Removes a track's subscriptions and announces it is gone.
+    pub(crate) fn unpublish(&mut self, now: Instant, room: &RoomId, track: &TrackId) {
+        let subscribers = self
+            .rooms
+            .get_mut(room)
+            .and_then(|room| room.subscribers.remove(track))
+            .unwrap_or_default();
+        for subscriber in subscribers {
+            let Some(entry) = self.participants.get_mut(&subscriber) else {
+                continue;
+            };
+            if let Some(subscription) = entry.subscriptions.remove(track) {
+                entry.sender_tracks.remove(&subscription.sender_track);
+                if let Err(err) = entry.peer.pc.remove_track(subscription.sender) {
+                    tracing::debug!(%subscriber, error = %err, "removing sender failed");
+                }
+                self.send_offer(now, &subscriber);
+            }
+        }
+        self.events.push_back(SfuEvent::TrackUnpublished {
+            room: room.clone(),
+            track: track.clone(),
+        });
+    }
+
+    fn auto_subscribe_track(&mut self, now: Instant, room: &RoomId, track: &TrackId) {
+        let Some(room) = self.rooms.get(room) else {
+            return;
+        };
+        if !room.options.auto_subscribe {
+            return;
+        }
+        let members: Vec<ParticipantId> = room
+            .members
+            .iter()
+            .filter(|member| **member != track.publisher)
+            .cloned()
+            .collect();
+        for member in members {
+            if self.add_subscription(&member, track).is_ok() {
+                self.send_offer(now, &member);
+            }
+        }
+    }
+
+    pub(crate) fn auto_subscribe_member(&mut self, now: Instant, member: &ParticipantId) {
+        let Some(room) = self
+            .participants
+            .get(member)
+            .map(|entry| entry.room.clone())
+        else {
+            return;
+        };
+        if !self
+            .rooms
+            .get(&room)
+            .is_some_and(|room| room.options.auto_subscribe)
+        {
+            return;
+        }
+        let tracks: Vec<TrackId> = self
+            .participants
+            .values()
+            .filter(|other| other.room == room && other.id != *member)
+            .flat_map(|other| other.published.values().map(|track| track.id.clone()))
+            .collect();
+        let mut added = false;
+        for track in tracks {
+            added |= self.add_subscription(member, &track).is_ok();
+        }
+        if added {
+            self.send_offer(now, member);
+        }
+    }
+
+    /// Adds a sender for `track` to the subscriber's connection, without negotiating.
+    fn add_subscription(
+        &mut self,
+        subscriber: &ParticipantId,
+        track: &TrackId,
+    ) -> Result<(), SfuError> {
+        let (kind, codec, top_layer) = self.published_track(subscriber, track)?;
+        let entry = self.participant_mut(subscriber)?;
+        if entry.subscriptions.contains_key(track) {
+            return Ok(());
+        }
+
+        let ssrc = rand::random::<u32>();
+        let rtx_ssrc = (kind == MediaKind::Video).then(rand::random::<u32>);
+        let sender_track = format!("{}-{}", track.publisher, track.mid);
+        let rtc_kind = match kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
+        let media_track = MediaStreamTrack::new(
+            track.publisher.0.clone(),
+            sender_track.clone(),
+            sender_track.clone(),
+            rtc_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
+                    ..Default::default()
+                },
+                codec: codec.rtc_codec.clone(),
+                ..Default::default()
+            }],
+        );
+        let sender = entry.peer.pc.add_track(media_track)?;
+
+        let clock_rate = codec.rtc_codec.clock_rate;
+        let needs_keyframe = codec.video.is_some();
+        entry.subscriptions.insert(
+            track.clone(),
+            Subscription {
+                track: track.clone(),
+                sender,
+                sender_track: sender_track.clone(),
+                ssrc,
+                rtx_ssrc,
+                payload_type: None,
+                rtx: None,
+                negotiated: false,
+                forwarder: Forwarder::new(clock_rate, needs_keyframe, top_layer),
+                cache: PacketCache::default(),
+                max_layer: top_layer,
+                paused: false,
+            },
+        );
+        entry.sender_tracks.insert(sender_track, track.clone());
+        let room = entry.room.clone();
+        if let Some(room) = self.rooms.get_mut(&room) {
+            room.subscribers
+                .entry(track.clone())
+                .or_default()
+                .insert(subscriber.clone());
+        }
+        tracing::debug!(%subscriber, %track, "subscribed");
+        Ok(())
+    }
+
+    /// Kind, codec and top layer of a track published in the subscriber's room.
+    fn published_track(
+        &self,
+        subscriber: &ParticipantId,
+        track: &TrackId,
+    ) -> Result<(MediaKind, TrackCodec, usize), SfuError> {
+        let room = &self
+            .participants
+            .get(subscriber)
+            .ok_or_else(|| SfuError::ParticipantNotFound(subscriber.clone()))?
+            .room;
+        let not_found = || SfuError::TrackNotFound(track.clone());
+        let publisher = self
+            .participants
+            .get(&track.publisher)
+            .ok_or_else(not_found)?;
+        if publisher.room != *room || track.publisher == *subscriber {
+            return Err(not_found());
+        }
+        let published = publisher.published.get(&track.mid).ok_or_else(not_found)?;
+        let codec = published.codec.clone().ok_or_else(not_found)?;
+        Ok((published.kind, codec, published.top_layer()))
+    }
+
+    /// Sends an offer for changed senders, or marks that one is needed after the pending
+    /// answer.
+    pub(crate) fn send_offer(&mut self, now: Instant, participant: &ParticipantId) {
+        let Some(entry) = self.participants.get_mut(participant) else {
+            return;
+        };
+        if let Negotiation::AwaitingAnswer { .. } = entry.negotiation {
+            entry.negotiation = Negotiation::AwaitingAnswer { again: true };
+            return;
+        }
+        match entry.peer.create_offer(now) {
+            Ok(sdp) => {
+                entry.negotiation = Negotiation::AwaitingAnswer { again: false };
+                self.events.push_back(SfuEvent::Offer {
+                    participant: participant.clone(),
+                    sdp,
+                });
+            }
+            Err(err) => tracing::warn!(%participant, error = %err, "creating offer failed"),
+        }
+        self.dirty.insert(participant.clone());
+    }
+
+    /// Handles connection state and track events of one peer.
+    pub(crate) fn drain_peer_events(&mut self, now: Instant, id: &ParticipantId) {
+        let mut failed = false;
+        let Some(entry) = self.participants.get_mut(id) else {
+            return;
+        };
+        while let Some(event) = entry.peer.pc.poll_event() {
+            match event {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                    tracing::debug!(participant = %id, %state, "connection state");
+                    match state {
+                        RTCPeerConnectionState::Connected
+                            if entry.connection == Connection::Connecting =>
+                        {
+                            entry.connection = Connection::Connected;
+                            tracing::info!(room = %entry.room, participant = %id, "participant connected");
+                            self.events.push_back(SfuEvent::ParticipantConnected {
+                                room: entry.room.clone(),
+                                participant: id.clone(),
+                            });
+                        }
+                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                            failed = true;
+                        }
+                        _ => {}
+                    }
+                }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    let transceivers: Vec<_> = entry.peer.pc.get_transceivers().collect();
+                    let mid = transceivers.into_iter().find_map(|transceiver_id| {
+                        let transceiver = entry.peer.pc.rtp_transceiver(transceiver_id)?;
+                        (transceiver.receiver() == Some(init.receiver_id))
+                            .then(|| transceiver.mid().clone())
+                            .flatten()
+                    });
+                    let Some(mid) = mid else { continue };
+                    if let Some(track) = entry.published.get_mut(&mid) {
+                        track.receiver = Some(init.receiver_id);
+                        let layer = track.layer_of_rid(init.rid.as_deref());
+                        track.layers.insert(init.ssrc, layer);
+                        track.layer_ssrcs.insert(layer, init.ssrc);
+                    }
+                    entry.receiver_tracks.insert(init.track_id.clone(), mid);
+                }
+                _ => {}
+            }
+        }
+        if failed {
+            tracing::info!(participant = %id, "connection failed or closed");
+            self.remove_participant(now, id);
+        }
+    }
+}
+
+/// The codec the publisher will send on `mid`: the first media codec negotiated on its
+/// receiver.
+fn negotiated_codec(
+    pc: &mut rtc::peer_connection::RTCPeerConnection,
+    mid: &str,
+) -> Option<TrackCodec> {
+    let transceivers: Vec<_> = pc.get_transceivers().collect();
+    let receiver_id = transceivers.into_iter().find_map(|transceiver_id| {
+        let transceiver = pc.rtp_transceiver(transceiver_id)?;
+        (transceiver.mid().as_deref() == Some(mid))
+            .then(|| transceiver.receiver())
+            .flatten()
+    })?;
+    let mut receiver = pc.rtp_receiver(receiver_id)?;
+    let codec = receiver
+        .get_parameters()
+        .rtp_parameters
+        .codecs
+        .iter()
+        .map(|codec| codec.rtp_codec.clone())
+        .find(|codec| is_media_codec(&codec.mime_type))?;
+    Some(TrackCodec {
+        video: VideoCodec::from_mime(&codec.mime_type),
+        rtc_codec: codec,
+    })
+}
+
+fn is_media_codec(mime: &str) -> bool {
+    let name = mime
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    !matches!(
+        name.as_str(),
+        "rtx" | "red" | "ulpfec" | "flexfec-03" | "telephone-event" | "cn"
+    )
+}

@@ -1,0 +1,148 @@
+//! A participant's published tracks and subscriptions, as the shard tracks them.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+
+use super::peer::Peer;
+use crate::forward::cache::{PacketCache, RtxStream};
+use crate::forward::codec::VideoCodec;
+use crate::forward::forwarder::Forwarder;
+use crate::forward::keyframe::KeyframeRequester;
+use crate::forward::layer::LayerMonitor;
+use crate::ids::{MediaKind, ParticipantId, Rid, RoomId, TrackId};
+
+/// Connection state of a participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// Offer answered, ICE and DTLS not complete yet.
+    Connecting,
+    /// Media can flow.
+    Connected,
+}
+
+/// Offer/answer state for offers the engine sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Negotiation {
+    /// No engine offer is pending.
+    Stable,
+    /// An engine offer awaits its answer; `again` records changes made meanwhile, which
+    /// need another offer once the answer arrives.
+    AwaitingAnswer {
+        /// Senders changed after the pending offer was made.
+        again: bool,
+    },
+}
+
+/// Codec a published track is sent with.
+#[derive(Debug, Clone)]
+pub struct TrackCodec {
+    /// Negotiated codec, reused for the subscribers' senders.
+    pub rtc_codec: RTCRtpCodec,
+    /// Video codec, for keyframe detection; `None` for audio.
+    pub video: Option<VideoCodec>,
+}
+
+/// A track a participant publishes.
+pub struct PublishedTrack {
+    pub id: TrackId,
+    pub kind: MediaKind,
+    pub rids: Vec<Rid>,
+    pub audio_level_id: Option<u8>,
+    pub codec: Option<TrackCodec>,
+    pub receiver: Option<RTCRtpReceiverId>,
+    /// Layer of each SSRC seen so far.
+    pub layers: HashMap<u32, usize>,
+    /// SSRC of each layer, for keyframe requests.
+    pub layer_ssrcs: HashMap<usize, u32>,
+    pub monitor: LayerMonitor,
+    pub requesters: Vec<KeyframeRequester>,
+}
+
+impl PublishedTrack {
+    pub fn new(id: TrackId, kind: MediaKind, rids: Vec<Rid>, audio_level_id: Option<u8>) -> Self {
+        let layer_count = rids.len().max(1);
+        Self {
+            id,
+            kind,
+            rids,
+            audio_level_id,
+            codec: None,
+            receiver: None,
+            layers: HashMap::new(),
+            layer_ssrcs: HashMap::new(),
+            monitor: LayerMonitor::default(),
+            requesters: (0..layer_count)
+                .map(|_| KeyframeRequester::default())
+                .collect(),
+        }
+    }
+
+    /// Highest layer index.
+    pub fn top_layer(&self) -> usize {
+        self.rids.len().saturating_sub(1)
+    }
+
+    /// Layer index of a rid; 0 for a track without simulcast or an unknown rid.
+    pub fn layer_of_rid(&self, rid: Option<&str>) -> usize {
+        rid.and_then(|rid| self.rids.iter().position(|known| known.0 == rid))
+            .unwrap_or(0)
+    }
+}
+
+/// One subscriber's copy of a published track.
+pub struct Subscription {
+    pub track: TrackId,
+    pub sender: RTCRtpSenderId,
+    /// `rtc` track id of the sender, which tags RTCP about it.
+    pub sender_track: String,
+    pub ssrc: u32,
+    pub rtx_ssrc: Option<u32>,
+    /// Resolved from the negotiated sender parameters once the answer is applied.
+    pub payload_type: Option<u8>,
+    pub rtx: Option<RtxStream>,
+    pub negotiated: bool,
+    pub forwarder: Forwarder,
+    pub cache: PacketCache<rtp::Packet>,
+    pub max_layer: usize,
+    pub paused: bool,
+}
+
+/// A participant of a room, with its connection.
+pub struct Participant {
+    pub id: ParticipantId,
+    pub room: RoomId,
+    pub peer: Peer,
+    pub connection: Connection,
+    pub negotiation: Negotiation,
+    pub joined_at: Instant,
+    pub last_datagram: Instant,
+    /// Published tracks by `mid`.
+    pub published: HashMap<String, PublishedTrack>,
+    /// `mid` of each `rtc` receiver track id.
+    pub receiver_tracks: HashMap<String, String>,
+    pub subscriptions: HashMap<TrackId, Subscription>,
+    /// Subscribed track of each `rtc` sender track id.
+    pub sender_tracks: HashMap<String, TrackId>,
+}
+
+impl Participant {
+    pub fn new(id: ParticipantId, room: RoomId, peer: Peer, now: Instant) -> Self {
+        Self {
+            id,
+            room,
+            peer,
+            connection: Connection::Connecting,
+            negotiation: Negotiation::Stable,
+            joined_at: now,
+            last_datagram: now,
+            published: HashMap::new(),
+            receiver_tracks: HashMap::new(),
+            subscriptions: HashMap::new(),
+            sender_tracks: HashMap::new(),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! One participant's WebRTC connection, on the sans-IO `rtc` stack.
+//!
+//! The engine is the ICE-lite, DTLS-answering side of every connection. Each peer gets its
+//! own random ICE credentials, so the shard can route a connectivity check to the right peer
+//! by the ufrag in its USERNAME. The shared socket's address is the only local candidate.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rand::distr::{Alphanumeric, SampleString};
+use rtc::interceptor::{NackGeneratorBuilder, ReceiverReportBuilder, SenderReportBuilder};
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    Registry, Slot, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind, TYPE_RTCP_FB_CCM,
+    TYPE_RTCP_FB_NACK,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use crate::error::SfuError;
+use crate::sdp::AUDIO_LEVEL_URI;
+
+/// A participant's peer connection and the addresses it is reached on.
+pub struct Peer {
+    pub(crate) pc: RTCPeerConnection,
+    /// Local ICE username fragment, unique in the shard.
+    pub ufrag: String,
+    /// Address of the shard socket, advertised as the only candidate.
+    local_addr: SocketAddr,
+}
+
+impl Peer {
+    /// Creates a peer that will advertise `advertised` as its host candidate and receive on
+    /// `local_addr`.
+    pub fn new(
+        now: Instant,
+        local_addr: SocketAddr,
+        advertised: SocketAddr,
+    ) -> Result<Self, SfuError> {
+        let ufrag = Alphanumeric.sample_string(&mut rand::rng(), 16);
+        let password = Alphanumeric.sample_string(&mut rand::rng(), 32);
+
+        let settings = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag.clone(), password)
+            .with_include_loopback_candidate(true)
+            .build();
+        let mut media_engine = MediaEngine::default();
+        let registry = configure_media(&mut media_engine)?;
+
+        // No ICE servers: the engine only answers connectivity checks on its own socket.
+        let configuration = RTCConfigurationBuilder::new().build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_setting_engine(settings)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(now)?;
+
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: advertised.ip().to_string(),
+                port: advertised.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(|err| SfuError::WebRtc(err.to_string()))?;
+        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+
+        Ok(Self {
+            pc,
+            ufrag,
+            local_addr,
+        })
+    }
+
+    /// Applies a remote offer and returns the answer SDP.
+    pub fn accept_offer(&mut self, now: Instant, sdp: String) -> Result<String, SfuError> {
+        let offer = RTCSessionDescription::offer(crate::sdp::unify_bundle_credentials(&sdp))
+            .map_err(invalid_sdp)?;
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(invalid_sdp)?;
+        let answer = self.pc.create_answer(None)?;
+        let answer_sdp = answer.sdp.clone();
+        self.pc.set_local_description(now, answer)?;
+        Ok(answer_sdp)
+    }
+
+    /// Creates an offer for the current set of senders and returns its SDP.
+    pub fn create_offer(&mut self, now: Instant) -> Result<String, SfuError> {
+        let offer = self.pc.create_offer(None)?;
+        let sdp = offer.sdp.clone();
+        self.pc.set_local_description(now, offer)?;
+        Ok(sdp)
+    }
+
+    /// Applies the remote answer to an offer from [`Peer::create_offer`].
+    pub fn accept_answer(&mut self, now: Instant, sdp: String) -> Result<(), SfuError> {
+        let answer = RTCSessionDescription::answer(sdp).map_err(invalid_sdp)?;
+        self.pc
+            .set_remote_description(now, answer)
+            .map_err(invalid_sdp)
+    }
+
+    /// Feeds one datagram received from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let message = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.local_addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(datagram),
+        };
+        if let Err(err) = self.pc.handle_read(message) {
+            tracing::debug!(ufrag = %self.ufrag, error = %err, "datagram rejected");
+        }
+    }
+
+    /// Returns the next datagram to send and its destination.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
+        self.pc
+            .poll_write()
+            .map(|out| (out.transport.peer_addr, out.message))
+    }
+
+    /// Closes the connection; pending datagrams (a DTLS close alert) remain to be sent.
+    pub fn close(&mut self) {
+        if let Err(err) = self.pc.close() {
+            tracing::debug!(ufrag = %self.ufrag, error = %err, "close failed");
+        }
+    }
+}
+
+fn invalid_sdp(err: rtc::shared::error::Error) -> SfuError {
+    SfuError::InvalidSdp(err.to_string())
+}
+
+/// Registers codecs, header extensions and interceptors.
+///
+/// NACKs from subscribers are answered by the engine from its own packet cache (so it can
+/// use RTX with rewritten sequence numbers), so only the NACK generator toward publishers
+/// is installed here, not the responder.
+fn configure_media(media_engine: &mut MediaEngine) -> Result<Registry, SfuError> {
+    media_engine.register_default_codecs()?;
+    for (kind, feedback, parameter) in [
+        (RtpCodecKind::Video, TYPE_RTCP_FB_NACK, ""),
+        (RtpCodecKind::Video, TYPE_RTCP_FB_NACK, "pli"),
+        (RtpCodecKind::Video, TYPE_RTCP_FB_CCM, "fir"),
+    ] {
+        media_engine.register_feedback(
+            RTCPFeedback {
+                typ: feedback.to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            kind,
+        );
+    }
+    media_engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )?;
+    configure_simulcast_extension_headers(media_engine)?;
+
+    let registry = Registry::new()
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+        .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+        .with(Slot::SenderReport, SenderReportBuilder::new().build());
+    Ok(configure_twcc_receiver_only(registry, media_engine)?)
+}

@@ -1,0 +1,42 @@
+//! A room: its members, who subscribes to which track, and its active speaker.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::forward::speaker::SpeakerDetector;
+use crate::ids::{ParticipantId, RoomId, TrackId};
+
+/// Options of a room.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoomOptions {
+    /// Subscribe every member to every other member's tracks without explicit calls.
+    pub auto_subscribe: bool,
+}
+
+/// State of one room.
+pub struct Room {
+    pub id: RoomId,
+    pub options: RoomOptions,
+    pub members: HashSet<ParticipantId>,
+    pub subscribers: HashMap<TrackId, HashSet<ParticipantId>>,
+    pub speaker: SpeakerDetector<ParticipantId>,
+}
+
+impl Room {
+    pub fn new(id: RoomId, options: RoomOptions) -> Self {
+        Self {
+            id,
+            options,
+            members: HashSet::new(),
+            subscribers: HashMap::new(),
+            speaker: SpeakerDetector::default(),
+        }
+    }
+
+    /// Subscribers of a track, copied so the caller can borrow participants mutably.
+    pub fn subscribers_of(&self, track: &TrackId) -> Vec<ParticipantId> {
+        self.subscribers
+            .get(track)
+            .map(|subscribers| subscribers.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,339 @@
+//! The sans-IO core of one shard: rooms, participants and one shared UDP socket's traffic.
+//!
+//! The caller feeds datagrams, commands and time in, and drains datagrams to send and
+//! events out. Datagrams from an unknown address are routed by the local ufrag in a STUN
+//! Binding request; after that, by the remote address.
+//!
+//! Caller contract: after every `handle_*` call, drain [`Shard::poll_transmit`] and
+//! [`Shard::poll_event`] until they return `None`, then wait until
+//! [`Shard::poll_timeout`] (or the next input) and call [`Shard::handle_timeout`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::sansio::Protocol;
+
+use super::participant::{Connection, Participant};
+use super::peer::Peer;
+use super::room::{Room, RoomOptions};
+use super::stun;
+use crate::error::SfuError;
+use crate::event::SfuEvent;
+use crate::ids::{ParticipantId, RoomId};
+
+/// A participant that has not connected within this time after joining is removed.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connected participant that sent nothing for this long is removed. Browsers send ICE
+/// consent checks every few seconds (RFC 7675), so silence means the peer is gone.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Interval of housekeeping: active speaker updates and timeouts.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Counts of what a shard holds, for monitoring and leak checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Rooms.
+    pub rooms: usize,
+    /// Participants (each has one peer connection).
+    pub participants: usize,
+    /// Remote addresses mapped to participants.
+    pub routes: usize,
+    /// Subscriptions over all participants.
+    pub subscriptions: usize,
+}
+
+/// State of one shard.
+pub struct Shard {
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) advertised: SocketAddr,
+    pub(crate) rooms: HashMap<RoomId, Room>,
+    pub(crate) participants: HashMap<ParticipantId, Participant>,
+    by_ufrag: HashMap<String, ParticipantId>,
+    by_addr: HashMap<SocketAddr, ParticipantId>,
+    pub(crate) dirty: HashSet<ParticipantId>,
+    transmits: VecDeque<(SocketAddr, BytesMut)>,
+    pub(crate) events: VecDeque<SfuEvent>,
+    next_housekeeping: Option<Instant>,
+    pub(crate) drops: super::RateLimitedLog,
+}
+
+impl Shard {
+    /// Creates a shard receiving on `local_addr` and advertising `advertised` to peers
+    /// (the same unless a public address is configured for 1:1 NAT).
+    pub fn new(local_addr: SocketAddr, advertised: SocketAddr) -> Self {
+        Self {
+            local_addr,
+            advertised,
+            rooms: HashMap::new(),
+            participants: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            dirty: HashSet::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_housekeeping: None,
+            drops: super::RateLimitedLog::default(),
+        }
+    }
+
+    /// Counts of rooms, participants, routes and subscriptions.
+    pub fn stats(&self) -> ShardStats {
+        ShardStats {
+            rooms: self.rooms.len(),
+            participants: self.participants.len(),
+            routes: self.by_addr.len() + self.by_ufrag.len(),
+            subscriptions: self
+                .participants
+                .values()
+                .map(|participant| participant.subscriptions.len())
+                .sum(),
+        }
+    }
+
+    /// Creates an empty room.
+    pub fn create_room(&mut self, room: RoomId, options: RoomOptions) -> Result<(), SfuError> {
+        if self.rooms.contains_key(&room) {
+            return Err(SfuError::RoomExists(room));
+        }
+        tracing::info!(%room, "room created");
+        self.rooms.insert(room.clone(), Room::new(room, options));
+        Ok(())
+    }
+
+    /// Removes a room after disconnecting all its participants.
+    pub fn close_room(&mut self, now: Instant, room: &RoomId) -> Result<(), SfuError> {
+        let members: Vec<ParticipantId> = self
+            .rooms
+            .get(room)
+            .ok_or_else(|| SfuError::RoomNotFound(room.clone()))?
+            .members
+            .iter()
+            .cloned()
+            .collect();
+        for member in members {
+            self.remove_participant(now, &member);
+        }
+        self.rooms.remove(room);
+        tracing::info!(%room, "room closed");
+        Ok(())
+    }
+
+    /// Adds a participant from its first offer and returns the answer.
+    pub fn join(
+        &mut self,
+        now: Instant,
+        room: &RoomId,
+        participant: ParticipantId,
+        offer: String,
+    ) -> Result<String, SfuError> {
+        if !self.rooms.contains_key(room) {
+            return Err(SfuError::RoomNotFound(room.clone()));
+        }
+        if self.participants.contains_key(&participant) {
+            return Err(SfuError::ParticipantExists(participant));
+        }
+
+        let mut peer = Peer::new(now, self.local_addr, self.advertised)?;
+        let answer = peer.accept_offer(now, offer.clone())?;
+        self.by_ufrag
+            .insert(peer.ufrag.clone(), participant.clone());
+        let entry = Participant::new(participant.clone(), room.clone(), peer, now);
+        self.participants.insert(participant.clone(), entry);
+        if let Some(room) = self.rooms.get_mut(room) {
+            room.members.insert(participant.clone());
+        }
+        tracing::info!(%room, %participant, "participant joined");
+
+        self.update_published(now, &participant, &offer)?;
+        self.auto_subscribe_member(now, &participant);
+        self.flush(now);
+        Ok(answer)
+    }
+
+    /// Removes a participant, unpublishing its tracks.
+    pub fn leave(&mut self, now: Instant, participant: &ParticipantId) -> Result<(), SfuError> {
+        if !self.participants.contains_key(participant) {
+            return Err(SfuError::ParticipantNotFound(participant.clone()));
+        }
+        self.remove_participant(now, participant);
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Feeds one datagram received on the shard socket.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Some(participant) = self.route(from, datagram) else {
+            self.drops
+                .warn("datagram from unknown address dropped", from);
+            return;
+        };
+        if let Some(entry) = self.participants.get_mut(&participant) {
+            entry.last_datagram = now;
+            entry.peer.handle_datagram(now, from, datagram);
+            self.dirty.insert(participant);
+        }
+        self.flush(now);
+    }
+
+    fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Option<ParticipantId> {
+        if let Some(participant) = self.by_addr.get(&from) {
+            return Some(participant.clone());
+        }
+        let ufrag = stun::binding_request_local_ufrag(datagram)?;
+        let participant = self.by_ufrag.get(ufrag)?.clone();
+        tracing::debug!(%participant, "new remote address");
+        self.by_addr.insert(from, participant.clone());
+        Some(participant)
+    }
+
+    /// Advances timers of every peer and of the forwarding logic.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<ParticipantId> = self
+            .participants
+            .iter_mut()
+            .filter_map(|(id, participant)| {
+                let deadline = participant.peer.pc.poll_timeout()?;
+                (deadline <= now).then(|| id.clone())
+            })
+            .collect();
+        for id in due {
+            if let Some(participant) = self.participants.get_mut(&id)
+                && let Err(err) = participant.peer.pc.handle_timeout(now)
+            {
+                tracing::debug!(participant = %id, error = %err, "timeout handling failed");
+            }
+            self.dirty.insert(id);
+        }
+
+        if self.next_housekeeping.is_none_or(|at| at <= now) {
+            self.next_housekeeping = Some(now + HOUSEKEEPING_INTERVAL);
+            self.housekeeping(now);
+        }
+        self.send_keyframe_requests(now);
+        self.flush(now);
+    }
+
+    /// Earliest time [`Shard::handle_timeout`] must be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let peers = self
+            .participants
+            .values_mut()
+            .filter_map(|participant| participant.peer.pc.poll_timeout())
+            .min();
+        let requests = self.participants.values().flat_map(|participant| {
+            participant
+                .published
+                .values()
+                .flat_map(|track| track.requesters.iter().filter_map(|r| r.poll_timeout()))
+        });
+        let housekeeping = if self.participants.is_empty() {
+            None
+        } else {
+            Some(self.next_housekeeping.unwrap_or_else(Instant::now))
+        };
+        peers.into_iter().chain(requests).chain(housekeeping).min()
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the caller.
+    pub fn poll_event(&mut self) -> Option<SfuEvent> {
+        self.events.pop_front()
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let expired: Vec<ParticipantId> = self
+            .participants
+            .values()
+            .filter(|participant| match participant.connection {
+                Connection::Connecting => {
+                    now.duration_since(participant.joined_at) > CONNECT_TIMEOUT
+                }
+                Connection::Connected => {
+                    now.duration_since(participant.last_datagram) > IDLE_TIMEOUT
+                }
+            })
+            .map(|participant| participant.id.clone())
+            .collect();
+        for participant in expired {
+            tracing::info!(%participant, "participant timed out");
+            self.remove_participant(now, &participant);
+        }
+
+        for room in self.rooms.values_mut() {
+            if let Some(speaker) = room.speaker.poll(now) {
+                self.events.push_back(SfuEvent::ActiveSpeakerChanged {
+                    room: room.id.clone(),
+                    participant: speaker,
+                });
+            }
+        }
+    }
+
+    /// Processes the output of every peer touched since the last flush: events, received
+    /// media, and datagrams to send.
+    pub(crate) fn flush(&mut self, now: Instant) {
+        // Handling one peer's media touches its subscribers, so repeat until nothing is new.
+        while !self.dirty.is_empty() {
+            let dirty: Vec<ParticipantId> = self.dirty.drain().collect();
+            for participant in &dirty {
+                self.drain_peer_events(now, participant);
+                self.drain_peer_media(now, participant);
+            }
+            for participant in &dirty {
+                self.drain_peer_transmits(participant);
+            }
+        }
+    }
+
+    fn drain_peer_transmits(&mut self, participant: &ParticipantId) {
+        let Some(entry) = self.participants.get_mut(participant) else {
+            return;
+        };
+        while let Some(transmit) = entry.peer.poll_transmit() {
+            self.transmits.push_back(transmit);
+        }
+    }
+
+    /// Removes a participant and everything that refers to it.
+    pub(crate) fn remove_participant(&mut self, now: Instant, id: &ParticipantId) {
+        let Some(mut participant) = self.participants.remove(id) else {
+            return;
+        };
+        participant.peer.close();
+        while let Some(transmit) = participant.peer.poll_transmit() {
+            self.transmits.push_back(transmit);
+        }
+        self.by_ufrag.retain(|_, owner| owner != id);
+        self.by_addr.retain(|_, owner| owner != id);
+        self.dirty.remove(id);
+
+        let tracks: Vec<_> = participant
+            .published
+            .values()
+            .map(|t| t.id.clone())
+            .collect();
+        for track in tracks {
+            self.unpublish(now, &participant.room, &track);
+        }
+        if let Some(room) = self.rooms.get_mut(&participant.room) {
+            room.members.remove(id);
+            room.speaker.remove(id);
+            for subscribers in room.subscribers.values_mut() {
+                subscribers.remove(id);
+            }
+        }
+        tracing::info!(room = %participant.room, participant = %id, "participant left");
+        self.events.push_back(SfuEvent::ParticipantDisconnected {
+            room: participant.room,
+            participant: id.clone(),
+        });
+    }
+}
