@@ -1,0 +1,10 @@
+//! HTTP plumbing shared by every resource: the JSON extractor with field-level
+//! errors, pagination, and the middleware stack.
+
+mod json;
+mod layers;
+mod page;
+
+pub use json::ApiJson;
+pub use layers::{request_span, track_metrics};
+pub use page::{Page, PageQuery};

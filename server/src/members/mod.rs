@@ -1,0 +1,173 @@
+//! Party members: personal record, status and their one formal organization.
+//!
+//! The identity-card number is stored in full but leaves the server masked
+//! (first and last character) in every listing and response. Officers of the
+//! member's own organization and the security administrator may reveal it,
+//! and each reveal is written to the audit trail.
+
+pub mod idcard;
+mod routes;
+
+pub use routes::router;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::error::AppError;
+
+/// Probationary (预备党员) or full (正式党员) member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    Probationary,
+    Full,
+}
+
+impl MemberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Probationary => "probationary",
+            Self::Full => "full",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Gender {
+    Male,
+    Female,
+}
+
+impl Gender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Male => "male",
+            Self::Female => "female",
+        }
+    }
+}
+
+/// A member record as returned by the API (identity number masked).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Member {
+    pub id: i64,
+    pub org_id: i64,
+    pub org_name: String,
+    pub name: String,
+    pub gender: Gender,
+    pub ethnicity: String,
+    pub birth_date: String,
+    pub education: String,
+    pub joined_on: Option<String>,
+    pub status: MemberStatus,
+    pub phone: String,
+    /// First and last character only, e.g. `1****************X`.
+    pub id_number_masked: String,
+    /// Officer roles held, as `(org_id, role)`.
+    pub roles: Vec<MemberRole>,
+}
+
+/// One officer role held by a member.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MemberRole {
+    pub org_id: i64,
+    pub org_name: String,
+    pub role: crate::org::OrgRole,
+}
+
+pub(crate) const MEMBER_COLUMNS: &str = "m.id, m.org_id, o.name AS org_name, o.path AS org_path, \
+     m.name, m.gender, m.ethnicity, m.birth_date, m.education, m.joined_on, m.status, m.phone, m.id_number";
+
+impl Member {
+    pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        let gender: String = row.try_get("gender")?;
+        let status: String = row.try_get("status")?;
+        let id_number: String = row.try_get("id_number")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            org_id: row.try_get("org_id")?,
+            org_name: row.try_get("org_name")?,
+            name: row.try_get("name")?,
+            gender: if gender == "female" {
+                Gender::Female
+            } else {
+                Gender::Male
+            },
+            ethnicity: row.try_get("ethnicity")?,
+            birth_date: row.try_get("birth_date")?,
+            education: row.try_get("education")?,
+            joined_on: row.try_get("joined_on")?,
+            status: if status == "full" {
+                MemberStatus::Full
+            } else {
+                MemberStatus::Probationary
+            },
+            phone: row.try_get("phone")?,
+            id_number_masked: idcard::mask(&id_number),
+            roles: Vec::new(),
+        })
+    }
+}
+
+/// Validates a `YYYY-MM-DD` date not in the future.
+pub fn check_date(field: &str, value: &str) -> Result<NaiveDate, AppError> {
+    let date = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| {
+        AppError::invalid(
+            field,
+            format!("日期格式应为 YYYY-MM-DD：{value}"),
+            format!("date must be YYYY-MM-DD: {value}"),
+        )
+    })?;
+    if date > chrono::Local::now().date_naive() {
+        return Err(AppError::invalid(
+            field,
+            "日期不能晚于今天",
+            "date cannot be in the future",
+        ));
+    }
+    Ok(date)
+}
+
+/// Validates a person's name: 1 to 50 characters, no spaces inside.
+pub fn check_person_name(value: &str) -> Result<String, AppError> {
+    let name = value.trim();
+    let length = name.chars().count();
+    if length == 0 || length > 50 {
+        return Err(AppError::invalid(
+            "name",
+            "姓名须为 1 到 50 个字符",
+            "name must be 1 to 50 characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Validates a phone number: digits with an optional leading `+` and
+/// hyphens, 5 to 20 characters.
+pub fn check_phone(value: &str) -> Result<String, AppError> {
+    let phone = value.trim();
+    let digits = phone.trim_start_matches('+');
+    let valid =
+        (5..=20).contains(&phone.len()) && digits.chars().all(|c| c.is_ascii_digit() || c == '-');
+    if !valid {
+        return Err(AppError::invalid(
+            "phone",
+            format!("电话号码无效：{phone}"),
+            format!("invalid phone number: {phone}"),
+        ));
+    }
+    Ok(phone.to_owned())
+}
+
+/// Validates and normalizes an identity-card number.
+pub fn check_id_number(value: &str) -> Result<String, AppError> {
+    idcard::normalize(value).ok_or_else(|| {
+        AppError::invalid(
+            "id_number",
+            "身份证号码无效（18 位，末位校验码须正确）",
+            "invalid identity card number (18 characters with a valid check character)",
+        )
+    })
+}

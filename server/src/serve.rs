@@ -1,0 +1,141 @@
+//! `dangwu serve`: open the store, build the application and serve it over
+//! HTTP or HTTPS until SIGINT or SIGTERM, then drain and close cleanly.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::audit;
+use crate::auth::accounts::bootstrap_system_accounts;
+use crate::config::Config;
+use crate::db::Db;
+use crate::state::AppState;
+
+/// How long in-flight requests may run after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Installs the process-wide Prometheus recorder once and returns its handle.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// A server that is listening and ready to run.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Server {
+    /// Opens the store, applies migrations, creates the built-in accounts
+    /// (and the demo data with `--demo`) and binds the listening socket.
+    pub async fn bind(config: Config) -> anyhow::Result<Self> {
+        let db = Db::open(&config.store).await?;
+        let key = audit::load_or_create_key(&config.store.data_dir)?;
+        let fixed_password = config.demo.then_some(crate::demo::DEMO_PASSWORD);
+        for (username, password) in bootstrap_system_accounts(&db, &key, fixed_password).await? {
+            if !config.demo {
+                println!(
+                    "created administrator account {username} with one-time password {password}"
+                );
+            }
+        }
+        if config.demo {
+            crate::demo::seed(&db, &key).await?;
+            crate::demo::print_logins(&config.public_url);
+        }
+        let state = AppState::new(db, key, config.clone(), Some(metrics_handle()));
+        let router = crate::app::build(state.clone());
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            addr,
+            state,
+            listener,
+            router,
+        })
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests and
+    /// closes the database.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Server {
+            addr,
+            state,
+            listener,
+            router,
+        } = self;
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        match &state.config.tls {
+            None => {
+                tracing::info!(%addr, "listening (http)");
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await?;
+            }
+            Some((cert, key)) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .map_err(|error| {
+                        anyhow::anyhow!("failed to load TLS certificate or key: {error}")
+                    })?;
+                let handle = axum_server::Handle::new();
+                let signal_handle = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    signal_handle.graceful_shutdown(Some(DRAIN_TIMEOUT));
+                });
+                tracing::info!(%addr, "listening (https)");
+                axum_server::from_tcp_rustls(listener.into_std()?, tls)
+                    .handle(handle)
+                    .serve(service)
+                    .await?;
+            }
+        }
+        state.db.close().await;
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "failed to listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received, draining");
+}

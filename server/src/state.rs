@@ -1,0 +1,43 @@
+//! Shared state handed to every request handler.
+
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+
+use crate::config::Config;
+use crate::db::Db;
+
+/// Cheap to clone: everything lives behind one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub db: Db,
+    pub audit_key: SigningKey,
+    pub config: Config,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl AppState {
+    pub fn new(
+        db: Db,
+        audit_key: SigningKey,
+        config: Config,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            db,
+            audit_key,
+            config,
+            metrics,
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
