@@ -139,3 +139,11 @@ impl IntoResponse for AppError {
         (self.status, axum::Json(body)).into_response()
     }
 }
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.status, self.en)
+    }
+}
+
+impl std::error::Error for AppError {}

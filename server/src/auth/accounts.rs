@@ -43,17 +43,16 @@ pub struct AccountRow {
     pub disabled: bool,
 }
 
-/// Inserts an account; the caller audits it.
+/// Inserts an account with an Argon2 password hash; the caller audits it.
 pub async fn insert_account(
     conn: &mut AnyConnection,
     username: &str,
     display_name: &str,
-    plain_password: &str,
+    password_hash: &str,
     member_id: Option<i64>,
     system_role: Option<SystemRole>,
     must_change_password: bool,
 ) -> AppResult<i64> {
-    let hash = password::hash(plain_password)?;
     let now = now_ms();
     let inserted = sqlx::query_scalar::<_, i64>(
         "INSERT INTO accounts (username, display_name, password_hash, member_id, system_role, \
@@ -61,7 +60,7 @@ pub async fn insert_account(
     )
     .bind(username)
     .bind(display_name)
-    .bind(hash)
+    .bind(password_hash)
     .bind(member_id)
     .bind(system_role.map(SystemRole::as_str))
     .bind(i64::from(must_change_password))
