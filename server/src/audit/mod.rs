@@ -8,7 +8,7 @@
 //! names an entry that no longer exists. Appends run inside the caller's
 //! transaction, so a state change and its audit entry commit together.
 
-mod key;
+pub mod key;
 mod routes;
 
 pub use key::{load_or_create_key, load_verifying_key};
