@@ -164,11 +164,12 @@ async fn create_account_route(
             return Err(AppError::not_found(("党员", "member"), member_id).field("member_id"));
         }
     }
+    let hash = password::hash(&input.password)?;
     let id = insert_account(
         &mut tx,
         &username,
         &display_name,
-        &input.password,
+        &hash,
         input.member_id,
         None,
         true,
@@ -392,11 +393,13 @@ pub async fn bootstrap_system_accounts(
         ("auditor", "安全审计员", SystemRole::SecurityAuditor),
     ] {
         let plain = passwords.map(str::to_owned).unwrap_or_else(random_password);
+        let hash = password::hash(&plain)
+            .map_err(|error| anyhow::anyhow!("failed to hash password: {}", error.code))?;
         let id = insert_account(
             &mut tx,
             username,
             display,
-            &plain,
+            &hash,
             None,
             Some(role),
             passwords.is_none(),
@@ -421,4 +424,30 @@ pub async fn bootstrap_system_accounts(
 fn random_password() -> String {
     let token = super::new_token();
     format!("Dw-{}", &token[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bootstrap_stores_argon2_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::config::StoreConfig {
+            data_dir: dir.path().to_owned(),
+            database_url: format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+        };
+        let db = crate::db::Db::open(&store).await.unwrap();
+        let key = crate::audit::load_or_create_key(dir.path()).unwrap();
+        bootstrap_system_accounts(&db, &key, Some("Bootstrap-2026"))
+            .await
+            .unwrap();
+        let stored: String =
+            sqlx::query_scalar("SELECT password_hash FROM accounts WHERE username = 'sysadmin'")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert!(stored.starts_with("$argon2id$"), "stored: {stored}");
+        assert!(password::verify("Bootstrap-2026", &stored));
+    }
 }
