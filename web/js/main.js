@@ -1,0 +1,280 @@
+// Entry point: restores the session, draws the shell and routes by path.
+//
+// The server returns index.html for every extension-less path outside /api,
+// so routes are plain History API paths such as /org/12/member/34.
+
+import { api, setUnauthenticatedHandler } from './api.js';
+import { announce, h, replace } from './dom.js';
+import { applyDocumentLang, getLang, setLang, t } from './i18n.js';
+import { icon } from './icons.js';
+import { endSession, homePath, navigationFor, session, startSession } from './session.js';
+import { renderLogin, renderPasswordChange, openPasswordDialog } from './views/auth.js';
+import { mountComingSoon } from './views/soon.js';
+import { mountOrg } from './views/org.js';
+import { mountAccounts } from './views/accounts.js';
+import { mountAudit } from './views/audit.js';
+
+const root = document.getElementById('app');
+
+/** Routes: a pattern, the navigation entry it belongs to, and its view. */
+const ROUTES = [
+  { pattern: /^\/meetings$/, nav: 'meetings', view: 'soon' },
+  { pattern: /^\/approvals$/, nav: 'approvals', view: 'soon' },
+  { pattern: /^\/notices$/, nav: 'notices', view: 'soon' },
+  { pattern: /^\/learning$/, nav: 'learning', view: 'soon' },
+  { pattern: /^\/org(?:\/(\d+))?(?:\/member\/(\d+))?$/, nav: 'org', view: 'org' },
+  { pattern: /^\/accounts$/, nav: 'accounts', view: 'accounts' },
+  { pattern: /^\/audit$/, nav: 'audit', view: 'audit' },
+];
+
+const VIEWS = {
+  soon: mountComingSoon,
+  org: mountOrg,
+  accounts: mountAccounts,
+  audit: mountAudit,
+};
+
+let current = null;
+
+/** Changes the path and renders it without a page reload. */
+export function navigate(path, { replaceState = false } = {}) {
+  if (replaceState) history.replaceState(null, '', path);
+  else if (location.pathname + location.search !== path) history.pushState(null, '', path);
+  route();
+}
+
+function matchRoute(path) {
+  for (const entry of ROUTES) {
+    const match = path.match(entry.pattern);
+    if (match) return { ...entry, params: match.slice(1) };
+  }
+  return null;
+}
+
+function route() {
+  if (!session.account) {
+    showLogin();
+    return;
+  }
+  if (session.account.must_change_password) {
+    showForcedPasswordChange();
+    return;
+  }
+  let path = location.pathname.replace(/\/+$/, '') || '/';
+  if (path === '/' || path === '/login') {
+    history.replaceState(null, '', homePath());
+    path = homePath();
+  }
+  if (!root.querySelector('.layout')) renderShell();
+  const matched = matchRoute(path);
+  const allowed = matched && navigationFor().includes(matched.nav);
+  highlightNav(allowed ? matched.nav : null);
+  const outlet = document.getElementById('main');
+  if (!allowed) {
+    unmountCurrent();
+    replace(
+      outlet,
+      h(
+        'section',
+        { class: 'page empty-page' },
+        h('h1', {}, t('notFound.title')),
+        h('a', { href: homePath(), class: 'button', 'data-link': true }, t('notFound.back')),
+      ),
+    );
+    return;
+  }
+  const context = { navigate, params: matched.params, nav: matched.nav };
+  if (current && current.view === matched.view && current.instance.update) {
+    current.instance.update(context);
+    return;
+  }
+  unmountCurrent();
+  const instance = VIEWS[matched.view](outlet, context) || {};
+  current = { view: matched.view, instance };
+  outlet.focus({ preventScroll: true });
+}
+
+function unmountCurrent() {
+  if (current && current.instance.unmount) current.instance.unmount();
+  current = null;
+}
+
+function highlightNav(active) {
+  for (const link of document.querySelectorAll('.nav-link')) {
+    if (link.dataset.nav === active) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+}
+
+function showLogin() {
+  unmountCurrent();
+  if (location.pathname !== '/login') history.replaceState(null, '', '/login');
+  renderLogin(root, {
+    onLoggedIn: async (info) => {
+      await startSession(info);
+      const target = sessionStorage.getItem('dangwu-return-to');
+      sessionStorage.removeItem('dangwu-return-to');
+      navigate(target && target !== '/login' ? target : homePath(), { replaceState: true });
+    },
+    onLanguage: toggleLanguage,
+  });
+}
+
+function showForcedPasswordChange() {
+  unmountCurrent();
+  renderPasswordChange(root, {
+    onChanged: () => {
+      session.account.must_change_password = false;
+      announce(t('password.changed'));
+      navigate(homePath(), { replaceState: true });
+    },
+    onLogout: logout,
+    onLanguage: toggleLanguage,
+  });
+}
+
+function toggleLanguage() {
+  setLang(getLang() === 'en' ? 'zh' : 'en');
+  document.title = t('app.name');
+  unmountCurrent();
+  root.replaceChildren();
+  route();
+  const switcher = document.querySelector('.lang-switch');
+  if (switcher) switcher.focus();
+}
+
+async function logout() {
+  try {
+    await api.post('/api/auth/logout');
+  } catch {
+    // The session may already be gone; the client forgets it either way.
+  }
+  endSession();
+  unmountCurrent();
+  root.replaceChildren();
+  showLogin();
+  announce(t('header.loggedOut'));
+}
+
+function renderShell() {
+  const account = session.account;
+  const navItems = navigationFor().map((name) =>
+    h(
+      'li',
+      {},
+      h(
+        'a',
+        { href: `/${name}`, class: 'nav-link', 'data-link': true, dataset: { nav: name } },
+        icon(name),
+        h('span', {}, t(`nav.${name}`)),
+      ),
+    ),
+  );
+  const menu = h(
+    'div',
+    { class: 'menu', id: 'account-menu', role: 'menu', hidden: true },
+    h('button', { type: 'button', role: 'menuitem', onclick: () => { closeMenu(); openPasswordDialog(); } }, t('header.changePassword')),
+    h('button', { type: 'button', role: 'menuitem', onclick: logout }, t('header.logout')),
+  );
+  const menuButton = h(
+    'button',
+    {
+      type: 'button',
+      class: 'account-button',
+      'aria-haspopup': 'menu',
+      'aria-expanded': 'false',
+      'aria-controls': 'account-menu',
+      'aria-label': `${t('header.account')}: ${account.display_name}`,
+      onclick: () => (menu.hidden ? openMenu() : closeMenu()),
+    },
+    h('span', { class: 'avatar', 'aria-hidden': 'true' }, account.display_name.slice(-2)),
+    h('span', { class: 'account-name' }, account.display_name),
+  );
+  function openMenu() {
+    menu.hidden = false;
+    menuButton.setAttribute('aria-expanded', 'true');
+    menu.querySelector('button').focus();
+  }
+  function closeMenu() {
+    menu.hidden = true;
+    menuButton.setAttribute('aria-expanded', 'false');
+  }
+  menu.addEventListener('keydown', (event) => {
+    const items = [...menu.querySelectorAll('button')];
+    const index = items.indexOf(document.activeElement);
+    if (event.key === 'Escape') {
+      closeMenu();
+      menuButton.focus();
+    } else if (event.key === 'ArrowDown') {
+      event.preventDefault();
+      items[(index + 1) % items.length].focus();
+    } else if (event.key === 'ArrowUp') {
+      event.preventDefault();
+      items[(index - 1 + items.length) % items.length].focus();
+    }
+  });
+  document.addEventListener('click', (event) => {
+    if (!menu.hidden && !menu.contains(event.target) && !menuButton.contains(event.target)) closeMenu();
+  });
+  // TODO: the to-do count stays 0 until approvals and notices have an API.
+  const todoCount = 0;
+  replace(
+    root,
+    h('a', { href: '#main', class: 'skip-link' }, t('nav.label')),
+    h(
+      'header',
+      { class: 'topbar' },
+      h('a', { href: homePath(), class: 'brand', 'data-link': true }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, '党'), h('span', { class: 'brand-name' }, t('app.name'))),
+      h('div', { class: 'topbar-spacer' }),
+      h(
+        'a',
+        { href: '/approvals', class: 'todo', 'data-link': true, 'aria-label': t('header.todoLabel', { count: todoCount }) },
+        h('span', {}, t('header.todo')),
+        h('span', { class: 'badge', 'data-testid': 'todo-count' }, String(todoCount)),
+      ),
+      h('button', { type: 'button', class: 'lang-switch', 'aria-label': t('lang.switchLabel'), onclick: toggleLanguage }, t('lang.switch')),
+      h('div', { class: 'account' }, menuButton, menu),
+    ),
+    h(
+      'div',
+      { class: 'layout' },
+      h('nav', { class: 'sidenav', 'aria-label': t('nav.label') }, h('ul', {}, navItems)),
+      h('main', { id: 'main', class: 'main', tabindex: '-1' }),
+    ),
+  );
+}
+
+function interceptLinks(event) {
+  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  const link = event.target.closest('a[data-link]');
+  if (!link) return;
+  const url = new URL(link.href, location.href);
+  if (url.origin !== location.origin) return;
+  event.preventDefault();
+  navigate(url.pathname + url.search);
+}
+
+async function boot() {
+  applyDocumentLang();
+  document.title = t('app.name');
+  document.addEventListener('click', interceptLinks);
+  window.addEventListener('popstate', route);
+  setUnauthenticatedHandler(() => {
+    if (!session.account) return;
+    endSession();
+    sessionStorage.setItem('dangwu-return-to', location.pathname);
+    unmountCurrent();
+    root.replaceChildren();
+    showLogin();
+    announce(t('error.sessionExpired'), 'error');
+  });
+  try {
+    const info = await api.get('/api/auth/me');
+    await startSession(info);
+  } catch {
+    if (location.pathname !== '/login') sessionStorage.setItem('dangwu-return-to', location.pathname);
+  }
+  route();
+}
+
+boot();
