@@ -47,10 +47,11 @@ export function replace(element, ...children) {
 }
 
 /**
- * Announces a status message in the page's polite live region and shows it
- * as a toast; `kind` is `info` or `error` (errors use the assertive region).
+ * Announces a status message in the page's polite live region and, unless
+ * `toast` is false, shows it as a toast; `kind` is `info` or `error`
+ * (errors use the assertive region).
  */
-export function announce(message, kind = 'info') {
+export function announce(message, kind = 'info', { toast = true } = {}) {
   const region = document.getElementById(kind === 'error' ? 'live-alert' : 'live-status');
   if (region) {
     // Clearing first makes screen readers repeat an identical message.
@@ -60,10 +61,10 @@ export function announce(message, kind = 'info') {
     });
   }
   const toasts = document.getElementById('toasts');
-  if (!toasts) return;
-  const toast = h('div', { class: `toast toast-${kind}`, 'aria-hidden': 'true' }, message);
-  toasts.append(toast);
-  setTimeout(() => toast.remove(), kind === 'error' ? 8000 : 4000);
+  if (!toasts || !toast) return;
+  const node = h('div', { class: `toast toast-${kind}`, 'aria-hidden': 'true' }, message);
+  toasts.append(node);
+  setTimeout(() => node.remove(), kind === 'error' ? 8000 : 4000);
 }
 
 /** Clears the field and form errors shown by showFormError. */
@@ -95,7 +96,8 @@ export function showFormError(form, error) {
     input.setAttribute('aria-invalid', 'true');
     input.setAttribute('aria-describedby', id);
     input.focus();
-    announce(error.message, 'error');
+    // The message sits next to the field, so it needs no toast.
+    announce(error.message, 'error', { toast: false });
     return;
   }
   const general = form.querySelector('.form-error');

@@ -42,7 +42,7 @@ async function createAccountDialog() {
         field(t('accounts.username'), h('input', { name: 'username', autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false', required: true })),
         field(t('accounts.displayName'), h('input', { name: 'display_name', required: true })),
         h('div', { class: 'field-row' }, field(t('accounts.initialPassword'), password.input, t('accounts.initialHint')), password.generate),
-        roots.length > 0 ? memberPicker(roots, t('accounts.memberPick')) : null,
+        roots.length > 0 ? memberPicker(roots, t('accounts.member'), t('accounts.memberPick')) : null,
       ],
       t('common.create'),
       async (form) => {

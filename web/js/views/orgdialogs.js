@@ -152,10 +152,10 @@ let pickerCounter = 0;
  * Builds a member search: a text box and a radio list of matches from the
  * organization's subtree. The chosen member id is the checked radio's value.
  */
-export function memberPicker(orgIds, label) {
+export function memberPicker(orgIds, label, placeholder) {
   const results = h('div', { class: 'picker-results', role: 'radiogroup', 'aria-label': label });
   pickerCounter += 1;
-  const search = h('input', { type: 'search', id: `member-search-${pickerCounter}`, name: 'member_search', placeholder: label, autocomplete: 'off' });
+  const search = h('input', { type: 'search', id: `member-search-${pickerCounter}`, name: 'member_search', placeholder, autocomplete: 'off' });
   const status = h('p', { class: 'hint', 'aria-live': 'polite' });
   let sequence = 0;
 
@@ -201,7 +201,7 @@ export function assignRoleDialog(org) {
     dialogForm(
       close,
       [
-        memberPicker([org.id], t('roles.pickMember')),
+        memberPicker([org.id], t('roles.member'), t('roles.pickMember')),
         field(
           t('roles.role'),
           h('select', { name: 'role' }, ROLES.map((role) => h('option', { value: role }, t(`role.${role}`)))),

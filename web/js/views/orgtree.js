@@ -67,6 +67,8 @@ export function createTree({ onSelect }) {
       'aria-selected': org.id === selectedId ? 'true' : 'false',
       'aria-expanded': hasKids ? String(isOpen) : null,
       tabindex: org.id === focusedId ? '0' : '-1',
+      // Named by its own row only: content naming would include every child.
+      'aria-labelledby': `tree-name-${org.id} tree-kind-${org.id}`,
       dataset: { id: String(org.id) },
     });
     const toggle = hasKids
@@ -76,8 +78,8 @@ export function createTree({ onSelect }) {
       'div',
       { class: 'tree-row', style: `padding-left: ${(level - 1) * 16 + 4}px` },
       toggle,
-      h('span', { class: 'tree-name' }, org.name),
-      h('span', { class: `kind-tag kind-${org.kind}` }, t(`kind.${org.kind}`)),
+      h('span', { class: 'tree-name', id: `tree-name-${org.id}` }, org.name),
+      h('span', { class: `kind-tag kind-${org.kind}`, id: `tree-kind-${org.id}` }, t(`kind.${org.kind}`)),
     );
     item.append(row);
     if (isOpen) {

@@ -1,0 +1,145 @@
+// Login, language switch, password change, administrator pages.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DEMO_PASSWORD, login, setup } from '../lib/harness.js';
+
+test('wrong password shows error', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  await login(page, server.url, 'zhibu', 'not-the-password');
+  const alert = page.locator('form [role="alert"]');
+  await alert.filter({ hasText: '用户名或密码错误' }).waitFor();
+  assert.equal(await alert.isVisible(), true);
+  assert.match(page.url(), /\/login$/);
+  assert.equal(await page.getByLabel('用户名').inputValue(), 'zhibu');
+  assert.equal(await page.getByLabel(/^密码$/).inputValue(), '');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('english switch changes interface', async (t) => {
+  const { server, page, context, pageErrors } = await setup(t);
+  await page.goto(`${server.url}/login`);
+  await page.getByRole('heading', { name: '登录党务' }).waitFor();
+  await page.getByRole('button', { name: '切换为英文界面' }).click();
+  await page.getByRole('heading', { name: 'Log in to Dangwu' }).waitFor();
+  assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+  const cookies = await context.cookies(server.url);
+  assert.equal(cookies.find((cookie) => cookie.name === 'lang')?.value, 'en');
+
+  // The server answers in the language of the cookie.
+  await login(page, server.url, 'zhibu', 'not-the-password');
+  await page.locator('form [role="alert"]').filter({ hasText: 'wrong username or password' }).waitFor();
+
+  await login(page, server.url, 'zhibu');
+  const nav = page.getByRole('navigation', { name: 'Main navigation' });
+  for (const label of ['Meetings', 'Approvals', 'Notices', 'Learning', 'Organization']) {
+    await nav.getByRole('link', { name: label }).waitFor();
+  }
+  await page.getByRole('heading', { name: 'Officers' }).waitFor();
+  await page.getByRole('columnheader', { name: 'Joined' }).waitFor();
+  assert.match(await page.getByTestId('members').locator('tbody tr td').nth(3).textContent(), /^\d{1,2} [A-Z][a-z]{2} \d{4}$/);
+
+  // And back to Chinese without a reload.
+  await page.getByRole('button', { name: 'Switch to Chinese' }).click();
+  await page.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: '组织' }).waitFor();
+  assert.match(await page.getByTestId('members').locator('tbody tr td').nth(3).textContent(), /^\d{4}年\d{1,2}月\d{1,2}日$/);
+  assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('coming soon pages and to-do count', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  await login(page, server.url, 'dangyuan');
+  await page.getByRole('heading', { level: 1, name: '东城区机关第一党支部' }).waitFor();
+  assert.equal(await page.getByTestId('todo-count').textContent(), '0');
+  for (const [label, path] of [['会议', '/meetings'], ['审批', '/approvals'], ['通知', '/notices'], ['学习', '/learning']]) {
+    await page.getByRole('link', { name: label, exact: true }).click();
+    await page.waitForURL(new RegExp(`${path}$`));
+    await page.getByRole('heading', { name: `${label}即将上线` }).waitFor();
+    assert.equal(await page.getByRole('link', { name: label, exact: true }).getAttribute('aria-current'), 'page');
+  }
+  await page.goBack();
+  await page.getByRole('heading', { name: '通知即将上线' }).waitFor();
+  assert.deepEqual(pageErrors, []);
+});
+
+test('new account must change password', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  await login(page, server.url, 'sysadmin');
+  await page.getByRole('link', { name: '账号', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: '账号管理' }).waitFor();
+  await page.getByTestId('accounts').getByRole('cell', { name: 'zhibu', exact: true }).waitFor();
+
+  await page.getByRole('button', { name: '+ 新建账号' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('用户名', { exact: true }).fill('zhang.wei');
+  await dialog.getByLabel('姓名', { exact: true }).fill('张伟');
+  await dialog.getByLabel('初始密码').fill('Start-2026-x');
+  await dialog.getByRole('button', { name: '新建' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  const row = page.getByTestId('accounts').locator('tr', { hasText: 'zhang.wei' });
+  await row.waitFor();
+
+  // A taken username is reported next to the username field.
+  await page.getByRole('button', { name: '+ 新建账号' }).click();
+  await dialog.getByLabel('用户名', { exact: true }).fill('zhang.wei');
+  await dialog.getByLabel('姓名', { exact: true }).fill('张伟');
+  await dialog.getByRole('button', { name: '新建' }).click();
+  await dialog.locator('.field-error').filter({ hasText: '用户名已被使用' }).waitFor();
+  assert.equal(await dialog.getByLabel('用户名', { exact: true }).getAttribute('aria-invalid'), 'true');
+  await dialog.getByRole('button', { name: '取消' }).click();
+
+  await page.getByRole('button', { name: /账号菜单/ }).click();
+  await page.getByRole('menuitem', { name: '退出登录' }).click();
+  await page.getByRole('heading', { name: '登录党务' }).waitFor();
+
+  await login(page, server.url, 'zhang.wei', 'Start-2026-x');
+  await page.getByRole('heading', { name: '首次登录请修改密码' }).waitFor();
+  await page.getByLabel('当前密码').fill('Start-2026-x');
+  await page.getByLabel('新密码', { exact: true }).fill('Mine-2026-secret');
+  await page.getByLabel('确认新密码').fill('Mine-2026-other');
+  await page.getByRole('button', { name: '修改密码' }).click();
+  await page.locator('.field-error').filter({ hasText: '两次输入的新密码不一致' }).waitFor();
+  assert.equal(await page.getByLabel('确认新密码').getAttribute('aria-invalid'), 'true');
+  await page.getByLabel('确认新密码').fill('Mine-2026-secret');
+  await page.getByRole('button', { name: '修改密码' }).click();
+  await page.locator('.topbar').waitFor();
+  await page.getByRole('navigation', { name: '主导航' }).waitFor();
+
+  // The new password works and the flag is gone.
+  const response = await page.request.post(`${server.url}/api/auth/login`, {
+    data: { username: 'zhang.wei', password: 'Mine-2026-secret' },
+  });
+  assert.equal(response.status(), 200);
+  assert.equal((await response.json()).account.must_change_password, false);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('security admin sets clearance', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  await login(page, server.url, 'secadmin');
+  await page.getByRole('link', { name: '账号', exact: true }).click();
+  const select = page.getByLabel('密级 zhibu');
+  await select.selectOption('confidential');
+  await page.getByRole('status').filter({ hasText: '已将zhibu的密级设为秘密' }).waitFor({ state: 'attached' });
+  assert.equal(await page.getByRole('button', { name: '+ 新建账号' }).count(), 0);
+
+  const response = await page.request.post(`${server.url}/api/auth/login`, {
+    data: { username: 'zhibu', password: DEMO_PASSWORD },
+  });
+  assert.equal((await response.json()).account.clearance, 'confidential');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('auditor lists and verifies trail', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  await login(page, server.url, 'auditor');
+  await page.waitForURL(/\/audit$/);
+  const nav = page.getByRole('navigation', { name: '主导航' });
+  assert.deepEqual(await nav.getByRole('link').allTextContents(), ['审计']);
+  const table = page.getByTestId('audit');
+  await table.getByRole('cell', { name: '登录', exact: true }).first().waitFor();
+  await page.getByRole('button', { name: '校验审计链' }).click();
+  await page.getByTestId('verify-result').filter({ hasText: /审计链完整：共 \d+ 条记录/ }).waitFor();
+  assert.deepEqual(pageErrors, []);
+});
