@@ -104,6 +104,7 @@ const zh = {
   'org.collapse': '收起',
   'org.showTree': '选择组织',
   'org.readOnly': '只读',
+  'org.option': '{name}（{kind}）',
 
   'kind.committee': '党委',
   'kind.general_branch': '党总支',
@@ -347,6 +348,7 @@ const en = {
   'org.collapse': 'Collapse',
   'org.showTree': 'Choose organization',
   'org.readOnly': 'Read only',
+  'org.option': '{name} ({kind})',
 
   'kind.committee': 'Committee',
   'kind.general_branch': 'General branch',

@@ -156,6 +156,12 @@ async function logout() {
   announce(t('header.loggedOut'));
 }
 
+/** Avatar letters: the given name (last two characters) of a person, or the
+ * first character of a built-in administrator's title. */
+function avatarText(account) {
+  return account.system_role ? account.display_name.slice(0, 1) : account.display_name.slice(-2);
+}
+
 function renderShell() {
   const account = session.account;
   const navItems = navigationFor().map((name) =>
@@ -187,7 +193,7 @@ function renderShell() {
       'aria-label': `${t('header.account')}: ${account.display_name}`,
       onclick: () => (menu.hidden ? openMenu() : closeMenu()),
     },
-    h('span', { class: 'avatar', 'aria-hidden': 'true' }, account.display_name.slice(-2)),
+    h('span', { class: 'avatar', 'aria-hidden': 'true' }, avatarText(account)),
     h('span', { class: 'account-name' }, account.display_name),
   );
   function openMenu() {

@@ -95,7 +95,7 @@ export function renameOrgDialog(org) {
 
 function indentedName(index, org) {
   const depth = ancestorIds(index, org.id).length - 1;
-  return `${'　'.repeat(depth)}${org.name}（${t(`kind.${org.kind}`)}）`;
+  return `${'　'.repeat(depth)}${t('org.option', { name: org.name, kind: t(`kind.${org.kind}`) })}`;
 }
 
 /**
