@@ -1,6 +1,6 @@
 // JSON client for the Dangwu HTTP API.
 //
-// The session cookie is HttpOnly, so the browser sends it by itself; every
+// The session cookie is HttpOnly, so the browser sends it by itself. Every
 // state-changing request must also carry the session's CSRF token in
 // `X-CSRF-Token`, which login and `/api/auth/me` return.
 
@@ -46,6 +46,7 @@ export async function request(method, path, body) {
     const token = csrfToken ?? readCsrfCookie();
     if (token) headers['X-CSRF-Token'] = token;
   }
+
   let response;
   try {
     response = await fetch(path, {
@@ -57,6 +58,7 @@ export async function request(method, path, body) {
   } catch {
     throw new ApiError(0, 'network', t('error.network'));
   }
+
   if (response.status === 204) return null;
   const text = await response.text();
   let data = null;
@@ -68,6 +70,7 @@ export async function request(method, path, body) {
     }
   }
   if (response.ok) return data;
+
   const detail = data && data.error ? data.error : {};
   const error = new ApiError(
     response.status,

@@ -4,9 +4,10 @@
 import { t } from './i18n.js';
 
 /**
- * Creates an element. `attrs` keys starting with `on` add event listeners;
- * `class`, `text`, `html`-free content and boolean attributes are handled;
- * children may be strings, nodes, arrays, or null (skipped).
+ * Creates an element. An `attrs` key starting with `on` adds an event
+ * listener, `class` sets the class name and `text` the text content. A true
+ * value sets a boolean attribute, and false, null or undefined skip it.
+ * Children may be strings, nodes, arrays, or null (skipped).
  */
 export function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
@@ -47,9 +48,9 @@ export function replace(element, ...children) {
 }
 
 /**
- * Announces a status message in the page's polite live region and, unless
- * `toast` is false, shows it as a toast; `kind` is `info` or `error`
- * (errors use the assertive region).
+ * Announces a status message in a live region and, unless `toast` is false,
+ * shows it as a toast. `kind` is `info` (polite region) or `error`
+ * (assertive region).
  */
 export function announce(message, kind = 'info', { toast = true } = {}) {
   const region = document.getElementById(kind === 'error' ? 'live-alert' : 'live-status');

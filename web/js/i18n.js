@@ -495,7 +495,7 @@ const dictionaries = { zh, en };
 
 const LANG_COOKIE_DAYS = 365;
 
-/** Returns the stored interface language, `zh` unless the cookie says `en`. */
+/** Returns the stored interface language: `en` if the cookie contains it, else `zh`. */
 export function getLang() {
   const match = document.cookie.match(/(?:^|;\s*)lang=([^;]*)/);
   return match && match[1] === 'en' ? 'en' : 'zh';
@@ -508,7 +508,7 @@ export function setLang(lang) {
   applyDocumentLang();
 }
 
-/** Sets `<html lang>` and the page title for the current language. */
+/** Sets `<html lang>` for the current language. */
 export function applyDocumentLang() {
   document.documentElement.lang = getLang() === 'en' ? 'en' : 'zh-CN';
 }

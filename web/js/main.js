@@ -60,12 +60,14 @@ function route() {
     showForcedPasswordChange();
     return;
   }
+
   let path = location.pathname.replace(/\/+$/, '') || '/';
   if (path === '/' || path === '/login') {
     history.replaceState(null, '', homePath());
     path = homePath();
   }
   if (!root.querySelector('.layout')) renderShell();
+
   const matched = matchRoute(path);
   const allowed = matched && navigationFor().includes(matched.nav);
   highlightNav(allowed ? matched.nav : null);
@@ -83,6 +85,7 @@ function route() {
     );
     return;
   }
+
   const context = { navigate, params: matched.params, nav: matched.nav };
   if (current && current.view === matched.view && current.instance.update) {
     current.instance.update(context);

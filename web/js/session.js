@@ -1,7 +1,7 @@
 // The signed-in account and the permission hints the client derives from it.
 //
-// These hints only decide which controls to show; the server checks every
-// request again and its answer is what counts.
+// These hints only decide which controls to show. The server checks every
+// request again, and its response is what counts.
 
 import { api, setCsrfToken } from './api.js';
 
@@ -11,7 +11,7 @@ export const session = {
   member: null,
 };
 
-/** Stores a login or `/api/auth/me` answer and loads the caller's member record. */
+/** Stores a login or `/api/auth/me` response and loads the caller's member record. */
 export async function startSession(info) {
   session.account = info.account;
   session.member = null;
@@ -43,30 +43,30 @@ export function hasSystemRole(role) {
   return Boolean(session.account && session.account.system_role === role);
 }
 
-/** Whether the caller is an officer of exactly this organization. */
+/** Checks whether the caller is an officer of exactly this organization. */
 function isOfficerOf(orgId) {
   return Boolean(session.member && session.member.roles.some((role) => role.org_id === orgId));
 }
 
 /**
- * Whether the caller may reveal the identity number of a member of the given
- * organization: its own officers and the security administrator.
+ * Checks whether the caller may reveal the identity number of a member of
+ * the given organization: its own officers and the security administrator.
  */
 export function canRevealId(memberOrgId) {
   return hasSystemRole('security_admin') || isOfficerOf(memberOrgId);
 }
 
 /**
- * Whether the caller may assign officer roles in an organization: the
- * security administrator anywhere, officers where they may write (never on
- * their own record, which the role dialog checks separately).
+ * Checks whether the caller may assign officer roles in an organization.
+ * The security administrator may do so anywhere and officers where they may
+ * write, but never on their own record, which the role dialog checks.
  */
 export function canAssignRoles(org) {
   if (hasSystemRole('security_admin')) return true;
   return Boolean(session.account && session.account.member_id && org.can_write);
 }
 
-/** The navigation entries this account sees, in order. */
+/** Returns the navigation entries shown to this account, in order. */
 export function navigationFor() {
   const role = session.account ? session.account.system_role : null;
   if (role === 'security_auditor') return ['audit'];
@@ -75,7 +75,7 @@ export function navigationFor() {
   return ['meetings', 'approvals', 'notices', 'learning', 'org'];
 }
 
-/** The page an account lands on after login. */
+/** Returns the path an account opens after login. */
 export function homePath() {
   const role = session.account ? session.account.system_role : null;
   if (role === 'security_auditor') return '/audit';

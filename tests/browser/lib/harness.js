@@ -17,7 +17,7 @@ export const repoRoot = path.resolve(here, '..', '..', '..');
 export const DEMO_PASSWORD = process.env.DANGWU_DEMO_PASSWORD || 'Dangwu@2026';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-/** Upper bound for the server to answer /healthz after start. */
+/** Maximum wait for the server to respond on /healthz after start. */
 const STARTUP_TIMEOUT_MS = 60_000;
 
 function freePort() {
@@ -46,7 +46,7 @@ async function waitForHealth(url, child, output) {
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  throw new Error(`dangwu serve did not answer ${url}/healthz within ${STARTUP_TIMEOUT_MS} ms:\n${output.join('')}`);
+  throw new Error(`dangwu serve did not respond on ${url}/healthz within ${STARTUP_TIMEOUT_MS} ms:\n${output.join('')}`);
 }
 
 /** Starts a demo server; returns `{ url, stop }`. */
@@ -118,7 +118,7 @@ export async function launchBrowser({ viewport = { width: 1366, height: 768 } } 
 }
 
 /**
- * Starts a server and a browser page (1366x768 unless told otherwise) for
+ * Starts a server and a browser page (1366x768 unless `viewport` is given) for
  * one test, and registers their cleanup with the test context.
  */
 export async function setup(t, { viewport } = {}) {

@@ -26,7 +26,7 @@ test('english switch changes interface', async (t) => {
   const cookies = await context.cookies(server.url);
   assert.equal(cookies.find((cookie) => cookie.name === 'lang')?.value, 'en');
 
-  // The server answers in the language of the cookie.
+  // The server returns error messages in the language of the cookie.
   await login(page, server.url, 'zhibu', 'not-the-password');
   await page.locator('form [role="alert"]').filter({ hasText: 'wrong username or password' }).waitFor();
 

@@ -12,7 +12,7 @@ function treeItem(page, name) {
 test('city secretary browses tree and assigns role', async (t) => {
   const { server, page, pageErrors } = await setup(t);
 
-  // Pick a member of 和平街道第二党支部 who holds no role there yet.
+  // Pick a member of 和平街道第二党支部 who has no role there yet.
   const call = await apiSession(server.url, 'qingchuan');
   const orgs = await call('GET', '/api/orgs');
   const branch = orgs.find((org) => org.name === '和平街道第二党支部');

@@ -25,7 +25,7 @@ function authFrame(title, onLanguage, ...content) {
   );
 }
 
-/** Renders the login page; `onLoggedIn(info)` receives the login answer. */
+/** Renders the login page; `onLoggedIn(info)` receives the login response. */
 export function renderLogin(root, { onLoggedIn, onLanguage }) {
   const username = h('input', { name: 'username', autocomplete: 'username', required: true, autocapitalize: 'off', spellcheck: 'false' });
   const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });

@@ -13,8 +13,8 @@ export function indexOrgs(orgs) {
   const children = new Map();
   const roots = [];
   for (const org of orgs) {
-    // A member sees only part of the tree, so a parent may be missing: the
-    // visible organization then shows as a root.
+    // A member may read only part of the tree, so a parent may be missing.
+    // The readable organization is then drawn as a root.
     if (org.parent_id !== null && byId.has(org.parent_id)) {
       if (!children.has(org.parent_id)) children.set(org.parent_id, []);
       children.get(org.parent_id).push(org);
