@@ -163,6 +163,19 @@ async fn create_account_route(
         if exists == 0 {
             return Err(AppError::not_found(("党员", "member"), member_id).field("member_id"));
         }
+        let accounts: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE member_id = $1")
+                .bind(member_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if accounts > 0 {
+            return Err(AppError::conflict(
+                "duplicate_account",
+                "该党员已有账号",
+                "the member already has an account",
+            )
+            .field("member_id"));
+        }
     }
     let hash = password::hash(&input.password)?;
     let id = insert_account(

@@ -61,7 +61,7 @@ where
 /// the JSON path of the bad field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -79,7 +79,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
                 format!("invalid value: {inner}"),
             )
         }
-    })
+    })?;
+    // Text after the JSON value makes the whole body malformed.
+    deserializer.end().map_err(|error| {
+        AppError::bad_request(
+            "invalid_json",
+            format!("JSON 格式错误：{error}"),
+            format!("malformed JSON: {error}"),
+        )
+    })?;
+    Ok(value)
 }
 
 /// Extracts the name from serde's "missing field `x`" message.
@@ -118,6 +127,13 @@ mod tests {
         let error = parse::<Body>(br#"{"name": "x", "parent_id": "seven"}"#).unwrap_err();
         assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(error.field.as_deref(), Some("parent_id"));
+    }
+
+    #[test]
+    fn trailing_text_is_400() {
+        let error = parse::<Body>(br#"{"name": "x", "parent_id": 1} x"#).unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert_eq!(error.code, "invalid_json");
     }
 
     #[test]
