@@ -73,7 +73,10 @@ export function clearFormErrors(form) {
   for (const node of form.querySelectorAll('.field-error')) node.remove();
   for (const input of form.querySelectorAll('[aria-invalid]')) {
     input.removeAttribute('aria-invalid');
-    input.removeAttribute('aria-describedby');
+    // Restore the hint reference that showFormError extended.
+    const hint = input.dataset.describedBy;
+    if (hint) input.setAttribute('aria-describedby', hint);
+    else input.removeAttribute('aria-describedby');
   }
   const general = form.querySelector('.form-error');
   if (general) {
@@ -94,8 +97,10 @@ export function showFormError(form, error) {
     const message = h('p', { class: 'field-error', id }, error.message);
     const container = input.closest('.field') || input.parentElement;
     container.append(message);
+    const hint = input.getAttribute('aria-describedby');
+    if (hint) input.dataset.describedBy = hint;
     input.setAttribute('aria-invalid', 'true');
-    input.setAttribute('aria-describedby', id);
+    input.setAttribute('aria-describedby', hint ? `${id} ${hint}` : id);
     input.focus();
     // The message sits next to the field, so it needs no toast.
     announce(error.message, 'error', { toast: false });

@@ -10,6 +10,7 @@ const zh = {
   'lang.switchLabel': '切换为英文界面',
 
   'nav.label': '主导航',
+  'nav.skip': '跳到主要内容',
   'nav.meetings': '会议',
   'nav.approvals': '审批',
   'nav.notices': '通知',
@@ -254,6 +255,7 @@ const en = {
   'lang.switchLabel': 'Switch to Chinese',
 
   'nav.label': 'Main navigation',
+  'nav.skip': 'Skip to main content',
   'nav.meetings': 'Meetings',
   'nav.approvals': 'Approvals',
   'nav.notices': 'Notices',

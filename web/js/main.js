@@ -229,7 +229,7 @@ function renderShell() {
   const todoCount = 0;
   replace(
     root,
-    h('a', { href: '#main', class: 'skip-link' }, t('nav.label')),
+    h('a', { href: '#main', class: 'skip-link', onclick: skipToContent }, t('nav.skip')),
     h(
       'header',
       { class: 'topbar' },
@@ -251,6 +251,12 @@ function renderShell() {
       h('main', { id: 'main', class: 'main', tabindex: '-1' }),
     ),
   );
+}
+
+function skipToContent(event) {
+  // Focus the content directly: a hash change would run the router again.
+  event.preventDefault();
+  document.getElementById('main').focus();
 }
 
 function interceptLinks(event) {
