@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEMO_PASSWORD, login, setup } from '../lib/harness.js';
+import { DEMO_PASSWORD, apiSession, login, setup } from '../lib/harness.js';
 
 test('wrong password shows error', async (t) => {
   const { server, page, pageErrors } = await setup(t);
@@ -141,5 +141,23 @@ test('auditor lists and verifies trail', async (t) => {
   await table.getByRole('cell', { name: '登录', exact: true }).first().waitFor();
   await page.getByRole('button', { name: '校验审计链' }).click();
   await page.getByTestId('verify-result').filter({ hasText: /审计链完整：共 \d+ 条记录/ }).waitFor();
+  assert.deepEqual(pageErrors, []);
+});
+
+test('ended session returns to login', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  await login(page, server.url, 'dangyuan');
+  await page.getByRole('heading', { level: 1, name: '东城区机关第一党支部' }).waitFor();
+
+  // The administrator disables the account, which ends its sessions.
+  const call = await apiSession(server.url, 'sysadmin');
+  const accounts = await call('GET', '/api/accounts');
+  const account = accounts.find((entry) => entry.username === 'dangyuan');
+  await call('PATCH', `/api/accounts/${account.id}`, { disabled: true });
+
+  await page.getByPlaceholder('按姓名搜索').fill('张');
+  await page.getByRole('heading', { name: '登录党务' }).waitFor();
+  await page.getByRole('alert').filter({ hasText: '登录已过期，请重新登录' }).waitFor({ state: 'attached' });
+  assert.match(page.url(), /\/login$/);
   assert.deepEqual(pageErrors, []);
 });

@@ -224,6 +224,8 @@ export function mountAccounts(outlet) {
 
   async function load() {
     try {
+      // TODO: GET /api/accounts returns every account; filter and page on the
+      // server once it accepts q, limit and offset.
       accounts = await api.get('/api/accounts');
     } catch (error) {
       replace(body, errorState(error, load));
