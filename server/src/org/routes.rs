@@ -293,12 +293,15 @@ async fn move_org(
     }
     check_nesting(org.kind, Some(target.kind))?;
     let new_path = format!("{}{}/", target.path, org.id);
-    sqlx::query("UPDATE orgs SET path = $1 || SUBSTR(path, $2) WHERE path LIKE $3")
-        .bind(&new_path)
-        .bind(org.path.len() as i64 + 1)
-        .bind(format!("{}%", org.path))
-        .execute(&mut *tx)
-        .await?;
+    // PostgreSQL has SUBSTR(text, integer) only, and binds arrive as BIGINT.
+    sqlx::query(
+        "UPDATE orgs SET path = $1 || SUBSTR(path, CAST($2 AS INTEGER)) WHERE path LIKE $3",
+    )
+    .bind(&new_path)
+    .bind(org.path.len() as i64 + 1)
+    .bind(format!("{}%", org.path))
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("UPDATE orgs SET parent_id = $1, updated_at = $2 WHERE id = $3")
         .bind(target.id)
         .bind(now_ms())
