@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::{audit, auth, http, i18n, members, org, web};
+use crate::{audit, auth, files, http, hub, i18n, members, notices, org, web};
 
 /// Largest accepted request body, in bytes (1 MiB). Uploads get their own
 /// limits on their own routes.
@@ -29,6 +29,9 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "orgs", description = "Organization tree and officers"),
         (name = "members", description = "Party members"),
         (name = "audit", description = "Audit trail"),
+        (name = "hub", description = "Real-time WebSocket hub"),
+        (name = "files", description = "Stored files"),
+        (name = "notices", description = "Notices and receipts"),
     )
 )]
 struct ApiDoc;
@@ -41,6 +44,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(org::router())
         .merge(members::router())
         .merge(audit::router())
+        .merge(hub::router())
+        .merge(files::router())
+        .merge(notices::router())
         .split_for_parts()
 }
 

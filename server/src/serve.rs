@@ -13,6 +13,7 @@ use crate::audit;
 use crate::auth::accounts::bootstrap_system_accounts;
 use crate::config::Config;
 use crate::db::Db;
+use crate::hub::{Hub, HubConfig};
 use crate::state::AppState;
 
 /// How long in-flight requests may run after a shutdown signal.
@@ -45,6 +46,11 @@ impl Server {
     /// Opens the store, applies migrations, creates the built-in accounts
     /// (and the demo data with `--demo`) and binds the listening socket.
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
+        Self::bind_with(config, HubConfig::default()).await
+    }
+
+    /// Like [`Server::bind`], with the hub's limits and timers given.
+    pub async fn bind_with(config: Config, hub: HubConfig) -> anyhow::Result<Self> {
         let db = Db::open(&config.store).await?;
         let key = audit::load_or_create_key(&config.store.data_dir)?;
         let fixed_password = config.demo.then_some(crate::demo::DEMO_PASSWORD);
@@ -59,7 +65,13 @@ impl Server {
             crate::demo::seed(&db, &key).await?;
             crate::demo::print_logins(&config.public_url);
         }
-        let state = AppState::new(db, key, config.clone(), Some(metrics_handle()));
+        let state = AppState::new(
+            db,
+            key,
+            config.clone(),
+            Some(metrics_handle()),
+            Hub::local_with(hub),
+        );
         let router = crate::app::build(state.clone());
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -83,6 +95,7 @@ impl Server {
             listener,
             router,
         } = self;
+        let pruner = tokio::spawn(prune_hub_events(state.db.clone()));
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         match &state.config.tls {
             None => {
@@ -111,9 +124,23 @@ impl Server {
                     .await?;
             }
         }
+        pruner.abort();
         state.db.close().await;
         tracing::info!("server stopped");
         Ok(())
+    }
+}
+
+/// Deletes hub events past their retention period, hourly.
+async fn prune_hub_events(db: Db) {
+    let mut interval = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        interval.tick().await;
+        match crate::hub::store::prune(&db, crate::hub::store::RETENTION_MS).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "pruned old hub events"),
+            Err(error) => tracing::error!(%error, "failed to prune hub events"),
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub struct Inner {
     pub audit_key: SigningKey,
     pub config: Config,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub hub: crate::hub::Hub,
 }
 
 impl AppState {
@@ -24,12 +25,14 @@ impl AppState {
         audit_key: SigningKey,
         config: Config,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+        hub: crate::hub::Hub,
     ) -> Self {
         Self(Arc::new(Inner {
             db,
             audit_key,
             config,
             metrics,
+            hub,
         }))
     }
 }

@@ -1,0 +1,119 @@
+//! Wire format of the hub, protocol version 1: JSON text frames, one message
+//! per frame, tagged by `type`. `docs/protocol.md` is the reference for
+//! clients; keep the two in step.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The protocol version this server speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest text frame a client may send, in bytes. Larger frames close the
+/// connection with [`close::TOO_BIG`].
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// WebSocket close codes used by the hub.
+pub mod close {
+    /// The server is shutting down or the client asked to close.
+    pub const NORMAL: u16 = 1000;
+    /// The session ended (logout, password change, account disabled).
+    pub const POLICY: u16 = 1008;
+    /// A client frame exceeded [`super::MAX_CLIENT_MESSAGE`].
+    pub const TOO_BIG: u16 = 1009;
+    /// The client asked for a protocol version the server does not speak.
+    pub const UNSUPPORTED_VERSION: u16 = 4000;
+    /// The client sent something that is not a valid message.
+    pub const PROTOCOL_ERROR: u16 = 4002;
+    /// The server failed; reconnect later.
+    pub const INTERNAL: u16 = 1011;
+    /// The client did not read fast enough and its queue filled up.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// No frame (not even a pong) arrived within the heartbeat timeout.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4009;
+}
+
+/// A message from the client.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Subscribes to a topic. With `since`, first replays every stored event
+    /// with a larger sequence number; without it, only new events follow.
+    Subscribe {
+        #[serde(default)]
+        id: Option<String>,
+        topic: String,
+        #[serde(default)]
+        since: Option<i64>,
+    },
+    Unsubscribe {
+        #[serde(default)]
+        id: Option<String>,
+        topic: String,
+    },
+    /// Application-level ping, answered with `pong`.
+    Ping {
+        #[serde(default)]
+        id: Option<String>,
+    },
+}
+
+/// One stored event as sent to clients.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub topic: String,
+    pub seq: i64,
+    pub kind: String,
+    pub data: Value,
+    /// Unix milliseconds when the event was stored.
+    pub at: i64,
+}
+
+/// One person online on a topic.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PresenceEntry {
+    pub account_id: i64,
+    pub name: String,
+}
+
+/// A message from the server.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Welcome {
+        protocol: u32,
+        account_id: i64,
+        /// Interval of server pings; a client that hears nothing for three
+        /// intervals should reconnect.
+        heartbeat_ms: u64,
+    },
+    Subscribed {
+        id: Option<String>,
+        topic: String,
+        /// The topic's newest sequence number when the subscription began.
+        seq: i64,
+    },
+    Unsubscribed {
+        id: Option<String>,
+        topic: String,
+    },
+    Event(Event),
+    /// The requested history is gone: reload the topic's state over HTTP,
+    /// then subscribe again with `since` = `seq`.
+    Reset {
+        topic: String,
+        reason: String,
+        seq: i64,
+    },
+    Presence {
+        topic: String,
+        online: Vec<PresenceEntry>,
+    },
+    Pong {
+        id: Option<String>,
+    },
+    Error {
+        id: Option<String>,
+        code: String,
+        message: String,
+    },
+}
