@@ -202,14 +202,7 @@ async fn disabled_account(backend: Backend) {
         .await
         .expect(StatusCode::OK);
 
-    let accounts = admin.get("/api/accounts").await.expect(StatusCode::OK);
-    let sysadmin_id = accounts
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["username"] == "sysadmin")
-        .unwrap()["id"]
-        .clone();
+    let sysadmin_id = admin.account_id();
     let builtin = admin
         .patch(
             &format!("/api/accounts/{sysadmin_id}"),

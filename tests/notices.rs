@@ -229,6 +229,9 @@ async fn receipts_reach_sender_live() {
     assert_eq!(arrived["data"]["id"], id);
     let (_, inbox) = reader.get("/api/notices/inbox").await;
     assert_eq!(inbox["unread"], 1);
+    let (_, todo) = reader.get("/api/todo").await;
+    assert_eq!(todo["notices_unread"], 1);
+    assert_eq!(todo["total"], 1);
     assert_eq!(inbox["items"][0]["title"], "关于召开十二月支委会的通知");
 
     let (_, progress) = sender.get(&format!("/api/notices/{id}/progress")).await;
@@ -281,6 +284,8 @@ async fn receipts_reach_sender_live() {
     assert_eq!(progress["unread"].as_array().unwrap().len(), 5);
     let (_, inbox) = reader.get("/api/notices/inbox").await;
     assert_eq!(inbox["unread"], 0);
+    let (_, todo) = reader.get("/api/todo").await;
+    assert_eq!(todo["total"], 0);
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::{audit, auth, files, http, hub, i18n, members, notices, org, web};
+use crate::{audit, auth, files, http, hub, i18n, members, notices, org, todo, web};
 
 /// Largest accepted request body, in bytes (1 MiB). Uploads get their own
 /// limits on their own routes.
@@ -32,6 +32,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "hub", description = "Real-time WebSocket hub"),
         (name = "files", description = "Stored files"),
         (name = "notices", description = "Notices and receipts"),
+        (name = "todo", description = "The signed-in user's to-do counts"),
     )
 )]
 struct ApiDoc;
@@ -47,6 +48,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(hub::router())
         .merge(files::router())
         .merge(notices::router())
+        .merge(todo::router())
         .split_for_parts()
 }
 

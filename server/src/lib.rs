@@ -24,4 +24,5 @@ pub mod org;
 pub mod perm;
 pub mod serve;
 pub mod state;
+pub mod todo;
 pub mod web;

@@ -5,7 +5,7 @@
 //! accounts are created at first start, so that no administrator can make
 //! themselves a second one.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
@@ -16,7 +16,7 @@ use super::{SystemRole, password};
 use crate::audit::{self, Actor};
 use crate::db::{is_unique_violation, now_ms};
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::http::ApiJson;
+use crate::http::{ApiJson, Page, PageQuery};
 use crate::perm::Caller;
 use crate::state::AppState;
 
@@ -38,9 +38,23 @@ pub struct AccountRow {
     pub username: String,
     pub display_name: String,
     pub member_id: Option<i64>,
+    /// Name of the linked member, if any.
+    pub member_name: Option<String>,
+    /// The linked member's organization, if any.
+    pub org_name: Option<String>,
     pub system_role: Option<SystemRole>,
     pub clearance: String,
     pub disabled: bool,
+    pub must_change_password: bool,
+}
+
+/// Filters for the account list.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AccountFilter {
+    /// Part of a username, display name or member name.
+    pub q: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
 }
 
 /// Inserts an account with an Argon2 password hash; the caller audits it.
@@ -79,39 +93,74 @@ pub async fn insert_account(
     }
 }
 
-/// Lists accounts (system and security administrators).
-#[utoipa::path(get, path = "/api/accounts", tag = "accounts",
-    responses((status = 200, body = Vec<AccountRow>), (status = 403, body = ErrorBody)))]
+/// Lists accounts, oldest first (system and security administrators).
+#[utoipa::path(get, path = "/api/accounts", tag = "accounts", params(AccountFilter),
+    responses((status = 200, body = Page<AccountRow>), (status = 403, body = ErrorBody)))]
 async fn list_accounts(
     State(state): State<AppState>,
     caller: Caller,
-) -> AppResult<ApiJson<Vec<AccountRow>>> {
+    Query(filter): Query<AccountFilter>,
+) -> AppResult<ApiJson<Page<AccountRow>>> {
     if !(caller.session.has_role(SystemRole::SystemAdmin)
         || caller.session.has_role(SystemRole::SecurityAdmin))
     {
         return Err(AppError::forbidden());
     }
-    let rows = sqlx::query(
-        "SELECT id, username, display_name, member_id, system_role, clearance, disabled FROM accounts ORDER BY id",
-    )
+    let page = PageQuery {
+        limit: filter.limit,
+        offset: filter.offset,
+    };
+    let pattern = format!("%{}%", filter.q.as_deref().unwrap_or("").trim());
+    let condition =
+        "(a.username LIKE $1 OR a.display_name LIKE $1 OR COALESCE(m.name, '') LIKE $1)";
+    let rows = sqlx::query(&format!(
+        "{ACCOUNT_SELECT} WHERE {condition} ORDER BY a.id LIMIT $2 OFFSET $3"
+    ))
+    .bind(&pattern)
+    .bind(page.limit())
+    .bind(page.offset())
     .fetch_all(&state.db.pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM accounts a LEFT JOIN members m ON m.id = a.member_id WHERE {condition}"
+    ))
+    .bind(&pattern)
+    .fetch_one(&state.db.pool)
     .await?;
     let accounts = rows
         .iter()
-        .map(|row| {
-            let role: Option<String> = row.try_get("system_role")?;
-            Ok(AccountRow {
-                id: row.try_get("id")?,
-                username: row.try_get("username")?,
-                display_name: row.try_get("display_name")?,
-                member_id: row.try_get("member_id")?,
-                system_role: role.as_deref().and_then(SystemRole::parse),
-                clearance: row.try_get("clearance")?,
-                disabled: row.try_get::<i64, _>("disabled")? != 0,
-            })
-        })
+        .map(account_from_row)
         .collect::<Result<_, sqlx::Error>>()?;
-    Ok(ApiJson(accounts))
+    Ok(ApiJson(Page::new(accounts, total, &page)))
+}
+
+const ACCOUNT_SELECT: &str = "SELECT a.id, a.username, a.display_name, a.member_id, \
+     m.name AS member_name, o.name AS org_name, a.system_role, a.clearance, a.disabled, \
+     a.must_change_password FROM accounts a LEFT JOIN members m ON m.id = a.member_id \
+     LEFT JOIN orgs o ON o.id = m.org_id";
+
+fn account_from_row(row: &sqlx::any::AnyRow) -> Result<AccountRow, sqlx::Error> {
+    let role: Option<String> = row.try_get("system_role")?;
+    Ok(AccountRow {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        member_id: row.try_get("member_id")?,
+        member_name: row.try_get("member_name")?,
+        org_name: row.try_get("org_name")?,
+        system_role: role.as_deref().and_then(SystemRole::parse),
+        clearance: row.try_get("clearance")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        must_change_password: row.try_get::<i64, _>("must_change_password")? != 0,
+    })
+}
+
+async fn account_row(state: &AppState, id: i64) -> AppResult<AccountRow> {
+    let row = sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.id = $1"))
+        .bind(id)
+        .fetch_one(&state.db.pool)
+        .await?;
+    Ok(account_from_row(&row)?)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -198,18 +247,7 @@ async fn create_account_route(
     )
     .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(AccountRow {
-            id,
-            username,
-            display_name,
-            member_id: input.member_id,
-            system_role: None,
-            clearance: "internal".to_owned(),
-            disabled: false,
-        }),
-    ))
+    Ok((StatusCode::CREATED, ApiJson(account_row(&state, id).await?)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -201,6 +201,10 @@ async fn logout(
         header::SET_COOKIE,
         HeaderValue::from_static("dangwu_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
+    headers.append(
+        header::SET_COOKIE,
+        HeaderValue::from_static("dangwu_csrf=; Path=/; SameSite=Strict; Max-Age=0"),
+    );
     Ok((headers, StatusCode::NO_CONTENT))
 }
 

@@ -65,6 +65,8 @@ pub struct Member {
     pub phone: String,
     /// First and last character only, e.g. `1****************X`.
     pub id_number_masked: String,
+    /// The member's login account, if any.
+    pub account_id: Option<i64>,
     /// Officer roles held, as `(org_id, role)`.
     pub roles: Vec<MemberRole>,
 }
@@ -78,7 +80,8 @@ pub struct MemberRole {
 }
 
 pub(crate) const MEMBER_COLUMNS: &str = "m.id, m.org_id, o.name AS org_name, o.path AS org_path, \
-     m.name, m.gender, m.ethnicity, m.birth_date, m.education, m.joined_on, m.status, m.phone, m.id_number";
+     m.name, m.gender, m.ethnicity, m.birth_date, m.education, m.joined_on, m.status, m.phone, m.id_number, \
+     (SELECT a.id FROM accounts a WHERE a.member_id = m.id) AS account_id";
 
 impl Member {
     pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
@@ -106,6 +109,7 @@ impl Member {
             },
             phone: row.try_get("phone")?,
             id_number_masked: idcard::mask(&id_number),
+            account_id: row.try_get("account_id")?,
             roles: Vec::new(),
         })
     }

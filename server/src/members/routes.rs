@@ -35,6 +35,9 @@ pub struct MemberFilter {
     pub subtree: bool,
     /// Part of a name.
     pub q: Option<String>,
+    /// Only members who have no login account yet.
+    #[serde(default)]
+    pub without_account: bool,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -65,13 +68,16 @@ async fn list_org_members(
         org.path.clone()
     };
     let name = format!("%{}%", filter.q.as_deref().unwrap_or("").trim());
-    let condition = "o.path LIKE $1 AND m.name LIKE $2";
+    let condition = "o.path LIKE $1 AND m.name LIKE $2 \
+         AND ($3 = 0 OR NOT EXISTS (SELECT 1 FROM accounts a WHERE a.member_id = m.id))";
+    let without_account = i64::from(filter.without_account);
     let rows = sqlx::query(&format!(
         "SELECT {MEMBER_COLUMNS} FROM members m JOIN orgs o ON o.id = m.org_id \
-         WHERE {condition} ORDER BY o.path, m.id LIMIT $3 OFFSET $4"
+         WHERE {condition} ORDER BY o.path, m.id LIMIT $4 OFFSET $5"
     ))
     .bind(&scope)
     .bind(&name)
+    .bind(without_account)
     .bind(page.limit())
     .bind(page.offset())
     .fetch_all(&state.db.pool)
@@ -81,6 +87,7 @@ async fn list_org_members(
     ))
     .bind(&scope)
     .bind(&name)
+    .bind(without_account)
     .fetch_one(&state.db.pool)
     .await?;
     let mut members = Vec::with_capacity(rows.len());
