@@ -332,6 +332,29 @@ async fn unknown_id_cases(fx: &Fixture) -> Vec<Case> {
             Some("member_id"),
         ),
         case(
+            "id that is not a number",
+            admin.get("/api/orgs/abc").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            None,
+        ),
+        case(
+            "query value of the wrong type",
+            admin
+                .get(&format!("/api/orgs/{committee}/members?limit=many"))
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            None,
+        ),
+        case(
+            "method the endpoint lacks",
+            admin.delete("/api/auth/me").await,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            None,
+        ),
+        case(
             "unknown endpoint",
             admin.get("/api/no-such-thing").await,
             StatusCode::NOT_FOUND,

@@ -70,6 +70,7 @@ pub fn build(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(web::serve)
+        .layer(axum::middleware::from_fn(http::api_rejections))
         .layer(axum::middleware::from_fn(http::track_metrics))
         .layer(axum::middleware::from_fn(i18n::scope_lang))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -6,5 +6,5 @@ mod layers;
 mod page;
 
 pub use json::ApiJson;
-pub use layers::{request_span, track_metrics};
+pub use layers::{api_rejections, request_span, track_metrics};
 pub use page::{Page, PageQuery};
