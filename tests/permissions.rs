@@ -18,7 +18,13 @@ use common::{Backend, Client, MEMBER_PASSWORD, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 
-on_both_backends!(org_matrix, member_matrix, reveal_id, role_assignment);
+on_both_backends!(
+    org_matrix,
+    member_matrix,
+    member_transfer_scope,
+    reveal_id,
+    role_assignment
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -433,4 +439,23 @@ async fn role_assignment(backend: Backend) {
         .filter(|e| e["action"] == "org.role.remove" && e["actor_name"] == "officer")
         .count();
     assert_eq!(removed, 1, "the removal is audited");
+}
+
+async fn member_transfer_scope(backend: Backend) {
+    let world = World::build(backend).await;
+    let [own, _, descendant, sibling, _] = world.orgs;
+    let [own_member, ..] = world.members;
+    let officer = world.client(Role::Officer);
+    let path = format!("/api/members/{own_member}");
+
+    // Moving a member out of the subtree needs write access to the target.
+    let out = officer.patch(&path, json!({"org_id": sibling})).await;
+    out.expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let stored = world.admin().get(&path).await.expect(StatusCode::OK);
+    assert_eq!(stored["org_id"], own, "denied transfer leaves the member");
+
+    let down = officer.patch(&path, json!({"org_id": descendant})).await;
+    assert_eq!(down.expect(StatusCode::OK)["org_id"], descendant);
+    let stored = world.admin().get(&path).await.expect(StatusCode::OK);
+    assert_eq!(stored["org_id"], descendant, "transfer inside the subtree");
 }

@@ -239,4 +239,53 @@ mod tests {
         assert!(principal.can_assign_role("/1/", 2));
         assert!(!principal.can_assign_role("/1/", 1));
     }
+
+    fn system(role: SystemRole) -> Principal {
+        Principal {
+            system_role: Some(role),
+            ..Default::default()
+        }
+    }
+
+    /// The rule for organizations as a table: own "/1/2/", ancestor "/1/",
+    /// descendant "/1/2/7/", sibling "/1/3/", unrelated "/9/".
+    #[test]
+    fn org_rule_matrix() {
+        let targets = ["/1/2/", "/1/", "/1/2/7/", "/1/3/", "/9/"];
+        let member = Principal {
+            member_id: Some(5),
+            own_org_path: Some("/1/2/".to_owned()),
+            ..Default::default()
+        };
+        let table = [
+            ("officer", officer("/1/2/"), ["rw", "", "rw", "", ""]),
+            ("member", member, ["r", "", "", "", ""]),
+            ("system admin", system(SystemRole::SystemAdmin), ["rw"; 5]),
+            (
+                "security admin",
+                system(SystemRole::SecurityAdmin),
+                ["r"; 5],
+            ),
+            ("auditor", system(SystemRole::SecurityAuditor), [""; 5]),
+        ];
+        for (name, principal, expected) in table {
+            for (path, access) in targets.into_iter().zip(expected) {
+                let read = principal.can_org(path, Access::Read);
+                let write = principal.can_org(path, Access::Write);
+                assert_eq!(read, access.contains('r'), "{name} reads {path}");
+                assert_eq!(write, access.contains('w'), "{name} writes {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn reveal_only_own_org_officer_and_security_admin() {
+        let principal = officer("/1/2/");
+        assert!(principal.can_reveal_id("/1/2/"));
+        assert!(!principal.can_reveal_id("/1/2/7/"));
+        assert!(!principal.can_reveal_id("/1/"));
+        assert!(system(SystemRole::SecurityAdmin).can_reveal_id("/9/"));
+        assert!(!system(SystemRole::SystemAdmin).can_reveal_id("/1/2/"));
+        assert!(!system(SystemRole::SecurityAuditor).can_reveal_id("/1/2/"));
+    }
 }

@@ -1,4 +1,5 @@
-//! Request tracing spans and Prometheus request metrics.
+//! Request tracing spans, Prometheus request metrics, and the API error
+//! shape for requests that the framework itself rejects.
 
 use std::time::Instant;
 
