@@ -102,3 +102,48 @@ export function query(params) {
   const text = search.toString();
   return text ? `?${text}` : '';
 }
+
+/**
+ * Uploads a file's raw bytes to `POST /api/files` and resolves with the
+ * stored file `{sha256, size, mime, name}`. XMLHttpRequest is used because
+ * fetch reports no upload progress: `onProgress(sent, total)` runs as bytes
+ * leave. Returns `{ promise, abort }`.
+ */
+export function uploadFile(file, onProgress) {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    xhr.open('POST', `/api/files${query({ name: file.name })}`);
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    const token = csrfToken ?? readCsrfCookie();
+    if (token) xhr.setRequestHeader('X-CSRF-Token', token);
+    xhr.upload.addEventListener('progress', (event) => {
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
+    });
+    xhr.addEventListener('load', () => {
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {
+        data = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300 && data) {
+        resolve(data);
+        return;
+      }
+      const detail = data && data.error ? data.error : {};
+      const error = new ApiError(
+        xhr.status,
+        detail.code || `http_${xhr.status}`,
+        detail.message || t('error.unexpected', { message: xhr.status }),
+        detail.field || null,
+      );
+      if (xhr.status === 401) onUnauthenticated(error);
+      reject(error);
+    });
+    xhr.addEventListener('error', () => reject(new ApiError(0, 'network', t('error.network'))));
+    xhr.addEventListener('abort', () => reject(new ApiError(0, 'aborted', t('error.aborted'))));
+    xhr.send(file);
+  });
+  return { promise, abort: () => xhr.abort() };
+}

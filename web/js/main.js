@@ -13,6 +13,11 @@ import { mountComingSoon } from './views/soon.js';
 import { mountOrg } from './views/org.js';
 import { mountAccounts } from './views/accounts.js';
 import { mountAudit } from './views/audit.js';
+import { mountInbox } from './views/notices.js';
+import { mountCompose } from './views/compose.js';
+import { mountProgress, mountSent } from './views/sent.js';
+import { hub } from './hub.js';
+import { startCounts, stopCounts } from './todo.js';
 
 const root = document.getElementById('app');
 
@@ -20,7 +25,10 @@ const root = document.getElementById('app');
 const ROUTES = [
   { pattern: /^\/meetings$/, nav: 'meetings', view: 'soon' },
   { pattern: /^\/approvals$/, nav: 'approvals', view: 'soon' },
-  { pattern: /^\/notices$/, nav: 'notices', view: 'soon' },
+  { pattern: /^\/notices(?:\/(\d+))?$/, nav: 'notices', view: 'inbox' },
+  { pattern: /^\/notices\/sent$/, nav: 'notices', view: 'sent' },
+  { pattern: /^\/notices\/sent\/(\d+)$/, nav: 'notices', view: 'progress' },
+  { pattern: /^\/notices\/new$/, nav: 'notices', view: 'compose' },
   { pattern: /^\/learning$/, nav: 'learning', view: 'soon' },
   { pattern: /^\/org(?:\/(\d+))?(?:\/member\/(\d+))?$/, nav: 'org', view: 'org' },
   { pattern: /^\/accounts$/, nav: 'accounts', view: 'accounts' },
@@ -32,6 +40,10 @@ const VIEWS = {
   org: mountOrg,
   accounts: mountAccounts,
   audit: mountAudit,
+  inbox: mountInbox,
+  sent: mountSent,
+  progress: mountProgress,
+  compose: mountCompose,
 };
 
 let current = null;
@@ -66,7 +78,10 @@ function route() {
     history.replaceState(null, '', homePath());
     path = homePath();
   }
-  if (!root.querySelector('.layout')) renderShell();
+  if (!root.querySelector('.layout')) {
+    renderShell();
+    startLive();
+  }
 
   const matched = matchRoute(path);
   const allowed = matched && navigationFor().includes(matched.nav);
@@ -152,6 +167,7 @@ async function logout() {
   } catch {
     // The session may already be gone; the client forgets it either way.
   }
+  stopLive();
   endSession();
   unmountCurrent();
   root.replaceChildren();
@@ -225,7 +241,7 @@ function renderShell() {
   document.addEventListener('click', (event) => {
     if (!menu.hidden && !menu.contains(event.target) && !menuButton.contains(event.target)) closeMenu();
   });
-  // TODO: the to-do count stays 0 until approvals and notices have an API.
+  // The count is filled in by todo.js once the shell is in the page.
   const todoCount = 0;
   replace(
     root,
@@ -253,6 +269,29 @@ function renderShell() {
   );
 }
 
+/** Returns to login after the server ended the session (401 or hub close 1008). */
+function sessionEnded() {
+  if (!session.account) return;
+  stopLive();
+  endSession();
+  sessionStorage.setItem('dangwu-return-to', location.pathname);
+  unmountCurrent();
+  root.replaceChildren();
+  showLogin();
+  announce(t('error.sessionExpired'), 'error');
+}
+
+/** Opens the hub connection and starts the live counts for the shell. */
+function startLive() {
+  hub.start({ onSessionEnded: sessionEnded });
+  startCounts();
+}
+
+function stopLive() {
+  stopCounts();
+  hub.stop();
+}
+
 function skipToContent(event) {
   // Focus the content directly: a hash change would run the router again.
   event.preventDefault();
@@ -274,15 +313,7 @@ async function boot() {
   document.title = t('app.name');
   document.addEventListener('click', interceptLinks);
   window.addEventListener('popstate', route);
-  setUnauthenticatedHandler(() => {
-    if (!session.account) return;
-    endSession();
-    sessionStorage.setItem('dangwu-return-to', location.pathname);
-    unmountCurrent();
-    root.replaceChildren();
-    showLogin();
-    announce(t('error.sessionExpired'), 'error');
-  });
+  setUnauthenticatedHandler(sessionEnded);
   try {
     const info = await api.get('/api/auth/me');
     await startSession(info);

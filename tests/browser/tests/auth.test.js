@@ -52,14 +52,14 @@ test('coming soon pages and to-do count', async (t) => {
   await login(page, server.url, 'dangyuan');
   await page.getByRole('heading', { level: 1, name: '东城区机关第一党支部' }).waitFor();
   assert.equal(await page.getByTestId('todo-count').textContent(), '0');
-  for (const [label, path] of [['会议', '/meetings'], ['审批', '/approvals'], ['通知', '/notices'], ['学习', '/learning']]) {
+  for (const [label, path] of [['会议', '/meetings'], ['审批', '/approvals'], ['学习', '/learning']]) {
     await page.getByRole('link', { name: label, exact: true }).click();
     await page.waitForURL(new RegExp(`${path}$`));
     await page.getByRole('heading', { name: `${label}即将上线` }).waitFor();
     assert.equal(await page.getByRole('link', { name: label, exact: true }).getAttribute('aria-current'), 'page');
   }
   await page.goBack();
-  await page.getByRole('heading', { name: '通知即将上线' }).waitFor();
+  await page.getByRole('heading', { name: '审批即将上线' }).waitFor();
   assert.deepEqual(pageErrors, []);
 });
 
@@ -151,13 +151,64 @@ test('ended session returns to login', async (t) => {
 
   // The administrator disables the account, which ends its sessions.
   const call = await apiSession(server.url, 'sysadmin');
-  const accounts = await call('GET', '/api/accounts');
-  const account = accounts.find((entry) => entry.username === 'dangyuan');
+  const accounts = await call('GET', '/api/accounts?q=dangyuan');
+  const account = accounts.items.find((entry) => entry.username === 'dangyuan');
   await call('PATCH', `/api/accounts/${account.id}`, { disabled: true });
 
   await page.getByPlaceholder('按姓名搜索').fill('张');
   await page.getByRole('heading', { name: '登录党务' }).waitFor();
   await page.getByRole('alert').filter({ hasText: '登录已过期，请重新登录' }).waitFor({ state: 'attached' });
   assert.match(page.url(), /\/login$/);
+  assert.deepEqual(pageErrors, []);
+});
+
+/** Appends the ISO 7064 MOD 11-2 check character of a resident ID number. */
+function withCheckDigit(first17) {
+  const weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+  const sum = [...first17].reduce((total, digit, index) => total + Number(digit) * weights[index], 0);
+  return first17 + '10X98765432'[sum % 11];
+}
+
+test('account list searches on server', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  const call = await apiSession(server.url, 'sysadmin');
+  const { items: [linked] } = await call('GET', '/api/accounts?q=dangyuan');
+  assert.ok(linked.member_name, 'dangyuan is linked to a member');
+  // Every demo member has an account, so the branch secretary adds one.
+  const secretary = await apiSession(server.url, 'zhibu');
+  const branch = (await secretary('GET', '/api/orgs')).find((org) => org.name === '东城区机关第一党支部');
+  const free = await secretary('POST', '/api/members', {
+    org_id: branch.id,
+    name: '欧阳明远',
+    gender: 'male',
+    ethnicity: '汉族',
+    birth_date: '1990-03-07',
+    education: '大学本科',
+    joined_on: '2015-07-01',
+    status: 'full',
+    phone: '13800000000',
+    id_number: withCheckDigit('11010119900307123'),
+  });
+
+  await login(page, server.url, 'sysadmin');
+  await page.getByRole('link', { name: '账号', exact: true }).click();
+  const table = page.getByTestId('accounts');
+  await table.getByRole('cell', { name: 'zhibu', exact: true }).waitFor();
+
+  // The search box asks the server, which also matches member names.
+  await page.getByPlaceholder('筛选用户名或姓名').fill(linked.member_name);
+  const row = table.locator('tr', { hasText: 'dangyuan' });
+  await row.waitFor();
+  assert.match(await row.textContent(), new RegExp(`${linked.member_name}${linked.org_name}`));
+  await table.getByRole('cell', { name: 'zhibu', exact: true }).waitFor({ state: 'detached' });
+
+  // The member picker of a new account offers only members without one.
+  await page.getByRole('button', { name: '+ 新建账号' }).click();
+  const dialog = page.getByRole('dialog');
+  const search = dialog.getByPlaceholder('搜索党员姓名');
+  await search.fill(linked.member_name);
+  await dialog.getByText('没有找到匹配的党员').waitFor();
+  await search.fill(free.name);
+  await dialog.getByRole('radio', { name: new RegExp(free.name) }).first().waitFor();
   assert.deepEqual(pageErrors, []);
 });

@@ -1,13 +1,14 @@
 // The Accounts page: the system administrator creates, disables and resets
 // accounts; the security administrator sets clearance levels.
 
-import { api } from '../api.js';
-import { announce, confirmDialog, dialogForm, errorState, field, h, openDialog, replace } from '../dom.js';
+import { api, query } from '../api.js';
+import { announce, confirmDialog, debounce, dialogForm, errorState, field, h, openDialog, pager, replace } from '../dom.js';
 import { t } from '../i18n.js';
 import { hasSystemRole } from '../session.js';
 import { memberPicker } from './orgdialogs.js';
 
 const CLEARANCES = ['public', 'internal', 'confidential', 'secret'];
+const PAGE_SIZE = 50;
 const PASSWORD_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789';
 
 /**
@@ -42,7 +43,7 @@ async function createAccountDialog() {
         field(t('accounts.username'), h('input', { name: 'username', autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false', required: true })),
         field(t('accounts.displayName'), h('input', { name: 'display_name', required: true })),
         h('div', { class: 'field-row' }, field(t('accounts.initialPassword'), password.input, t('accounts.initialHint')), password.generate),
-        roots.length > 0 ? memberPicker(roots, t('accounts.member'), t('accounts.memberPick')) : null,
+        roots.length > 0 ? memberPicker(roots, t('accounts.member'), t('accounts.memberPick'), { withoutAccount: true }) : null,
       ],
       t('common.create'),
       async (form) => {
@@ -82,10 +83,20 @@ function resetPasswordDialog(account) {
   );
 }
 
+/** Renders the linked member's name and organization, or a dash. */
+function memberCell(account) {
+  if (!account.member_id) return '—';
+  return [
+    h('span', {}, account.member_name || t('accounts.memberLink', { id: account.member_id })),
+    account.org_name ? h('span', { class: 'muted cell-note' }, account.org_name) : null,
+  ];
+}
+
 export function mountAccounts(outlet) {
   const isSystemAdmin = hasSystemRole('system_admin');
   const isSecurityAdmin = hasSystemRole('security_admin');
-  let accounts = [];
+  let page = null;
+  let offset = 0;
   const filterInput = h('input', { type: 'search', placeholder: t('accounts.filter'), 'aria-label': t('accounts.filter'), class: 'input-search' });
   const statusSelect = h(
     'select',
@@ -100,7 +111,12 @@ export function mountAccounts(outlet) {
       type: 'button',
       class: 'button button-primary',
       onclick: async () => {
-        if (await createAccountDialog()) await load();
+        const created = await createAccountDialog();
+        if (!created) return;
+        // New accounts sort last, so show the new one by its username.
+        filterInput.value = created.username;
+        offset = 0;
+        await load();
       },
     }, `+ ${t('accounts.create')}`)
     : null;
@@ -157,15 +173,17 @@ export function mountAccounts(outlet) {
   }
 
   function draw() {
-    const text = filterInput.value.trim().toLowerCase();
     const status = statusSelect.value;
-    const shown = accounts.filter((account) => {
-      if (status === 'active' && account.disabled) return false;
-      if (status === 'disabled' && !account.disabled) return false;
-      return !text || account.username.toLowerCase().includes(text) || account.display_name.toLowerCase().includes(text);
+    // TODO: GET /api/accounts has no status filter, so this one only
+    // narrows the page already loaded.
+    const shown = page.items.filter((account) => {
+      if (status === 'active') return !account.disabled;
+      if (status === 'disabled') return account.disabled;
+      return true;
     });
+    const pageControls = page.total > page.limit ? pager(page, (next) => { offset = next; load(); }) : null;
     if (shown.length === 0) {
-      replace(body, h('p', { class: 'empty-state' }, t('accounts.empty')));
+      replace(body, h('p', { class: 'empty-state' }, t('accounts.empty')), pageControls);
       return;
     }
     replace(
@@ -198,12 +216,13 @@ export function mountAccounts(outlet) {
               h('td', { class: 'mono' }, account.username),
               h('td', {}, account.display_name),
               h('td', { class: 'hide-narrow' }, account.system_role ? t(`sysrole.${account.system_role}`) : '—'),
-              h('td', { class: 'hide-narrow' }, account.member_id ? t('accounts.memberLink', { id: account.member_id }) : '—'),
+              h('td', { class: 'hide-narrow' }, memberCell(account)),
               h('td', {}, isSecurityAdmin ? clearanceControl(account) : t(`clearance.${account.clearance}`)),
               h(
                 'td',
                 {},
                 h('span', { class: account.disabled ? 'status-tag status-off' : 'status-tag status-on' }, t(account.disabled ? 'accounts.disabledState' : 'accounts.active')),
+                account.must_change_password ? h('span', { class: 'muted-tag', title: t('accounts.mustChangeHint') }, t('accounts.mustChange')) : null,
               ),
               isSystemAdmin
                 ? h(
@@ -219,14 +238,13 @@ export function mountAccounts(outlet) {
           ),
         ),
       ),
+      pageControls,
     );
   }
 
   async function load() {
     try {
-      // TODO: GET /api/accounts returns every account; filter and page on the
-      // server once it accepts q, limit and offset.
-      accounts = await api.get('/api/accounts');
+      page = await api.get(`/api/accounts${query({ q: filterInput.value.trim(), limit: PAGE_SIZE, offset })}`);
     } catch (error) {
       replace(body, errorState(error, load));
       return;
@@ -234,8 +252,13 @@ export function mountAccounts(outlet) {
     draw();
   }
 
-  filterInput.addEventListener('input', draw);
-  statusSelect.addEventListener('change', draw);
+  filterInput.addEventListener('input', debounce(() => {
+    offset = 0;
+    load();
+  }, 250));
+  statusSelect.addEventListener('change', () => {
+    if (page) draw();
+  });
   load();
   return {};
 }

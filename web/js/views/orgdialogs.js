@@ -151,8 +151,9 @@ let pickerCounter = 0;
 /**
  * Builds a member search: a text box and a radio list of matches from the
  * organization's subtree. The chosen member id is the checked radio's value.
+ * With `withoutAccount`, only members who have no login account are offered.
  */
-export function memberPicker(orgIds, label, placeholder) {
+export function memberPicker(orgIds, label, placeholder, { withoutAccount = false } = {}) {
   const results = h('div', { class: 'picker-results', role: 'radiogroup', 'aria-label': label });
   pickerCounter += 1;
   const search = h('input', { type: 'search', id: `member-search-${pickerCounter}`, name: 'member_search', placeholder, autocomplete: 'off' });
@@ -164,7 +165,7 @@ export function memberPicker(orgIds, label, placeholder) {
     const mine = sequence;
     const q = search.value.trim();
     const pages = await Promise.all(
-      orgIds.map((id) => api.get(`/api/orgs/${id}/members${query({ subtree: true, q, limit: 20 })}`).catch(() => ({ items: [] }))),
+      orgIds.map((id) => api.get(`/api/orgs/${id}/members${query({ subtree: true, q, limit: 20, without_account: withoutAccount || null })}`).catch(() => ({ items: [] }))),
     );
     if (mine !== sequence) return;
     const seen = new Set();

@@ -1,0 +1,299 @@
+// Client of the live hub (docs/protocol.md): one WebSocket per tab.
+//
+// Each listener keeps the sequence number of the last event handed to it.
+// After a reconnect every topic is subscribed again with `since` set to the
+// lowest of its listeners' numbers, so the server replays what was missed,
+// and a listener never gets an event at or below its own number, so it sees
+// each event once.
+
+/** Close codes after which reconnecting cannot help. */
+const FINAL_CLOSE_CODES = new Set([1008, 4000]);
+const BACKOFF_START_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+/** Heartbeat interval assumed until the server's welcome names its own. */
+const DEFAULT_HEARTBEAT_MS = 15_000;
+
+/** Error codes after which subscribing to the topic again cannot succeed. */
+const FINAL_ERROR_CODES = new Set(['forbidden', 'not_found', 'invalid_field']);
+
+/**
+ * State of one topic. Each entry of `listeners` has `seq`, the last
+ * sequence number handed to it: null until the first `subscribed` reply
+ * when no HTTP snapshot gave one.
+ */
+class TopicState {
+  constructor(name) {
+    this.name = name;
+    this.listeners = new Set();
+    this.online = [];
+  }
+
+  /** Returns the `since` to subscribe with: the lowest listener cursor. */
+  since() {
+    let lowest = null;
+    for (const entry of this.listeners) {
+      if (entry.seq !== null && (lowest === null || entry.seq < lowest)) lowest = entry.seq;
+    }
+    return lowest;
+  }
+
+  /** Returns the highest sequence number any listener has handled. */
+  head() {
+    let highest = null;
+    for (const entry of this.listeners) {
+      if (entry.seq !== null && (highest === null || entry.seq > highest)) highest = entry.seq;
+    }
+    return highest;
+  }
+}
+
+class Hub {
+  constructor() {
+    this.topics = new Map();
+    this.socket = null;
+    this.running = false;
+    this.connected = false;
+    this.backoff = BACKOFF_START_MS;
+    this.retryTimer = null;
+    this.watchTimer = null;
+    this.lastHeard = 0;
+    this.heartbeatMs = DEFAULT_HEARTBEAT_MS;
+    this.requestCounter = 0;
+    this.pending = new Map();
+    this.onSessionEnded = () => {};
+    this.statusListeners = new Set();
+  }
+
+  /** Opens the connection; call after login. */
+  start({ onSessionEnded } = {}) {
+    if (onSessionEnded) this.onSessionEnded = onSessionEnded;
+    if (this.running) return;
+    this.running = true;
+    this.connect();
+  }
+
+  /** Closes the connection and forgets every topic; call on logout. */
+  stop() {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.watchTimer);
+    this.topics.clear();
+    this.pending.clear();
+    if (this.socket) {
+      const socket = this.socket;
+      this.socket = null;
+      socket.close(1000);
+    }
+    this.setConnected(false);
+  }
+
+  /**
+   * Subscribes to a topic. `since` is the sequence number of an HTTP
+   * snapshot, if one was loaded. Listener callbacks: `onEvent(event)`,
+   * `onReset(message)` (reload state over HTTP), `onPresence(online)` and
+   * `onError(error)`. Returns a function that removes the listener.
+   */
+  subscribe(topic, listener, { since = null } = {}) {
+    let state = this.topics.get(topic);
+    const isNew = !state;
+    if (isNew) {
+      state = new TopicState(topic);
+      this.topics.set(topic, state);
+    }
+    // Without a snapshot, a listener joining a live topic starts where the
+    // others are.
+    const entry = { listener, seq: since ?? (isNew ? null : state.head()) };
+    const lowest = state.since();
+    state.listeners.add(entry);
+    if (isNew || (entry.seq !== null && lowest !== null && entry.seq < lowest)) {
+      // The server replays from the older cursor; listeners that are
+      // further along drop what they already handled.
+      this.sendSubscribe(state);
+    }
+    if (state.online.length > 0 && listener.onPresence) listener.onPresence(state.online);
+    return () => {
+      state.listeners.delete(entry);
+      if (state.listeners.size === 0 && this.topics.get(topic) === state) {
+        this.topics.delete(topic);
+        this.send({ type: 'unsubscribe', topic });
+      }
+    };
+  }
+
+  /** Returns who is online on a topic, as the last `presence` message listed. */
+  presence(topic) {
+    const state = this.topics.get(topic);
+    return state ? state.online : [];
+  }
+
+  /** Registers `listener(connected)` for connection changes; returns a remover. */
+  onStatus(listener) {
+    this.statusListeners.add(listener);
+    return () => this.statusListeners.delete(listener);
+  }
+
+  connect() {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(`${scheme}//${location.host}/ws?v=1`);
+    this.socket = socket;
+    this.lastHeard = Date.now();
+    socket.addEventListener('message', (message) => {
+      if (socket !== this.socket) return;
+      this.lastHeard = Date.now();
+      this.handle(message.data);
+    });
+    socket.addEventListener('close', (event) => {
+      if (socket !== this.socket) return;
+      this.socket = null;
+      this.setConnected(false);
+      clearInterval(this.watchTimer);
+      this.afterClose(event.code);
+    });
+  }
+
+  afterClose(code) {
+    if (!this.running) return;
+    if (FINAL_CLOSE_CODES.has(code)) {
+      this.running = false;
+      if (code === 1008) this.onSessionEnded();
+      return;
+    }
+    // 4008 (slow consumer), 4009 (heartbeat timeout), 1006 (connection
+    // lost), 1011 (server failure) and the rest: resume after a pause that
+    // doubles on each failure, with jitter so tabs do not retry together.
+    const delay = this.backoff * (0.75 + Math.random() * 0.5);
+    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+    this.retryTimer = setTimeout(() => {
+      if (this.running) this.connect();
+    }, delay);
+  }
+
+  setConnected(connected) {
+    if (this.connected === connected) return;
+    this.connected = connected;
+    for (const listener of this.statusListeners) listener(connected);
+  }
+
+  /** Sends `ping` every heartbeat and reconnects after three silent ones. */
+  watchHeartbeat() {
+    clearInterval(this.watchTimer);
+    this.watchTimer = setInterval(() => {
+      if (!this.socket) return;
+      if (Date.now() - this.lastHeard > 3 * this.heartbeatMs) {
+        // A dead link may take minutes to report close; end it now.
+        const socket = this.socket;
+        this.socket = null;
+        this.setConnected(false);
+        clearInterval(this.watchTimer);
+        socket.close();
+        this.afterClose(4009);
+        return;
+      }
+      this.send({ type: 'ping' });
+    }, this.heartbeatMs);
+  }
+
+  send(message) {
+    if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  sendSubscribe(state) {
+    this.requestCounter += 1;
+    const id = `s${this.requestCounter}`;
+    const message = { type: 'subscribe', id, topic: state.name };
+    const since = state.since();
+    if (since !== null) message.since = since;
+    if (this.send(message)) this.pending.set(id, state.name);
+  }
+
+  handle(text) {
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return;
+    }
+    switch (message.type) {
+      case 'welcome':
+        this.backoff = BACKOFF_START_MS;
+        this.heartbeatMs = message.heartbeat_ms || DEFAULT_HEARTBEAT_MS;
+        this.setConnected(true);
+        this.watchHeartbeat();
+        for (const state of this.topics.values()) this.sendSubscribe(state);
+        break;
+      case 'subscribed':
+        this.onSubscribed(message);
+        break;
+      case 'event':
+        this.onEvent(message);
+        break;
+      case 'reset':
+        this.onReset(message);
+        break;
+      case 'presence':
+        this.onPresence(message);
+        break;
+      case 'error':
+        this.onError(message);
+        break;
+      default:
+        break;
+    }
+  }
+
+  onSubscribed(message) {
+    this.pending.delete(message.id);
+    const state = this.topics.get(message.topic);
+    if (!state) return;
+    // Without a snapshot, a listener starts at the topic's newest event.
+    for (const entry of state.listeners) {
+      if (entry.seq === null) entry.seq = message.seq;
+    }
+  }
+
+  onEvent(message) {
+    const state = this.topics.get(message.topic);
+    if (!state) return;
+    for (const entry of [...state.listeners]) {
+      if (entry.seq !== null && message.seq <= entry.seq) continue;
+      entry.seq = message.seq;
+      if (entry.listener.onEvent) entry.listener.onEvent(message);
+    }
+  }
+
+  onReset(message) {
+    const state = this.topics.get(message.topic);
+    if (!state) return;
+    for (const entry of [...state.listeners]) {
+      entry.seq = message.seq;
+      if (entry.listener.onReset) entry.listener.onReset(message);
+    }
+  }
+
+  onPresence(message) {
+    const state = this.topics.get(message.topic);
+    if (!state) return;
+    state.online = message.online || [];
+    for (const entry of [...state.listeners]) {
+      if (entry.listener.onPresence) entry.listener.onPresence(state.online);
+    }
+  }
+
+  onError(message) {
+    const topic = this.pending.get(message.id);
+    if (!topic) return;
+    this.pending.delete(message.id);
+    const state = this.topics.get(topic);
+    if (!state) return;
+    // A denied topic stays denied; other failures retry on reconnect.
+    if (FINAL_ERROR_CODES.has(message.code)) this.topics.delete(topic);
+    for (const entry of [...state.listeners]) {
+      if (entry.listener.onError) entry.listener.onError(message);
+    }
+  }
+}
+
+/** The tab's one hub connection. */
+export const hub = new Hub();

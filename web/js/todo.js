@@ -1,0 +1,95 @@
+// The header's to-do count and the unread badge on the Notices navigation
+// entry, kept live from the caller's `user:ID` hub topic. New notices,
+// reminders and withdrawals are also announced here, on every page.
+
+import { api } from './api.js';
+import { announce } from './dom.js';
+import { hub } from './hub.js';
+import { t } from './i18n.js';
+import { session } from './session.js';
+
+const counts = { notices: 0, total: 0 };
+let unsubscribe = null;
+let loading = null;
+
+/** Returns the latest unread-notice count. */
+export function unreadNotices() {
+  return counts.notices;
+}
+
+/** Draws the counts into the header and navigation badges. */
+function draw() {
+  const todo = document.querySelector('[data-testid="todo-count"]');
+  if (todo) {
+    todo.textContent = String(counts.total);
+    todo.classList.toggle('badge-active', counts.total > 0);
+    todo.closest('a').setAttribute('aria-label', t('header.todoLabel', { count: counts.total }));
+  }
+  const nav = document.querySelector('.nav-link[data-nav="notices"]');
+  if (!nav) return;
+  let badge = nav.querySelector('.nav-badge');
+  if (counts.notices === 0) {
+    if (badge) badge.remove();
+    nav.removeAttribute('aria-label');
+    return;
+  }
+  if (!badge) {
+    badge = document.createElement('span');
+    badge.className = 'nav-badge';
+    badge.dataset.testid = 'notices-unread';
+    badge.setAttribute('aria-hidden', 'true');
+    nav.append(badge);
+  }
+  badge.textContent = counts.notices > 99 ? '99+' : String(counts.notices);
+  nav.setAttribute('aria-label', t('notices.navUnread', { count: counts.notices }));
+}
+
+/** Reloads the counts from the server; concurrent calls share one request. */
+export function refreshCounts() {
+  if (loading) return loading;
+  loading = (async () => {
+    try {
+      const todo = await api.get('/api/todo');
+      counts.notices = todo.notices_unread;
+      counts.total = todo.total;
+    } catch {
+      // The badges keep their last values until the next event or page load.
+    } finally {
+      loading = null;
+    }
+    draw();
+  })();
+  return loading;
+}
+
+function onEvent(event) {
+  const data = event.data || {};
+  if (event.kind === 'notice.new') {
+    const key = data.priority === 'urgent' ? 'notices.arrivedUrgent' : 'notices.arrived';
+    announce(t(key, { title: data.title, sender: data.sender_name }));
+  } else if (event.kind === 'notice.remind') {
+    announce(t('notices.reminded', { title: data.title }));
+  } else if (event.kind === 'notice.withdrawn') {
+    announce(t('notices.withdrawnLive'));
+  }
+  refreshCounts();
+}
+
+/** Starts following the caller's topic; call once the shell is drawn. */
+export function startCounts() {
+  stopCounts();
+  if (!session.account) return;
+  unsubscribe = hub.subscribe(`user:${session.account.id}`, {
+    onEvent,
+    onReset: refreshCounts,
+  });
+  refreshCounts();
+}
+
+/** Stops following the caller's topic and clears the counts. */
+export function stopCounts() {
+  if (unsubscribe) unsubscribe();
+  unsubscribe = null;
+  counts.notices = 0;
+  counts.total = 0;
+}
