@@ -3,8 +3,8 @@
 // Each listener keeps the sequence number of the last event handed to it.
 // After a reconnect every topic is subscribed again with `since` set to the
 // lowest of its listeners' numbers, so the server replays what was missed,
-// and a listener never gets an event at or below its own number, so it sees
-// each event once.
+// and a listener never gets an event at or below its own number, so each
+// event reaches it once.
 
 /** Close codes after which reconnecting cannot help. */
 const FINAL_CLOSE_CODES = new Set([1008, 4000]);
@@ -72,7 +72,7 @@ class Hub {
     this.connect();
   }
 
-  /** Closes the connection and forgets every topic; call on logout. */
+  /** Closes the connection and drops every topic; call on logout. */
   stop() {
     this.running = false;
     clearTimeout(this.retryTimer);

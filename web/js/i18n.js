@@ -25,6 +25,7 @@ const zh = {
   'header.changePassword': '修改密码',
   'header.logout': '退出登录',
   'header.loggedOut': '已退出登录',
+  'header.reconnecting': '连接中断，正在重新连接…',
 
   'common.loading': '正在加载…',
   'common.save': '保存',
@@ -380,6 +381,7 @@ const en = {
   'header.changePassword': 'Change password',
   'header.logout': 'Log out',
   'header.loggedOut': 'Logged out',
+  'header.reconnecting': 'Connection lost, reconnecting…',
 
   'common.loading': 'Loading…',
   'common.save': 'Save',

@@ -251,6 +251,7 @@ function renderShell() {
       { class: 'topbar' },
       h('a', { href: homePath(), class: 'brand', 'data-link': true }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, '党'), h('span', { class: 'brand-name' }, t('app.name'))),
       h('div', { class: 'topbar-spacer' }),
+      h('span', { class: 'live-state', id: 'live-state', role: 'status', hidden: true }, t('header.reconnecting')),
       h(
         'a',
         { href: '/approvals', class: 'todo', 'data-link': true, 'aria-label': t('header.todoLabel', { count: todoCount }) },
@@ -281,13 +282,27 @@ function sessionEnded() {
   announce(t('error.sessionExpired'), 'error');
 }
 
-/** Opens the hub connection and starts the live counts for the shell. */
+let stopStatus = null;
+
+/**
+ * Opens the hub connection, starts the live counts for the shell and shows
+ * a notice in the header while a dropped connection is being restored.
+ */
 function startLive() {
   hub.start({ onSessionEnded: sessionEnded });
   startCounts();
+  if (stopStatus) stopStatus();
+  let wasConnected = hub.connected;
+  stopStatus = hub.onStatus((connected) => {
+    const indicator = document.getElementById('live-state');
+    if (indicator) indicator.hidden = connected || !wasConnected;
+    wasConnected = wasConnected || connected;
+  });
 }
 
 function stopLive() {
+  if (stopStatus) stopStatus();
+  stopStatus = null;
   stopCounts();
   hub.stop();
 }

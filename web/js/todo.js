@@ -12,11 +12,6 @@ const counts = { notices: 0, total: 0 };
 let unsubscribe = null;
 let loading = null;
 
-/** Returns the latest unread-notice count. */
-export function unreadNotices() {
-  return counts.notices;
-}
-
 /** Draws the counts into the header and navigation badges. */
 function draw() {
   const todo = document.querySelector('[data-testid="todo-count"]');

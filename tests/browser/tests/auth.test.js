@@ -195,7 +195,7 @@ test('account list searches on server', async (t) => {
   const table = page.getByTestId('accounts');
   await table.getByRole('cell', { name: 'zhibu', exact: true }).waitFor();
 
-  // The search box asks the server, which also matches member names.
+  // The search box queries the server, which also matches member names.
   await page.getByPlaceholder('筛选用户名或姓名').fill(linked.member_name);
   const row = table.locator('tr', { hasText: 'dangyuan' });
   await row.waitFor();

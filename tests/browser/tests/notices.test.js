@@ -116,10 +116,23 @@ test('published notice updates both pages live', async (t) => {
   await assertNotReloaded(sender);
   await assertNotReloaded(member);
 
+  // The sent list shows the counts, and follows a later receipt live.
+  await sender.getByRole('link', { name: '‹ 返回我发出的通知' }).click();
+  const sentRow = sender.getByTestId('sent').getByRole('row', { name: new RegExp(title) });
+  await sentRow.waitFor();
+  assert.match(await sentRow.textContent(), new RegExp(`1 / ${total}1 / ${total}$`));
+  const other = await apiSession(server.url, 'dy002');
+  const { items: [received] } = await other('GET', '/api/notices/inbox?limit=1');
+  await other('POST', `/api/notices/${received.id}/read`);
+  await sentRow.filter({ hasText: `2 / ${total}` }).waitFor();
+  await assertNotReloaded(sender);
+  await sender.getByTestId('sent').getByRole('link', { name: title }).click();
+  await sender.getByTestId('read-count').filter({ hasText: /^2$/ }).waitFor();
+
   // A fresh load of the progress page shows the same counts and reply.
   await sender.reload();
   await sender.getByTestId('replies').getByText('收到，按时参加').waitFor();
-  assert.equal(await sender.getByTestId('read-count').textContent(), '1');
+  assert.equal(await sender.getByTestId('read-count').textContent(), '2');
   assert.equal(await sender.getByTestId('confirmed-count').textContent(), '1');
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(memberErrors, []);
@@ -226,5 +239,59 @@ test('composer checks fields and uploads files', async (t) => {
   const response = await page.request.get(new URL(await link.getAttribute('href'), server.url).href);
   assert.equal(response.status(), 200);
   assert.equal(await response.text(), '张三\n李四\n');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('hub resumes after dropped connection', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  // Every hub connection passes through a route, so the test can drop it
+  // and send frames of its own to the page.
+  const routes = [];
+  const noticeFrames = [];
+  await page.routeWebSocket(/\/ws\?v=1$/, (route) => {
+    const upstream = route.connectToServer();
+    upstream.onMessage((message) => {
+      if (typeof message === 'string' && message.includes('"notice.new"')) noticeFrames.push(message);
+      route.send(message);
+    });
+    route.onMessage((message) => upstream.send(message));
+    routes.push(route);
+  });
+  const toasts = (title) => page.locator('.toast').filter({ hasText: `收到新通知：${title}` });
+
+  await login(page, server.url, 'dangyuan');
+  await page.getByRole('heading', { level: 1, name: BRANCH }).waitFor();
+  await openInbox(page);
+  await markPage(page);
+  await sendToBranch(server.url, { title: '第一条通知' });
+  await page.getByTestId('inbox').getByRole('link', { name: /第一条通知/ }).waitFor();
+  assert.equal(routes.length, 1);
+
+  // A slow-consumer close: the client reconnects and the server replays
+  // what was sent while it was away.
+  routes[0].close({ code: 4008, reason: 'slow consumer' });
+  await page.getByText('连接中断，正在重新连接…').waitFor();
+  await sendToBranch(server.url, { title: '断线期间的通知' });
+  await page.getByTestId('inbox').getByRole('link', { name: /断线期间的通知/ }).waitFor({ timeout: 30_000 });
+  await page.getByTestId('notices-unread').filter({ hasText: /^2$/ }).waitFor();
+  assert.equal(routes.length, 2);
+  await page.getByText('连接中断，正在重新连接…').waitFor({ state: 'hidden' });
+  await toasts('断线期间的通知').waitFor();
+
+  // A repeated event is dropped: only the next new one is announced.
+  const repeated = noticeFrames.at(-1);
+  assert.match(repeated, /断线期间的通知/);
+  routes[1].send(repeated);
+  await sendToBranch(server.url, { title: '第三条通知' });
+  await toasts('第三条通知').waitFor();
+  assert.equal(await toasts('断线期间的通知').count(), 1);
+  assert.equal(await page.getByTestId('inbox').getByRole('link', { name: /断线期间的通知/ }).count(), 1);
+  await page.getByTestId('notices-unread').filter({ hasText: /^3$/ }).waitFor();
+  await assertNotReloaded(page);
+
+  // Close code 1008 means the session ended: back to login.
+  routes[1].close({ code: 1008, reason: 'session ended' });
+  await page.getByRole('heading', { name: '登录党务' }).waitFor();
+  await page.getByRole('alert').filter({ hasText: '登录已过期，请重新登录' }).waitFor({ state: 'attached' });
   assert.deepEqual(pageErrors, []);
 });

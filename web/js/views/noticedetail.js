@@ -1,5 +1,5 @@
 // One received notice: title, sender, body, attachments and the caller's
-// receipt. Opening it records the read receipt; a notice that asks for
+// receipt. Opening it records the read receipt, and a notice that requires
 // confirmation (回执) offers a short reply.
 
 import { api } from '../api.js';

@@ -13,7 +13,7 @@ import { renderNoticeDetail } from './noticedetail.js';
 
 const PAGE_SIZE = 20;
 
-/** The cached answer of canCompose, for one account. */
+/** The cached result of canCompose, for one account. */
 let composeCheck = { accountId: null, allowed: null };
 
 /**

@@ -4,7 +4,8 @@
 // Routes: /notices/sent and /notices/sent/{id}.
 
 import { api, query } from '../api.js';
-import { errorState, h, pager, replace } from '../dom.js';
+import { debounce, errorState, h, pager, replace } from '../dom.js';
+import { hub } from '../hub.js';
 import { formatDateMinutes, t } from '../i18n.js';
 import { noticesHeader, noticeTags } from './notices.js';
 
@@ -18,6 +19,8 @@ function countCell(count, total) {
 
 export function mountSent(outlet) {
   let offset = 0;
+  let following = new Map();
+  let closed = false;
   const body = h('div', { class: 'card-body table-wrap' }, h('p', { class: 'muted' }, t('common.loading')));
   replace(
     outlet,
@@ -68,14 +71,53 @@ export function mountSent(outlet) {
     );
   }
 
-  async function load() {
-    try {
-      draw(await api.get(`/api/notices/sent${query({ limit: PAGE_SIZE, offset })}`));
-    } catch (error) {
-      replace(body, errorState(error, load));
+  const reloadSoon = debounce(() => load(), 300);
+
+  /**
+   * Follows the receipt topics of the listed active notices; any event
+   * reloads the list, whose counts come from the server.
+   */
+  function follow(items) {
+    // TODO: the sent list reports no topic sequence numbers, so an event
+    // between loading the list and subscribing is seen only at the next
+    // event or visit.
+    const next = new Map();
+    for (const item of items) {
+      if (item.status !== 'active') continue;
+      const topic = `notice:${item.id}`;
+      next.set(topic, following.get(topic) || hub.subscribe(topic, { onEvent: reloadSoon, onReset: reloadSoon }));
     }
+    for (const [topic, stop] of following) {
+      if (!next.has(topic)) stop();
+    }
+    following = next;
+  }
+
+  async function load() {
+    let page;
+    try {
+      page = await api.get(`/api/notices/sent${query({ limit: PAGE_SIZE, offset })}`);
+    } catch (error) {
+      if (!closed) replace(body, errorState(error, load));
+      return;
+    }
+    if (closed) return;
+    // A live reload keeps keyboard focus on the same row's link.
+    const focused = body.contains(document.activeElement) ? document.activeElement.getAttribute('href') : null;
+    draw(page);
+    if (focused) {
+      const link = body.querySelector(`a[href="${CSS.escape(focused)}"]`);
+      if (link) link.focus();
+    }
+    follow(page.items);
   }
 
   load();
-  return {};
+  return {
+    unmount() {
+      closed = true;
+      for (const stop of following.values()) stop();
+      following.clear();
+    },
+  };
 }
