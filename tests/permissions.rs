@@ -16,12 +16,13 @@ mod common;
 
 use common::{Backend, Client, MEMBER_PASSWORD, TestServer};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 on_both_backends!(
     org_matrix,
     member_matrix,
     member_transfer_scope,
+    object_grants,
     reveal_id,
     role_assignment
 );
@@ -101,8 +102,7 @@ fn own_record_expectation(role: Role) -> Option<&'static str> {
 
 /// The tree, one member in each organization, and a session per role.
 struct World {
-    /// Keeps the server running as long as the world is in use.
-    _server: TestServer,
+    server: TestServer,
     orgs: [i64; 5],
     members: [i64; 5],
     officer_member: i64,
@@ -144,7 +144,7 @@ impl World {
             (Role::SecurityAuditor, server.auditor().await),
         ];
         Self {
-            _server: server,
+            server,
             orgs,
             members,
             officer_member,
@@ -458,4 +458,77 @@ async fn member_transfer_scope(backend: Backend) {
     assert_eq!(down.expect(StatusCode::OK)["org_id"], descendant);
     let stored = world.admin().get(&path).await.expect(StatusCode::OK);
     assert_eq!(stored["org_id"], descendant, "transfer inside the subtree");
+}
+
+/// Stores a grant directly, as the features that create grants (approval
+/// routes, meeting invitations, transfers) will.
+async fn grant(world: &World, member: i64, object: (&str, i64), access: &str) {
+    let mut db = world.server.store().connect().await;
+    sqlx::query(
+        "INSERT INTO grants (member_id, object_type, object_id, access, granted_by, created_at) \
+         VALUES ($1, $2, $3, $4, NULL, 0)",
+    )
+    .bind(member)
+    .bind(object.0)
+    .bind(object.1)
+    .bind(access)
+    .execute(&mut db)
+    .await
+    .expect("insert grant");
+}
+
+async fn object_grants(backend: Backend) {
+    let world = World::build(backend).await;
+    let [_, _, _, sibling, unrelated] = world.orgs;
+    let [.., unrelated_member] = world.members;
+    let member = world.client(Role::Member);
+    let sibling_path = format!("/api/orgs/{sibling}");
+    let rename = json!({"name": "改名"});
+    let child = world
+        .admin()
+        .create_org(Some(sibling), "兄弟支部", "branch")
+        .await;
+
+    // A read grant opens that one organization for reading only.
+    grant(&world, world.plain_member, ("org", sibling), "read").await;
+    let read = member.get(&sibling_path).await.expect(StatusCode::OK);
+    assert_eq!(read["id"], sibling);
+    let write = member.patch(&sibling_path, rename.clone()).await;
+    write.expect_error(StatusCode::FORBIDDEN, "forbidden");
+    // Grants cover one object, not its subtree.
+    let below = member.get(&format!("/api/orgs/{child}")).await;
+    below.expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let listed = member.get("/api/orgs").await.expect(StatusCode::OK);
+    let ids: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["id"])
+        .collect();
+    assert!(
+        ids.contains(&&json!(sibling)),
+        "granted organization is listed"
+    );
+    assert!(!ids.contains(&&json!(unrelated)), "others stay hidden");
+
+    // A write grant implies read and allows the change.
+    grant(&world, world.plain_member, ("org", unrelated), "write").await;
+    let path = format!("/api/orgs/{unrelated}");
+    member.get(&path).await.expect(StatusCode::OK);
+    member.patch(&path, rename).await.expect(StatusCode::OK);
+
+    // Grants on member records work the same way.
+    let record = format!("/api/members/{unrelated_member}");
+    member
+        .get(&record)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    grant(
+        &world,
+        world.plain_member,
+        ("member", unrelated_member),
+        "read",
+    )
+    .await;
+    member.get(&record).await.expect(StatusCode::OK);
 }
