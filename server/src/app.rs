@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::{audit, auth, files, http, hub, i18n, members, notices, org, todo, web};
+use crate::{audit, auth, files, http, hub, i18n, import, members, notices, org, todo, web};
 
 /// Largest accepted request body, in bytes (1 MiB). Uploads get their own
 /// limits on their own routes.
@@ -49,6 +49,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(files::router())
         .merge(notices::router())
         .merge(todo::router())
+        .merge(import::router())
         .split_for_parts()
 }
 

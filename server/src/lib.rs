@@ -18,6 +18,7 @@ pub mod files;
 pub mod http;
 pub mod hub;
 pub mod i18n;
+pub mod import;
 pub mod members;
 pub mod notices;
 pub mod org;
