@@ -295,3 +295,27 @@ test('hub resumes after dropped connection', async (t) => {
   await page.getByRole('alert').filter({ hasText: '登录已过期，请重新登录' }).waitFor({ state: 'attached' });
   assert.deepEqual(pageErrors, []);
 });
+
+test('phone inbox shows one pane', async (t) => {
+  const { server, page, pageErrors } = await setup(t, { viewport: { width: 390, height: 844 } });
+  await sendToBranch(server.url, { title: '关于整理党员档案的通知', body_html: '<p>请核对个人信息。</p>' });
+  await login(page, server.url, 'dangyuan');
+  await page.getByRole('heading', { level: 1, name: BRANCH }).waitFor();
+  await page.getByTestId('notices-unread').filter({ hasText: /^1$/ }).waitFor();
+  await openInbox(page);
+  const list = page.getByTestId('inbox');
+  const detail = page.getByTestId('notice-detail');
+
+  await list.getByRole('link', { name: /关于整理党员档案的通知/ }).click();
+  await detail.getByText('请核对个人信息。').waitFor();
+  assert.equal(await list.isVisible(), false);
+  const box = await detail.boundingBox();
+  assert.ok(box.width >= 350, `the notice fills the width, got ${box.width}`);
+
+  await detail.getByRole('button', { name: /返回列表/ }).click();
+  await page.waitForURL(/\/notices$/);
+  await list.waitFor();
+  assert.equal(await detail.isVisible(), false);
+  assert.equal(await page.getByTestId('notices-unread').count(), 0);
+  assert.deepEqual(pageErrors, []);
+});
