@@ -14,6 +14,7 @@ on_both_backends!(
     admin_reset,
     disabled_account,
     login_throttling,
+    address_throttling,
     bearer_tokens,
 );
 
@@ -308,4 +309,22 @@ async fn bearer_tokens(backend: Backend) {
         create["actor_name"], "sysadmin",
         "bearer changes are audited"
     );
+}
+
+async fn address_throttling(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.sysadmin().await;
+
+    // Twenty failures from one address, spread over names that each stay
+    // under the per-account limit, lock the address for every account.
+    for attempt in 0..20 {
+        let name = format!("guess{}", attempt % 5);
+        let reply = try_login(&server, &name, "Wrong-Pass-1").await;
+        reply.expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let locked = try_login(&server, "sysadmin", common::ADMIN_PASSWORD).await;
+    locked.expect_error(StatusCode::TOO_MANY_REQUESTS, "login_throttled");
+
+    // Sessions that exist already keep working.
+    admin.get("/api/auth/me").await.expect(StatusCode::OK);
 }
