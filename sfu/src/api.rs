@@ -263,11 +263,15 @@ impl Sfu {
         Ok(total)
     }
 
-    /// Stops every shard task after closing its rooms, and waits for them to end.
-    pub async fn shutdown(self) {
+    /// Stops every shard task after closing its rooms, and waits for them to end. Other
+    /// clones of the handle get [`SfuError::Stopped`] afterwards.
+    pub async fn shutdown(&self) {
+        for shard in 0..self.inner.shards.len() {
+            // An error means the shard already stopped.
+            let _ = self.call(shard, |s, _| s.stopping = true).await;
+        }
         let tasks =
             std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        drop(self);
         for task in tasks {
             let _ = task.await;
         }

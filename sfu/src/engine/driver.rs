@@ -18,7 +18,7 @@ const RECEIVE_BUFFER: usize = 2048;
 /// Used as the deadline when the shard has no timer pending.
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
 
-/// Runs a shard until its command channel closes.
+/// Runs a shard until it is asked to stop or its command channel closes.
 pub async fn run(
     mut shard: Shard,
     socket: UdpSocket,
@@ -26,7 +26,7 @@ pub async fn run(
     events: mpsc::UnboundedSender<SfuEvent>,
 ) {
     let mut buffer = vec![0u8; RECEIVE_BUFFER];
-    loop {
+    while !shard.stopping {
         drain(&mut shard, &socket, &events).await;
 
         let deadline = shard

@@ -36,6 +36,7 @@ impl Shard {
             };
             match message {
                 RTCMessage::RtpPacket(rtc_track, packet) => {
+                    tracing::trace!(participant = %id, track = rtc_track, ssrc = packet.header.ssrc, seq = packet.header.sequence_number, "rtp received");
                     if let Some(received) = self.classify(now, id, &rtc_track, packet) {
                         self.forward(now, received);
                     }
@@ -153,8 +154,9 @@ impl Shard {
                 subscription.forwarder.set_target(target);
             }
 
-            if let Action::Forward { seq, timestamp, .. } =
-                subscription.forwarder.on_packet(&received.source)
+            let action = subscription.forwarder.on_packet(&received.source);
+            tracing::trace!(%subscriber, ?action, "forwarding decision");
+            if let Action::Forward { seq, timestamp, .. } = action
                 && let Some(packet) = outgoing_packet(
                     &mut entry.peer.pc,
                     subscription,

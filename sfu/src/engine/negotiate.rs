@@ -30,7 +30,7 @@ impl Shard {
         offer: String,
     ) -> Result<String, SfuError> {
         let entry = self.participant_mut(participant)?;
-        if entry.negotiation != Negotiation::Stable {
+        if let Negotiation::AwaitingAnswer { .. } = entry.negotiation {
             return Err(SfuError::NegotiationInProgress(participant.clone()));
         }
         let answer = entry.peer.accept_offer(now, offer.clone())?;
@@ -392,6 +392,10 @@ impl Shard {
             entry.negotiation = Negotiation::AwaitingAnswer { again: true };
             return;
         }
+        if entry.connection == Connection::Connecting {
+            entry.negotiation = Negotiation::OfferWhenConnected;
+            return;
+        }
         match entry.peer.create_offer(now) {
             Ok(sdp) => {
                 entry.negotiation = Negotiation::AwaitingAnswer { again: false };
@@ -408,6 +412,7 @@ impl Shard {
     /// Handles connection state and track events of one peer.
     pub(crate) fn drain_peer_events(&mut self, now: Instant, id: &ParticipantId) {
         let mut failed = false;
+        let mut offer_now = false;
         let Some(entry) = self.participants.get_mut(id) else {
             return;
         };
@@ -425,6 +430,7 @@ impl Shard {
                                 room: entry.room.clone(),
                                 participant: id.clone(),
                             });
+                            offer_now = entry.negotiation == Negotiation::OfferWhenConnected;
                         }
                         RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                             failed = true;
@@ -455,6 +461,11 @@ impl Shard {
         if failed {
             tracing::info!(participant = %id, "connection failed or closed");
             self.remove_participant(now, id);
+        } else if offer_now {
+            if let Some(entry) = self.participants.get_mut(id) {
+                entry.negotiation = Negotiation::Stable;
+            }
+            self.send_offer(now, id);
         }
     }
 }

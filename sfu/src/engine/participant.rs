@@ -29,6 +29,10 @@ pub enum Connection {
 pub enum Negotiation {
     /// No engine offer is pending.
     Stable,
+    /// Senders changed before the participant connected. The offer waits for the
+    /// connection, because until then the participant may not have applied the engine's
+    /// answer to its own offer yet.
+    OfferWhenConnected,
     /// An engine offer awaits its answer; `again` records changes made meanwhile, which
     /// need another offer once the answer arrives.
     AwaitingAnswer {

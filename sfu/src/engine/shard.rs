@@ -59,6 +59,8 @@ pub struct Shard {
     pub(crate) events: VecDeque<SfuEvent>,
     next_housekeeping: Option<Instant>,
     pub(crate) drops: super::RateLimitedLog,
+    /// Set by a stop command; the driver then closes all rooms and ends.
+    pub(crate) stopping: bool,
 }
 
 impl Shard {
@@ -77,6 +79,7 @@ impl Shard {
             events: VecDeque::new(),
             next_housekeeping: None,
             drops: super::RateLimitedLog::default(),
+            stopping: false,
         }
     }
 

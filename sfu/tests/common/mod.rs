@@ -1,0 +1,358 @@
+//! Test clients: `webrtc` peers that publish synthetic VP8 and Opus packets and record what
+//! they receive, plus an event pump that answers the engine's offers.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use sfu::{ParticipantId, RoomId, Sfu, SfuEvent};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCPeerConnectionState,
+};
+
+pub const VP8_PT: u8 = 96;
+pub const OPUS_PT: u8 = 111;
+
+/// Generous limit for things that must happen; not a speed check.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Packets one client received, by kind.
+#[derive(Default)]
+pub struct Received {
+    pub video: Vec<Vec<u8>>,
+    pub audio: Vec<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct Handler {
+    received: Arc<Mutex<Received>>,
+    connected: Arc<Mutex<bool>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            *self.connected.lock().unwrap() = true;
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let received = Arc::clone(&self.received);
+        let video = track.kind().await == RtpCodecKind::Video;
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                    let mut received = received.lock().unwrap();
+                    let list = if video {
+                        &mut received.video
+                    } else {
+                        &mut received.audio
+                    };
+                    list.push(packet.payload.to_vec());
+                }
+            }
+        });
+    }
+}
+
+/// Local tracks of a publishing client.
+pub struct Publishing {
+    pub video: Arc<TrackLocalStaticRTP>,
+    pub video_ssrc: u32,
+    pub audio: Arc<TrackLocalStaticRTP>,
+    pub audio_ssrc: u32,
+}
+
+/// One test peer.
+pub struct Client {
+    pub pc: Box<dyn PeerConnection>,
+    pub received: Arc<Mutex<Received>>,
+    connected: Arc<Mutex<bool>>,
+    pub publishing: Option<Publishing>,
+}
+
+impl Client {
+    /// Creates a client that publishes one VP8 and one Opus track, or, when `publish` is
+    /// false, only offers to receive audio.
+    pub async fn new(publish: bool) -> Client {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs().unwrap();
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
+        let handler = Arc::new(Handler::default());
+        let received = Arc::clone(&handler.received);
+        let connected = Arc::clone(&handler.connected);
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await
+            .unwrap();
+        let pc: Box<dyn PeerConnection> = Box::new(pc);
+
+        let publishing = if publish {
+            let (video, video_ssrc) =
+                local_track(&*pc, RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0).await;
+            let (audio, audio_ssrc) =
+                local_track(&*pc, RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2).await;
+            Some(Publishing {
+                video,
+                video_ssrc,
+                audio,
+                audio_ssrc,
+            })
+        } else {
+            pc.add_transceiver_from_kind(
+                RtpCodecKind::Audio,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap();
+            None
+        };
+        Client {
+            pc,
+            received,
+            connected,
+            publishing,
+        }
+    }
+
+    /// Creates the first offer.
+    pub async fn offer(&self) -> String {
+        let offer = self.pc.create_offer(None).await.unwrap();
+        self.pc.set_local_description(offer.clone()).await.unwrap();
+        offer.sdp
+    }
+
+    pub async fn apply_answer(&self, sdp: String) {
+        let answer = RTCSessionDescription::answer(sdp).unwrap();
+        self.pc.set_remote_description(answer).await.unwrap();
+    }
+
+    /// Answers an offer from the engine.
+    pub async fn answer(&self, sdp: String) -> String {
+        let offer = RTCSessionDescription::offer(sdp).unwrap();
+        self.pc.set_remote_description(offer).await.unwrap();
+        let answer = self.pc.create_answer(None).await.unwrap();
+        self.pc.set_local_description(answer.clone()).await.unwrap();
+        answer.sdp
+    }
+
+    pub fn is_connected(&self) -> bool {
+        *self.connected.lock().unwrap()
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        let received = self.received.lock().unwrap();
+        (received.video.len(), received.audio.len())
+    }
+}
+
+async fn local_track(
+    pc: &dyn PeerConnection,
+    kind: RtpCodecKind,
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+) -> (Arc<TrackLocalStaticRTP>, u32) {
+    let ssrc = rand::random::<u32>();
+    let name = format!("{kind}");
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "publisher".to_owned(),
+        name.clone(),
+        name,
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: RTCRtpCodec {
+                mime_type: mime.to_owned(),
+                clock_rate,
+                channels,
+                ..Default::default()
+            },
+            ..Default::default()
+        }],
+    )));
+    pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await
+        .unwrap();
+
+    // The connection blocks once the track's feedback queue is full, so keep it drained.
+    let feedback = Arc::clone(&track);
+    tokio::spawn(async move { while feedback.poll().await.is_some() {} });
+    (track, ssrc)
+}
+
+/// VP8 payload of one whole frame: a payload descriptor with S set and partition 0, a
+/// frame header byte whose lowest bit is the inverse keyframe flag, and a frame number.
+pub fn vp8_frame(number: u32, keyframe: bool) -> Vec<u8> {
+    let mut payload = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
+    payload.extend_from_slice(&number.to_be_bytes());
+    payload.extend_from_slice(&[0xab; 40]);
+    payload
+}
+
+pub fn is_vp8_keyframe(payload: &[u8]) -> bool {
+    payload.len() > 1 && payload[1] & 0x01 == 0
+}
+
+/// Every video payload a publisher sent, in order.
+pub type SentPayloads = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Sends one video frame and one audio packet every 33 ms until stopped, a keyframe every
+/// `keyframe_every` frames. Returns every payload sent.
+pub fn spawn_media(
+    client: Arc<Client>,
+    keyframe_every: u32,
+) -> (tokio::task::JoinHandle<()>, SentPayloads) {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let sent_by_task = Arc::clone(&sent);
+    let task = tokio::spawn(async move {
+        let publishing = client.publishing.as_ref().expect("publishing client");
+        let mut seq: u16 = 65_000;
+        let mut audio_seq: u16 = 100;
+        for number in 0u32.. {
+            let payload = vp8_frame(number, number % keyframe_every == 0);
+            sent_by_task.lock().unwrap().push(payload.clone());
+            let packet = rtp::Packet {
+                header: rtp::Header {
+                    version: 2,
+                    marker: true,
+                    payload_type: VP8_PT,
+                    sequence_number: seq,
+                    timestamp: number.wrapping_mul(3000),
+                    ssrc: publishing.video_ssrc,
+                    ..Default::default()
+                },
+                payload: payload.into(),
+            };
+            let _ = publishing.video.write_rtp(packet).await;
+            seq = seq.wrapping_add(1);
+
+            let audio = rtp::Packet {
+                header: rtp::Header {
+                    version: 2,
+                    payload_type: OPUS_PT,
+                    sequence_number: audio_seq,
+                    timestamp: number.wrapping_mul(960),
+                    ssrc: publishing.audio_ssrc,
+                    ..Default::default()
+                },
+                payload: vec![0xf8, 0xff, 0xfe, number as u8].into(),
+            };
+            let _ = publishing.audio.write_rtp(audio).await;
+            audio_seq = audio_seq.wrapping_add(1);
+            tokio::time::sleep(Duration::from_millis(33)).await;
+        }
+    });
+    (task, sent)
+}
+
+/// Clients by participant, shared with the event pump.
+pub type Clients = Arc<Mutex<HashMap<ParticipantId, Arc<Client>>>>;
+
+/// Answers the engine's offers with the right client and records every other event.
+pub fn spawn_event_pump(
+    sfu: Sfu,
+    room: RoomId,
+    clients: Clients,
+    mut events: mpsc::UnboundedReceiver<SfuEvent>,
+) -> Arc<Mutex<Vec<SfuEvent>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen_by_task = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let SfuEvent::Offer { participant, sdp } = &event {
+                let client = clients.lock().unwrap().get(participant).cloned();
+                if let Some(client) = client {
+                    let answer = client.answer(sdp.clone()).await;
+                    if let Err(err) = sfu.accept_answer(&room, participant.clone(), answer).await {
+                        panic!("answer of {participant} rejected: {err}");
+                    }
+                }
+                continue;
+            }
+            seen_by_task.lock().unwrap().push(event);
+        }
+    });
+    seen
+}
+
+/// Polls `condition` every 50 ms until it holds, failing the test after [`PATIENCE`].
+pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Joins a new client to the room and waits until it is connected.
+pub async fn join(
+    sfu: &Sfu,
+    room: &RoomId,
+    clients: &Clients,
+    name: &str,
+    publish: bool,
+) -> Arc<Client> {
+    let client = Arc::new(Client::new(publish).await);
+    let participant = ParticipantId::from(name);
+    clients
+        .lock()
+        .unwrap()
+        .insert(participant.clone(), Arc::clone(&client));
+    let offer = client.offer().await;
+    let answer = sfu
+        .join(room, participant, offer)
+        .await
+        .expect("join accepted");
+    client.apply_answer(answer).await;
+    let waiting = Arc::clone(&client);
+    wait_for(&format!("{name} to connect"), move || {
+        waiting.is_connected()
+    })
+    .await;
+    client
+}
+
+/// Number of open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
+/// Sends `RUST_LOG`-filtered logs to the test output.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
