@@ -229,6 +229,11 @@ async fn receipts_reach_sender_live() {
     assert_eq!(arrived["data"]["id"], id);
     let (_, inbox) = reader.get("/api/notices/inbox").await;
     assert_eq!(inbox["unread"], 1);
+    let (_, urgent) = reader.get("/api/notices/inbox?priority=urgent").await;
+    assert_eq!(urgent["total"], 1);
+    let (_, normal) = reader.get("/api/notices/inbox?priority=normal").await;
+    assert_eq!(normal["total"], 0);
+    assert_eq!(normal["items"].as_array().unwrap().len(), 0);
     let (_, todo) = reader.get("/api/todo").await;
     assert_eq!(todo["notices_unread"], 1);
     assert_eq!(todo["total"], 1);
@@ -282,6 +287,14 @@ async fn receipts_reach_sender_live() {
     assert_eq!(progress["read"], 1);
     assert_eq!(progress["confirmed"], 1);
     assert_eq!(progress["unread"].as_array().unwrap().len(), 5);
+    assert_eq!(progress["replies"][0]["reply"], "收到，准时参加");
+    assert_eq!(progress["replies"][0]["org_id"], branch);
+    assert_eq!(progress["seq"], event["seq"]);
+    let (_, sent_list) = sender.get("/api/notices/sent").await;
+    assert_eq!(sent_list["items"][0]["seq"], event["seq"]);
+    assert_eq!(sent_list["items"][0]["confirmed"], 1);
+    assert_eq!(read["data"]["org_id"], branch);
+    assert_eq!(read["data"]["org_name"], BRANCH_NAME);
     let (_, inbox) = reader.get("/api/notices/inbox").await;
     assert_eq!(inbox["unread"], 0);
     let (_, todo) = reader.get("/api/todo").await;

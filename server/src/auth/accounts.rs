@@ -53,6 +53,8 @@ pub struct AccountRow {
 pub struct AccountFilter {
     /// Part of a username, display name or member name.
     pub q: Option<String>,
+    /// Only disabled (`true`) or only active (`false`) accounts.
+    pub disabled: Option<bool>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -111,12 +113,15 @@ async fn list_accounts(
         offset: filter.offset,
     };
     let pattern = format!("%{}%", filter.q.as_deref().unwrap_or("").trim());
-    let condition =
-        "(a.username LIKE $1 OR a.display_name LIKE $1 OR COALESCE(m.name, '') LIKE $1)";
+    let condition = "(a.username LIKE $1 OR a.display_name LIKE $1 OR COALESCE(m.name, '') LIKE $1) \
+         AND ($2 < 0 OR a.disabled = $2)";
+    // -1 means either state.
+    let disabled = filter.disabled.map_or(-1, i64::from);
     let rows = sqlx::query(&format!(
-        "{ACCOUNT_SELECT} WHERE {condition} ORDER BY a.id LIMIT $2 OFFSET $3"
+        "{ACCOUNT_SELECT} WHERE {condition} ORDER BY a.id LIMIT $3 OFFSET $4"
     ))
     .bind(&pattern)
+    .bind(disabled)
     .bind(page.limit())
     .bind(page.offset())
     .fetch_all(&state.db.pool)
@@ -125,6 +130,7 @@ async fn list_accounts(
         "SELECT COUNT(*) FROM accounts a LEFT JOIN members m ON m.id = a.member_id WHERE {condition}"
     ))
     .bind(&pattern)
+    .bind(disabled)
     .fetch_one(&state.db.pool)
     .await?;
     let accounts = rows

@@ -33,15 +33,22 @@ async fn recipient(state: &AppState, caller: &Caller, id: i64) -> AppResult<(i64
     Ok((member_id, receipt))
 }
 
+/// The reader's name and the organization they received the notice in,
+/// which is where their receipt counts even after they move.
 async fn reader_info(
     conn: &mut sqlx::AnyConnection,
+    notice_id: i64,
     member_id: i64,
 ) -> AppResult<serde_json::Value> {
-    let row: (String, i64) = sqlx::query_as("SELECT name, org_id FROM members WHERE id = $1")
-        .bind(member_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(json!({"member_id": member_id, "name": row.0, "org_id": row.1}))
+    let row: (String, i64, String) = sqlx::query_as(
+        "SELECT m.name, r.org_id, o.name FROM notice_recipients r JOIN members m ON m.id = r.member_id \
+         JOIN orgs o ON o.id = r.org_id WHERE r.notice_id = $1 AND r.member_id = $2",
+    )
+    .bind(notice_id)
+    .bind(member_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(json!({"member_id": member_id, "name": row.0, "org_id": row.1, "org_name": row.2}))
 }
 
 /// Records that the caller has read the notice; repeating it changes nothing.
@@ -68,7 +75,7 @@ async fn mark_read(
         .rows_affected();
     let mut events = Vec::new();
     if updated > 0 {
-        let mut data = reader_info(&mut tx, member_id).await?;
+        let mut data = reader_info(&mut tx, id, member_id).await?;
         data["read_at"] = now.into();
         data["notice_id"] = id.into();
         events.push(store::append(&mut tx, &format!("notice:{id}"), "receipt.read", data).await?);
@@ -154,7 +161,7 @@ async fn confirm(
     .bind(member_id)
     .execute(&mut *tx)
     .await?;
-    let mut data = reader_info(&mut tx, member_id).await?;
+    let mut data = reader_info(&mut tx, id, member_id).await?;
     data["confirmed_at"] = now.into();
     data["reply"] = reply.into();
     data["notice_id"] = id.into();

@@ -447,6 +447,8 @@ pub struct InboxQuery {
     /// Only notices not read yet.
     #[serde(default)]
     pub unread: bool,
+    /// Only notices of this priority.
+    pub priority: Option<Priority>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -473,13 +475,17 @@ async fn inbox(
     };
     let member_id = caller.session.account.member_id.unwrap_or(0);
     let unread_filter = i64::from(query.unread);
-    let rows = sqlx::query(
+    let priority_filter = query.priority.map_or("", Priority::as_str);
+    let condition =
+        "r.member_id = $1 AND ($2 = 0 OR r.read_at IS NULL) AND ($3 = '' OR n.priority = $3)";
+    let rows = sqlx::query(&format!(
         "SELECT n.id, n.title, n.priority, n.require_confirm, n.status, n.sender_name, n.created_at, r.read_at, r.confirmed_at \
          FROM notice_recipients r JOIN notices n ON n.id = r.notice_id \
-         WHERE r.member_id = $1 AND ($2 = 0 OR r.read_at IS NULL) ORDER BY n.id DESC LIMIT $3 OFFSET $4",
-    )
+         WHERE {condition} ORDER BY n.id DESC LIMIT $4 OFFSET $5"
+    ))
     .bind(member_id)
     .bind(unread_filter)
+    .bind(priority_filter)
     .bind(page.limit())
     .bind(page.offset())
     .fetch_all(&state.db.pool)
@@ -505,11 +511,12 @@ async fn inbox(
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let total: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM notice_recipients WHERE member_id = $1 AND ($2 = 0 OR read_at IS NULL)",
-    )
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM notice_recipients r JOIN notices n ON n.id = r.notice_id WHERE {condition}"
+    ))
     .bind(member_id)
     .bind(unread_filter)
+    .bind(priority_filter)
     .fetch_one(&state.db.pool)
     .await?;
     let unread: i64 = sqlx::query_scalar(
@@ -536,6 +543,8 @@ pub struct SentItem {
     pub recipients: i64,
     pub read: i64,
     pub confirmed: i64,
+    /// The `notice:ID` topic's sequence number these counts include.
+    pub seq: i64,
 }
 
 /// Lists the notices the caller sent, newest first.
@@ -550,7 +559,8 @@ async fn sent(
         "SELECT n.id, n.title, n.status, n.require_confirm, n.created_at, \
          (SELECT COUNT(*) FROM notice_recipients r WHERE r.notice_id = n.id) AS recipients, \
          (SELECT COUNT(*) FROM notice_recipients r WHERE r.notice_id = n.id AND r.read_at IS NOT NULL) AS read_count, \
-         (SELECT COUNT(*) FROM notice_recipients r WHERE r.notice_id = n.id AND r.confirmed_at IS NOT NULL) AS confirmed_count \
+         (SELECT COUNT(*) FROM notice_recipients r WHERE r.notice_id = n.id AND r.confirmed_at IS NOT NULL) AS confirmed_count, \
+         COALESCE((SELECT t.last_seq FROM hub_topics t WHERE t.topic = 'notice:' || CAST(n.id AS TEXT)), 0) AS seq \
          FROM notices n WHERE n.sender_id = $1 ORDER BY n.id DESC LIMIT $2 OFFSET $3",
     )
     .bind(caller.session.account.id)
@@ -570,6 +580,7 @@ async fn sent(
                 recipients: row.try_get("recipients")?,
                 read: row.try_get("read_count")?,
                 confirmed: row.try_get("confirmed_count")?,
+                seq: row.try_get("seq")?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -644,6 +655,8 @@ pub struct Progress {
     pub confirmed: i64,
     pub by_org: Vec<OrgProgress>,
     pub unread: Vec<Unread>,
+    /// Confirmations with their replies, oldest first.
+    pub replies: Vec<Reply>,
     pub last_reminded_at: Option<i64>,
     /// The `notice:ID` topic's sequence number this snapshot includes;
     /// subscribe with `since` set to it for live changes.
@@ -707,8 +720,10 @@ async fn progress(
     .iter()
     .map(|row| Ok(Unread { member_id: row.try_get("member_id")?, name: row.try_get("name")?, org_name: row.try_get("org_name")? }))
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let replies = replies_of(&state, id).await?;
     Ok(ApiJson(Progress {
         notice_id: id,
+        replies,
         total: by_org.iter().map(|o| o.total).sum(),
         read: by_org.iter().map(|o| o.read).sum(),
         confirmed: by_org.iter().map(|o| o.confirmed).sum(),
@@ -717,6 +732,41 @@ async fn progress(
         last_reminded_at,
         seq,
     }))
+}
+
+/// One confirmation (回执) and its reply.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Reply {
+    pub member_id: i64,
+    pub name: String,
+    pub org_id: i64,
+    pub org_name: String,
+    pub reply: String,
+    pub confirmed_at: i64,
+}
+
+async fn replies_of(state: &AppState, id: i64) -> AppResult<Vec<Reply>> {
+    let rows = sqlx::query(
+        "SELECT r.member_id, m.name, r.org_id, o.name AS org_name, COALESCE(r.reply, '') AS reply, r.confirmed_at \
+         FROM notice_recipients r JOIN members m ON m.id = r.member_id JOIN orgs o ON o.id = r.org_id \
+         WHERE r.notice_id = $1 AND r.confirmed_at IS NOT NULL ORDER BY r.confirmed_at, r.member_id",
+    )
+    .bind(id)
+    .fetch_all(&state.db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            Ok(Reply {
+                member_id: row.try_get("member_id")?,
+                name: row.try_get("name")?,
+                org_id: row.try_get("org_id")?,
+                org_name: row.try_get("org_name")?,
+                reply: row.try_get("reply")?,
+                confirmed_at: row.try_get("confirmed_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// How many unread recipients were reminded.
