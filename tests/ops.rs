@@ -31,6 +31,13 @@ async fn health_and_readiness(backend: Backend) {
         !request_id.is_empty(),
         "every response carries a request id"
     );
+
+    // With its database pool closed the process is alive but not ready.
+    server.state.db.pool.close().await;
+    let unready = client.get("/readyz").await;
+    assert_eq!(unready.status, StatusCode::SERVICE_UNAVAILABLE);
+    let alive = client.get("/healthz").await;
+    assert_eq!(alive.status, StatusCode::OK);
 }
 
 /// Reads the request counter of one method, route and status from the

@@ -231,6 +231,8 @@ async fn bootstrap(store: &Store) {
 /// A running server and the store behind it.
 pub struct TestServer {
     store: Option<Store>,
+    /// The running server's shared state, for checks from inside.
+    pub state: server::state::AppState,
     pub addr: SocketAddr,
     pub base_url: String,
     shutdown: Option<oneshot::Sender<()>>,
@@ -253,12 +255,14 @@ impl TestServer {
             .await
             .expect("bind test server");
         let addr = server.addr;
+        let state = server.state.clone();
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = signal.await;
         }));
         Self {
             store: Some(store),
+            state,
             addr,
             base_url: format!("{scheme}://{addr}"),
             shutdown: Some(shutdown),
