@@ -1,0 +1,114 @@
+// Headless Chromium pages meet through the SFU example server: every page must decode
+// every other page's video (framesDecoded rising) and receive its audio.
+//
+// Usage: SFU_MEETING_BIN=<path to the meeting example> node meeting.test.mjs [pages...]
+// Each count of pages (default: 2 then 5) runs against a fresh server.
+
+import { spawn } from 'node:child_process';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SERVER = process.env.SFU_MEETING_BIN;
+const PATIENCE_MS = 60_000;
+const ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const server = spawn(SERVER, ['0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    server.on('error', reject);
+    server.stdout.on('data', (chunk) => {
+      const match = /listening on (http:\/\/\S+)/.exec(chunk.toString());
+      if (match) resolve({ server, url: match[1] });
+    });
+    server.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Per page: video tracks with frames decoded and audio tracks with samples received.
+async function reports(pages) {
+  return Promise.all(pages.map((page) => page.evaluate(() => window.report())));
+}
+
+function receiving(report) {
+  const video = report.inbound.filter((s) => s.kind === 'video' && s.framesDecoded > 0);
+  const audio = report.inbound.filter((s) => s.kind === 'audio' && s.samples > 0);
+  return { video: video.length, audio: audio.length };
+}
+
+async function meet(browser, count) {
+  const { server, url } = await startServer();
+  const contexts = [];
+  try {
+    const pages = [];
+    for (let i = 0; i < count; i++) {
+      const context = await browser.newContext();
+      contexts.push(context);
+      const page = await context.newPage();
+      await page.goto(`${url}/?id=page${i}`);
+      pages.push(page);
+    }
+
+    const deadline = Date.now() + PATIENCE_MS;
+    let first;
+    for (;;) {
+      first = await reports(pages);
+      const ready = first.every((r) => {
+        const { video, audio } = receiving(r);
+        return video === count - 1 && audio === count - 1;
+      });
+      if (ready) break;
+      if (Date.now() > deadline) {
+        throw new Error(`${count} pages: not every page receives all others: ${JSON.stringify(first)}`);
+      }
+      await sleep(500);
+    }
+
+    // A window long enough that a page starved of CPU on a small machine still decodes.
+    await sleep(5000);
+    const second = await reports(pages);
+    second.forEach((report, index) => {
+      for (const stats of report.inbound.filter((s) => s.kind === 'video')) {
+        const before = first[index].inbound.find((s) => s.trackIdentifier === stats.trackIdentifier);
+        if (!before || stats.framesDecoded <= before.framesDecoded) {
+          throw new Error(`${report.id}: framesDecoded not rising on ${stats.trackIdentifier}: ${JSON.stringify(first)} then ${JSON.stringify(second)}`);
+        }
+      }
+    });
+    const frames = second.map((r) => r.inbound.filter((s) => s.kind === 'video').map((s) => s.framesDecoded));
+    console.log(`${count} pages: every page decodes ${count - 1} videos and receives ${count - 1} audio tracks; frames decoded ${JSON.stringify(frames)}`);
+  } finally {
+    for (const context of contexts) await context.close();
+    server.kill();
+  }
+}
+
+if (!SERVER) {
+  console.error('SFU_MEETING_BIN must name the built meeting example');
+  process.exit(2);
+}
+const counts = process.argv.slice(2).map(Number);
+const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+try {
+  for (const count of counts.length ? counts : [2, 5]) {
+    await meet(browser, count);
+  }
+} catch (err) {
+  console.error(err.message);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
