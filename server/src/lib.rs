@@ -6,6 +6,7 @@
 //! exposes a `router()`; [`app::build`] puts them together.
 
 pub mod app;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod backup;
