@@ -73,6 +73,7 @@ async fn collect_offers(mut events: mpsc::UnboundedReceiver<SfuEvent>, offers: O
     while let Some(event) = events.recv().await {
         match event {
             SfuEvent::Offer { participant, sdp } => {
+                tracing::debug!(%participant, %sdp, "engine offer");
                 offers
                     .lock()
                     .unwrap()

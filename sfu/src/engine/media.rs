@@ -155,7 +155,7 @@ impl Shard {
             }
 
             let action = subscription.forwarder.on_packet(&received.source);
-            tracing::trace!(%subscriber, ?action, "forwarding decision");
+            tracing::trace!(%subscriber, track = %received.track, layer = received.source.layer, ?action, "forwarding decision");
             if let Action::Forward { seq, timestamp, .. } = action
                 && let Some(packet) = outgoing_packet(
                     &mut entry.peer.pc,

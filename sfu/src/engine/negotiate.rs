@@ -9,6 +9,7 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 
 use super::participant::{Connection, Negotiation, PublishedTrack, Subscription, TrackCodec};
@@ -325,7 +326,23 @@ impl Shard {
                 ..Default::default()
             }],
         );
-        let sender = entry.peer.pc.add_track(media_track)?;
+        // A new send-only transceiver per subscription, never one of the participant's own
+        // publishing transceivers, so publishing and subscribing renegotiate independently.
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![track.publisher.0.clone()],
+            send_encodings: Vec::new(),
+        };
+        let transceiver = entry
+            .peer
+            .pc
+            .add_transceiver_from_track(media_track, Some(init))?;
+        let sender = entry
+            .peer
+            .pc
+            .rtp_transceiver(transceiver)
+            .and_then(|transceiver| transceiver.sender())
+            .ok_or_else(|| SfuError::WebRtc("new transceiver has no sender".to_owned()))?;
 
         let clock_rate = codec.rtc_codec.clock_rate;
         let needs_keyframe = codec.video.is_some();

@@ -1,8 +1,11 @@
 // Headless Chromium pages meet through the SFU example server: every page must decode
 // every other page's video (framesDecoded rising) and receive its audio.
 //
-// Usage: SFU_MEETING_BIN=<path to the meeting example> node meeting.test.mjs [pages...]
-// Each count of pages (default: 2 then 5) runs against a fresh server.
+// Usage: SFU_MEETING_BIN=<path to the meeting example> node meeting.test.mjs [rounds...]
+// A round is a page count, optionally followed by `s` to make the first page publish three
+// simulcast layers (for example `3s`). Each round runs against a fresh server. Default:
+// 2, 5 and 3s. In a simulcast round the other pages must also receive the simulcast video
+// wider than its lowest layer, which shows the engine forwards the upper layers.
 
 import { spawn } from 'node:child_process';
 import { chromium } from 'playwright-core';
@@ -49,7 +52,9 @@ function receiving(report) {
   return { video: video.length, audio: audio.length };
 }
 
-async function meet(browser, count) {
+async function meet(browser, round) {
+  const count = Number.parseInt(round, 10);
+  const simulcast = round.endsWith('s');
   const { server, url } = await startServer();
   const contexts = [];
   try {
@@ -58,7 +63,8 @@ async function meet(browser, count) {
       const context = await browser.newContext();
       contexts.push(context);
       const page = await context.newPage();
-      await page.goto(`${url}/?id=page${i}`);
+      const mode = simulcast && i === 0 ? '&simulcast=1' : '';
+      await page.goto(`${url}/?id=page${i}${mode}`);
       pages.push(page);
     }
 
@@ -88,11 +94,32 @@ async function meet(browser, count) {
         }
       }
     });
+    if (simulcast) await expectUpperLayer(pages);
     const frames = second.map((r) => r.inbound.filter((s) => s.kind === 'video').map((s) => s.framesDecoded));
-    console.log(`${count} pages: every page decodes ${count - 1} videos and receives ${count - 1} audio tracks; frames decoded ${JSON.stringify(frames)}`);
+    console.log(`${round}: ${count} pages: every page decodes ${count - 1} videos and receives ${count - 1} audio tracks; frames decoded ${JSON.stringify(frames)}`);
   } finally {
     for (const context of contexts) await context.close();
     server.kill();
+  }
+}
+
+// The simulcast publisher's lowest layer is a quarter of 1280 pixels wide; receiving a
+// wider picture means the engine moved the subscriber to a higher layer.
+async function expectUpperLayer(pages) {
+  const deadline = Date.now() + PATIENCE_MS;
+  for (;;) {
+    const widths = (await reports(pages.slice(1))).map((report) =>
+      Math.max(0, ...report.inbound
+        .filter((s) => s.kind === 'video' && s.trackIdentifier.startsWith('page0-'))
+        .map((s) => s.frameWidth)));
+    if (widths.every((width) => width > 320)) {
+      console.log(`simulcast: subscribers receive page0 at widths ${JSON.stringify(widths)}`);
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`simulcast: subscribers stayed on the lowest layer: ${JSON.stringify(widths)}`);
+    }
+    await sleep(500);
   }
 }
 
@@ -100,11 +127,11 @@ if (!SERVER) {
   console.error('SFU_MEETING_BIN must name the built meeting example');
   process.exit(2);
 }
-const counts = process.argv.slice(2).map(Number);
+const rounds = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
 try {
-  for (const count of counts.length ? counts : [2, 5]) {
-    await meet(browser, count);
+  for (const round of rounds.length ? rounds : ['2', '5', '3s']) {
+    await meet(browser, round);
   }
 } catch (err) {
   console.error(err.message);
