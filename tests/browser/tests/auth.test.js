@@ -212,3 +212,29 @@ test('account list searches on server', async (t) => {
   await dialog.getByRole('radio', { name: new RegExp(free.name) }).first().waitFor();
   assert.deepEqual(pageErrors, []);
 });
+
+test('account status filter asks the server', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  const call = await apiSession(server.url, 'sysadmin');
+  const { total } = await call('GET', '/api/accounts?limit=1');
+  // The newest account sorts last, past the first page of 50 rows, so only
+  // a filter on the server can list it.
+  assert.ok(total > 50, `the demo has more than one page of accounts, got ${total}`);
+  const { items: [last] } = await call('GET', `/api/accounts?limit=1&offset=${total - 1}`);
+  await call('PATCH', `/api/accounts/${last.id}`, { disabled: true });
+
+  await login(page, server.url, 'sysadmin');
+  await page.getByRole('link', { name: '账号', exact: true }).click();
+  const table = page.getByTestId('accounts');
+  await table.getByRole('cell', { name: 'zhibu', exact: true }).waitFor();
+  assert.equal(await table.getByRole('cell', { name: last.username, exact: true }).count(), 0);
+
+  await page.getByLabel('账号状态').selectOption({ label: '已停用' });
+  await table.getByRole('cell', { name: last.username, exact: true }).waitFor();
+  assert.equal(await table.locator('tbody tr').count(), 1);
+
+  await page.getByLabel('账号状态').selectOption({ label: '正常' });
+  await table.getByRole('cell', { name: 'zhibu', exact: true }).waitFor();
+  assert.equal(await table.getByRole('cell', { name: last.username, exact: true }).count(), 0);
+  assert.deepEqual(pageErrors, []);
+});

@@ -38,6 +38,7 @@ async function sendToBranch(url, fields) {
   return call('POST', '/api/notices', {
     title: fields.title,
     body_html: fields.body_html || '<p>请按时参加。</p>',
+    priority: fields.priority || 'normal',
     require_confirm: Boolean(fields.require_confirm),
     targets: { org_ids: [branch.id], member_ids: [] },
   });
@@ -112,6 +113,7 @@ test('published notice updates both pages live', async (t) => {
   await sender.getByTestId('replies').getByText('收到，按时参加').waitFor();
   await sender.getByTestId('confirmed-count').filter({ hasText: /^1$/ }).waitFor();
   assert.match(await sender.getByTestId('replies').textContent(), new RegExp(memberName));
+  assert.match(await sender.getByTestId('replies').textContent(), new RegExp(BRANCH));
   assert.equal(await sender.getByTestId('read-count').textContent(), '1');
   await assertNotReloaded(sender);
   await assertNotReloaded(member);
@@ -317,5 +319,71 @@ test('phone inbox shows one pane', async (t) => {
   await list.waitFor();
   assert.equal(await detail.isVisible(), false);
   assert.equal(await page.getByTestId('notices-unread').count(), 0);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('urgent filter asks the server', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  // The urgent notice is the oldest, so it is not on the first page of all
+  // notices and only a filter on the server finds it.
+  await sendToBranch(server.url, { title: '紧急：今晚八点前报送名单', priority: 'urgent' });
+  for (let i = 1; i <= 20; i += 1) await sendToBranch(server.url, { title: `例行通知第${i}号` });
+
+  await login(page, server.url, 'dangyuan');
+  await page.getByRole('heading', { level: 1, name: BRANCH }).waitFor();
+  await openInbox(page);
+  const list = page.getByTestId('inbox');
+  await list.getByRole('link', { name: /例行通知第20号/ }).waitFor();
+  assert.equal(await list.getByRole('link').count(), 20);
+  assert.equal(await list.getByRole('link', { name: /紧急：今晚八点前报送名单/ }).count(), 0);
+
+  await page.getByLabel('只看紧急').check();
+  const urgent = list.getByRole('link', { name: /紧急：今晚八点前报送名单/ });
+  await urgent.waitFor();
+  assert.equal(await list.getByRole('link').count(), 1);
+  assert.equal(await page.locator('.pager').count(), 0);
+
+  // Read it, then the unread urgent list is empty.
+  await urgent.click();
+  await page.getByTestId('notice-detail').getByText('请按时参加。').waitFor();
+  await page.getByRole('button', { name: /^未读/ }).click();
+  await page.getByText('没有未读的紧急通知').waitFor();
+
+  await page.getByLabel('只看紧急').uncheck();
+  await list.getByRole('link', { name: /例行通知第20号/ }).waitFor();
+  assert.equal(await list.getByRole('link').count(), 20);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('replies survive progress page reload', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  const notice = await sendToBranch(server.url, { title: '请确认参加组织生活会', require_confirm: true });
+  const member = await apiSession(server.url, 'dangyuan');
+  await member('POST', `/api/notices/${notice.id}/confirm`, { reply: '收到，准时参加' });
+  const memberInfo = await member('GET', '/api/auth/me');
+
+  // Hub events never reach the page, so the reply can only come from the
+  // progress snapshot.
+  await page.routeWebSocket(/\/ws\?v=1$/, (route) => {
+    const upstream = route.connectToServer();
+    upstream.onMessage((message) => {
+      if (typeof message === 'string' && message.includes('"type":"event"')) return;
+      route.send(message);
+    });
+    route.onMessage((message) => upstream.send(message));
+  });
+  await login(page, server.url, 'zhibu');
+  await page.getByRole('heading', { level: 1, name: BRANCH }).waitFor();
+  await page.goto(`${server.url}/notices/sent/${notice.id}`);
+  const replies = page.getByTestId('replies');
+  await replies.getByText('收到，准时参加').waitFor();
+  assert.equal(await page.getByTestId('confirmed-count').textContent(), '1');
+
+  await page.reload();
+  await replies.getByText('收到，准时参加').waitFor();
+  const text = await replies.textContent();
+  assert.match(text, new RegExp(memberInfo.account.display_name));
+  assert.match(text, new RegExp(BRANCH));
+  assert.equal(await page.getByTestId('confirmed-count').textContent(), '1');
   assert.deepEqual(pageErrors, []);
 });

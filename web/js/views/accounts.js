@@ -97,6 +97,8 @@ export function mountAccounts(outlet) {
   const isSecurityAdmin = hasSystemRole('security_admin');
   let page = null;
   let offset = 0;
+  /** Counts list requests, so a slow response to an older filter is dropped. */
+  let loadTicket = 0;
   const filterInput = h('input', { type: 'search', placeholder: t('accounts.filter'), 'aria-label': t('accounts.filter'), class: 'input-search' });
   const statusSelect = h(
     'select',
@@ -173,16 +175,8 @@ export function mountAccounts(outlet) {
   }
 
   function draw() {
-    const status = statusSelect.value;
-    // TODO: GET /api/accounts has no status filter, so this one only
-    // narrows the page already loaded.
-    const shown = page.items.filter((account) => {
-      if (status === 'active') return !account.disabled;
-      if (status === 'disabled') return account.disabled;
-      return true;
-    });
     const pageControls = page.total > page.limit ? pager(page, (next) => { offset = next; load(); }) : null;
-    if (shown.length === 0) {
+    if (page.items.length === 0) {
       replace(body, h('p', { class: 'empty-state' }, t('accounts.empty')), pageControls);
       return;
     }
@@ -209,7 +203,7 @@ export function mountAccounts(outlet) {
         h(
           'tbody',
           {},
-          shown.map((account) =>
+          page.items.map((account) =>
             h(
               'tr',
               { class: account.disabled ? 'row-disabled' : null },
@@ -243,12 +237,24 @@ export function mountAccounts(outlet) {
   }
 
   async function load() {
+    const status = statusSelect.value;
+    const params = {
+      q: filterInput.value.trim(),
+      disabled: status === '' ? null : status === 'disabled',
+      limit: PAGE_SIZE,
+      offset,
+    };
+    loadTicket += 1;
+    const ticket = loadTicket;
+    let next;
     try {
-      page = await api.get(`/api/accounts${query({ q: filterInput.value.trim(), limit: PAGE_SIZE, offset })}`);
+      next = await api.get(`/api/accounts${query(params)}`);
     } catch (error) {
-      replace(body, errorState(error, load));
+      if (ticket === loadTicket) replace(body, errorState(error, load));
       return;
     }
+    if (ticket !== loadTicket) return;
+    page = next;
     draw();
   }
 
@@ -257,7 +263,8 @@ export function mountAccounts(outlet) {
     load();
   }, 250));
   statusSelect.addEventListener('change', () => {
-    if (page) draw();
+    offset = 0;
+    load();
   });
   load();
   return {};

@@ -74,10 +74,19 @@ export function mountInbox(outlet, context) {
   let openId = null;
   let page = null;
   let detailHandle = null;
+  /** Counts list requests, so a slow response to an older filter is dropped. */
+  let loadTicket = 0;
 
   const allButton = h('button', { type: 'button', class: 'segment', onclick: () => setUnread(false) }, t('notices.filterAll'));
   const unreadButton = h('button', { type: 'button', class: 'segment', onclick: () => setUnread(true) }, t('notices.filterUnread'));
-  const urgentBox = h('input', { type: 'checkbox', onchange: () => { filters.urgent = urgentBox.checked; draw(); } });
+  const urgentBox = h('input', {
+    type: 'checkbox',
+    onchange: () => {
+      filters.urgent = urgentBox.checked;
+      filters.offset = 0;
+      load();
+    },
+  });
   const listBody = h('div', { class: 'notice-list-body' }, h('p', { class: 'muted' }, t('common.loading')));
   const listStatus = h('p', { class: 'visually-hidden', 'aria-live': 'polite' });
   const list = h(
@@ -137,24 +146,37 @@ export function mountInbox(outlet, context) {
     unreadButton.setAttribute('aria-pressed', String(filters.unread));
     unreadButton.textContent = page && page.unread > 0 ? t('notices.filterUnreadCount', { count: page.unread }) : t('notices.filterUnread');
     if (!page) return;
-    // TODO: the inbox API has no priority filter, so the urgent filter only
-    // narrows the page already loaded.
-    const items = filters.urgent ? page.items.filter((item) => item.priority === 'urgent') : page.items;
-    if (items.length === 0) {
-      replace(listBody, h('p', { class: 'empty-state' }, t(filters.unread ? 'notices.emptyUnread' : 'notices.empty')));
+    if (page.items.length === 0) {
+      replace(listBody, h('p', { class: 'empty-state' }, t(emptyMessageKey())));
     } else {
-      replace(listBody, h('ul', { class: 'notice-items', 'data-testid': 'inbox' }, items.map(itemRow)));
+      replace(listBody, h('ul', { class: 'notice-items', 'data-testid': 'inbox' }, page.items.map(itemRow)));
     }
     if (page.total > page.limit) listBody.append(pager(page, (offset) => { filters.offset = offset; load(); }));
   }
 
+  function emptyMessageKey() {
+    if (filters.urgent) return filters.unread ? 'notices.emptyUrgentUnread' : 'notices.emptyUrgent';
+    return filters.unread ? 'notices.emptyUnread' : 'notices.empty';
+  }
+
   async function load() {
+    const params = {
+      unread: filters.unread || null,
+      priority: filters.urgent ? 'urgent' : null,
+      limit: PAGE_SIZE,
+      offset: filters.offset,
+    };
+    loadTicket += 1;
+    const ticket = loadTicket;
+    let next;
     try {
-      page = await api.get(`/api/notices/inbox${query({ unread: filters.unread || null, limit: PAGE_SIZE, offset: filters.offset })}`);
+      next = await api.get(`/api/notices/inbox${query(params)}`);
     } catch (error) {
-      replace(listBody, errorState(error, load));
+      if (ticket === loadTicket) replace(listBody, errorState(error, load));
       return;
     }
+    if (ticket !== loadTicket) return;
+    page = next;
     draw();
   }
 

@@ -26,7 +26,10 @@ export function mountProgress(outlet, context) {
   let snapshotSeq = 0;
   let stopFollowing = null;
   let closed = false;
-  /** Replies by member id, from `receipt.confirmed` events. */
+  /**
+   * Replies by member id: the snapshot's, then those of later
+   * `receipt.confirmed` events.
+   */
   const replies = new Map();
 
   const titleNode = h('h2', { tabindex: '-1' });
@@ -180,10 +183,9 @@ export function mountProgress(outlet, context) {
   }
 
   function rememberReply(data) {
-    const org = orgOf(data.org_id);
     replies.set(data.member_id, {
       name: data.name,
-      org_name: org ? org.org_name : '',
+      org_name: data.org_name,
       reply: data.reply,
       confirmed_at: data.confirmed_at,
     });
@@ -191,13 +193,8 @@ export function mountProgress(outlet, context) {
 
   function onEvent(event) {
     const data = event.data || {};
-    // Events up to the snapshot are already in its counts; the replay from
-    // the topic's start only supplies the replies.
-    if (event.seq <= snapshotSeq) {
-      if (event.kind === 'receipt.confirmed' && progress) rememberReply(data);
-      if (progress) draw();
-      return;
-    }
+    // Events up to the snapshot are already in its counts and replies.
+    if (!progress || event.seq <= snapshotSeq) return;
     if (event.kind === 'receipt.read') {
       if (countRead(data)) liveStatus.textContent = t('notices.liveRead', { name: data.name, read: progress.read, total: progress.total });
     } else if (event.kind === 'receipt.confirmed') {
@@ -220,6 +217,8 @@ export function mountProgress(outlet, context) {
     const next = await api.get(`/api/notices/${id}/progress`);
     progress = next;
     snapshotSeq = next.seq;
+    replies.clear();
+    for (const entry of next.replies) rememberReply(entry);
   }
 
   async function load() {
@@ -235,9 +234,6 @@ export function mountProgress(outlet, context) {
     draw();
     titleNode.focus({ preventScroll: true });
     if (!stopFollowing) {
-      // TODO: GET /api/notices/{id}/progress lists no replies, so they come
-      // from replaying the topic from its start; replies older than the
-      // hub's 30-day history are not shown.
       stopFollowing = hub.subscribe(
         `notice:${id}`,
         {
@@ -252,7 +248,7 @@ export function mountProgress(outlet, context) {
             if (!closed) draw();
           },
         },
-        { since: 0 },
+        { since: snapshotSeq },
       );
     }
   }

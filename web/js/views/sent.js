@@ -75,17 +75,17 @@ export function mountSent(outlet) {
 
   /**
    * Follows the receipt topics of the listed active notices; any event
-   * reloads the list, whose counts come from the server.
+   * reloads the list, whose counts come from the server. A new subscription
+   * starts at the item's `seq`, the topic position its counts include, so
+   * an event between loading the list and subscribing still arrives.
    */
   function follow(items) {
-    // TODO: the sent list reports no topic sequence numbers, so an event
-    // between loading the list and subscribing is seen only at the next
-    // event or visit.
     const next = new Map();
     for (const item of items) {
       if (item.status !== 'active') continue;
       const topic = `notice:${item.id}`;
-      next.set(topic, following.get(topic) || hub.subscribe(topic, { onEvent: reloadSoon, onReset: reloadSoon }));
+      const listener = { onEvent: reloadSoon, onReset: reloadSoon };
+      next.set(topic, following.get(topic) || hub.subscribe(topic, listener, { since: item.seq }));
     }
     for (const [topic, stop] of following) {
       if (!next.has(topic)) stop();
