@@ -104,21 +104,22 @@ export function query(params) {
 }
 
 /**
- * Uploads a file's raw bytes to `POST /api/files` and resolves with the
- * stored file `{sha256, size, mime, name}`. XMLHttpRequest is used because
- * fetch reports no upload progress: `onProgress(sent, total)` runs as bytes
- * leave. Returns `{ promise, abort }`.
+ * Sends a file's raw bytes as the body of `POST path` and resolves with the
+ * parsed JSON response. XMLHttpRequest is used because fetch reports no
+ * upload progress: `onProgress(sent, total)` runs as bytes leave, and
+ * reaches `sent === total` before the server has answered. Returns
+ * `{ promise, abort }`.
  */
-export function uploadFile(file, onProgress) {
+export function uploadBody(path, file, onProgress) {
   const xhr = new XMLHttpRequest();
   const promise = new Promise((resolve, reject) => {
-    xhr.open('POST', `/api/files${query({ name: file.name })}`);
+    xhr.open('POST', path);
     xhr.setRequestHeader('Accept', 'application/json');
     xhr.setRequestHeader('Content-Type', 'application/octet-stream');
     const token = csrfToken ?? readCsrfCookie();
     if (token) xhr.setRequestHeader('X-CSRF-Token', token);
     xhr.upload.addEventListener('progress', (event) => {
-      if (event.lengthComputable) onProgress(event.loaded, event.total);
+      if (event.lengthComputable && onProgress) onProgress(event.loaded, event.total);
     });
     xhr.addEventListener('load', () => {
       let data = null;
@@ -146,4 +147,13 @@ export function uploadFile(file, onProgress) {
     xhr.send(file);
   });
   return { promise, abort: () => xhr.abort() };
+}
+
+/**
+ * Uploads a file to `POST /api/files`; the promise resolves with the stored
+ * file `{sha256, size, mime, name}`. See uploadBody for `onProgress` and
+ * the return value.
+ */
+export function uploadFile(file, onProgress) {
+  return uploadBody(`/api/files${query({ name: file.name })}`, file, onProgress);
 }

@@ -21,7 +21,10 @@ import { startCounts, stopCounts } from './todo.js';
 
 const root = document.getElementById('app');
 
-/** Routes: a pattern, the navigation entry it belongs to, and its view. */
+/**
+ * Routes: a pattern, the navigation entry it belongs to, its view, and an
+ * optional section that the view draws in place of its usual content.
+ */
 const ROUTES = [
   { pattern: /^\/meetings$/, nav: 'meetings', view: 'soon' },
   { pattern: /^\/approvals$/, nav: 'approvals', view: 'soon' },
@@ -30,6 +33,7 @@ const ROUTES = [
   { pattern: /^\/notices\/sent\/(\d+)$/, nav: 'notices', view: 'progress' },
   { pattern: /^\/notices\/new$/, nav: 'notices', view: 'compose' },
   { pattern: /^\/learning$/, nav: 'learning', view: 'soon' },
+  { pattern: /^\/org\/import$/, nav: 'org', view: 'org', section: 'import' },
   { pattern: /^\/org(?:\/(\d+))?(?:\/member\/(\d+))?$/, nav: 'org', view: 'org' },
   { pattern: /^\/accounts$/, nav: 'accounts', view: 'accounts' },
   { pattern: /^\/audit$/, nav: 'audit', view: 'audit' },
@@ -101,7 +105,7 @@ function route() {
     return;
   }
 
-  const context = { navigate, params: matched.params, nav: matched.nav };
+  const context = { navigate, params: matched.params, nav: matched.nav, section: matched.section || null };
   if (current && current.view === matched.view && current.instance.update) {
     current.instance.update(context);
     return;

@@ -1,7 +1,8 @@
 // The Organization page: tree on the left, the selected organization in the
 // middle, and a member's record in a side pane.
 //
-// Routes: /org, /org/{orgId} and /org/{orgId}/member/{memberId}.
+// Routes: /org, /org/{orgId}, /org/{orgId}/member/{memberId}, and
+// /org/import, which draws the spreadsheet import beside the tree.
 
 import { api } from '../api.js';
 import { debounce, errorState, h, replace } from '../dom.js';
@@ -10,6 +11,7 @@ import { hasSystemRole } from '../session.js';
 import { createOrgDialog } from './orgdialogs.js';
 import { renderOrgDetail } from './orgdetail.js';
 import { renderMemberPane } from './member.js';
+import { renderImport } from './orgimport.js';
 import { createTree, indexOrgs } from './orgtree.js';
 
 export function mountOrg(outlet, context) {
@@ -19,6 +21,8 @@ export function mountOrg(outlet, context) {
   let memberId = null;
   let filter = '';
   let detailHandle = null;
+  let importHandle = null;
+  const isSystemAdmin = hasSystemRole('system_admin');
 
   const tree = createTree({ onSelect: (id) => navigate(`/org/${id}`) });
   const filterInput = h('input', {
@@ -31,15 +35,18 @@ export function mountOrg(outlet, context) {
       if (index) tree.render(index, selectedId, filter);
     }, 150),
   });
-  const rootButton = hasSystemRole('system_admin')
+  const rootButton = isSystemAdmin
     ? h('button', { type: 'button', class: 'button button-small', onclick: createRoot }, `+ ${t('org.newRoot')}`)
+    : null;
+  const importLink = isSystemAdmin
+    ? h('a', { href: '/org/import', class: 'button button-small', 'data-link': true }, t('org.import'))
     : null;
   const treeBody = h('div', { class: 'tree-body' }, h('p', { class: 'muted' }, t('common.loading')));
   const treePanel = h(
     'details',
     { class: 'tree-panel', open: true },
     h('summary', { class: 'tree-summary' }, t('org.showTree')),
-    h('div', { class: 'tree-tools' }, filterInput, rootButton),
+    h('div', { class: 'tree-tools' }, filterInput, isSystemAdmin ? h('div', { class: 'tree-actions' }, rootButton, importLink) : null),
     treeBody,
   );
   const detail = h('section', { class: 'org-detail', 'aria-live': 'off' });
@@ -60,14 +67,73 @@ export function mountOrg(outlet, context) {
     }
     if (index.roots.length === 0) {
       replace(treeBody, h('p', { class: 'empty-state' }, t('org.noOrgs')));
-      replace(detail);
+      if (!importHandle) replace(detail, isSystemAdmin ? emptyTreeHint() : null);
       return false;
     }
     replace(treeBody, tree.element);
     return true;
   }
 
-  function applyRoute(params) {
+  function emptyTreeHint() {
+    return h(
+      'div',
+      { class: 'empty-state' },
+      h('p', {}, t('org.emptyAdmin')),
+      h('a', { href: '/org/import', class: 'button button-primary', 'data-link': true }, t('org.import')),
+    );
+  }
+
+  function closeMemberPane() {
+    memberId = null;
+    pane.hidden = true;
+    page.classList.remove('with-pane');
+    replace(pane);
+  }
+
+  function closeImport() {
+    if (importHandle) importHandle.close();
+    importHandle = null;
+  }
+
+  /** Draws the import in place of the organization, with no tree selection. */
+  function showImport() {
+    if (importHandle) return;
+    selectedId = null;
+    detailHandle = null;
+    closeMemberPane();
+    if (index.roots.length > 0) tree.render(index, null, filter);
+    if (!isSystemAdmin) {
+      replace(detail, h('p', { class: 'empty-state' }, t('import.adminOnly')));
+      return;
+    }
+    importHandle = renderImport(detail, { onImported: refreshAfterImport });
+    if (narrow.matches) treePanel.open = false;
+  }
+
+  /** Reloads the tree after an import and opens it at the new organizations, which it returns. */
+  async function refreshAfterImport() {
+    const before = new Set(index ? index.byId.keys() : []);
+    if (!(await loadOrgs())) return [];
+    const created = [...index.byId.values()].filter((org) => !before.has(org.id));
+    // The tree finds ancestors in the index it last drew, so it draws the
+    // new index before it can reveal the new organizations.
+    tree.render(index, null, filter);
+    for (const org of created) tree.reveal(org.id);
+    tree.render(index, null, filter);
+    return created;
+  }
+
+  function applyRoute(next) {
+    if (next.section === 'import') {
+      showImport();
+      return;
+    }
+    closeImport();
+    if (index.roots.length === 0) {
+      replace(detail, isSystemAdmin ? emptyTreeHint() : null);
+      return;
+    }
+    const { params } = next;
     const orgParam = params[0] ? Number(params[0]) : null;
     const memberParam = params[1] ? Number(params[1]) : null;
     if (orgParam === null || !index.byId.has(orgParam)) {
@@ -89,9 +155,7 @@ export function mountOrg(outlet, context) {
     if (memberParam !== memberId) {
       memberId = memberParam;
       if (memberId === null) {
-        pane.hidden = true;
-        page.classList.remove('with-pane');
-        replace(pane);
+        closeMemberPane();
       } else {
         pane.hidden = false;
         page.classList.add('with-pane');
@@ -118,15 +182,18 @@ export function mountOrg(outlet, context) {
     if (created) await reload(created.id);
   }
 
-  let lastParams = context.params;
-  loadOrgs().then((ok) => {
-    if (ok) applyRoute(lastParams);
+  let lastContext = context;
+  loadOrgs().then(() => {
+    if (index) applyRoute(lastContext);
   });
 
   return {
     update(next) {
-      lastParams = next.params;
-      if (index) applyRoute(next.params);
+      lastContext = next;
+      if (index) applyRoute(next);
+    },
+    unmount() {
+      closeImport();
     },
   };
 }
