@@ -1,9 +1,9 @@
 //! Selective forwarding unit: the Dangwu media engine.
 //!
 //! The engine receives WebRTC audio and video from publishers and forwards it, without
-//! decoding, to the participants that subscribe. It knows rooms, participants and tracks,
-//! and nothing about HTTP, storage or who may join what: the server decides that and drives
-//! the engine through [`Sfu`].
+//! decoding, to the participants that subscribe. It manages rooms, participants and tracks,
+//! and has no notion of HTTP, storage or who may join what. The server decides that and
+//! drives the engine through [`Sfu`].
 //!
 //! # Using the engine
 //!

@@ -1,5 +1,5 @@
-//! Many subscribers join and leave while a publisher streams; afterwards the engine holds
-//! only the publisher and the process has no more open files than after the first cycle.
+//! Many subscribers join and leave while a publisher streams. Afterwards the engine holds
+//! only the publisher, and the process has no more open files than after the first cycle.
 
 mod common;
 

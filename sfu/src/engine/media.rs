@@ -135,7 +135,7 @@ impl Shard {
             .get(&room)
             .map(|room| room.subscribers_of(&received.track))
             .unwrap_or_default();
-        let mut wanted = Vec::new();
+        let mut awaited_layers = Vec::new();
 
         for subscriber in subscribers {
             let target = self.target_layer(now, &received.track, &subscriber);
@@ -177,11 +177,11 @@ impl Shard {
                 self.dirty.insert(subscriber.clone());
             }
             if let Some(layer) = subscription.forwarder.awaited_keyframe() {
-                wanted.push(layer);
+                awaited_layers.push(layer);
             }
         }
 
-        self.want_keyframes(now, &received.track, &wanted);
+        self.want_keyframes(now, &received.track, &awaited_layers);
     }
 
     /// Layer a subscriber should receive now, or `None` for audio and unknown tracks.
@@ -268,7 +268,7 @@ impl Shard {
     }
 
     /// Handles RTCP from a subscriber about one of its senders: keyframe requests go to the
-    /// publisher, NACKs are answered from the packet cache.
+    /// publisher, NACKed packets are resent from the packet cache.
     fn on_rtcp(
         &mut self,
         now: Instant,
@@ -306,6 +306,7 @@ impl Shard {
             }
         }
 
+        tracing::trace!(participant = %id, %track, packets = packets.len(), resent = retransmissions.len(), "rtcp from subscriber");
         for original in retransmissions {
             if let Some(rtx) = rtx_packet(&mut entry.peer.pc, subscription, original) {
                 let sender_track = subscription.sender_track.clone();

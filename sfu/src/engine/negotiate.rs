@@ -49,7 +49,9 @@ impl Shard {
     ) -> Result<(), SfuError> {
         let entry = self.participant_mut(participant)?;
         let Negotiation::AwaitingAnswer { again } = entry.negotiation else {
-            return Err(SfuError::InvalidSdp("no offer awaits an answer".to_owned()));
+            return Err(SfuError::InvalidSdp(
+                "answer received but no engine offer is pending".to_owned(),
+            ));
         };
         entry.peer.accept_answer(now, answer)?;
         entry.negotiation = Negotiation::Stable;
@@ -464,6 +466,7 @@ impl Shard {
                             .flatten()
                     });
                     let Some(mid) = mid else { continue };
+                    tracing::debug!(participant = %id, %mid, ssrc = init.ssrc, rid = ?init.rid, "incoming stream opened");
                     if let Some(track) = entry.published.get_mut(&mid) {
                         track.receiver = Some(init.receiver_id);
                         let layer = track.layer_of_rid(init.rid.as_deref());

@@ -27,6 +27,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use super::deliver_rtcp::{self, DeliverRtcp};
 use crate::error::SfuError;
 use crate::sdp::AUDIO_LEVEL_URI;
 
@@ -58,7 +59,7 @@ impl Peer {
         let mut media_engine = MediaEngine::default();
         let registry = configure_media(&mut media_engine)?;
 
-        // No ICE servers: the engine only answers connectivity checks on its own socket.
+        // No ICE servers: the engine only responds to connectivity checks on its own socket.
         let configuration = RTCConfigurationBuilder::new().build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(configuration)
@@ -155,9 +156,9 @@ fn invalid_sdp(err: rtc::shared::error::Error) -> SfuError {
 
 /// Registers codecs, header extensions and interceptors.
 ///
-/// NACKs from subscribers are answered by the engine from its own packet cache (so it can
-/// use RTX with rewritten sequence numbers), so only the NACK generator toward publishers
-/// is installed here, not the responder.
+/// The engine serves subscribers' NACKs from its own packet cache, because retransmissions
+/// must use RTX and the rewritten sequence numbers. So only the NACK generator toward
+/// publishers is installed, not the responder.
 fn configure_media(media_engine: &mut MediaEngine) -> Result<Registry, SfuError> {
     media_engine.register_default_codecs()?;
     for (kind, feedback, parameter) in [
@@ -185,6 +186,7 @@ fn configure_media(media_engine: &mut MediaEngine) -> Result<Registry, SfuError>
     let registry = Registry::new()
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
         .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
-        .with(Slot::SenderReport, SenderReportBuilder::new().build());
+        .with(Slot::SenderReport, SenderReportBuilder::new().build())
+        .with(Slot::from(deliver_rtcp::SLOT), DeliverRtcp::default());
     Ok(configure_twcc_receiver_only(registry, media_engine)?)
 }

@@ -103,8 +103,8 @@ async function meet(browser, round) {
   }
 }
 
-// The simulcast publisher's lowest layer is a quarter of 1280 pixels wide; receiving a
-// wider picture means the engine moved the subscriber to a higher layer.
+// The simulcast publisher's lowest layer is a quarter of 1280 pixels wide. A wider
+// picture at a subscriber means the engine forwards one of the higher layers.
 async function expectUpperLayer(pages) {
   const deadline = Date.now() + PATIENCE_MS;
   for (;;) {
