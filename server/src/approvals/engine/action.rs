@@ -62,7 +62,7 @@ pub struct Decision {
     pub body_version: Option<u64>,
 }
 
-/// Where a return sends the document; never forward.
+/// Target of a return, which never lies ahead of the current step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "to")]
 pub enum ReturnTarget {
@@ -103,8 +103,8 @@ impl ActionKind {
         }
     }
 
-    /// Whether the action leaves the route and its tasks as they are, so
-    /// it neither makes other actions stale nor can be withdrawn.
+    /// Returns whether the action leaves the route and its tasks as they
+    /// are. Such an action makes no other action stale and is not withdrawn.
     pub fn is_annotation(self) -> bool {
         matches!(self, Self::Urge | Self::Comment | Self::MarkRead)
     }
@@ -133,7 +133,7 @@ impl Action {
     }
 }
 
-/// Who acts, on which version, and when.
+/// The actor, the version the actor saw, and the time of an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
     pub actor: MemberId,

@@ -29,7 +29,7 @@ pub enum Condition {
     Not(Box<Condition>),
 }
 
-/// Why a condition cannot be used or evaluated.
+/// Error of a condition that cannot be used or evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConditionError {
     #[error("unknown document field `{0}`; expected one of doc_type, security_level, urgency")]
@@ -43,8 +43,8 @@ pub enum ConditionError {
 }
 
 impl Condition {
-    /// Checks field names and shapes, so that a saved template only fails
-    /// to evaluate when a document lacks a field.
+    /// Checks field names and shapes when a template is saved. Evaluation
+    /// can then fail only on a field the document does not set.
     pub fn validate(&self) -> Result<(), ConditionError> {
         match self {
             Self::Eq { field, .. } | Self::Ne { field, .. } => check_field(field),

@@ -79,7 +79,7 @@ pub enum CcWhen {
     Finish,
 }
 
-/// Why the drafter is notified.
+/// Reason for notifying the drafter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DrafterNotice {

@@ -1,5 +1,5 @@
-//! Why an action was rejected. Every message names the member, step or
-//! version involved so that the client can show it as is.
+//! Errors of rejected actions. Every message names the member, step or
+//! version involved, so that the client can show it as is.
 
 use super::action::ActionKind;
 use super::ids::{MemberId, StepId};

@@ -14,7 +14,7 @@ pub struct OpenTask {
     pub work: Work,
 }
 
-/// What a task asks of its member.
+/// The kind of work a task requests from its member.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Work {
@@ -24,7 +24,7 @@ pub enum Work {
     Reading,
 }
 
-/// Who the document waits for.
+/// The members the document is waiting for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "turn")]
 pub enum Turn {
@@ -37,7 +37,7 @@ pub enum Turn {
     },
     /// Readers who have not read the document yet.
     Readers { members: Vec<MemberId> },
-    /// Nobody: the document is approved or rejected.
+    /// No member, because the document is approved or rejected.
     Nobody,
 }
 

@@ -75,8 +75,8 @@ pub enum RouteProblem {
     NoReaders,
 }
 
-/// Every problem found while planning a route, so the drafter sees them all
-/// at once.
+/// Every problem found while planning a route, so that the drafter gets
+/// them all at once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the route cannot be planned: {}", list(.0))]
 pub struct RouteError(pub Vec<RouteProblem>);
@@ -89,7 +89,7 @@ fn list(problems: &[RouteProblem]) -> String {
 /// Plans the route of `template` for a document with `fields`.
 ///
 /// Steps whose condition is false are left out. A step that resolves to
-/// nobody is an error naming the step and is never skipped.
+/// no member is an error naming the step and is never skipped.
 pub fn plan_route(
     template: &Template,
     fields: &DocumentFields,

@@ -12,7 +12,7 @@ use super::action::{Action, ActionKind};
 use super::ids::{MemberId, StepId, TaskId, TemplateRef};
 use super::route::Route;
 
-/// One document's workflow: where it stands and everything that happened.
+/// One document's workflow: its current progress and full history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
     pub drafter: MemberId,
@@ -40,7 +40,7 @@ pub struct Progress {
     pub readers: Vec<Reader>,
 }
 
-/// Where the document stands.
+/// Workflow status of the document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum Status {
@@ -61,12 +61,12 @@ pub enum Status {
 }
 
 impl Status {
-    /// Whether no further workflow action can change the document.
+    /// Returns whether no further workflow action can change the document.
     pub fn is_terminal(&self) -> bool {
         matches!(self, Self::Approved | Self::Rejected { .. })
     }
 
-    /// Whether the drafter holds the document and may submit it.
+    /// Returns whether the document is with the drafter, who may submit it.
     pub fn waits_for_drafter(&self) -> bool {
         matches!(
             self,
@@ -74,7 +74,7 @@ impl Status {
         )
     }
 
-    /// Whether the document was signed off and has a document number.
+    /// Returns whether the document was signed off and has a document number.
     pub fn is_signed_off(&self) -> bool {
         matches!(self, Self::Circulating | Self::Approved)
     }
@@ -141,7 +141,7 @@ pub struct Seat {
     pub state: SeatState,
 }
 
-/// How a member came to hold a seat.
+/// Origin of a member's seat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum SeatOrigin {
@@ -151,7 +151,7 @@ pub enum SeatOrigin {
     Added { by: MemberId, placement: Placement },
 }
 
-/// Where an added signer acts relative to the member who adds them.
+/// Position of an added signer relative to the member who adds them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Placement {
@@ -182,7 +182,7 @@ pub enum SeatState {
 }
 
 impl SeatState {
-    /// Whether the seat still needs its member's decision.
+    /// Returns whether the seat still needs its member's decision.
     pub fn is_undecided(self) -> bool {
         matches!(self, Self::Waiting | Self::Open)
     }
@@ -196,7 +196,7 @@ pub struct Reader {
     pub read_at: Option<DateTime<Utc>>,
 }
 
-/// What a withdrawal of the last workflow action restores.
+/// Snapshot that a withdrawal of the last workflow action restores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Undo {
     pub actor: MemberId,
@@ -239,7 +239,8 @@ impl Instance {
         &self.progress.status
     }
 
-    /// The state as it was before any action, for replaying the history.
+    /// Returns the state as it was before any action, for replaying the
+    /// history.
     pub fn initial(&self) -> Self {
         Self::new(self.drafter, self.template)
     }

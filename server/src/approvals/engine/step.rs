@@ -19,7 +19,7 @@ pub(super) enum Verdict {
 }
 
 impl StepState {
-    /// A step not reached yet in this submission.
+    /// Creates a step not reached yet in this submission.
     pub(super) fn not_reached(id: StepId) -> Self {
         Self {
             id,
@@ -93,7 +93,7 @@ impl StepState {
             .find(|seat| seat.member == member && seat.state == SeatState::Open)
     }
 
-    /// Whether `member` holds a seat that is still waiting or open.
+    /// Returns whether `member` has a seat that is still waiting or open.
     pub(super) fn has_undecided(&self, member: MemberId) -> bool {
         self.seats()
             .any(|seat| seat.member == member && seat.state.is_undecided())
@@ -189,7 +189,8 @@ impl Stage {
 }
 
 impl Slot {
-    /// A slot approves when every seat approves, and rejects when any does.
+    /// Returns the slot's verdict: approved when every seat approves,
+    /// rejected when any seat rejects.
     fn verdict(&self) -> Verdict {
         let states = || self.seats.iter().map(|seat| seat.state);
         if states().any(|state| matches!(state, SeatState::Rejected { .. })) {

@@ -43,7 +43,7 @@ pub struct StepDef {
     pub cc_on_finish: Vec<AssigneeSpec>,
 }
 
-/// How the assignees of a step decide.
+/// Decision rule of a step's assignees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum StepKind {
@@ -59,14 +59,14 @@ pub enum StepKind {
     Ratio { at_least: u32, of: u32 },
 }
 
-/// Who is assigned to a step, before resolution.
+/// A step's assignees, before resolution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AssigneeSpec {
     /// These members, in this order.
     Members(Vec<MemberId>),
-    /// Whoever holds `role` in the organization `org`, relative to the
-    /// document's issuing organization.
+    /// The members with officer role `role` in the organization `org`,
+    /// relative to the document's issuing organization.
     Role { role: OrgRole, org: OrgRelative },
 }
 

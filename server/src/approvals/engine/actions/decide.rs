@@ -6,9 +6,9 @@ use super::super::error::ActionError;
 use super::super::state::{Instance, SeatState};
 use super::flow::{current_step, settle_step};
 
-/// Approves the actor's open task. The approval may complete the stage,
-/// the step and the route; the last one signs the document off, which
-/// cannot be withdrawn because the document number is then assigned.
+/// Approves the actor's open task, which may complete the stage, the step
+/// and the route. Completing the route signs the document off. That
+/// approval cannot be withdrawn, because the document number is assigned.
 pub(super) fn approve(
     state: &mut Instance,
     context: &Context,

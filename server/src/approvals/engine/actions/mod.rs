@@ -1,7 +1,7 @@
 //! One function per workflow action, each over a mutable copy of the state.
 //!
-//! [`apply`](super::apply) has already checked the version and records the
-//! history entry afterwards; the functions here check the action's own
+//! [`apply`](super::apply) checks the version first and records the
+//! history entry afterwards. The functions here check the action's own
 //! rules, change the state and push the action's effects.
 
 mod annotate;

@@ -87,7 +87,7 @@ pub(super) fn add_signer(
 }
 
 /// Checks that `member` can take a seat at the step at `index`: not the
-/// actor, and holding no other undecided seat there, so that nobody ever
+/// actor, and holding no other undecided seat there, so that no member ever
 /// has two open tasks at one step.
 fn check_newcomer(
     state: &Instance,
