@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::{audit, auth, files, http, hub, i18n, import, members, notices, org, todo, web};
+use crate::{approvals, audit, auth, files, http, hub, i18n, import, members, notices, org, todo, web};
 
 /// Largest accepted request body, in bytes (1 MiB). Uploads get their own
 /// limits on their own routes.
@@ -32,6 +32,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "hub", description = "Real-time WebSocket hub"),
         (name = "files", description = "Stored files"),
         (name = "notices", description = "Notices and receipts"),
+        (name = "approvals", description = "Document approval: templates, documents, workflow actions"),
         (name = "todo", description = "The signed-in user's to-do counts"),
     )
 )]
@@ -50,6 +51,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(notices::router())
         .merge(todo::router())
         .merge(import::router())
+        .merge(approvals::router())
         .split_for_parts()
 }
 

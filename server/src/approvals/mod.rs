@@ -5,4 +5,23 @@
 //! HTTP and no clock, so storage and the API drive it and persist its state
 //! as JSON.
 
+mod actions;
+mod documents;
 pub mod engine;
+mod numbering;
+pub mod store;
+mod templates;
+
+pub use actions::signed_message;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+/// The approval API: templates, documents and workflow actions.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(templates::router())
+        .merge(documents::router())
+        .merge(actions::router())
+}

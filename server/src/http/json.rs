@@ -91,6 +91,22 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     Ok(value)
 }
 
+/// Converts an already parsed JSON value, with the same field-level errors
+/// as [`parse`].
+pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let field = if path == "." { String::new() } else { path };
+        let field_name = missing_field(&inner.to_string()).unwrap_or(field);
+        AppError::invalid(
+            &field_name,
+            format!("字段取值无效：{inner}"),
+            format!("invalid value: {inner}"),
+        )
+    })
+}
+
 /// Extracts the name from serde's "missing field `x`" message.
 fn missing_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("missing field `")?;

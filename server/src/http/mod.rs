@@ -5,6 +5,6 @@ mod json;
 mod layers;
 mod page;
 
-pub use json::ApiJson;
+pub use json::{ApiJson, parse_value};
 pub use layers::{api_rejections, request_span, track_metrics};
 pub use page::{Page, PageQuery};

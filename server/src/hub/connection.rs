@@ -306,7 +306,7 @@ impl Connection {
         let authorized = match Principal::load(&self.state.db, &self.session).await {
             Ok(principal) => {
                 self.principal = principal;
-                authorize(&self.state, &self.principal, topic).await
+                authorize(&self.state, &self.session.account, &self.principal, topic).await
             }
             Err(error) => Err(error),
         };

@@ -3,6 +3,7 @@
 
 use crate::error::AppError;
 use crate::org::load_org;
+use crate::auth::Account;
 use crate::perm::{Access, Principal};
 use crate::state::AppState;
 
@@ -50,6 +51,7 @@ impl Topic {
 /// Checks that the principal may read the topic.
 pub async fn authorize(
     state: &AppState,
+    account: &Account,
     principal: &Principal,
     topic: Topic,
 ) -> Result<(), AppError> {
@@ -80,9 +82,17 @@ pub async fn authorize(
                 Some(_) => Err(AppError::forbidden()),
             }
         }
-        // TODO(hub): documents, meetings and courses authorize here once
-        // those features store their objects.
-        Topic::Document(id) | Topic::Meeting(id) | Topic::Course(id) => {
+        Topic::Document(id) => {
+            let document = crate::approvals::store::load(&mut *state.db.pool.acquire().await?, id).await?;
+            if crate::approvals::store::can_view_as(state, account, principal, &document).await? {
+                Ok(())
+            } else {
+                Err(AppError::not_found(("公文", "document"), id))
+            }
+        }
+        // TODO(hub): meetings and courses authorize here once those
+        // features store their objects.
+        Topic::Meeting(id) | Topic::Course(id) => {
             Err(AppError::not_found(("对象", "object"), id))
         }
     }

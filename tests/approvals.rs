@@ -1,0 +1,476 @@
+//! Document approval end to end on the demo province: templates, drafting,
+//! submitting, a countersign step, returns, body versions, sign-off with a
+//! document number, signed actions, visibility, stale and racing actions,
+//! and live events on the document topic.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{Backend, Store};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use server::serve::Server;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const BRANCH: &str = "东城区机关第一党支部";
+
+struct Running {
+    addr: SocketAddr,
+    state: server::state::AppState,
+    _store: Store,
+}
+
+async fn start(backend: Backend) -> Running {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store = Store::new(backend).await;
+    let mut config = common::config(&store, None);
+    config.demo = true;
+    let server = Server::bind(config).await.unwrap();
+    let (addr, state) = (server.addr, server.state.clone());
+    tokio::spawn(server.run(std::future::pending()));
+    Running {
+        addr,
+        state,
+        _store: store,
+    }
+}
+
+#[derive(Clone)]
+struct User {
+    http: reqwest::Client,
+    base: String,
+    csrf: String,
+    cookie: String,
+    member_id: i64,
+}
+
+impl Running {
+    async fn login(&self, username: &str) -> User {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let base = format!("http://{}", self.addr);
+        let response = http
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({"username": username, "password": server::demo::DEMO_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "login {username}");
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("dangwu_session="))
+            .map(|v| v.split(';').next().unwrap().to_owned())
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        User {
+            http,
+            base,
+            csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+            cookie,
+            member_id: body["account"]["member_id"].as_i64().unwrap_or(0),
+        }
+    }
+
+    /// Logs in as whoever holds `role` in the organization named `org`.
+    async fn login_role(&self, org: &str, role: &str) -> User {
+        let username: String = sqlx::query_scalar(
+            "SELECT a.username FROM org_roles r JOIN orgs o ON o.id = r.org_id \
+             JOIN accounts a ON a.member_id = r.member_id WHERE o.name = $1 AND r.role = $2",
+        )
+        .bind(org)
+        .bind(role)
+        .fetch_one(&self.state.db.pool)
+        .await
+        .unwrap();
+        self.login(&username).await
+    }
+
+    async fn org_id(&self, name: &str) -> i64 {
+        sqlx::query_scalar("SELECT id FROM orgs WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.state.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+impl User {
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("x-csrf-token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    /// Acts on the current version of the document.
+    async fn act(&self, id: i64, mut action: Value) -> (StatusCode, Value) {
+        let (_, view) = self.get(&format!("/api/documents/{id}")).await;
+        action["based_on_version"] = view["document"]["workflow_version"].clone();
+        self.post(&format!("/api/documents/{id}/actions"), action)
+            .await
+    }
+}
+
+fn template(name: &str, countersigners: &[i64]) -> Value {
+    json!({
+        "name": name,
+        "steps": [
+            {"id": "review", "name": "部门审核", "kind": {"type": "single"},
+             "assignees": [{"role": {"role": "organization_member", "org": "issuing"}}]},
+            {"id": "countersign", "name": "会签", "kind": {"type": "all_of"},
+             "assignees": [{"members": countersigners}]},
+            {"id": "signoff", "name": "书记签发", "kind": {"type": "single"},
+             "assignees": [{"role": {"role": "secretary", "org": "parent"}}]}
+        ]
+    })
+}
+
+async fn draft(
+    running: &Running,
+    drafter: &User,
+    template_id: &Value,
+    security_level: &str,
+) -> i64 {
+    let (status, view) = drafter
+        .post(
+            "/api/documents",
+            json!({"org_id": running.org_id(BRANCH).await, "title": "关于开展主题党日活动的请示", "doc_type": "请示",
+                   "security_level": security_level, "urgency": "urgent", "template_id": template_id,
+                   "body_html": "<p>拟于下月开展主题党日活动。</p>"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    view["document"]["id"].as_i64().unwrap()
+}
+
+async fn todo_ids(user: &User) -> Vec<i64> {
+    let (_, list) = user.get("/api/documents?box=todo").await;
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect()
+}
+
+async fn route_through_countersign(backend: Backend) {
+    let running = start(backend).await;
+    let secretary = running.login("zhibu").await;
+    let drafter = running.login("dangyuan").await;
+    let reviewer = running.login_role(BRANCH, "organization_member").await;
+    let signer_a = running.login_role(BRANCH, "propaganda_member").await;
+    let signer_b = running.login("dy005").await;
+    let chief = running.login_role("青川市东城区委", "secretary").await;
+
+    let (status, saved) = secretary
+        .post(
+            "/api/approvals/templates",
+            json!({"org_id": running.org_id(BRANCH).await,
+            "definition": template("支部请示", &[signer_a.member_id, signer_b.member_id])}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{saved}");
+    assert_eq!(saved["version"], 1);
+    let id = draft(&running, &drafter, &saved["id"], "internal").await;
+
+    // The drafter watches the document live.
+    let mut request = format!("ws://{}/ws", running.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", drafter.cookie.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::Text(
+        json!({"type": "subscribe", "topic": format!("document:{id}"), "since": 0})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+
+    let (status, view) = drafter.act(id, json!({"action": "submit"})).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["document"]["status"], "in_progress");
+    assert_eq!(todo_ids(&reviewer).await, vec![id]);
+    assert!(todo_ids(&signer_a).await.is_empty());
+
+    let (status, view) = reviewer
+        .act(id, json!({"action": "approve", "opinion": "同意"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert!(todo_ids(&reviewer).await.is_empty());
+    assert_eq!(todo_ids(&signer_a).await, vec![id]);
+    assert_eq!(todo_ids(&signer_b).await, vec![id]);
+
+    // Countersign: one signer returns it to the drafter.
+    let (status, view) = signer_a
+        .act(
+            id,
+            json!({"action": "return", "target": {"to": "drafter"}, "opinion": "请补充预算"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["document"]["status"], "returned_to_drafter");
+    assert!(
+        todo_ids(&signer_b).await.is_empty(),
+        "the other countersigner's task closed"
+    );
+
+    // The drafter edits the body and submits again.
+    let (status, version) = drafter
+        .send(reqwest::Method::PUT, &format!("/api/documents/{id}/body"),
+            json!({"body_html": "<p>拟于下月开展主题党日活动，预算两千元。</p>", "reason": "补充预算", "based_on_body_version": 1}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{version}");
+    assert_eq!(version["version"], 2);
+    let (status, _) = drafter.act(id, json!({"action": "submit"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = reviewer
+        .act(
+            id,
+            json!({"action": "approve", "opinion": "同意", "body_version": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for signer in [&signer_b, &signer_a] {
+        let (status, view) = signer
+            .act(id, json!({"action": "approve", "opinion": "会签同意"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+    }
+    assert_eq!(todo_ids(&chief).await, vec![id]);
+    let (status, view) = chief
+        .act(id, json!({"action": "approve", "opinion": "同意，签发"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["document"]["status"], "approved");
+    let year = chrono::Local::now().format("%Y").to_string();
+    assert_eq!(view["document"]["number"], format!("{BRANCH}〔{year}〕1号"));
+
+    // Every action is in the timeline, signed over the body it applied to.
+    let timeline = view["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 8);
+    let key = running.state.audit_key.verifying_key();
+    for entry in timeline {
+        let message = server::approvals::signed_message(
+            id,
+            entry["version"].as_i64().unwrap(),
+            entry["actor_member"].as_i64().unwrap(),
+            &entry["action"].to_string(),
+            entry["body_version"].as_i64().unwrap(),
+            entry["body_sha256"].as_str().unwrap(),
+            entry["at"].as_i64().unwrap(),
+        );
+        let signature = hex::decode(entry["signature"].as_str().unwrap()).unwrap();
+        let signature = ed25519_dalek::Signature::from_slice(&signature).unwrap();
+        use ed25519_dalek::Verifier;
+        key.verify(message.as_bytes(), &signature)
+            .expect("valid action signature");
+    }
+    assert_eq!(timeline.last().unwrap()["body_version"], 2);
+
+    // The drafter saw every action live, in order.
+    let mut versions = Vec::new();
+    while versions.len() < 8 {
+        let frame = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            let message: Value = serde_json::from_str(&text).unwrap();
+            if message["kind"] == "document.action" {
+                versions.push(message["data"]["version"].as_i64().unwrap());
+            }
+        }
+    }
+    assert_eq!(versions, (1..=8).collect::<Vec<_>>());
+}
+
+async fn stale_and_racing_actions(backend: Backend) {
+    let running = start(backend).await;
+    let secretary = running.login("zhibu").await;
+    let drafter = running.login("dangyuan").await;
+    let a = running.login_role(BRANCH, "propaganda_member").await;
+    let b = running.login("dy005").await;
+    let any_of = json!({"name": "或签", "steps": [
+        {"id": "either", "name": "或签", "kind": {"type": "any_of"}, "assignees": [{"members": [a.member_id, b.member_id]}]}
+    ]});
+    let (_, saved) = secretary
+        .post(
+            "/api/approvals/templates",
+            json!({"org_id": running.org_id(BRANCH).await, "definition": any_of}),
+        )
+        .await;
+    let id = draft(&running, &drafter, &saved["id"], "internal").await;
+    let (status, _) = drafter.act(id, json!({"action": "submit"})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Stale: based on version 0 after the submit made version 1.
+    let (status, error) = a
+        .post(
+            &format!("/api/documents/{id}/actions"),
+            json!({"action": "approve", "based_on_version": 0, "opinion": "同意"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error["error"]["code"], "stale_version");
+
+    // Both any-of approvers act on version 1 at once: exactly one succeeds.
+    let path = format!("/api/documents/{id}/actions");
+    let body = json!({"action": "approve", "based_on_version": 1, "opinion": "同意"});
+    let first = a.post(&path, body.clone());
+    let second = b.post(&path, body);
+    let ((s1, _), (s2, _)) = tokio::join!(first, second);
+    let mut statuses = vec![s1, s2];
+    statuses.sort();
+    assert_eq!(statuses, vec![StatusCode::OK, StatusCode::CONFLICT]);
+    let (_, view) = drafter.get(&format!("/api/documents/{id}")).await;
+    assert_eq!(view["document"]["status"], "approved");
+    assert_eq!(view["timeline"].as_array().unwrap().len(), 2);
+}
+
+async fn visibility_follows_route_and_clearance(backend: Backend) {
+    let running = start(backend).await;
+    let secretary = running.login("zhibu").await;
+    let drafter = running.login("dangyuan").await;
+    let reviewer = running.login_role(BRANCH, "organization_member").await;
+    let outsider = running.login("dy020").await;
+    let single = json!({"name": "单人审核", "steps": [
+        {"id": "review", "name": "审核", "kind": {"type": "single"}, "assignees": [{"role": {"role": "organization_member", "org": "issuing"}}]}
+    ]});
+    let (_, saved) = secretary
+        .post(
+            "/api/approvals/templates",
+            json!({"org_id": running.org_id(BRANCH).await, "definition": single}),
+        )
+        .await;
+
+    // A confidential draft needs the drafter's clearance first.
+    let (status, error) = drafter
+        .post(
+            "/api/documents",
+            json!({"org_id": running.org_id(BRANCH).await, "title": "秘密文件", "doc_type": "请示",
+            "security_level": "confidential", "template_id": saved["id"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["error"]["field"], "security_level");
+
+    let id = draft(&running, &drafter, &saved["id"], "internal").await;
+    let (status, _) = reviewer.get(&format!("/api/documents/{id}")).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "not on the route before submission"
+    );
+    drafter.act(id, json!({"action": "submit"})).await;
+    let (status, _) = reviewer.get(&format!("/api/documents/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = outsider.get(&format!("/api/documents/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = outsider
+        .post(
+            &format!("/api/documents/{id}/actions"),
+            json!({"action": "approve", "based_on_version": 1, "opinion": "x"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "outside the route cannot act"
+    );
+
+    // Lowering the reviewer's clearance below the level hides it.
+    sqlx::query("UPDATE accounts SET clearance = 'public' WHERE member_id = $1")
+        .bind(reviewer.member_id)
+        .execute(&running.state.db.pool)
+        .await
+        .unwrap();
+    let (status, _) = reviewer.get(&format!("/api/documents/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn unresolvable_step_is_reported(backend: Backend) {
+    let running = start(backend).await;
+    let secretary = running.login("zhibu").await;
+    let drafter = running.login("dangyuan").await;
+    // The branch has no 纪检委员 in the demo data.
+    let missing = json!({"name": "纪检审核", "steps": [
+        {"id": "discipline", "name": "纪检审核", "kind": {"type": "single"}, "assignees": [{"role": {"role": "discipline_member", "org": "issuing"}}]}
+    ]});
+    let (_, saved) = secretary
+        .post(
+            "/api/approvals/templates",
+            json!({"org_id": running.org_id(BRANCH).await, "definition": missing}),
+        )
+        .await;
+    let id = draft(&running, &drafter, &saved["id"], "internal").await;
+    let (status, error) = drafter.act(id, json!({"action": "submit"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["error"]["field"], "route");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("discipline"),
+        "{error}"
+    );
+    let (_, view) = drafter.get(&format!("/api/documents/{id}")).await;
+    assert_eq!(view["document"]["status"], "draft", "nothing changed");
+
+    let (status, error) = secretary
+        .post("/api/approvals/templates", json!({"org_id": running.org_id(BRANCH).await, "definition": {"name": "空", "steps": []}}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["error"]["field"], "definition");
+    let (status, _) = drafter
+        .post(
+            "/api/approvals/templates",
+            json!({"org_id": running.org_id(BRANCH).await, "definition": missing}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a plain member cannot save templates"
+    );
+}
+
+on_both_backends!(
+    route_through_countersign,
+    stale_and_racing_actions,
+    visibility_follows_route_and_clearance,
+    unresolvable_step_is_reported,
+);
