@@ -105,6 +105,7 @@ impl Shard {
                 .and_then(|value| value.first().copied())
             && let Some(room) = self.rooms.get_mut(&entry.room)
         {
+            tracing::trace!(participant = %id, level = level & 0x7f, "audio level");
             room.speaker.on_level(id, level & 0x7f, now);
         }
 

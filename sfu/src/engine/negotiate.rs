@@ -178,6 +178,9 @@ impl Shard {
             ) {
                 (true, Some(track)) => track.audio_level_id = audio_level_id,
                 (true, None) => {
+                    // TODO: rtc 0.21.1 drops RTP on a section that only received in an
+                    // earlier offer and sends after renegotiation ("no track id"), so such a
+                    // track is announced but never forwarded. New sections work.
                     let id = TrackId {
                         publisher: participant.clone(),
                         mid: section.mid.clone(),

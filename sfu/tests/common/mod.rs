@@ -17,7 +17,8 @@ use rtc::peer_connection::configuration::media_engine::{
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use sfu::{ParticipantId, RoomId, Sfu, SfuEvent};
@@ -95,8 +96,47 @@ impl Client {
     /// Creates a client that publishes one VP8 and one Opus track, or, when `publish` is
     /// false, only offers to receive audio.
     pub async fn new(publish: bool) -> Client {
+        let mut client = Client::empty().await;
+        if publish {
+            let (video, video_ssrc) =
+                local_track(&*client.pc, RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0).await;
+            let (audio, audio_ssrc) =
+                local_track(&*client.pc, RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2).await;
+            client.publishing = Some(Publishing {
+                video,
+                video_ssrc,
+                audio,
+                audio_ssrc,
+            });
+        } else {
+            client
+                .pc
+                .add_transceiver_from_kind(
+                    RtpCodecKind::Audio,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .unwrap();
+        }
+        client
+    }
+
+    /// Creates a client with no transceivers.
+    pub async fn empty() -> Client {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
+        media_engine
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: sfu::sdp::AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .unwrap();
         let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
         let handler = Arc::new(Handler::default());
         let received = Arc::clone(&handler.received);
@@ -110,36 +150,11 @@ impl Client {
             .build()
             .await
             .unwrap();
-        let pc: Box<dyn PeerConnection> = Box::new(pc);
-
-        let publishing = if publish {
-            let (video, video_ssrc) =
-                local_track(&*pc, RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0).await;
-            let (audio, audio_ssrc) =
-                local_track(&*pc, RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2).await;
-            Some(Publishing {
-                video,
-                video_ssrc,
-                audio,
-                audio_ssrc,
-            })
-        } else {
-            pc.add_transceiver_from_kind(
-                RtpCodecKind::Audio,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Recvonly,
-                    ..Default::default()
-                }),
-            )
-            .await
-            .unwrap();
-            None
-        };
         Client {
-            pc,
+            pc: Box::new(pc),
             received,
             connected,
-            publishing,
+            publishing: None,
         }
     }
 
@@ -174,7 +189,8 @@ impl Client {
     }
 }
 
-async fn local_track(
+/// Adds a local track with a random SSRC and keeps its feedback queue drained.
+pub async fn local_track(
     pc: &dyn PeerConnection,
     kind: RtpCodecKind,
     mime: &str,
