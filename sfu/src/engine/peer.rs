@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use rand::distr::{Alphanumeric, SampleString};
-use rtc::interceptor::{NackGeneratorBuilder, ReceiverReportBuilder, SenderReportBuilder};
+use rtc::interceptor::{NackGeneratorBuilder, SenderReportBuilder};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -183,9 +183,13 @@ fn configure_media(media_engine: &mut MediaEngine) -> Result<Registry, SfuError>
     )?;
     configure_simulcast_extension_headers(media_engine)?;
 
+    // NOTE: no receiver reports. Chromium stops sending the rid header extension once a
+    // report acknowledges the SSRC, and rtc 0.21.1 forgets rid-learned SSRCs whenever it
+    // applies a remote description, so after any renegotiation the simulcast layers could
+    // not be identified again. Without reports Chromium keeps the extension on every packet.
+    // TODO: install `ReceiverReportBuilder` again once rtc keeps learned SSRCs.
     let registry = Registry::new()
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
-        .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
         .with(Slot::from(deliver_rtcp::SLOT), DeliverRtcp::default());
     Ok(configure_twcc_receiver_only(registry, media_engine)?)
