@@ -224,6 +224,8 @@ async fn route_through_countersign(backend: Backend) {
     assert_eq!(view["document"]["status"], "in_progress");
     assert_eq!(todo_ids(&reviewer).await, vec![id]);
     assert!(todo_ids(&signer_a).await.is_empty());
+    let (_, counts) = reviewer.get("/api/todo").await;
+    assert_eq!(counts["approvals_pending"], 1);
 
     let (status, view) = reviewer
         .act(id, json!({"action": "approve", "opinion": "同意"}))

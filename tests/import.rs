@@ -278,3 +278,18 @@ async fn failed_row_forgets_its_organizations() {
     .unwrap();
     assert!(org > 0);
 }
+
+#[tokio::test]
+async fn row_numbers_count_blank_rows() {
+    let running = start().await;
+    let header = "所在组织,姓名,性别,民族,出生日期,学历,入党日期,党员状态,联系电话,身份证号";
+    let sheet = format!(
+        "{header}\n,,,,,,,,,\n南岭市委/机关第一党支部,王五,未知,汉族,1985-01-01,大学本科,,正式党员,13900000003,{}\n",
+        id_number(21)
+    );
+    let (status, report) = import(&running, "csv", true, sheet.into_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["rows"], 1);
+    assert_eq!(report["rejected"][0]["row"], 3);
+    assert_eq!(report["rejected"][0]["field"], "gender");
+}

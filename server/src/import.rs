@@ -115,8 +115,8 @@ async fn import_members(
     let rows = map_columns(table)?;
     let mut tx = state.db.pool.begin().await?;
     let mut importer = Importer::default();
-    for (index, row) in rows.iter().enumerate() {
-        let line = index + 2;
+    for (line, row) in &rows {
+        let line = *line;
         if let Err((field, error)) = importer.import_row(&mut tx, row).await {
             importer.rejected.push(RejectedRow {
                 row: line,
@@ -211,7 +211,10 @@ fn read_csv(bytes: &[u8]) -> AppResult<Table> {
 
 /// Finds each known column by its header and returns the data rows as maps
 /// from field name to cell text; blank rows are dropped.
-fn map_columns(table: Table) -> AppResult<Vec<HashMap<&'static str, String>>> {
+/// A data row with its row number as the spreadsheet shows it.
+type NumberedRow = (usize, HashMap<&'static str, String>);
+
+fn map_columns(table: Table) -> AppResult<Vec<NumberedRow>> {
     let mut lines = table.into_iter();
     let header = lines
         .next()
@@ -231,10 +234,13 @@ fn map_columns(table: Table) -> AppResult<Vec<HashMap<&'static str, String>>> {
             }
         }
     }
+    // Row numbers count blank rows too, so they match the sheet; the header
+    // is row 1.
     let rows: Vec<_> = lines
-        .filter(|line| line.iter().any(|cell| !cell.trim().is_empty()))
-        .map(|line| {
-            positions
+        .enumerate()
+        .filter(|(_, line)| line.iter().any(|cell| !cell.trim().is_empty()))
+        .map(|(index, line)| {
+            let cells = positions
                 .iter()
                 .map(|(field, position)| {
                     (
@@ -244,7 +250,8 @@ fn map_columns(table: Table) -> AppResult<Vec<HashMap<&'static str, String>>> {
                             .unwrap_or_default(),
                     )
                 })
-                .collect()
+                .collect();
+            (index + 2, cells)
         })
         .collect();
     if rows.len() > MAX_ROWS {
@@ -525,9 +532,13 @@ impl Importer {
 
 fn non_empty(field: &str, value: &str) -> Result<String, RowError> {
     if value.is_empty() || value.chars().count() > 40 {
+        let header = COLUMNS
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map_or(field, |(_, headers)| headers[0]);
         return Err(at(field)(AppError::invalid(
             field,
-            format!("{field} 须为 1 到 40 个字符"),
+            format!("{header}须为 1 到 40 个字符"),
             format!("{field} must be 1 to 40 characters"),
         )));
     }

@@ -1,7 +1,8 @@
 //! `GET /api/todo`: the counts behind the to-do badge in the header.
 //!
 //! Each feature with work waiting for the user adds its count here; the
-//! badge shows `total`. Changes arrive live as events on `user:ID`.
+//! badge shows `total`. Changes arrive live as events on `user:ID`
+//! (`notice.*` and `todo.*`).
 
 use axum::extract::State;
 use serde::Serialize;
@@ -22,6 +23,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct TodoCounts {
     /// Active notices not read yet.
     pub notices_unread: i64,
+    /// Open approval tasks: documents to decide on or to read.
+    pub approvals_pending: i64,
     pub total: i64,
     /// The `user:ID` topic's sequence number these counts include.
     pub seq: i64,
@@ -36,21 +39,28 @@ async fn todo_counts(
 ) -> AppResult<ApiJson<TodoCounts>> {
     let seq =
         crate::hub::store::head(&state.db, &format!("user:{}", caller.session.account.id)).await?;
-    let notices_unread: i64 = match caller.session.account.member_id {
+    let (notices_unread, approvals_pending) = match caller.session.account.member_id {
         Some(member_id) => {
-            sqlx::query_scalar(
+            let notices: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM notice_recipients r JOIN notices n ON n.id = r.notice_id \
                  WHERE r.member_id = $1 AND r.read_at IS NULL AND n.status = 'active'",
             )
             .bind(member_id)
             .fetch_one(&state.db.pool)
-            .await?
+            .await?;
+            let approvals: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM document_tasks WHERE member_id = $1")
+                    .bind(member_id)
+                    .fetch_one(&state.db.pool)
+                    .await?;
+            (notices, approvals)
         }
-        None => 0,
+        None => (0, 0),
     };
     Ok(ApiJson(TodoCounts {
         notices_unread,
-        total: notices_unread,
+        approvals_pending,
+        total: notices_unread + approvals_pending,
         seq,
     }))
 }
