@@ -163,8 +163,8 @@ impl Sfu {
             .await?
     }
 
-    /// Applies a new offer from the participant (tracks added or removed, ICE restart) and
-    /// returns the answer.
+    /// Applies a new offer from the participant (tracks added or removed) and returns the
+    /// answer.
     pub async fn renegotiate(
         &self,
         room: &RoomId,

@@ -1,8 +1,8 @@
 //! Inspection of a peer's SDP offer: which media sections it sends, with which simulcast
 //! layers and header extension ids.
 //!
-//! The WebRTC stack applies the offer itself; this summary is what the engine needs on top
-//! of it, read the same way whatever order the attributes come in. Browsers differ here:
+//! The WebRTC stack applies the offer itself. This summary adds what the engine needs on
+//! top of it, read the same way whatever order the attributes come in. Browsers differ here:
 //! Firefox sorts attributes and puts `a=fingerprint` at session level, and aiortc gives
 //! every media section its own ICE credentials.
 

@@ -38,6 +38,7 @@ pub struct Peer {
     pub ufrag: String,
     /// Address of the shard socket, advertised as the only candidate.
     local_addr: SocketAddr,
+    rejected: super::RateLimitedLog,
 }
 
 impl Peer {
@@ -86,6 +87,7 @@ impl Peer {
             pc,
             ufrag,
             local_addr,
+            rejected: super::RateLimitedLog::default(),
         })
     }
 
@@ -131,7 +133,8 @@ impl Peer {
             message: BytesMut::from(datagram),
         };
         if let Err(err) = self.pc.handle_read(message) {
-            tracing::debug!(ufrag = %self.ufrag, error = %err, "datagram rejected");
+            self.rejected
+                .warn("datagram rejected by the WebRTC stack", err);
         }
     }
 
@@ -184,7 +187,7 @@ fn configure_media(media_engine: &mut MediaEngine) -> Result<Registry, SfuError>
     configure_simulcast_extension_headers(media_engine)?;
 
     // NOTE: no receiver reports. Chromium stops sending the rid header extension once a
-    // report acknowledges the SSRC, and rtc 0.21.1 forgets rid-learned SSRCs whenever it
+    // report acknowledges the SSRC, and rtc 0.21.1 drops rid-learned SSRCs whenever it
     // applies a remote description, so after any renegotiation the simulcast layers could
     // not be identified again. Without reports Chromium keeps the extension on every packet.
     // TODO: install `ReceiverReportBuilder` again once rtc keeps learned SSRCs.

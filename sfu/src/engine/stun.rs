@@ -1,8 +1,8 @@
 //! Just enough STUN (RFC 8489) to route a datagram from an unknown address to its peer.
 //!
 //! All peers of a shard share one UDP socket. The first packet from a new address is an ICE
-//! connectivity check, a STUN Binding request whose USERNAME is
-//! `<local ufrag>:<remote ufrag>` (RFC 8445, section 7.2.2); the local ufrag names the peer.
+//! connectivity check: a STUN Binding request whose USERNAME is
+//! `<local ufrag>:<remote ufrag>` (RFC 8445, section 7.2.2). The local ufrag names the peer.
 
 const HEADER_LEN: usize = 20;
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
