@@ -6,6 +6,7 @@ pub mod media;
 pub mod negotiate;
 pub mod participant;
 pub mod peer;
+pub mod peer_events;
 pub mod room;
 pub mod shard;
 pub mod stun;

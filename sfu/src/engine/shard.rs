@@ -222,6 +222,8 @@ impl Shard {
 
     /// Earliest time [`Shard::handle_timeout`] must be called.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        // TODO(perf): this walks every peer and track after each input; keep deadlines in a
+        // heap once shards hold hundreds of peers.
         let peers = self
             .participants
             .values_mut()
