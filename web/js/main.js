@@ -15,6 +15,9 @@ import { mountAccounts } from './views/accounts.js';
 import { mountAudit } from './views/audit.js';
 import { mountInbox } from './views/notices.js';
 import { mountCompose } from './views/compose.js';
+import { mountApprovals } from './views/approvals.js';
+import { mountDraft } from './views/docdraft.js';
+import { mountTemplates } from './views/templates.js';
 import { mountProgress, mountSent } from './views/sent.js';
 import { hub } from './hub.js';
 import { startCounts, stopCounts } from './todo.js';
@@ -27,7 +30,9 @@ const root = document.getElementById('app');
  */
 const ROUTES = [
   { pattern: /^\/meetings$/, nav: 'meetings', view: 'soon' },
-  { pattern: /^\/approvals$/, nav: 'approvals', view: 'soon' },
+  { pattern: /^\/approvals\/new$/, nav: 'approvals', view: 'draft' },
+  { pattern: /^\/approvals\/templates$/, nav: 'approvals', view: 'templates' },
+  { pattern: /^\/approvals(?:\/(drafts|involved))?(?:\/(\d+))?$/, nav: 'approvals', view: 'approvals' },
   { pattern: /^\/notices(?:\/(\d+))?$/, nav: 'notices', view: 'inbox' },
   { pattern: /^\/notices\/sent$/, nav: 'notices', view: 'sent' },
   { pattern: /^\/notices\/sent\/(\d+)$/, nav: 'notices', view: 'progress' },
@@ -48,6 +53,9 @@ const VIEWS = {
   sent: mountSent,
   progress: mountProgress,
   compose: mountCompose,
+  approvals: mountApprovals,
+  draft: mountDraft,
+  templates: mountTemplates,
 };
 
 let current = null;

@@ -1,6 +1,7 @@
-// The header's to-do count and the unread badge on the Notices navigation
-// entry, kept live from the caller's `user:ID` hub topic. New notices,
-// reminders and withdrawals are also announced here, on every page.
+// The header's to-do count and the badges on the Notices (unread) and
+// Approvals (pending tasks) navigation entries, kept live from the caller's
+// `user:ID` hub topic. New notices, reminders, withdrawals and approval
+// tasks are also announced here, on every page.
 
 import { api } from './api.js';
 import { announce } from './dom.js';
@@ -8,7 +9,7 @@ import { hub } from './hub.js';
 import { t } from './i18n.js';
 import { session } from './session.js';
 
-const counts = { notices: 0, total: 0 };
+const counts = { notices: 0, approvals: 0, total: 0 };
 let unsubscribe = null;
 let loading = null;
 
@@ -20,10 +21,16 @@ function draw() {
     todo.classList.toggle('badge-active', counts.total > 0);
     todo.closest('a').setAttribute('aria-label', t('header.todoLabel', { count: counts.total }));
   }
-  const nav = document.querySelector('.nav-link[data-nav="notices"]');
+  drawNavBadge('notices', counts.notices, 'notices-unread', 'notices.navUnread');
+  drawNavBadge('approvals', counts.approvals, 'approvals-pending', 'approvals.navPending');
+}
+
+/** Draws or removes the count badge on one navigation entry. */
+function drawNavBadge(name, count, testId, labelKey) {
+  const nav = document.querySelector(`.nav-link[data-nav="${name}"]`);
   if (!nav) return;
   let badge = nav.querySelector('.nav-badge');
-  if (counts.notices === 0) {
+  if (count === 0) {
     if (badge) badge.remove();
     nav.removeAttribute('aria-label');
     return;
@@ -31,12 +38,12 @@ function draw() {
   if (!badge) {
     badge = document.createElement('span');
     badge.className = 'nav-badge';
-    badge.dataset.testid = 'notices-unread';
+    badge.dataset.testid = testId;
     badge.setAttribute('aria-hidden', 'true');
     nav.append(badge);
   }
-  badge.textContent = counts.notices > 99 ? '99+' : String(counts.notices);
-  nav.setAttribute('aria-label', t('notices.navUnread', { count: counts.notices }));
+  badge.textContent = count > 99 ? '99+' : String(count);
+  nav.setAttribute('aria-label', t(labelKey, { count }));
 }
 
 /** Reloads the counts from the server; concurrent calls share one request. */
@@ -46,6 +53,7 @@ export function refreshCounts() {
     try {
       const todo = await api.get('/api/todo');
       counts.notices = todo.notices_unread;
+      counts.approvals = todo.approvals_pending || 0;
       counts.total = todo.total;
     } catch {
       // The badges keep their last values until the next event or page load.
@@ -66,6 +74,14 @@ function onEvent(event) {
     announce(t('notices.reminded', { title: data.title }));
   } else if (event.kind === 'notice.withdrawn') {
     announce(t('notices.withdrawnLive'));
+  } else if (event.kind === 'todo.added') {
+    announce(t('approvals.todoAdded', { title: data.title }));
+  } else if (event.kind === 'todo.urged') {
+    announce(t('approvals.todoUrged', { title: data.title }));
+  } else if (event.kind === 'document.copied') {
+    announce(t('approvals.copied', { title: data.title }));
+  } else if (event.kind === 'document.drafter') {
+    announce(t('approvals.drafterNotice', { title: data.title }));
   }
   refreshCounts();
 }
@@ -86,5 +102,6 @@ export function stopCounts() {
   if (unsubscribe) unsubscribe();
   unsubscribe = null;
   counts.notices = 0;
+  counts.approvals = 0;
   counts.total = 0;
 }

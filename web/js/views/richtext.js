@@ -24,9 +24,10 @@ function normalizeLink(text) {
 
 /**
  * Creates the editor. `name` is set on the editable area so form errors for
- * that field land next to it. Returns `{ element, html, isEmpty }`.
+ * that field land next to it, and `initialHtml` is its starting content,
+ * which must already be sanitized. Returns `{ element, html, isEmpty }`.
  */
-export function createRichText({ name, label }) {
+export function createRichText({ name, label, initialHtml = '' }) {
   editorCounter += 1;
   const labelId = `richtext-label-${editorCounter}`;
   const area = h('div', {
@@ -38,6 +39,7 @@ export function createRichText({ name, label }) {
     name,
     id: `richtext-${editorCounter}`,
   });
+  area.innerHTML = initialHtml;
   let savedRange = null;
 
   function command(name, value = null) {

@@ -1,0 +1,216 @@
+// Document approval: two approvers watching one document see each other's
+// action live, and a full route through the pages: drafting and submitting,
+// a countersign member returning it to the drafter, an edit with a reason,
+// resubmission and the final sign-off with its document number.
+//
+// Demo accounts of 东城区机关第一党支部: zhibu (secretary), dy002
+// (organization member), dy003 (propaganda member), dangyuan and dy005.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { apiSession, launchBrowser, login, setup } from '../lib/harness.js';
+
+const BRANCH = '东城区机关第一党支部';
+const TEMPLATE_NAME = '支部请示';
+
+/** Opens another browser for a second person, closed after the test. */
+async function secondPage(t) {
+  const chrome = await launchBrowser();
+  t.after(() => chrome.close());
+  const page = chrome.context.pages()[0] || (await chrome.context.newPage());
+  page.setDefaultTimeout(15_000);
+  const pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  return { page, pageErrors };
+}
+
+async function markPage(page) {
+  await page.evaluate(() => {
+    window.dangwuTestMarker = 'unchanged';
+  });
+}
+
+async function assertNotReloaded(page) {
+  assert.equal(await page.evaluate(() => window.dangwuTestMarker), 'unchanged', 'the page was reloaded');
+}
+
+/** Returns the member id of a demo account. */
+async function memberIdOf(url, username) {
+  const call = await apiSession(url, username);
+  const me = await call('GET', '/api/auth/me');
+  return me.account.member_id;
+}
+
+/**
+ * Saves, as zhibu, the template 部门审核 (the organization member, dy002) →
+ * 会签 (dy003 and dy005, all of) → 书记签发 (the branch secretary, zhibu);
+ * returns `{ branchId, templateId }`.
+ */
+async function saveTemplate(url) {
+  const call = await apiSession(url, 'zhibu');
+  const branch = (await call('GET', '/api/orgs')).find((org) => org.name === BRANCH);
+  const roles = await call('GET', `/api/orgs/${branch.id}/roles`);
+  const holder = (role) => roles.find((entry) => entry.role === role).member_id;
+  assert.equal(holder('organization_member'), await memberIdOf(url, 'dy002'), 'dy002 is the organization member');
+  assert.equal(holder('propaganda_member'), await memberIdOf(url, 'dy003'), 'dy003 is the propaganda member');
+  const countersigners = [await memberIdOf(url, 'dy003'), await memberIdOf(url, 'dy005')];
+  const saved = await call('POST', '/api/approvals/templates', {
+    org_id: branch.id,
+    definition: {
+      name: TEMPLATE_NAME,
+      steps: [
+        { id: 'review', name: '部门审核', kind: { type: 'single' }, assignees: [{ role: { role: 'organization_member', org: 'issuing' } }] },
+        { id: 'countersign', name: '会签', kind: { type: 'all_of' }, assignees: [{ members: countersigners }] },
+        { id: 'signoff', name: '书记签发', kind: { type: 'single' }, assignees: [{ role: { role: 'secretary', org: 'issuing' } }] },
+      ],
+    },
+  });
+  return { branchId: branch.id, templateId: saved.id };
+}
+
+async function openDocument(page, url, id) {
+  await page.goto(`${url}/approvals/${id}`);
+  await page.getByTestId('doc-detail').waitFor();
+}
+
+test('second approver sees the first approval live', async (t) => {
+  const { server, page: first, pageErrors } = await setup(t);
+  const { page: second, pageErrors: secondErrors } = await secondPage(t);
+  const { branchId, templateId } = await saveTemplate(server.url);
+  const drafter = await apiSession(server.url, 'dangyuan');
+  const created = await drafter('POST', '/api/documents', {
+    org_id: branchId,
+    title: '关于调整党费收缴时间的请示',
+    doc_type: '请示',
+    security_level: 'internal',
+    urgency: 'normal',
+    template_id: templateId,
+    body_html: '<p>拟将党费收缴时间调整为每月5日。</p>',
+  });
+  const id = created.document.id;
+  await drafter('POST', `/api/documents/${id}/actions`, { action: 'submit', based_on_version: 0 });
+  const reviewer = await apiSession(server.url, 'dy002');
+  await reviewer('POST', `/api/documents/${id}/actions`, { action: 'approve', based_on_version: 1, opinion: '同意', body_version: 1 });
+
+  // Both countersigners open the document.
+  await login(first, server.url, 'dy003');
+  await first.getByRole('navigation', { name: '主导航' }).waitFor();
+  await login(second, server.url, 'dy005');
+  await second.getByRole('navigation', { name: '主导航' }).waitFor();
+  await openDocument(first, server.url, id);
+  await openDocument(second, server.url, id);
+  const turnBefore = await second.getByTestId('doc-turn').textContent();
+  assert.match(turnBefore, /^会签/);
+  await markPage(second);
+
+  await first.getByLabel('意见').fill('会签同意，建议提前通知');
+  await first.getByRole('button', { name: '同意', exact: true }).click();
+  await first.getByText('您有待办理的任务').waitFor({ state: 'detached' });
+
+  const timeline = second.getByTestId('timeline');
+  await timeline.getByText('会签同意，建议提前通知').waitFor();
+  await second.waitForFunction((before) => document.querySelector('[data-testid="doc-turn"]').textContent !== before, turnBefore);
+  const turnAfter = await second.getByTestId('doc-turn').textContent();
+  assert.ok(!turnAfter.includes(await first.evaluate(() => document.querySelector('.account-name').textContent)), `turn still names the first approver: ${turnAfter}`);
+  assert.match(await second.getByTestId('doc-live').textContent(), /同意/);
+  assert.equal(await timeline.locator('.signed-mark').count(), 3);
+  await assertNotReloaded(second);
+
+  // The second approver signs too; the secretary's turn shows on the first page.
+  await second.getByRole('button', { name: '同意', exact: true }).click();
+  await first.getByTestId('doc-turn').getByText(/^书记签发/).waitFor();
+  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(secondErrors, []);
+});
+
+test('drafter routes a document to sign-off', async (t) => {
+  const { server, page: drafter, pageErrors } = await setup(t);
+  const { page: other, pageErrors: otherErrors } = await secondPage(t);
+  await saveTemplate(server.url);
+  const title = '关于开展主题党日活动的请示';
+
+  // Drafting through the form.
+  await login(drafter, server.url, 'dangyuan');
+  await drafter.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: /^审批/ }).click();
+  await drafter.getByRole('link', { name: '+ 起草公文' }).click();
+  await drafter.waitForURL(/\/approvals\/new$/);
+  await drafter.getByLabel('标题').fill(title);
+  await drafter.getByLabel('紧急程度').selectOption('urgent');
+  await drafter.getByLabel('审批模板').selectOption({ label: `${TEMPLATE_NAME}（第 1 版）` });
+  await drafter.locator('.template-preview').getByText('会签（全部同意）').waitFor();
+  await drafter.getByRole('textbox', { name: '正文' }).click();
+  await drafter.keyboard.type('拟于下月开展主题党日活动。');
+  await drafter.getByRole('button', { name: '保存并提交' }).click();
+  await drafter.waitForURL(/\/approvals\/involved\/\d+$/);
+  const id = Number(drafter.url().match(/(\d+)$/)[1]);
+  await drafter.getByTestId('doc-turn').getByText(/^部门审核/).waitFor();
+  await markPage(drafter);
+
+  // The organization member approves in another browser.
+  await login(other, server.url, 'dy002');
+  await other.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: /^审批/ }).click();
+  await other.getByTestId('approvals-todo').getByRole('link', { name: new RegExp(title) }).click();
+  await other.getByLabel('意见').fill('同意');
+  await other.getByRole('button', { name: '同意', exact: true }).click();
+  await drafter.getByTestId('doc-turn').getByText(/^会签/).waitFor();
+
+  // A countersign member returns it to the drafter.
+  const countersigner = 'dy003';
+  await other.getByRole('button', { name: /账号菜单/ }).click();
+  await other.getByRole('menuitem', { name: '退出登录' }).click();
+  await login(other, server.url, countersigner);
+  await other.getByRole('navigation', { name: '主导航' }).waitFor();
+  await openDocument(other, server.url, id);
+  await other.getByLabel('意见').fill('请补充活动预算');
+  await other.getByLabel('退回到').selectOption({ label: '起草人' });
+  await other.getByRole('button', { name: '退回', exact: true }).click();
+  await drafter.getByTestId('timeline').getByText('请补充活动预算').waitFor();
+  await drafter.getByTestId('doc-turn').getByText(/等待起草人/).waitFor();
+  await assertNotReloaded(drafter);
+
+  // The drafter edits with a reason, sees the difference and resubmits.
+  await drafter.getByRole('button', { name: '修改正文' }).click();
+  const editor = drafter.getByRole('textbox', { name: '正文' });
+  await editor.click();
+  await drafter.keyboard.press('End');
+  await drafter.keyboard.type('预算两千元。');
+  await drafter.getByLabel('修改原因').fill('补充预算');
+  await drafter.getByRole('button', { name: '保存正文' }).click();
+  await drafter.getByTestId('body-version').getByText('第 2 版').waitFor();
+  await drafter.getByRole('button', { name: '版本记录' }).click();
+  await drafter.getByTestId('versions').getByText('原因：补充预算').waitFor();
+  await drafter.getByRole('button', { name: '查看差异' }).click();
+  assert.equal(await drafter.getByTestId('diff').locator('ins').first().textContent(), '预算两千元。');
+  await drafter.getByRole('button', { name: '提交审批' }).click();
+  await drafter.getByTestId('doc-turn').getByText(/^部门审核/).waitFor();
+
+  // The rest of the route over the API, then the secretary signs off in the page.
+  const sessions = {
+    dy002: await apiSession(server.url, 'dy002'),
+    a: await apiSession(server.url, countersigner),
+    b: await apiSession(server.url, 'dy005'),
+  };
+  for (const call of [sessions.dy002, sessions.a, sessions.b]) {
+    const view = await call('GET', `/api/documents/${id}`);
+    await call('POST', `/api/documents/${id}/actions`, {
+      action: 'approve',
+      based_on_version: view.document.workflow_version,
+      opinion: '同意',
+      body_version: view.document.body_version,
+    });
+  }
+  await other.getByRole('button', { name: /账号菜单/ }).click();
+  await other.getByRole('menuitem', { name: '退出登录' }).click();
+  await login(other, server.url, 'zhibu');
+  await other.getByRole('navigation', { name: '主导航' }).waitFor();
+  await openDocument(other, server.url, id);
+  await other.getByLabel('意见').fill('同意，签发');
+  await other.getByRole('button', { name: '同意', exact: true }).click();
+  const year = new Date().getFullYear();
+  await other.getByTestId('doc-number').getByText(`${BRANCH}〔${year}〕1号`).waitFor();
+  await drafter.getByTestId('doc-number').getByText(`${BRANCH}〔${year}〕1号`).waitFor();
+  assert.match(await drafter.getByTestId('doc-detail').locator('.doc-status').first().textContent(), /已签发/);
+  await assertNotReloaded(drafter);
+  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(otherErrors, []);
+});
