@@ -28,6 +28,8 @@ enum Command {
     Backup(BackupArgs),
     /// Restore a snapshot into an empty data directory or database.
     Restore(RestoreArgs),
+    /// Check an exported approval record offline: signatures and body hashes.
+    VerifyRecord(VerifyRecordArgs),
     /// Audit trail commands.
     Audit {
         #[command(subcommand)]
@@ -73,6 +75,18 @@ struct RestoreArgs {
     /// Snapshot written by `dangwu backup`.
     #[arg(long, short)]
     from: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct VerifyRecordArgs {
+    /// The record, as exported from a document's page.
+    file: PathBuf,
+    /// The deployment's public key (64 hex digits, as published by its
+    /// administrators), or its key file (audit-signing-key.pem). Without it
+    /// the key inside the record is used, which proves only that the record
+    /// is internally consistent.
+    #[arg(long)]
+    key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -131,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let summary = server::backup::restore(&args.store.resolve()?, &args.from).await?;
             println!("{summary}");
         }
+        Command::VerifyRecord(args) => return verify_record(&args),
         Command::Audit {
             command: AuditCommand::Verify(store),
         } => {
@@ -139,4 +154,47 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn verify_record(args: &VerifyRecordArgs) -> anyhow::Result<ExitCode> {
+    use server::approvals::record::{ApprovalRecord, parse_key, verify_record};
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|error| anyhow::anyhow!("failed to read {}: {error}", args.file.display()))?;
+    let record: ApprovalRecord = serde_json::from_str(&text).map_err(|error| {
+        anyhow::anyhow!("{} is not an approval record: {error}", args.file.display())
+    })?;
+    let key = match &args.key {
+        Some(key) if std::path::Path::new(key).is_file() => {
+            parse_key(&std::fs::read_to_string(key)?)?
+        }
+        Some(key) => parse_key(key)?,
+        None => {
+            println!(
+                "no --key given: checking against the key inside the record ({})",
+                record.public_key
+            );
+            parse_key(&record.public_key)?
+        }
+    };
+    if hex_of(&key) != record.public_key {
+        println!(
+            "record names key {}, checking against {}",
+            record.public_key,
+            hex_of(&key)
+        );
+    }
+    match verify_record(&record, &key) {
+        Ok(summary) => {
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(fault) => {
+            println!("record invalid: {fault}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn hex_of(key: &ed25519_dalek::VerifyingKey) -> String {
+    key.to_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -476,3 +476,134 @@ on_both_backends!(
     visibility_follows_route_and_clearance,
     unresolvable_step_is_reported,
 );
+
+fn dangwu(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dangwu"))
+        .args(args)
+        .output()
+        .expect("run dangwu")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_verifies_and_void_keeps_number() {
+    let running = start(Backend::Sqlite).await;
+    let secretary = running.login("zhibu").await;
+    let drafter = running.login("dangyuan").await;
+    let single = json!({"name": "书记审批", "steps": [
+        {"id": "sign", "name": "书记签发", "kind": {"type": "single"}, "assignees": [{"role": {"role": "secretary", "org": "issuing"}}]}
+    ]});
+    let (_, saved) = secretary
+        .post(
+            "/api/approvals/templates",
+            json!({"org_id": running.org_id(BRANCH).await, "definition": single}),
+        )
+        .await;
+    let first = draft(&running, &drafter, &saved["id"], "internal").await;
+    drafter.act(first, json!({"action": "submit"})).await;
+    let (status, view) = secretary
+        .act(first, json!({"action": "approve", "opinion": "同意"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let year = chrono::Local::now().format("%Y").to_string();
+    assert_eq!(view["document"]["number"], format!("{BRANCH}〔{year}〕1号"));
+
+    // Export the record and check it offline with the deployment's key.
+    let (status, record) = drafter.get(&format!("/api/documents/{first}/record")).await;
+    assert_eq!(status, StatusCode::OK);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("record.json");
+    std::fs::write(&file, record.to_string()).unwrap();
+    let key = hex::encode(running.state.audit_key.verifying_key().to_bytes());
+    let output = dangwu(&["verify-record", file.to_str().unwrap(), "--key", &key]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let mut forged = record.clone();
+    let action = forged["actions"][1]["action"]
+        .as_str()
+        .unwrap()
+        .replace("同意", "不同意");
+    forged["actions"][1]["action"] = Value::String(action);
+    std::fs::write(&file, forged.to_string()).unwrap();
+    let output = dangwu(&["verify-record", file.to_str().unwrap(), "--key", &key]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("signature"));
+    let other_key = hex::encode([7u8; 32]);
+    std::fs::write(&file, record.to_string()).unwrap();
+    let output = dangwu(&["verify-record", file.to_str().unwrap(), "--key", &other_key]);
+    assert!(
+        !output.status.success(),
+        "a record does not verify under another key"
+    );
+
+    // Voiding keeps the number in the register; the next number is 2.
+    let (status, _) = drafter
+        .post(
+            &format!("/api/documents/{first}/void"),
+            json!({"reason": "内容有误"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, voided) = secretary
+        .post(
+            &format!("/api/documents/{first}/void"),
+            json!({"reason": "内容有误"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{voided}");
+    assert_eq!(voided["document"]["status"], "voided");
+    let (status, _) = drafter
+        .act(first, json!({"action": "comment", "text": "还能办理吗"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let second = draft(&running, &drafter, &saved["id"], "internal").await;
+    drafter.act(second, json!({"action": "submit"})).await;
+    let (_, view) = secretary
+        .act(second, json!({"action": "approve", "opinion": "同意"}))
+        .await;
+    assert_eq!(view["document"]["number"], format!("{BRANCH}〔{year}〕2号"));
+    let (_, register) = secretary
+        .get(&format!(
+            "/api/approvals/register?org_id={}",
+            running.org_id(BRANCH).await
+        ))
+        .await;
+    let entries: Vec<(i64, String)> = register
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["seq"].as_i64().unwrap(),
+                e["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![(1, "void".to_owned()), (2, "used".to_owned())]
+    );
+    assert_eq!(register[0]["void_reason"], "内容有误");
+
+    // `dangwu audit verify` checks the stored action signatures too.
+    let args = running._store.cli_args();
+    let mut verify: Vec<&str> = vec!["audit", "verify"];
+    verify.extend(args.iter().map(String::as_str));
+    let output = dangwu(&verify);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    sqlx::query("UPDATE document_actions SET action = REPLACE(action, '同意', '反对') WHERE document_id = $1 AND workflow_version = 2")
+        .bind(second)
+        .execute(&running.state.db.pool)
+        .await
+        .unwrap();
+    let output = dangwu(&verify);
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("document {second}")), "{stdout}");
+}

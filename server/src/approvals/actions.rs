@@ -143,6 +143,13 @@ async fn act(
 ) -> AppResult<ApiJson<DocumentView>> {
     let actor = member_of(&caller)?;
     let document = store::visible(&state, &caller, id).await?;
+    if document.status == "voided" {
+        return Err(AppError::conflict(
+            "document_voided",
+            "公文已作废",
+            "the document has been voided",
+        ));
+    }
     let instance = document.instance()?;
     let context = Context {
         actor,

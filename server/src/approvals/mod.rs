@@ -9,6 +9,8 @@ mod actions;
 mod documents;
 pub mod engine;
 mod numbering;
+pub mod record;
+mod register;
 pub mod store;
 mod templates;
 
@@ -24,4 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(templates::router())
         .merge(documents::router())
         .merge(actions::router())
+        .merge(record::router())
+        .merge(register::router())
 }

@@ -306,13 +306,19 @@ pub async fn verify_command(
     let db = Db::connect(store).await?;
     let key = load_verifying_key(&store.data_dir)?;
     let outcome = verify(&db, &key).await?;
+    let actions = crate::approvals::record::verify_stored_actions(&db, &key).await?;
     db.close().await;
-    Ok(match outcome {
-        Ok(entries) => {
+    Ok(match (outcome, actions) {
+        (Ok(entries), Ok(signed)) => {
             println!("audit trail intact: {entries} entries, head signature valid");
+            println!("approval actions intact: {signed} signatures valid");
             std::process::ExitCode::SUCCESS
         }
-        Err(fault) => {
+        (Ok(_), Err(fault)) => {
+            println!("approval action signature invalid: {fault}");
+            std::process::ExitCode::FAILURE
+        }
+        (Err(fault), _) => {
             println!("audit trail broken: {fault}");
             std::process::ExitCode::FAILURE
         }
