@@ -40,6 +40,8 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 #[derive(Default)]
 pub struct Received {
     pub video: Vec<Vec<u8>>,
+    /// Arrival time of each entry of `video`.
+    pub video_arrivals: Vec<Instant>,
     pub audio: Vec<Vec<u8>>,
 }
 
@@ -64,12 +66,12 @@ impl PeerConnectionEventHandler for Handler {
             while let Some(event) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(packet) = event {
                     let mut received = received.lock().unwrap();
-                    let list = if video {
-                        &mut received.video
+                    if video {
+                        received.video.push(packet.payload.to_vec());
+                        received.video_arrivals.push(Instant::now());
                     } else {
-                        &mut received.audio
-                    };
-                    list.push(packet.payload.to_vec());
+                        received.audio.push(packet.payload.to_vec());
+                    }
                 }
             }
         });
