@@ -626,8 +626,9 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
       message = t('doc.liveAction', { actor: data.actor_name, action: actionText(data.action) });
     } else if (event.kind === 'document.edited') {
       message = t('doc.liveEdited', { author: data.author, version: data.body_version, reason: data.reason });
-      versions = null;
+      // An open version list keeps its entries until the new list arrives.
       if (versionsOpen) loadVersions().then(draw);
+      else versions = null;
     }
     if (message) {
       liveRegion.textContent = message;

@@ -8,7 +8,7 @@
 import { api, query } from '../api.js';
 import { announce, clearFormErrors, field, h, replace, showFormError } from '../dom.js';
 import { t } from '../i18n.js';
-import { DOC_TYPES, SECURITY_LEVELS, URGENCIES, approvalsHeader, templateSteps } from './approvalparts.js';
+import { DOC_TYPES, SECURITY_LEVELS, URGENCIES, approvalsHeader, createNameBook, templateSteps } from './approvalparts.js';
 import { setDocumentProblem } from './docdetail.js';
 import { createRichText } from './richtext.js';
 
@@ -22,6 +22,7 @@ export function mountDraft(outlet, context) {
   const { navigate } = context;
   let closed = false;
   let templates = [];
+  const book = createNameBook();
   const section = h('section', { class: 'page' }, approvalsHeader('new'), h('p', { class: 'muted' }, t('common.loading')));
   replace(outlet, section);
 
@@ -63,7 +64,7 @@ export function mountDraft(outlet, context) {
       replace(templatePreview, templates.length === 0 ? h('p', { class: 'muted' }, t('approvals.noTemplates')) : null);
       return;
     }
-    replace(templatePreview, h('p', { class: 'hint' }, `${chosen.name} · ${t('templates.version', { version: chosen.version })}`), templateSteps(chosen.definition));
+    replace(templatePreview, h('p', { class: 'hint' }, `${chosen.name} · ${t('templates.version', { version: chosen.version })}`), templateSteps(chosen.definition, book));
   }
 
   async function loadTemplates() {
@@ -82,6 +83,8 @@ export function mountDraft(outlet, context) {
     );
     if (templates.length === 1) templateSelect.value = String(templates[0].id);
     showTemplate();
+    await book.loadOrg(orgId);
+    if (!closed) showTemplate();
   }
 
   orgSelect.addEventListener('change', loadTemplates);
