@@ -607,3 +607,97 @@ async fn record_verifies_and_void_keeps_number() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(&format!("document {second}")), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_as_notice_and_print() {
+    let running = start(Backend::Sqlite).await;
+    let secretary = running.login("zhibu").await;
+    let drafter = running.login("dangyuan").await;
+    let branch = running.org_id(BRANCH).await;
+    let single = json!({"name": "书记审批", "steps": [
+        {"id": "sign", "name": "书记签发", "kind": {"type": "single"}, "assignees": [{"role": {"role": "secretary", "org": "issuing"}}]}
+    ]});
+    let (_, saved) = secretary
+        .post(
+            "/api/approvals/templates",
+            json!({"org_id": branch, "definition": single}),
+        )
+        .await;
+    let id = draft(&running, &drafter, &saved["id"], "internal").await;
+    let (status, error) = secretary
+        .post(
+            &format!("/api/documents/{id}/issue"),
+            json!({"org_ids": [branch]}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "not on the route yet: {error}"
+    );
+    drafter.act(id, json!({"action": "submit"})).await;
+    let (status, error) = secretary
+        .post(
+            &format!("/api/documents/{id}/issue"),
+            json!({"org_ids": [branch]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "not signed off yet");
+    assert_eq!(error["error"]["code"], "not_signed_off");
+    let (_, view) = secretary
+        .act(id, json!({"action": "approve", "opinion": "同意<b>"}))
+        .await;
+    let number = view["document"]["number"].as_str().unwrap().to_owned();
+
+    let (status, notice) = secretary
+        .post(
+            &format!("/api/documents/{id}/issue"),
+            json!({"org_ids": [branch], "require_confirm": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{notice}");
+    assert!(notice["title"].as_str().unwrap().starts_with(&number));
+    let (_, inbox) = drafter.get("/api/notices/inbox").await;
+    assert_eq!(inbox["items"][0]["id"], notice["id"]);
+    assert_eq!(inbox["items"][0]["require_confirm"], true);
+    let sibling = running.org_id("西城区教育系统党支部").await;
+    let (status, error) = secretary
+        .post(
+            &format!("/api/documents/{id}/issue"),
+            json!({"org_ids": [sibling]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error["error"]["field"], "org_ids[0]");
+
+    let response = drafter
+        .http
+        .get(format!("{}/api/documents/{id}/print", drafter.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = response.text().await.unwrap();
+    assert!(html.contains(&format!("{BRANCH}文件")));
+    assert!(html.contains(&number));
+    assert!(html.contains("签发人："));
+    assert!(html.contains("内部"));
+    let record = drafter
+        .http
+        .get(format!("{}/api/documents/{id}/record/print", drafter.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(record.contains(&view["timeline"][1]["signature"].as_str().unwrap()[..32]));
+    assert!(record.contains("同意&lt;b&gt;"), "opinions are escaped");
+    assert!(!record.contains("同意<b>"));
+}

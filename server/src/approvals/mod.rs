@@ -7,8 +7,10 @@
 
 mod actions;
 mod documents;
+mod issue;
 pub mod engine;
 mod numbering;
+mod print;
 pub mod record;
 mod register;
 pub mod store;
@@ -28,4 +30,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(actions::router())
         .merge(record::router())
         .merge(register::router())
+        .merge(issue::router())
+        .merge(print::router())
 }

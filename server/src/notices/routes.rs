@@ -129,6 +129,17 @@ async fn send_notice(
     caller: Caller,
     ApiJson(input): ApiJson<NewNotice>,
 ) -> AppResult<(StatusCode, ApiJson<Notice>)> {
+    let notice = create_notice(&state, &caller, input).await?;
+    Ok((StatusCode::CREATED, ApiJson(notice)))
+}
+
+/// Sends a notice as the caller: checks, stores, notifies recipients and
+/// publishes. Issuing a signed-off document uses it too.
+pub async fn create_notice(
+    state: &AppState,
+    caller: &Caller,
+    input: NewNotice,
+) -> AppResult<Notice> {
     let title = check_title(&input.title)?;
     let body_html = sanitize_html(&input.body_html);
     if input.targets.org_ids.is_empty() && input.targets.member_ids.is_empty() {
@@ -146,7 +157,7 @@ async fn send_notice(
         ));
     }
     let mut tx = state.db.pool.begin().await?;
-    let org_paths = check_targets(&state, &caller, &mut tx, &input.targets).await?;
+    let org_paths = check_targets(state, caller, &mut tx, &input.targets).await?;
     let now = now_ms();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO notices (sender_id, sender_name, title, body_html, priority, require_confirm, status, created_at) \
@@ -190,8 +201,7 @@ async fn send_notice(
     tx.commit().await?;
     state.hub.publish(events);
     tracing::info!(notice_id = id, recipients, "notice sent");
-    let notice = load_notice(&state, &caller, id).await?;
-    Ok((StatusCode::CREATED, ApiJson(notice)))
+    load_notice(state, caller, id).await
 }
 
 async fn check_targets(
