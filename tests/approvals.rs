@@ -227,10 +227,20 @@ async fn route_through_countersign(backend: Backend) {
     let (_, counts) = reviewer.get("/api/todo").await;
     assert_eq!(counts["approvals_pending"], 1);
 
+    let (_, before) = reviewer.get(&format!("/api/documents/{id}")).await;
+    assert_eq!(before["can"]["decide"], true);
+    assert_eq!(before["can"]["submit"], false);
+    let chief_name = &before["members"][chief.member_id.to_string()];
+    assert!(
+        chief_name.is_string(),
+        "route members are named: {}",
+        before["members"]
+    );
     let (status, view) = reviewer
         .act(id, json!({"action": "approve", "opinion": "同意"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["can"]["withdraw"], true, "the last actor may withdraw");
     assert!(todo_ids(&reviewer).await.is_empty());
     assert_eq!(todo_ids(&signer_a).await, vec![id]);
     assert_eq!(todo_ids(&signer_b).await, vec![id]);
@@ -249,6 +259,9 @@ async fn route_through_countersign(backend: Backend) {
         "the other countersigner's task closed"
     );
 
+    let (_, returned) = drafter.get(&format!("/api/documents/{id}")).await;
+    assert_eq!(returned["can"]["submit"], true);
+    assert_eq!(returned["can"]["edit_body"], true);
     // The drafter edits the body and submits again.
     let (status, version) = drafter
         .send(reqwest::Method::PUT, &format!("/api/documents/{id}/body"),
@@ -700,4 +713,26 @@ async fn issue_as_notice_and_print() {
     assert!(record.contains(&view["timeline"][1]["signature"].as_str().unwrap()[..32]));
     assert!(record.contains("同意&lt;b&gt;"), "opinions are escaped");
     assert!(!record.contains("同意<b>"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_search_names_only() {
+    let running = start(Backend::Sqlite).await;
+    let member = running.login("dangyuan").await;
+    let name: String = sqlx::query_scalar(
+        "SELECT name FROM members WHERE id = (SELECT member_id FROM accounts WHERE username = 'zhibu')",
+    )
+    .fetch_one(&running.state.db.pool)
+    .await
+    .unwrap();
+    let (status, found) = member.get(&format!("/api/members/search?q={name}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let entry = &found.as_array().unwrap()[0];
+    assert_eq!(entry["name"], name.as_str());
+    assert_eq!(entry["org_name"], BRANCH);
+    assert!(entry.get("phone").is_none());
+    assert!(entry.get("id_number_masked").is_none());
+    let (status, error) = member.get("/api/members/search?q=").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["error"]["field"], "q");
 }

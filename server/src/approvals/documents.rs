@@ -235,8 +235,94 @@ pub struct DocumentView {
     #[schema(value_type = Vec<Object>)]
     pub my_tasks: Vec<OpenTask>,
     pub timeline: Vec<TimelineEntry>,
+    /// Names of everyone the view mentions, by member id.
+    pub members: std::collections::BTreeMap<i64, String>,
+    /// What the caller may do now, for showing the right buttons.
+    pub can: Permissions,
     /// The `document:ID` topic position this view includes.
     pub seq: i64,
+}
+
+/// The caller's possible actions on the document as it stands.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Permissions {
+    /// Submit (again): the drafter of a draft, returned or withdrawn document.
+    pub submit: bool,
+    /// Withdraw: the actor of the last workflow action while it may be undone.
+    pub withdraw: bool,
+    /// Save a new body version.
+    pub edit_body: bool,
+    /// Decide (approve, reject, return, delegate, add signer): an open task
+    /// at a step.
+    pub decide: bool,
+}
+
+/// Every member the document's route, seats and actions mention.
+fn mentioned_members(instance: &Instance) -> std::collections::BTreeSet<i64> {
+    let mut ids = std::collections::BTreeSet::from([instance.drafter.0]);
+    if let Some(route) = &instance.progress.route {
+        for step in &route.steps {
+            ids.extend(
+                step.assignees
+                    .iter()
+                    .chain(&step.cc_on_start)
+                    .chain(&step.cc_on_finish)
+                    .map(|m| m.0),
+            );
+        }
+        ids.extend(route.circulation.iter().map(|m| m.0));
+    }
+    for step in &instance.progress.steps {
+        for seat in step.seats() {
+            ids.insert(seat.member.0);
+            ids.extend(seat.delegated_from.iter().map(|m| m.0));
+        }
+    }
+    for entry in &instance.history {
+        ids.insert(entry.actor.0);
+    }
+    ids
+}
+
+async fn member_names(
+    state: &AppState,
+    ids: std::collections::BTreeSet<i64>,
+) -> AppResult<std::collections::BTreeMap<i64, String>> {
+    let mut names = std::collections::BTreeMap::new();
+    if ids.is_empty() {
+        return Ok(names);
+    }
+    let list = ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows: Vec<(i64, String)> = sqlx::query_as(&format!(
+        "SELECT id, name FROM members WHERE id IN ({list})"
+    ))
+    .fetch_all(&state.db.pool)
+    .await?;
+    names.extend(rows);
+    Ok(names)
+}
+
+fn permissions(instance: &Instance, me: Option<MemberId>, open: &[OpenTask]) -> Permissions {
+    use super::engine::Status;
+    let drafter = me == Some(instance.drafter);
+    let waits_for_drafter = matches!(instance.progress.status, Status::Draft | Status::Withdrawn)
+        || instance.progress.status.waits_for_drafter();
+    let deciding = open
+        .iter()
+        .any(|task| matches!(task.work, super::engine::Work::Step { .. }));
+    Permissions {
+        submit: drafter && waits_for_drafter,
+        withdraw: instance
+            .undo
+            .as_ref()
+            .is_some_and(|undo| Some(undo.actor) == me),
+        edit_body: (drafter && waits_for_drafter) || deciding,
+        decide: deciding,
+    }
 }
 
 /// Builds the document page for a caller who may see it.
@@ -252,12 +338,16 @@ pub async fn view(state: &AppState, caller: &Caller, id: i64) -> AppResult<Docum
     .fetch_one(&state.db.pool)
     .await?;
     let me = caller.session.account.member_id.map(MemberId);
-    let my_tasks = open_tasks(&instance)
+    let my_tasks: Vec<OpenTask> = open_tasks(&instance)
         .into_iter()
         .filter(|task| Some(task.member) == me)
         .collect();
     let turn: Turn = whose_turn(&instance);
+    let members = member_names(state, mentioned_members(&instance)).await?;
+    let can = permissions(&instance, me, &my_tasks);
     Ok(DocumentView {
+        members,
+        can,
         body_html,
         workflow: serde_json::to_value(&instance.progress).map_err(AppError::internal)?,
         turn: serde_json::to_value(turn).map_err(AppError::internal)?,

@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_member))
         .routes(routes!(get_member, update_member))
         .routes(routes!(reveal_id_number))
+        .routes(routes!(search_directory))
 }
 
 /// Filters for a member list.
@@ -428,4 +429,59 @@ async fn reveal_id_number(
     .await?;
     tx.commit().await?;
     Ok(ApiJson(RevealedIdNumber { id_number }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct DirectoryQuery {
+    /// Part of a name; at least one character.
+    q: String,
+    /// Most results, 1 to 20. [default: 10]
+    limit: Option<i64>,
+}
+
+/// One directory entry: a name and an organization, nothing personal.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DirectoryEntry {
+    pub id: i64,
+    pub name: String,
+    pub org_id: i64,
+    pub org_name: String,
+}
+
+/// Searches the member directory (通讯录) by name, for picking people to
+/// delegate to, add as signers or name as recipients. Any signed-in account
+/// may search; entries carry only name and organization.
+#[utoipa::path(get, path = "/api/members/search", tag = "members", params(DirectoryQuery),
+    responses((status = 200, body = Vec<DirectoryEntry>), (status = 422, body = ErrorBody)))]
+async fn search_directory(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(query): Query<DirectoryQuery>,
+) -> AppResult<ApiJson<Vec<DirectoryEntry>>> {
+    let q = query.q.trim();
+    if q.is_empty() || q.chars().count() > 50 {
+        return Err(AppError::invalid(
+            "q",
+            "请输入 1 到 50 个字的姓名",
+            "give 1 to 50 characters of a name",
+        ));
+    }
+    let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+        "SELECT m.id, m.name, m.org_id, o.name FROM members m JOIN orgs o ON o.id = m.org_id \
+         WHERE m.name LIKE $1 ORDER BY length(m.name), m.id LIMIT $2",
+    )
+    .bind(format!("%{q}%"))
+    .bind(query.limit.unwrap_or(10).clamp(1, 20))
+    .fetch_all(&state.db.pool)
+    .await?;
+    Ok(ApiJson(
+        rows.into_iter()
+            .map(|(id, name, org_id, org_name)| DirectoryEntry {
+                id,
+                name,
+                org_id,
+                org_name,
+            })
+            .collect(),
+    ))
 }
