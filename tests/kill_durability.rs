@@ -1,0 +1,186 @@
+//! A crash loses nothing acknowledged: workflow actions and notice receipts
+//! sent while the server process is killed with SIGKILL are all present
+//! after a restart, and the audit trail still verifies.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn spawn(data_dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_dangwu"))
+        .args(["serve", "--demo", "--log-level", "warn", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dangwu")
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    for _ in 0..200 {
+        if let Ok(response) = http.get(format!("{base}/readyz")).send().await {
+            if response.status() == StatusCode::OK {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("server at {base} did not become ready");
+}
+
+async fn login(base: &str, username: &str) -> (reqwest::Client, String) {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let body: Value = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": username, "password": server::demo::DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (http, body["csrf_token"].as_str().unwrap().to_owned())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_actions_survive_sigkill() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = spawn(dir.path(), port);
+    wait_ready(&reqwest::Client::new(), &base).await;
+
+    let (secretary, secretary_csrf) = login(&base, "zhibu").await;
+    let (drafter, csrf) = login(&base, "dangyuan").await;
+    let org_id = {
+        let orgs: Value = drafter
+            .get(format!("{base}/api/orgs"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        orgs[0]["id"].as_i64().unwrap()
+    };
+    let template = json!({"org_id": org_id, "definition": {"name": "书记审批", "steps": [
+        {"id": "sign", "name": "书记签发", "kind": {"type": "single"}, "assignees": [{"role": {"role": "secretary", "org": "issuing"}}]}]}});
+    let saved: Value = secretary
+        .post(format!("{base}/api/approvals/templates"))
+        .header("x-csrf-token", &secretary_csrf)
+        .json(&template)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let view: Value = drafter
+        .post(format!("{base}/api/documents"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"org_id": org_id, "title": "耐久性检查", "doc_type": "请示", "security_level": "internal", "template_id": saved["id"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = view["document"]["id"].as_i64().unwrap();
+    let actions = format!("{base}/api/documents/{id}/actions");
+    let submitted = drafter
+        .post(&actions)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"action": "submit", "based_on_version": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), StatusCode::OK);
+
+    // Comments are acknowledged one after another until the process dies.
+    let writer = {
+        let (drafter, csrf, actions) = (drafter.clone(), csrf.clone(), actions.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0..400 {
+                let text = format!("意见 {n}");
+                let sent = drafter
+                    .post(&actions)
+                    .header("x-csrf-token", &csrf)
+                    .json(&json!({"action": "comment", "based_on_version": 1, "text": text}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == StatusCode::OK => acknowledged.push(text),
+                    _ => break,
+                }
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    child.kill().expect("SIGKILL the server");
+    child.wait().unwrap();
+    let acknowledged = writer.await.unwrap();
+    assert!(
+        !acknowledged.is_empty(),
+        "some comments were acknowledged before the kill"
+    );
+    assert!(
+        acknowledged.len() < 400,
+        "the kill landed while comments were being written"
+    );
+
+    let mut child = spawn(dir.path(), port);
+    wait_ready(&reqwest::Client::new(), &base).await;
+    let (drafter, _) = login(&base, "dangyuan").await;
+    let view: Value = drafter
+        .get(format!("{base}/api/documents/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: Vec<String> = view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|entry| entry["action"]["text"].as_str().map(str::to_owned))
+        .collect();
+    for text in &acknowledged {
+        assert!(
+            stored.contains(text),
+            "acknowledged {text:?} is missing after the restart"
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_dangwu"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
