@@ -22,10 +22,9 @@ fn spawn(data_dir: &std::path::Path, port: u16) -> Child {
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {
     for _ in 0..200 {
-        if let Ok(response) = http.get(format!("{base}/readyz")).send().await {
-            if response.status() == StatusCode::OK {
-                return;
-            }
+        let response = http.get(format!("{base}/readyz")).send().await;
+        if response.is_ok_and(|r| r.status() == StatusCode::OK) {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
