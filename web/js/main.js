@@ -18,6 +18,7 @@ import { mountCompose } from './views/compose.js';
 import { mountApprovals } from './views/approvals.js';
 import { mountDraft } from './views/docdraft.js';
 import { mountTemplates } from './views/templates.js';
+import { mountRegister } from './views/register.js';
 import { mountProgress, mountSent } from './views/sent.js';
 import { hub } from './hub.js';
 import { startCounts, stopCounts } from './todo.js';
@@ -32,6 +33,7 @@ const ROUTES = [
   { pattern: /^\/meetings$/, nav: 'meetings', view: 'soon' },
   { pattern: /^\/approvals\/new$/, nav: 'approvals', view: 'draft' },
   { pattern: /^\/approvals\/templates$/, nav: 'approvals', view: 'templates' },
+  { pattern: /^\/approvals\/register$/, nav: 'approvals', view: 'register' },
   { pattern: /^\/approvals(?:\/(drafts|involved))?(?:\/(\d+))?$/, nav: 'approvals', view: 'approvals' },
   { pattern: /^\/notices(?:\/(\d+))?$/, nav: 'notices', view: 'inbox' },
   { pattern: /^\/notices\/sent$/, nav: 'notices', view: 'sent' },
@@ -56,6 +58,7 @@ const VIEWS = {
   approvals: mountApprovals,
   draft: mountDraft,
   templates: mountTemplates,
+  register: mountRegister,
 };
 
 let current = null;

@@ -214,3 +214,105 @@ test('drafter routes a document to sign-off', async (t) => {
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(otherErrors, []);
 });
+
+/**
+ * Drafts a document as dangyuan with a one-step template (书记签发 by the
+ * branch secretary) and signs it off as zhibu over the API. Returns
+ * `{ branchId, id, number }`.
+ */
+async function signedOffDocument(url, title) {
+  const secretary = await apiSession(url, 'zhibu');
+  const branch = (await secretary('GET', '/api/orgs')).find((org) => org.name === BRANCH);
+  const template = await secretary('POST', '/api/approvals/templates', {
+    org_id: branch.id,
+    definition: {
+      name: '书记审批',
+      steps: [{ id: 'sign', name: '书记签发', kind: { type: 'single' }, assignees: [{ role: { role: 'secretary', org: 'issuing' } }] }],
+    },
+  });
+  const drafter = await apiSession(url, 'dangyuan');
+  const created = await drafter('POST', '/api/documents', {
+    org_id: branch.id,
+    title,
+    doc_type: '通知',
+    security_level: 'public',
+    urgency: 'normal',
+    template_id: template.id,
+    body_html: '<p>请各党小组于本月底前完成学习。</p>',
+  });
+  const id = created.document.id;
+  await drafter('POST', `/api/documents/${id}/actions`, { action: 'submit', based_on_version: 0 });
+  const view = await secretary('GET', `/api/documents/${id}`);
+  const signed = await secretary('POST', `/api/documents/${id}/actions`, {
+    action: 'approve',
+    based_on_version: view.document.workflow_version,
+    opinion: '同意',
+    body_version: view.document.body_version,
+  });
+  return { branchId: branch.id, id, number: signed.document.number };
+}
+
+test('signed-off document prints, issues and voids', async (t) => {
+  const { server, page: secretary, context, pageErrors } = await setup(t);
+  const { page: drafter, pageErrors: drafterErrors } = await secondPage(t);
+  const title = '关于开展专题学习的通知';
+  const { id, number } = await signedOffDocument(server.url, title);
+  assert.match(number, new RegExp(`^${BRANCH}〔\\d{4}〕1号$`));
+
+  await login(secretary, server.url, 'zhibu');
+  await secretary.getByRole('navigation', { name: '主导航' }).waitFor();
+  await openDocument(secretary, server.url, id);
+  await login(drafter, server.url, 'dangyuan');
+  await drafter.getByRole('navigation', { name: '主导航' }).waitFor();
+  await openDocument(drafter, server.url, id);
+  assert.equal(await drafter.getByRole('button', { name: '作废' }).count(), 0, 'a member who is no officer cannot void');
+  assert.equal(await drafter.getByRole('button', { name: '分发' }).count(), 0, 'a member who manages nothing cannot issue');
+
+  // The print view opens in a new tab with the number and the issuer line.
+  const [printTab] = await Promise.all([context.waitForEvent('page'), secretary.getByRole('link', { name: '打印公文' }).click()]);
+  await printTab.waitForLoadState();
+  const printed = await printTab.locator('body').textContent();
+  assert.ok(printed.includes(number), `print view lacks the number: ${printed.slice(0, 200)}`);
+  assert.ok(printed.includes('文件'), 'print view lacks the issuer line');
+  await printTab.close();
+
+  // Issue to the branch; the notice reaches the drafter's inbox.
+  await secretary.getByRole('button', { name: '分发' }).click();
+  const issueDialog = secretary.getByRole('dialog', { name: '分发公文' });
+  await issueDialog.getByTestId('target-tree').getByRole('checkbox', { name: new RegExp(BRANCH) }).check();
+  await issueDialog.getByRole('button', { name: '分发', exact: true }).click();
+  await issueDialog.waitFor({ state: 'detached' });
+  const progressLink = secretary.getByRole('link', { name: '查看分发通知的签收情况' });
+  assert.match(await progressLink.getAttribute('href'), /^\/notices\/sent\/\d+$/);
+  await markPage(drafter);
+
+  // Void with a reason; the drafter's page shows it live.
+  await secretary.getByRole('button', { name: '作废' }).click();
+  const voidDialog = secretary.getByRole('dialog', { name: '作废公文' });
+  await voidDialog.getByRole('button', { name: '作废', exact: true }).click();
+  await voidDialog.getByText('请填写作废原因').waitFor();
+  await voidDialog.getByLabel('作废原因').fill('文号登记错误');
+  await voidDialog.getByRole('button', { name: '作废', exact: true }).click();
+  await secretary.getByTestId('doc-voided').waitFor();
+  await drafter.getByTestId('doc-voided').getByText('文号登记错误').waitFor();
+  assert.match(await drafter.getByTestId('doc-voided').textContent(), /已作废/);
+  assert.match(await drafter.getByTestId('doc-detail').locator('.doc-status').first().textContent(), /已作废/);
+  assert.equal(await secretary.getByRole('button', { name: '作废' }).count(), 0, 'a void document cannot be voided again');
+  assert.equal(await secretary.getByRole('button', { name: '分发' }).count(), 0, 'a void document cannot be issued');
+  await assertNotReloaded(drafter);
+
+  // The register lists the number as void.
+  await secretary.getByRole('link', { name: '登记簿' }).click();
+  await secretary.waitForURL(/\/approvals\/register$/);
+  await secretary.getByLabel('组织').selectOption({ label: BRANCH });
+  const row = secretary.getByTestId('register').getByRole('row', { name: new RegExp(number.replace(/[〔〕]/g, '.')) });
+  await row.waitFor();
+  assert.match(await row.textContent(), /已作废/);
+  assert.match(await row.textContent(), /文号登记错误/);
+
+  // The issued notice is in the drafter's inbox.
+  await drafter.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: /^通知/ }).click();
+  await drafter.getByTestId('inbox').getByText(`${number} ${title}`).waitFor();
+  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(drafterErrors, []);
+});

@@ -5,11 +5,17 @@
 import { api, query } from '../api.js';
 import { h } from '../dom.js';
 import { t } from '../i18n.js';
+import { session } from '../session.js';
 
 /** Document types (文种) the server accepts. */
 export const DOC_TYPES = ['请示', '报告', '通知', '通报', '函', '纪要', '意见', '决定', '批复', '方案'];
 export const SECURITY_LEVELS = ['public', 'internal', 'confidential'];
 export const URGENCIES = ['normal', 'urgent', 'very_urgent'];
+
+/** Checks whether the caller has an officer role anywhere, which the number register requires. */
+function isOfficer() {
+  return Boolean(session.member && session.member.roles && session.member.roles.length > 0);
+}
 
 /** Renders the page header shared by the lists, the drafting page and templates. */
 export function approvalsHeader(active) {
@@ -26,6 +32,7 @@ export function approvalsHeader(active) {
       tab('drafts', '/approvals/drafts'),
       tab('involved', '/approvals/involved'),
       tab('templates', '/approvals/templates'),
+      isOfficer() ? tab('register', '/approvals/register') : null,
     ),
     h('div', { class: 'page-header-spacer' }),
     active === 'new' ? null : h('a', { href: '/approvals/new', class: 'button button-primary', 'data-link': true }, `+ ${t('approvals.new')}`),
@@ -47,9 +54,9 @@ export function statusTag(status) {
 }
 
 /**
- * Member names by id for the documents of one organization. The document
- * view names only actors and the drafter, so the names of assignees come
- * from the organization's member list, which every member may read.
+ * Member names by id. The document view names everyone it mentions in
+ * `members`, and the drafting and template pages load an organization's
+ * members and officers to name template assignees.
  */
 export function createNameBook() {
   const names = new Map();
@@ -57,6 +64,10 @@ export function createNameBook() {
   return {
     add(id, name) {
       if (id && name) names.set(Number(id), name);
+    },
+    /** Adds a `{ "<member id>": name }` map such as a document view's `members`. */
+    addAll(map) {
+      for (const [id, name] of Object.entries(map || {})) this.add(id, name);
     },
     /** Loads the members and officers of an organization once. */
     loadOrg(orgId) {
@@ -77,9 +88,6 @@ export function createNameBook() {
       }
       return loadedOrgs.get(orgId);
     },
-    // TODO: members outside the issuing organization (for example a parent
-    // organization's secretary) show as "#id" until the document view
-    // names every member on its route.
     name(id) {
       return names.get(Number(id)) || `#${id}`;
     },

@@ -4,19 +4,18 @@
 // caller's open task. Everyone viewing follows the `document:ID` hub topic,
 // so each action and body edit appears live and is announced.
 
-import { api } from '../api.js';
+import { api, query } from '../api.js';
 import { announce, confirmDialog, dialogForm, errorState, field, h, openDialog, replace } from '../dom.js';
 import { hub } from '../hub.js';
 import { formatDateMinutes, t } from '../i18n.js';
 import { session } from '../session.js';
 import { bodyText, createNameBook, describeKind, diffTexts, documentTags, renderDiff, statusTag } from './approvalparts.js';
+import { documentTools, loadWritableOrgs, voidedNotice } from './doctools.js';
 import { createRichText } from './richtext.js';
 
 const OPINION_MAX_CHARS = 1000;
+/** Maximum results of the member directory search, which allows 1 to 20. */
 const MEMBER_SEARCH_LIMIT = 20;
-/** Actions that withdraw cannot take back, so they do not count as "last". */
-const NON_WORKFLOW_ACTIONS = new Set(['comment', 'urge', 'mark_read']);
-const DRAFTER_STATUSES = new Set(['draft', 'returned_to_drafter', 'withdrawn']);
 
 /** Messages to show on a document's next opening, by document id. */
 const pendingProblems = new Map();
@@ -45,6 +44,10 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
   let comparison = null;
   let editor = null;
   let busy = false;
+  /** Organizations the caller may write (manage), from GET /api/orgs. */
+  let writableOrgs = [];
+  /** The reason of a void seen live or returned by this page's own void request. */
+  let voidReason = null;
   const liveRegion = h('p', { class: 'visually-hidden', 'aria-live': 'polite', 'data-testid': 'doc-live' });
 
   replace(container, h('p', { class: 'muted pane-body' }, t('common.loading')));
@@ -60,8 +63,8 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
   const readingTask = () => view.my_tasks.find((task) => task.work.type === 'reading');
 
   function rememberNames() {
+    book.addAll(view.members);
     book.add(view.document.drafter_member, view.document.drafter_name);
-    for (const entry of view.timeline) book.add(entry.actor_member, entry.actor_name);
   }
 
   // ----- header, turn and route -----
@@ -136,11 +139,6 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
 
   // ----- body, versions and differences -----
 
-  function canEditBody() {
-    if (isDrafter() && DRAFTER_STATUSES.has(view.document.status)) return true;
-    return Boolean(stepTask());
-  }
-
   function bodySection() {
     const section = h('section', { class: 'doc-section' });
     const heading = h(
@@ -148,7 +146,7 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
       { class: 'doc-section-head' },
       h('h3', {}, t('doc.body'), ' ', h('span', { class: 'muted doc-version', 'data-testid': 'body-version' }, t('doc.bodyVersion', { version: view.document.body_version }))),
       h('button', { type: 'button', class: 'button button-small', 'aria-expanded': String(versionsOpen), onclick: toggleVersions }, versionsOpen ? t('doc.versionsHide') : t('doc.versions')),
-      canEditBody() && !editor ? h('button', { type: 'button', class: 'button button-small', onclick: startEdit }, t('doc.editBody')) : null,
+      view.can.edit_body && !editor ? h('button', { type: 'button', class: 'button button-small', onclick: startEdit }, t('doc.editBody')) : null,
     );
     section.append(heading);
     if (editor) {
@@ -385,14 +383,6 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
     }
   }
 
-  function lastWorkflowActor() {
-    for (let index = view.timeline.length - 1; index >= 0; index -= 1) {
-      const entry = view.timeline[index];
-      if (!NON_WORKFLOW_ACTIONS.has(entry.action.action)) return entry.actor_member;
-    }
-    return null;
-  }
-
   /** Returns the steps a return may go to: previous, passed steps, drafter. */
   function returnTargets(currentStep) {
     const steps = routeSteps();
@@ -488,15 +478,22 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
     async function runSearch() {
       ticket += 1;
       const mine = ticket;
-      let page;
+      const text = search.value.trim();
+      if (!text) {
+        chosen = null;
+        replace(results, h('p', { class: 'muted' }, t('doc.memberSearchHint')));
+        return;
+      }
+      let found;
       try {
-        page = await api.get(`/api/orgs/${view.document.org_id}/members?subtree=true&limit=${MEMBER_SEARCH_LIMIT}&q=${encodeURIComponent(search.value.trim())}`);
+        found = await api.get(`/api/members/search${query({ q: text, limit: MEMBER_SEARCH_LIMIT })}`);
       } catch (error) {
-        replace(results, h('p', { class: 'field-error' }, error.message));
+        if (mine === ticket) replace(results, h('p', { class: 'field-error' }, error.message));
         return;
       }
       if (mine !== ticket) return;
-      const members = page.items.filter((member) => member.id !== me());
+      chosen = null;
+      const members = found.filter((member) => member.id !== me());
       if (members.length === 0) {
         replace(results, h('p', { class: 'muted' }, t('doc.memberNone')));
         return;
@@ -546,18 +543,18 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
     const doc = view.document;
     const parts = [];
     const task = stepTask();
-    if (task) parts.push(taskBox(task));
+    if (task && view.can.decide) parts.push(taskBox(task));
     if (readingTask()) {
       parts.push(h('div', { class: 'action-row' }, h('button', { type: 'button', class: 'button button-primary', onclick: () => act('mark_read') }, t('doc.markRead'))));
     }
     const small = [];
-    if (isDrafter() && DRAFTER_STATUSES.has(doc.status)) {
+    if (view.can.submit) {
       small.push(h('button', { type: 'button', class: 'button button-primary', onclick: () => act('submit') }, t('doc.submit')));
     }
     if (isDrafter() && doc.status === 'in_progress') {
       small.push(h('button', { type: 'button', class: 'button', onclick: () => act('urge', {}) }, t('doc.urge')));
     }
-    if (lastWorkflowActor() === me() && (doc.status === 'in_progress' || doc.status === 'circulating')) {
+    if (view.can.withdraw) {
       small.push(h('button', { type: 'button', class: 'button', onclick: async () => {
         if (await confirmDialog(t('doc.withdraw'), t('doc.withdrawConfirm'), t('doc.withdraw'))) act('withdraw');
       } }, t('doc.withdraw')));
@@ -594,6 +591,21 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
     );
   }
 
+  // ----- void and issue -----
+
+  function afterVoid(voided, reason) {
+    view = voided;
+    voidReason = reason;
+    rememberNames();
+    announce(t('doc.voidDone'));
+    draw();
+    if (onChanged) onChanged();
+  }
+
+  function afterIssue() {
+    if (onChanged) onChanged();
+  }
+
   // ----- drawing and loading -----
 
   function draw() {
@@ -605,6 +617,8 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
       'article',
       { class: 'card notice-article doc-article', 'data-testid': 'doc-detail' },
       header(),
+      voidedNotice(view, voidReason),
+      documentTools(view, { writableOrgs, onVoided: afterVoid, onIssued: afterIssue }),
       bodySection(),
       actionBar(),
       timelineSection(),
@@ -624,6 +638,11 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
     let message = null;
     if (event.kind === 'document.action') {
       message = t('doc.liveAction', { actor: data.actor_name, action: actionText(data.action) });
+    } else if (event.kind === 'document.voided') {
+      voidReason = data.reason || voidReason;
+      message = t('doc.liveVoided', { by: data.by, reason: data.reason });
+    } else if (event.kind === 'document.issued') {
+      message = t('doc.liveIssued', { by: data.by });
     } else if (event.kind === 'document.edited') {
       message = t('doc.liveEdited', { author: data.author, version: data.body_version, reason: data.reason });
       // An open version list keeps its entries until the new list arrives.
@@ -653,8 +672,10 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
     if (first) {
       container.querySelector('h2').focus({ preventScroll: true });
       unsubscribe = hub.subscribe(`document:${id}`, { onEvent: onDocumentEvent, onReset: load }, { since: view.seq });
-      // Names of assignees come from the issuing organization's lists.
-      book.loadOrg(view.document.org_id).then(draw);
+      loadWritableOrgs().then((orgs) => {
+        writableOrgs = orgs;
+        draw();
+      });
     }
   }
 

@@ -23,8 +23,9 @@ function hasWritable(index, org, memo) {
  * Creates the picker. Returns `{ element, value, nameOf }`: `value()` is the
  * `targets` object of `POST /api/notices`, and `nameOf(list, position)` the
  * name behind `targets.org_ids[position]` or `targets.member_ids[position]`.
+ * With `members: false` the picker offers organizations only.
  */
-export function createTargetPicker() {
+export function createTargetPicker({ members: withMembers = true } = {}) {
   let index = null;
   const checkedOrgs = new Set();
   const expanded = new Set();
@@ -41,16 +42,18 @@ export function createTargetPicker() {
     h('span', { class: 'field-label', id: 'targets-label' }, t('notices.targets')),
     h(
       'div',
-      { name: 'targets', tabindex: '-1', role: 'group', 'aria-labelledby': 'targets-label', class: 'target-picker' },
+      { name: 'targets', tabindex: '-1', role: 'group', 'aria-labelledby': 'targets-label', class: withMembers ? 'target-picker' : 'target-picker target-picker-orgs' },
       h('div', { class: 'target-column' }, h('p', { class: 'target-heading' }, t('notices.targetOrgs')), treeBody),
-      h(
-        'div',
-        { class: 'target-column' },
-        h('label', { class: 'target-heading', for: search.id }, t('notices.targetMembers')),
-        search,
-        results,
-        chips,
-      ),
+      withMembers
+        ? h(
+          'div',
+          { class: 'target-column' },
+          h('label', { class: 'target-heading', for: search.id }, t('notices.targetMembers')),
+          search,
+          results,
+          chips,
+        )
+        : null,
     ),
     summary,
   );
@@ -138,7 +141,9 @@ export function createTargetPicker() {
 
   function drawSummary() {
     const orgCount = value().org_ids.length;
-    summary.textContent = t('notices.targetSummary', { orgs: orgCount, members: members.size });
+    summary.textContent = withMembers
+      ? t('notices.targetSummary', { orgs: orgCount, members: members.size })
+      : t('notices.targetOrgSummary', { orgs: orgCount });
   }
 
   function drawChips() {
