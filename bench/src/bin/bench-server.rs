@@ -6,7 +6,7 @@
 //! transaction, commit, then `Hub::publish` it.
 //!
 //! Trigger protocol, one line per request over TCP:
-//! `publish TOPIC ROUND COUNT` is answered with `ok LAST_SEQ` or
+//! `publish TOPIC ROUND COUNT` gets the reply `ok LAST_SEQ` or
 //! `error MESSAGE`. ROUND is copied into every event's data so that clients
 //! can tell the rounds of the fan-out measurement apart.
 

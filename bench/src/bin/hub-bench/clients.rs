@@ -20,10 +20,10 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 /// The topic every client subscribes to.
 pub const TOPIC: &str = "org:1";
 
-/// Longest wait for one client's handshake and subscription.
+/// Maximum wait for one client's handshake and subscription.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How a client reaches its server.
+/// Wire protocol and credentials of a client.
 #[derive(Clone)]
 pub enum Protocol {
     /// The Dangwu hub at `/ws?v=1`, with a bearer token.
@@ -187,7 +187,7 @@ pub async fn run_client(
 }
 
 fn report_failure(tally: &Tally, error: &anyhow::Error) {
-    // The first few failures say why; the count says how many.
+    // Only the first three failures are printed in full; `failed` counts all.
     if tally.failed.fetch_add(1, Ordering::Relaxed) < 3 {
         eprintln!("client failed to connect: {error:#}");
     }

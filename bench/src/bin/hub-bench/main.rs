@@ -32,11 +32,11 @@ use targets::{Kind, Launch, Target, Trigger, cpu_time, hub_token, rss_kib};
 /// Demo account that may read `org:1`, the provincial committee.
 const HUB_USER: &str = "shengwei";
 const HUB_PASSWORD: &str = "Dangwu@2026";
-/// Longest wait for all clients of a run to connect.
+/// Maximum wait for all clients of a run to connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(600);
-/// Longest wait for one fan-out round to reach every client.
+/// Maximum wait for one fan-out round to reach every client.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for outstanding events in the sustained phase.
+/// Maximum wait for outstanding events in the sustained phase.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Parser)]
@@ -109,7 +109,7 @@ impl From<TargetArg> for Kind {
     }
 }
 
-/// What one run (one server, one client count) measured.
+/// Measurements of one run: one server, one client count.
 struct RunResult {
     kind: Kind,
     clients: usize,
@@ -169,13 +169,13 @@ fn pin_to_cpu(cpu: usize) -> anyhow::Result<()> {
 }
 
 /// Raises the soft and, where permitted, the hard limit of open files.
-fn raise_fd_limit(wanted: u64) -> anyhow::Result<u64> {
+fn raise_fd_limit(target: u64) -> anyhow::Result<u64> {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    if soft >= wanted {
+    if soft >= target {
         return Ok(soft);
     }
-    if setrlimit(Resource::RLIMIT_NOFILE, wanted, hard.max(wanted)).is_ok() {
-        return Ok(wanted);
+    if setrlimit(Resource::RLIMIT_NOFILE, target, hard.max(target)).is_ok() {
+        return Ok(target);
     }
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     Ok(hard)
@@ -350,6 +350,7 @@ async fn measure_sustained(
     let started = Instant::now();
     let mut published = 0;
     let mut complete = true;
+
     while started.elapsed() < duration {
         if published >= args.batch {
             let target = events_before + (published - args.batch) * subscribers;
@@ -361,6 +362,7 @@ async fn measure_sustained(
         trigger.publish(TOPIC, 0, args.batch).await?;
         published += args.batch;
     }
+
     if complete {
         complete = tally
             .wait_events(events_before + published * subscribers, DRAIN_TIMEOUT)
@@ -377,7 +379,7 @@ async fn measure_sustained(
     })
 }
 
-/// The value below which `q` of the sorted samples fall (nearest rank).
+/// Returns the `q` quantile of sorted samples by the nearest-rank method.
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 
-/// Longest wait for a server to accept trigger connections after start.
+/// Maximum wait for a server to accept trigger connections after start.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl Kind {
     }
 }
 
-/// How to start the servers.
+/// Programs, paths and CPU placement for starting the servers.
 pub struct Launch {
     pub bench_server: PathBuf,
     pub node: String,
@@ -268,7 +268,7 @@ pub async fn hub_token(addr: SocketAddr, username: &str, password: &str) -> anyh
     Ok(created.token)
 }
 
-/// The `bench-server` binary next to this one.
+/// Returns the path of the named binary in this executable's folder.
 pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().unwrap_or(Path::new("."));
