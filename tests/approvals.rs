@@ -567,6 +567,7 @@ async fn record_verifies_and_void_keeps_number() {
         .await;
     assert_eq!(status, StatusCode::OK, "{voided}");
     assert_eq!(voided["document"]["status"], "voided");
+    assert_eq!(voided["void_reason"], "内容有误");
     let (status, _) = drafter
         .act(first, json!({"action": "comment", "text": "还能办理吗"}))
         .await;

@@ -239,6 +239,8 @@ pub struct DocumentView {
     pub members: std::collections::BTreeMap<i64, String>,
     /// What the caller may do now, for showing the right buttons.
     pub can: Permissions,
+    /// Why the document was voided, when it was.
+    pub void_reason: Option<String>,
     /// The `document:ID` topic position this view includes.
     pub seq: i64,
 }
@@ -345,7 +347,15 @@ pub async fn view(state: &AppState, caller: &Caller, id: i64) -> AppResult<Docum
     let turn: Turn = whose_turn(&instance);
     let members = member_names(state, mentioned_members(&instance)).await?;
     let can = permissions(&instance, me, &my_tasks);
+    let void_reason: Option<String> = sqlx::query_scalar(
+        "SELECT void_reason FROM number_register WHERE document_id = $1 AND status = 'void'",
+    )
+    .bind(id)
+    .fetch_optional(&state.db.pool)
+    .await?
+    .flatten();
     Ok(DocumentView {
+        void_reason,
         members,
         can,
         body_html,

@@ -33,6 +33,10 @@ use crate::state::AppState;
 const REPLAY_PAGE: i64 = 500;
 /// Heartbeats between checks that the session still exists.
 const SESSION_CHECK_EVERY: u32 = 4;
+/// Read buffer per connection, in bytes. The codec's default (128 KiB,
+/// zero-filled up front in tungstenite 0.26) dominated the memory of idle
+/// connections; client messages are small.
+const READ_BUFFER: usize = 4 * 1024;
 /// Frames larger than this fail inside the WebSocket codec itself, without
 /// a close frame; frames up to it get a proper 1009.
 const CODEC_LIMIT: usize = 1024 * 1024;
@@ -66,6 +70,7 @@ async fn upgrade(
     Ok(ws
         .max_message_size(CODEC_LIMIT)
         .max_frame_size(CODEC_LIMIT)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             let connection = Connection::new(state, session, principal, lang);
             connection.run(socket, version).await;
