@@ -293,3 +293,20 @@ async fn row_numbers_count_blank_rows() {
     assert_eq!(report["rejected"][0]["row"], 3);
     assert_eq!(report["rejected"][0]["field"], "gender");
 }
+
+#[tokio::test]
+async fn sparse_huge_sheet_rejected() {
+    use rust_xlsxwriter::Workbook;
+    let running = start().await;
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "所在组织").unwrap();
+    sheet.write_string(1_048_575, 16_383, "x").unwrap();
+    let bytes = workbook.save_to_buffer().unwrap();
+    let (status, error) = import(&running, "xlsx", true, bytes).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["field"], "file");
+    // The server is still up.
+    let (status, _) = import(&running, "csv", true, "姓名\n".as_bytes().to_vec()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

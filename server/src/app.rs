@@ -14,7 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::{approvals, audit, auth, files, http, hub, i18n, import, members, notices, org, todo, web};
+use crate::{
+    approvals, audit, auth, files, http, hub, i18n, import, members, notices, org, todo, web,
+};
 
 /// Largest accepted request body, in bytes (1 MiB). Uploads get their own
 /// limits on their own routes.

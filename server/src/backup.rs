@@ -92,7 +92,7 @@ async fn schema_version(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
 
 /// Writes a snapshot to `out` and returns a one-line summary.
 pub async fn backup(store: &StoreConfig, out: &Path) -> anyhow::Result<String> {
-    let db = Db::open(store).await?;
+    let db = Db::open_existing(store).await?;
     let workdir = tempfile::tempdir()?;
     let mut conn = db.pool.acquire().await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -172,8 +172,17 @@ fn write_archive(
     out: &Path,
 ) -> anyhow::Result<()> {
     let partial = out.with_extension("partial");
-    let file = File::create(&partial)
-        .map_err(|error| anyhow::anyhow!("failed to create {}: {error}", partial.display()))?;
+    // Owner-only: the archive holds personal data and the signing key.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+    }
+    .map_err(|error| anyhow::anyhow!("failed to create {}: {error}", partial.display()))?;
     let mut archive = tar::Builder::new(GzEncoder::new(file, Compression::default()));
     let manifest_bytes = serde_json::to_vec_pretty(manifest)?;
     let mut header = tar::Header::new_gnu();

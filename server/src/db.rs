@@ -43,6 +43,8 @@ pub enum DbError {
     },
     #[error("failed to connect to the database: {0}")]
     Connect(#[source] sqlx::Error),
+    #[error("no Dangwu store at {0}: check --data-dir and --database-url")]
+    Missing(String),
     #[error("failed to apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -74,6 +76,20 @@ impl Db {
         let db = Self::connect(store).await?;
         db.dialect.migrator().run(&db.pool).await?;
         Ok(db)
+    }
+
+    /// Opens a store that must exist already, for commands that read it
+    /// (backup, audit verify): a mistyped path is an error, not a new store.
+    pub async fn open_existing(store: &StoreConfig) -> Result<Self, DbError> {
+        if !store.data_dir.is_dir() {
+            return Err(DbError::Missing(store.data_dir.display().to_string()));
+        }
+        if let Some(path) = sqlite_path(&store.database_url)
+            && !std::path::Path::new(&path).is_file()
+        {
+            return Err(DbError::Missing(path));
+        }
+        Self::connect(store).await
     }
 
     /// Opens the store without applying migrations.
@@ -125,6 +141,15 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The file behind an SQLite URL such as `sqlite:///var/lib/dangwu/dangwu.db?mode=rwc`.
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
 }
 
 /// Current time in Unix milliseconds, the unit of every stored timestamp.

@@ -118,7 +118,21 @@ async fn upload(
 pub fn check_name(name: &str) -> AppResult<String> {
     let name = name.trim();
     let length = name.chars().count();
-    if length == 0 || length > 200 || name.contains(['/', '\\', '\0']) || name.starts_with('.') {
+    // Control characters, and the invisible and direction-changing marks
+    // (U+200B to U+200F, U+202A to U+202E, U+2066 to U+2069) that disguise
+    // an extension, are refused.
+    let disguised = name.chars().any(|c| {
+        c.is_control()
+            || ('\u{200b}'..='\u{200f}').contains(&c)
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    });
+    if length == 0
+        || length > 200
+        || disguised
+        || name.contains(['/', '\\'])
+        || name.starts_with('.')
+    {
         return Err(AppError::invalid(
             "name",
             format!("文件名无效：{name}"),
@@ -134,6 +148,13 @@ fn extension(name: &str) -> String {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase()
+}
+
+/// The MIME type served for a name's extension, if the extension is
+/// accepted.
+pub fn mime_for_name(name: &str) -> Option<&'static str> {
+    let ext = extension(name);
+    ALLOWED.iter().find(|(e, _)| *e == ext).map(|(_, m)| *m)
 }
 
 /// Returns the MIME type to serve, or rejects a type that is not allowed or
@@ -260,6 +281,8 @@ mod tests {
         assert!(check_name("../etc/passwd").is_err());
         assert!(check_name("a\\b.txt").is_err());
         assert!(check_name(".hidden").is_err());
+        assert!(check_name("a\r\nb.exe").is_err());
+        assert!(check_name("report\u{202e}fdp.exe").is_err());
         assert!(check_name("工作方案.docx").is_ok());
     }
 }

@@ -15,6 +15,7 @@ use std::io::Cursor;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use bytes::Bytes;
 use calamine::{Data, Reader};
+
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Connection};
 use utoipa_axum::router::OpenApiRouter;
@@ -165,18 +166,53 @@ fn unreadable(error: impl std::fmt::Display) -> AppError {
     )
 }
 
-/// Reads the first sheet; dates become `YYYY-MM-DD`.
+/// Widest sheet read, in columns; the roll has about a dozen.
+const MAX_COLUMNS: u32 = 64;
+
+/// Reads the first sheet cell by cell; dates become `YYYY-MM-DD`.
+///
+/// Cells are streamed, never laid out as one grid first: a sheet whose used
+/// range spans millions of empty cells (one cell in A1 and one far away) is
+/// rejected by its cells' positions instead of exhausting memory.
 fn read_xlsx(bytes: &[u8]) -> AppResult<Table> {
-    let mut workbook =
-        calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(unreadable)?;
-    let range = workbook
-        .worksheet_range_at(0)
-        .ok_or_else(|| unreadable("no worksheet"))?
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(unreadable)?;
+    let first = workbook
+        .sheet_names()
+        .first()
+        .cloned()
+        .ok_or_else(|| unreadable("no worksheet"))?;
+    let mut cells = workbook
+        .worksheet_cells_reader(&first)
         .map_err(unreadable)?;
-    Ok(range
-        .rows()
-        .map(|row| row.iter().map(cell_text).collect())
-        .collect())
+    let mut table: Table = Vec::new();
+    while let Some(cell) = cells.next_cell().map_err(unreadable)? {
+        let (row, column) = cell.get_position();
+        if row as usize > MAX_ROWS || column >= MAX_COLUMNS {
+            return Err(too_large());
+        }
+        let text = cell_text(&Data::from(cell.get_value().clone()));
+        if text.is_empty() {
+            continue;
+        }
+        if table.len() <= row as usize {
+            table.resize(row as usize + 1, Vec::new());
+        }
+        let line = &mut table[row as usize];
+        if line.len() <= column as usize {
+            line.resize(column as usize + 1, String::new());
+        }
+        line[column as usize] = text;
+    }
+    Ok(table)
+}
+
+fn too_large() -> AppError {
+    AppError::invalid(
+        "file",
+        format!("表格过大：最多 {MAX_ROWS} 行、{MAX_COLUMNS} 列"),
+        format!("the sheet is too large: at most {MAX_ROWS} rows and {MAX_COLUMNS} columns"),
+    )
 }
 
 fn cell_text(cell: &Data) -> String {

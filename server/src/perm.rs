@@ -81,7 +81,7 @@ impl Principal {
         Ok(principal)
     }
 
-    fn is(&self, role: SystemRole) -> bool {
+    pub fn is(&self, role: SystemRole) -> bool {
         self.system_role == Some(role)
     }
 

@@ -7,8 +7,8 @@
 
 mod actions;
 mod documents;
-mod issue;
 pub mod engine;
+mod issue;
 mod numbering;
 mod print;
 pub mod record;

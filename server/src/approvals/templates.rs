@@ -140,6 +140,7 @@ async fn save_template(
         )
     })?;
     let mut tx = state.db.pool.begin().await?;
+    check_members_exist(&mut tx, &template).await?;
     let org = load_org(&mut tx, input.org_id)
         .await
         .map_err(|e| e.field("org_id"))?;
@@ -176,6 +177,43 @@ async fn save_template(
     let (saved, _) = load(&mut tx, id).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, ApiJson(saved)))
+}
+
+/// Rejects a template naming a member who does not exist.
+async fn check_members_exist(conn: &mut sqlx::AnyConnection, template: &Template) -> AppResult<()> {
+    use super::engine::AssigneeSpec;
+    let mut ids: Vec<i64> = Vec::new();
+    for step in &template.steps {
+        for spec in step
+            .assignees
+            .iter()
+            .chain(&step.cc_on_start)
+            .chain(&step.cc_on_finish)
+        {
+            if let AssigneeSpec::Members(members) = spec {
+                ids.extend(members.iter().map(|m| m.0));
+            }
+        }
+    }
+    for spec in &template.circulation {
+        if let AssigneeSpec::Members(members) = spec {
+            ids.extend(members.iter().map(|m| m.0));
+        }
+    }
+    for member in ids {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE id = $1")
+            .bind(member)
+            .fetch_one(&mut *conn)
+            .await?;
+        if count == 0 {
+            return Err(AppError::invalid(
+                "definition",
+                format!("审批模板无效：党员 {member} 不存在"),
+                format!("invalid template: member {member} does not exist"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn prefix_field(error: AppError, prefix: &str) -> AppError {

@@ -303,7 +303,7 @@ pub async fn list(
 pub async fn verify_command(
     store: &crate::config::StoreConfig,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let db = Db::connect(store).await?;
+    let db = Db::open_existing(store).await?;
     let key = load_verifying_key(&store.data_dir)?;
     let outcome = verify(&db, &key).await?;
     let actions = crate::approvals::record::verify_stored_actions(&db, &key).await?;

@@ -193,7 +193,8 @@ fn check_username(username: &str) -> AppResult<String> {
             "username must be 3 to 32 letters, digits or . _ -",
         ));
     }
-    Ok(username.to_owned())
+    // Usernames are case-insensitive: stored in lower case, looked up so.
+    Ok(username.to_ascii_lowercase())
 }
 
 /// Creates an account (system administrator).
@@ -396,6 +397,14 @@ async fn set_clearance(
     ApiJson(input): ApiJson<ClearanceChange>,
 ) -> AppResult<StatusCode> {
     caller.require(SystemRole::SecurityAdmin)?;
+    if id == caller.session.account.id {
+        return Err(AppError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "own_clearance",
+            "不能修改自己的涉密等级",
+            "you cannot change your own clearance",
+        ));
+    }
     if !CLEARANCES.contains(&input.clearance.as_str()) {
         return Err(AppError::invalid(
             "clearance",

@@ -122,7 +122,7 @@ async fn login(
     ClientAddr(addr): ClientAddr,
     ApiJson(input): ApiJson<LoginRequest>,
 ) -> AppResult<Response> {
-    let username = input.username.trim().to_owned();
+    let username = input.username.trim().to_ascii_lowercase();
     let account_key = throttle::account_key(&username);
     let address_key = throttle::address_key(&addr);
     for key in [&account_key, &address_key] {

@@ -1,9 +1,9 @@
 //! Topic names and who may subscribe to them. Subscribing applies the same
 //! permission rule as the HTTP API.
 
+use crate::auth::Account;
 use crate::error::AppError;
 use crate::org::load_org;
-use crate::auth::Account;
 use crate::perm::{Access, Principal};
 use crate::state::AppState;
 
@@ -83,7 +83,8 @@ pub async fn authorize(
             }
         }
         Topic::Document(id) => {
-            let document = crate::approvals::store::load(&mut *state.db.pool.acquire().await?, id).await?;
+            let document =
+                crate::approvals::store::load(&mut *state.db.pool.acquire().await?, id).await?;
             if crate::approvals::store::can_view_as(state, account, principal, &document).await? {
                 Ok(())
             } else {
@@ -92,9 +93,7 @@ pub async fn authorize(
         }
         // TODO(hub): meetings and courses authorize here once those
         // features store their objects.
-        Topic::Meeting(id) | Topic::Course(id) => {
-            Err(AppError::not_found(("对象", "object"), id))
-        }
+        Topic::Meeting(id) | Topic::Course(id) => Err(AppError::not_found(("对象", "object"), id)),
     }
 }
 

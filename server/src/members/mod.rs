@@ -115,6 +115,18 @@ impl Member {
     }
 }
 
+impl Member {
+    /// Blanks the personal fields for callers who see only the roster.
+    pub fn hide_personal_details(&mut self) {
+        self.ethnicity.clear();
+        self.birth_date.clear();
+        self.education.clear();
+        self.joined_on = None;
+        self.phone.clear();
+        self.id_number_masked.clear();
+    }
+}
+
 /// Validates a `YYYY-MM-DD` date not in the future.
 pub fn check_date(field: &str, value: &str) -> Result<NaiveDate, AppError> {
     let date = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| {

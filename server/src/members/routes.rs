@@ -93,7 +93,14 @@ async fn list_org_members(
     .await?;
     let mut members = Vec::with_capacity(rows.len());
     for row in &rows {
-        members.push(Member::from_row(row)?);
+        let mut member = Member::from_row(row)?;
+        // Reading the organization shows who belongs to it; personal
+        // details stay with those who may read the member's own record.
+        let path: String = row.try_get("org_path")?;
+        if !caller.principal.can_member(member.id, &path, Access::Read) {
+            member.hide_personal_details();
+        }
+        members.push(member);
     }
     Ok(ApiJson(Page::new(members, total, &page)))
 }

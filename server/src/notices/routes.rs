@@ -251,12 +251,22 @@ async fn insert_attachments(
     for (position, attachment) in attachments.iter().enumerate() {
         let field = format!("attachments[{position}]");
         let name = files::check_name(&attachment.name).map_err(|e| e.field(field.clone()))?;
-        let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stored_files WHERE sha256 = $1")
-            .bind(&attachment.sha256)
-            .fetch_one(&mut *conn)
-            .await?;
-        if known == 0 {
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT mime FROM stored_files WHERE sha256 = $1")
+                .bind(&attachment.sha256)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let Some(stored_mime) = stored else {
             return Err(AppError::not_found(("文件", "file"), &attachment.sha256).field(field));
+        };
+        // The shown name decides how browsers open the download, so its
+        // extension must be the one the upload was checked against.
+        if files::mime_for_name(&name) != Some(stored_mime.as_str()) {
+            return Err(AppError::invalid(
+                &field,
+                format!("附件名 {name} 与文件类型不符"),
+                format!("attachment name {name:?} does not match the stored file's type"),
+            ));
         }
         sqlx::query("INSERT INTO notice_attachments (notice_id, sha256, name, position) VALUES ($1, $2, $3, $4)")
             .bind(id)

@@ -451,12 +451,27 @@ async fn assign_role(
     if !caller.principal.can_assign_role(&org.path, member_id) {
         return Err(AppError::forbidden());
     }
-    let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE id = $1")
-        .bind(member_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    if exists == 0 {
+    let member_path: Option<String> = sqlx::query_scalar(
+        "SELECT o.path FROM members m JOIN orgs o ON o.id = m.org_id WHERE m.id = $1",
+    )
+    .bind(member_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(member_path) = member_path else {
         return Err(AppError::not_found(("党员", "member"), member_id).field("member_id"));
+    };
+    // An officer may appoint only people they can see: otherwise a
+    // secretary could hand their subtree's personal data to an outsider.
+    let readable = caller.principal.is(SystemRole::SecurityAdmin)
+        || caller
+            .principal
+            .can_member(member_id, &member_path, Access::Read)
+        || caller
+            .principal
+            .has_grant(&state.db, ("member", member_id), Access::Read)
+            .await?;
+    if !readable {
+        return Err(AppError::forbidden().field("member_id"));
     }
     if input.role == OrgRole::Secretary {
         let other: i64 = sqlx::query_scalar(
