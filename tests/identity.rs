@@ -102,13 +102,20 @@ async fn login_and_logout(backend: Backend) {
 }
 
 async fn password_change(backend: Backend) {
-    let (server, _admin, _) = server_with_member(backend, "wangwu").await;
+    let server = TestServer::start(backend).await;
+    let admin = server.sysadmin().await;
+    let org = admin.create_org(None, "省委", "committee").await;
+    let member = admin.create_member(org, "王五").await;
+    admin.create_account_unchanged("wangwu", Some(member)).await;
     let first = server.login("wangwu", MEMBER_PASSWORD).await;
     let second = server.login("wangwu", MEMBER_PASSWORD).await;
     assert_eq!(
         first.account["must_change_password"], true,
         "new accounts must change"
     );
+    // Until then, everything but the password change is refused.
+    let blocked = first.get("/api/orgs").await;
+    blocked.expect_error(StatusCode::FORBIDDEN, "password_change_required");
 
     let cases = [
         ("Wrong-Pass-1", "New-Pass-2026", "old_password"),
@@ -131,6 +138,7 @@ async fn password_change(backend: Backend) {
 
     let me = first.get("/api/auth/me").await.expect(StatusCode::OK);
     assert_eq!(me["account"]["must_change_password"], false);
+    first.get("/api/orgs").await.expect(StatusCode::OK);
     let other = second.get("/api/auth/me").await;
     other.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
     let old = try_login(&server, "wangwu", MEMBER_PASSWORD).await;

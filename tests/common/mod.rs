@@ -551,6 +551,23 @@ impl Client {
             .post("/api/accounts", body)
             .await
             .expect(StatusCode::CREATED);
+        clear_initial_password(&self.base_url, username).await;
+        account["id"].as_i64().expect("account id")
+    }
+
+    /// Creates an account and leaves its initial-password flag set, for
+    /// tests of the first-login password change.
+    pub async fn create_account_unchanged(&self, username: &str, member_id: Option<i64>) -> i64 {
+        let body = json!({
+            "username": username,
+            "display_name": username,
+            "password": MEMBER_PASSWORD,
+            "member_id": member_id,
+        });
+        let account = self
+            .post("/api/accounts", body)
+            .await
+            .expect(StatusCode::CREATED);
         account["id"].as_i64().expect("account id")
     }
 
@@ -637,4 +654,24 @@ pub fn run_dangwu(args: &[&str]) -> (std::process::ExitStatus, String) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status, text)
+}
+
+/// Clears a new account's initial-password flag the way its user would: by
+/// changing the password, then changing it back to [`MEMBER_PASSWORD`].
+async fn clear_initial_password(base_url: &str, username: &str) {
+    const INTERIM: &str = "Interim-Pass-2026";
+    let mut client = Client::new(base_url.to_owned(), http_client());
+    let login = json!({"username": username, "password": MEMBER_PASSWORD});
+    let body = client
+        .post("/api/auth/login", login)
+        .await
+        .expect(StatusCode::OK);
+    client.csrf = body["csrf_token"].as_str().map(str::to_owned);
+    for (old, new) in [(MEMBER_PASSWORD, INTERIM), (INTERIM, MEMBER_PASSWORD)] {
+        let change = json!({"old_password": old, "new_password": new});
+        client
+            .post("/api/auth/password", change)
+            .await
+            .expect(StatusCode::NO_CONTENT);
+    }
 }

@@ -29,6 +29,9 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "dangwu_session";
+
+/// The only endpoints an account that must change its password may use.
+const PASSWORD_CHANGE_PATHS: &[&str] = &["/api/auth/me", "/api/auth/password", "/api/auth/logout"];
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Lifetime of a browser session, in milliseconds (12 hours).
@@ -200,9 +203,16 @@ impl FromRequestParts<AppState> for Session {
                 ));
             }
         }
+        let must_change_password = row.try_get::<i64, _>("must_change_password")? != 0;
+        if must_change_password && !PASSWORD_CHANGE_PATHS.contains(&parts.uri.path()) {
+            return Err(AppError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "password_change_required",
+                "请先修改初始密码",
+                "change your initial password first",
+            ));
+        }
         let role: Option<String> = row.try_get("system_role")?;
-        // TODO(auth): an account that must change its password is told so at
-        // login, but other requests are not yet refused until it does.
         let session = Session {
             account: Account {
                 id: row.try_get("id")?,
