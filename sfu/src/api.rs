@@ -14,7 +14,7 @@ use crate::engine::room::RoomOptions;
 use crate::engine::shard::{Shard, ShardStats};
 use crate::error::SfuError;
 use crate::event::SfuEvent;
-use crate::ids::{ParticipantId, RoomId, TrackId};
+use crate::ids::{MediaKind, ParticipantId, RoomId, TrackId};
 
 /// Engine configuration.
 #[derive(Debug, Clone)]
@@ -247,6 +247,22 @@ impl Sfu {
     ) -> Result<(), SfuError> {
         let shard = self.shard_of(room)?;
         self.call(shard, move |s, _| s.set_paused(&subscriber, &track, paused))
+            .await?
+    }
+
+    /// Stops (`blocked`) or resumes forwarding a publisher's tracks of one kind to everyone,
+    /// for example its audio while a meeting host has muted it. The block holds for tracks
+    /// it publishes later and ends when it leaves. Packets already forwarded when this
+    /// returns may still arrive; none received afterwards are forwarded.
+    pub async fn set_blocked(
+        &self,
+        room: &RoomId,
+        publisher: ParticipantId,
+        kind: MediaKind,
+        blocked: bool,
+    ) -> Result<(), SfuError> {
+        let shard = self.shard_of(room)?;
+        self.call(shard, move |s, _| s.set_blocked(&publisher, kind, blocked))
             .await?
     }
 

@@ -50,7 +50,8 @@
 //! Media control: [`Sfu::subscribe`] and [`Sfu::unsubscribe`] when rooms do not
 //! subscribe automatically, [`Sfu::set_max_layer`] to cap the simulcast layer (for
 //! example by the rendered size), [`Sfu::set_paused`] to stop one track for one
-//! subscriber. Events also report connections, departures, the active speaker and
+//! subscriber, [`Sfu::set_blocked`] to stop a publisher's audio or video for everyone (a
+//! host's mute). Events also report connections, departures, the active speaker and
 //! keyframe request counters.
 //!
 //! # Architecture

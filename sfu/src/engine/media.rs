@@ -61,6 +61,12 @@ impl Shard {
         let entry = self.participants.get_mut(id)?;
         let mid = entry.receiver_tracks.get(rtc_track)?;
         let track = entry.published.get_mut(mid)?;
+        if entry.blocked.contains(&track.kind) {
+            // Dropped before the audio level is read, so a blocked participant cannot
+            // become the active speaker either.
+            tracing::trace!(participant = %id, track = %track.id, "blocked packet dropped");
+            return None;
+        }
         let ssrc = packet.header.ssrc;
 
         let layer = match track.layers.get(&ssrc) {

@@ -133,6 +133,33 @@ impl Shard {
         Ok(())
     }
 
+    /// Stops (or resumes) forwarding every track of one kind that a participant publishes,
+    /// to every subscriber, including tracks it publishes later.
+    pub fn set_blocked(
+        &mut self,
+        participant: &ParticipantId,
+        kind: MediaKind,
+        blocked: bool,
+    ) -> Result<(), SfuError> {
+        let entry = self.participant_mut(participant)?;
+        let changed = if blocked {
+            entry.blocked.insert(kind)
+        } else {
+            entry.blocked.remove(&kind)
+        };
+        let room = entry.room.clone();
+        if blocked
+            && kind == MediaKind::Audio
+            && let Some(room) = self.rooms.get_mut(&room)
+        {
+            room.speaker.remove(participant);
+        }
+        if changed {
+            tracing::info!(%room, %participant, ?kind, blocked, "publisher forwarding changed");
+        }
+        Ok(())
+    }
+
     fn participant_mut(
         &mut self,
         participant: &ParticipantId,

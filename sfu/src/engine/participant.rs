@@ -1,6 +1,6 @@
 //! A participant's published tracks and subscriptions, as the shard tracks them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use rtc::rtp;
@@ -131,6 +131,9 @@ pub struct Participant {
     pub subscriptions: HashMap<TrackId, Subscription>,
     /// Subscribed track of each `rtc` sender track id.
     pub sender_tracks: HashMap<String, TrackId>,
+    /// Kinds of media whose packets from this participant reach nobody, for example
+    /// audio while the meeting host has muted the participant.
+    pub blocked: HashSet<MediaKind>,
 }
 
 impl Participant {
@@ -147,6 +150,7 @@ impl Participant {
             receiver_tracks: HashMap::new(),
             subscriptions: HashMap::new(),
             sender_tracks: HashMap::new(),
+            blocked: HashSet::new(),
         }
     }
 }
