@@ -54,6 +54,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("txt", "text/plain; charset=utf-8"),
     ("csv", "text/csv; charset=utf-8"),
     ("zip", "application/zip"),
+    ("ics", "text/calendar; charset=utf-8"),
 ];
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -182,8 +183,8 @@ pub fn check_type(name: &str, bytes: &[u8]) -> AppResult<&'static str> {
     let sniffed = infer::get(bytes).map(|kind| kind.extension());
     let consistent = match (ext.as_str(), sniffed) {
         (_, Some("exe" | "elf" | "dll" | "msi" | "sh" | "mach")) => false,
-        ("txt" | "csv", None) => !bytes.contains(&0),
-        ("txt" | "csv", Some(_)) => false,
+        ("txt" | "csv" | "ics", None) => !bytes.contains(&0),
+        ("txt" | "csv" | "ics", Some(_)) => false,
         ("docx" | "xlsx" | "pptx" | "zip" | "ofd", Some(kind)) => {
             matches!(kind, "zip" | "docx" | "xlsx" | "pptx")
         }
@@ -204,6 +205,37 @@ pub fn check_type(name: &str, bytes: &[u8]) -> AppResult<&'static str> {
         .field("name"));
     }
     Ok(mime)
+}
+
+/// Stores a file the server produced (a calendar entry, for example)
+/// inside the caller's transaction, with the same type check as uploads.
+pub async fn store_generated(
+    conn: &mut sqlx::AnyConnection,
+    data_dir: &Path,
+    name: &str,
+    bytes: Vec<u8>,
+) -> AppResult<StoredFile> {
+    let name = check_name(name)?;
+    let mime = check_type(&name, &bytes)?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let size = bytes.len() as i64;
+    write_blob(data_dir, &sha256, &Bytes::from(bytes)).await?;
+    sqlx::query(
+        "INSERT INTO stored_files (sha256, size, mime, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(&sha256)
+    .bind(size)
+    .bind(mime)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(StoredFile {
+        sha256,
+        size,
+        mime: mime.to_owned(),
+        name,
+    })
 }
 
 /// Path of a stored file's bytes.

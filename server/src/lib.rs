@@ -20,6 +20,7 @@ pub mod http;
 pub mod hub;
 pub mod i18n;
 pub mod import;
+pub mod meetings;
 pub mod members;
 pub mod notices;
 pub mod org;

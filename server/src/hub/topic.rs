@@ -91,9 +91,16 @@ pub async fn authorize(
                 Err(AppError::not_found(("公文", "document"), id))
             }
         }
-        // TODO(hub): meetings and courses authorize here once those
-        // features store their objects.
-        Topic::Meeting(id) | Topic::Course(id) => Err(AppError::not_found(("对象", "object"), id)),
+        Topic::Meeting(id) => {
+            let meeting = crate::meetings::store::load_db(&state.db, id).await?;
+            if crate::meetings::can_read(state, principal, &meeting).await? {
+                Ok(())
+            } else {
+                Err(AppError::forbidden())
+            }
+        }
+        // TODO(hub): courses authorize here once that feature stores them.
+        Topic::Course(id) => Err(AppError::not_found(("对象", "object"), id)),
     }
 }
 

@@ -11,7 +11,7 @@
 mod receipts;
 mod routes;
 
-pub use routes::{AttachmentRef, NewNotice, Notice, Targets, create_notice, router};
+pub use routes::{AttachmentRef, NewNotice, Notice, Targets, create_notice, insert_notice, router};
 
 use serde::{Deserialize, Serialize};
 

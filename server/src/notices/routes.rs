@@ -140,6 +140,23 @@ pub async fn create_notice(
     caller: &Caller,
     input: NewNotice,
 ) -> AppResult<Notice> {
+    let mut tx = state.db.pool.begin().await?;
+    let (id, events) = insert_notice(state, caller, &mut tx, input).await?;
+    tx.commit().await?;
+    state.hub.publish(events);
+    load_notice(state, caller, id).await
+}
+
+/// Checks and stores a notice inside the caller's transaction, for changes
+/// that must commit together with their notice (meeting invitations).
+/// Returns the notice id and the recipients' events, which the caller
+/// publishes after committing.
+pub async fn insert_notice(
+    state: &AppState,
+    caller: &Caller,
+    tx: &mut AnyConnection,
+    input: NewNotice,
+) -> AppResult<(i64, Vec<Event>)> {
     let title = check_title(&input.title)?;
     let body_html = sanitize_html(&input.body_html);
     if input.targets.org_ids.is_empty() && input.targets.member_ids.is_empty() {
@@ -156,8 +173,7 @@ pub async fn create_notice(
             "at most 20 attachments",
         ));
     }
-    let mut tx = state.db.pool.begin().await?;
-    let org_paths = check_targets(state, caller, &mut tx, &input.targets).await?;
+    let org_paths = check_targets(state, caller, &mut *tx, &input.targets).await?;
     let now = now_ms();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO notices (sender_id, sender_name, title, body_html, priority, require_confirm, status, created_at) \
@@ -172,8 +188,8 @@ pub async fn create_notice(
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    insert_attachments(&mut tx, id, &input.attachments).await?;
-    resolve_recipients(&mut tx, id, &input.targets, &org_paths).await?;
+    insert_attachments(&mut *tx, id, &input.attachments).await?;
+    resolve_recipients(&mut *tx, id, &input.targets, &org_paths).await?;
     let recipients: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM notice_recipients WHERE notice_id = $1")
             .bind(id)
@@ -188,9 +204,9 @@ pub async fn create_notice(
     }
     let summary = json!({"id": id, "title": title, "priority": input.priority, "sender_name": caller.session.account.display_name,
         "require_confirm": input.require_confirm, "created_at": now});
-    let events = notify_recipients(&mut tx, id, "notice.new", &summary, false).await?;
+    let events = notify_recipients(&mut *tx, id, "notice.new", &summary, false).await?;
     audit::append(
-        &mut tx,
+        &mut *tx,
         &state.audit_key,
         &caller.session.actor(),
         "notice.send",
@@ -198,10 +214,8 @@ pub async fn create_notice(
         json!({"title": title, "targets": input.targets, "recipients": recipients}),
     )
     .await?;
-    tx.commit().await?;
-    state.hub.publish(events);
     tracing::info!(notice_id = id, recipients, "notice sent");
-    load_notice(state, caller, id).await
+    Ok((id, events))
 }
 
 async fn check_targets(
