@@ -483,9 +483,56 @@ async fn unresolvable_step_is_reported(backend: Backend) {
     );
 }
 
+async fn countersigners_decide_at_once(backend: Backend) {
+    let running = start(backend).await;
+    let secretary = running.login("zhibu").await;
+    let drafter = running.login("dangyuan").await;
+    let a = running.login_role(BRANCH, "propaganda_member").await;
+    let b = running.login("dy005").await;
+    let all_of = json!({"name": "会签", "steps": [
+        {"id": "both", "name": "会签", "kind": {"type": "all_of"}, "assignees": [{"members": [a.member_id, b.member_id]}]}
+    ]});
+    let (_, saved) = secretary
+        .post(
+            "/api/approvals/templates",
+            json!({"org_id": running.org_id(BRANCH).await, "definition": all_of}),
+        )
+        .await;
+    let id = draft(&running, &drafter, &saved["id"], "internal").await;
+    let (status, _) = drafter.act(id, json!({"action": "submit"})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Both countersigners opened version 1 and approve at the same moment:
+    // neither decision touches the other's task, so both stand.
+    let path = format!("/api/documents/{id}/actions");
+    let body = json!({"action": "approve", "based_on_version": 1, "opinion": "同意"});
+    let first = a.post(&path, body.clone());
+    let second = b.post(&path, body.clone());
+    let ((s1, v1), (s2, v2)) = tokio::join!(first, second);
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{v1} {v2}");
+    let (_, view) = drafter.get(&format!("/api/documents/{id}")).await;
+    assert_eq!(view["document"]["status"], "approved");
+    assert_eq!(view["document"]["workflow_version"], 3);
+
+    // A decision on a view that a return has overtaken is still refused.
+    let id = draft(&running, &drafter, &saved["id"], "internal").await;
+    drafter.act(id, json!({"action": "submit"})).await;
+    let (status, view) = a
+        .act(
+            id,
+            json!({"action": "return", "target": {"to": "drafter"}, "opinion": "请修改"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let (status, error) = b.post(&format!("/api/documents/{id}/actions"), body).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error["error"]["code"], "stale_version");
+}
+
 on_both_backends!(
     route_through_countersign,
     stale_and_racing_actions,
+    countersigners_decide_at_once,
     visibility_follows_route_and_clearance,
     unresolvable_step_is_reported,
 );

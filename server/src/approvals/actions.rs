@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// An action as a client requests it; the server plans the route itself.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RequestedAction {
     Submit {
@@ -142,33 +142,56 @@ async fn act(
     ApiJson(request): ApiJson<RequestedAction>,
 ) -> AppResult<ApiJson<DocumentView>> {
     let actor = member_of(&caller)?;
-    let document = store::visible(&state, &caller, id).await?;
-    if document.status == "voided" {
-        return Err(AppError::conflict(
-            "document_voided",
-            "公文已作废",
-            "the document has been voided",
-        ));
+    let mut attempt = 1;
+    loop {
+        let document = store::visible(&state, &caller, id).await?;
+        if document.status == "voided" {
+            return Err(AppError::conflict(
+                "document_voided",
+                "公文已作废",
+                "the document has been voided",
+            ));
+        }
+        let instance = document.instance()?;
+        let context = Context {
+            actor,
+            based_on_version: request.based_on(),
+            at: Utc::now(),
+        };
+        let mut tx = state.db.pool.begin().await?;
+        let action = to_engine_action(&mut tx, &document, request.clone()).await?;
+        let transition = engine::apply(&instance, context, action).map_err(action_error)?;
+        let stored = store_transition(
+            &state, &caller, &mut tx, &document, &instance, transition, context.at,
+        )
+        .await?;
+        let Some(outcome) = stored else {
+            // Another action committed between reading and storing. The
+            // engine judges the request again against the new state: a
+            // countersigner's decision still applies, anything else is stale.
+            drop(tx);
+            if attempt == MAX_ATTEMPTS {
+                return Err(lost_race());
+            }
+            attempt += 1;
+            continue;
+        };
+        tx.commit().await?;
+        state.hub.publish(outcome);
+        return Ok(ApiJson(view(&state, &caller, id).await?));
     }
-    let instance = document.instance()?;
-    let context = Context {
-        actor,
-        based_on_version: request.based_on(),
-        at: Utc::now(),
-    };
-    let mut tx = state.db.pool.begin().await?;
-    let action = to_engine_action(&mut tx, &document, request).await?;
-    // TODO(approvals): members of an all-of step acting on the same version
-    // get 409 for the second one; the engine could accept actions whose
-    // intervening changes leave the actor's own task untouched.
-    let transition = engine::apply(&instance, context, action).map_err(action_error)?;
-    let outcome = store_transition(
-        &state, &caller, &mut tx, &document, &instance, transition, context.at,
+}
+
+/// How often an action is judged again after losing a race with another
+/// action on the same document.
+const MAX_ATTEMPTS: u32 = 3;
+
+fn lost_race() -> AppError {
+    AppError::conflict(
+        "stale_version",
+        "公文刚被他人办理，请刷新后再试",
+        "someone acted on the document at the same moment; reload and try again",
     )
-    .await?;
-    tx.commit().await?;
-    state.hub.publish(outcome);
-    Ok(ApiJson(view(&state, &caller, id).await?))
 }
 
 async fn to_engine_action(
@@ -323,7 +346,7 @@ async fn store_transition(
     before: &Instance,
     transition: engine::Transition,
     at: DateTime<Utc>,
-) -> AppResult<Vec<Event>> {
+) -> AppResult<Option<Vec<Event>>> {
     let after = transition.instance;
     let status = status_name(&after);
     let now = now_ms();
@@ -341,11 +364,7 @@ async fn store_transition(
     .await?
     .rows_affected();
     if claimed == 0 {
-        return Err(AppError::conflict(
-            "stale_version",
-            "公文刚被他人办理，请刷新后再试",
-            "someone acted on the document at the same moment; reload and try again",
-        ));
+        return Ok(None);
     }
     let entry = after
         .history
@@ -390,7 +409,7 @@ async fn store_transition(
         json!({"version": after.version, "status": status}),
     )
     .await?;
-    Ok(outgoing)
+    Ok(Some(outgoing))
 }
 
 /// Signs and stores the action over the hash of the current body version.

@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::protocol::{
-    ClientMessage, Event, MAX_CLIENT_MESSAGE, PROTOCOL_VERSION, ServerMessage, close,
+    ClientMessage, Event, MAX_CLIENT_MESSAGE, PROTOCOL_VERSION, ServerMessage, close, message_text,
 };
 use super::registry::{ConnId, Kick, Outbound, Subscriber};
 use super::store;
@@ -416,15 +416,20 @@ impl Connection {
 
     async fn on_outbound(&mut self, sink: &mut Sink, item: Outbound) -> Result<(), Ending> {
         match item {
-            Outbound::Message(message) => self.send(sink, &message).await,
-            Outbound::Event(event) => self.deliver(sink, &event).await,
+            Outbound::Text(text) => self.send_text(sink, text).await,
+            Outbound::Event(event, text) => self.deliver(sink, &event, text).await,
         }
     }
 
     /// Sends a live event in sequence order: older or repeated ones are
     /// dropped, and a gap (another node's event not yet seen here) is filled
     /// from the database first.
-    async fn deliver(&mut self, sink: &mut Sink, event: &Event) -> Result<(), Ending> {
+    async fn deliver(
+        &mut self,
+        sink: &mut Sink,
+        event: &Event,
+        text: Utf8Bytes,
+    ) -> Result<(), Ending> {
         let Some(&last) = self.topics.get(&event.topic) else {
             return Ok(());
         };
@@ -436,7 +441,7 @@ impl Connection {
                 .await?;
         }
         self.topics.insert(event.topic.clone(), event.seq);
-        self.send(sink, &ServerMessage::Event(event.clone())).await
+        self.send_text(sink, text).await
     }
 
     async fn on_tick(
@@ -482,10 +487,13 @@ impl Connection {
     }
 
     async fn send(&self, sink: &mut Sink, message: &ServerMessage) -> Result<(), Ending> {
-        let text = serde_json::to_string(message).expect("server messages serialize");
+        self.send_text(sink, message_text(message).into()).await
+    }
+
+    async fn send_text(&self, sink: &mut Sink, text: Utf8Bytes) -> Result<(), Ending> {
         match timeout(
             self.state.hub.config.send_timeout,
-            sink.send(Message::Text(text.into())),
+            sink.send(Message::Text(text)),
         )
         .await
         {

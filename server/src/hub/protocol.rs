@@ -68,6 +68,27 @@ pub struct Event {
     pub at: i64,
 }
 
+/// The `event` message for a live event, serialized once for all of the
+/// topic's subscribers; the same text as `ServerMessage::Event`.
+pub fn event_text(event: &Event) -> String {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        r#type: &'static str,
+        #[serde(flatten)]
+        event: &'a Event,
+    }
+    serde_json::to_string(&Frame {
+        r#type: "event",
+        event,
+    })
+    .expect("events serialize")
+}
+
+/// A server message as a text frame.
+pub fn message_text(message: &ServerMessage) -> String {
+    serde_json::to_string(message).expect("server messages serialize")
+}
+
 /// One person online on a topic.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PresenceEntry {
@@ -116,4 +137,25 @@ pub enum ServerMessage {
         code: String,
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_text_matches_message() {
+        let event = Event {
+            topic: "notice:7".into(),
+            seq: 3,
+            kind: "receipt.read".into(),
+            data: serde_json::json!({"account_id": 4, "name": "张 三 \"引号\""}),
+            at: 1_764_806_400_000,
+        };
+        let shared: Value = serde_json::from_str(&event_text(&event)).unwrap();
+        let single: Value =
+            serde_json::from_str(&message_text(&ServerMessage::Event(event))).unwrap();
+        assert_eq!(shared, single);
+        assert_eq!(shared["type"], "event");
+    }
 }

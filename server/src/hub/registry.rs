@@ -6,13 +6,18 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{Notify, mpsc};
 
-use super::protocol::{Event, PresenceEntry, ServerMessage, close};
+use axum::extract::ws::Utf8Bytes;
 
-/// Something queued for one connection.
+use super::protocol::{Event, PresenceEntry, ServerMessage, close, event_text, message_text};
+
+/// Something queued for one connection. Messages for many connections are
+/// serialized once, before they are queued, and share the text.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    Event(Arc<Event>),
-    Message(Arc<ServerMessage>),
+    /// A live event and its `event` message, already serialized.
+    Event(Arc<Event>, Utf8Bytes),
+    /// Any other message, already serialized.
+    Text(Utf8Bytes),
 }
 
 /// A request to close a connection, with the close code to use.
@@ -75,8 +80,9 @@ impl Registry {
         let Some(subscribers) = topics.get(&event.topic) else {
             return;
         };
+        let text = Utf8Bytes::from(event_text(event));
         for subscriber in subscribers.values() {
-            offer(subscriber, Outbound::Event(event.clone()));
+            offer(subscriber, Outbound::Event(event.clone(), text.clone()));
         }
         metrics::counter!("dangwu_hub_deliveries_total").increment(subscribers.len() as u64);
     }
@@ -170,8 +176,8 @@ fn presence_of(subscribers: &HashMap<ConnId, Subscriber>) -> BTreeSet<PresenceEn
 }
 
 fn presence_message(topic: &str, online: &BTreeSet<PresenceEntry>) -> Outbound {
-    Outbound::Message(Arc::new(ServerMessage::Presence {
+    Outbound::Text(Utf8Bytes::from(message_text(&ServerMessage::Presence {
         topic: topic.to_owned(),
         online: online.iter().cloned().collect(),
-    }))
+    })))
 }

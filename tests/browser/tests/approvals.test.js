@@ -158,6 +158,8 @@ test('drafter routes a document to sign-off', async (t) => {
   const countersigner = 'dy003';
   await other.getByRole('button', { name: /账号菜单/ }).click();
   await other.getByRole('menuitem', { name: '退出登录' }).click();
+  // The next login must not start before the logout has ended the session.
+  await other.getByRole('heading', { name: '登录党务' }).waitFor();
   await login(other, server.url, countersigner);
   await other.getByRole('navigation', { name: '主导航' }).waitFor();
   await openDocument(other, server.url, id);
@@ -201,6 +203,8 @@ test('drafter routes a document to sign-off', async (t) => {
   }
   await other.getByRole('button', { name: /账号菜单/ }).click();
   await other.getByRole('menuitem', { name: '退出登录' }).click();
+  // The next login must not start before the logout has ended the session.
+  await other.getByRole('heading', { name: '登录党务' }).waitFor();
   await login(other, server.url, 'zhibu');
   await other.getByRole('navigation', { name: '主导航' }).waitFor();
   await openDocument(other, server.url, id);

@@ -603,6 +603,9 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
   }
 
   function afterIssue() {
+    // The hub's `document.issued` event may have redrawn the page before
+    // the reply arrived, so draw again to show the new notice's link.
+    draw();
     if (onChanged) onChanged();
   }
 

@@ -169,7 +169,7 @@ export function mountOrg(outlet, context) {
 
   /** Reloads the tree after a change and goes to `nextId` (or stays). */
   async function reload(nextId = selectedId) {
-    if (!(await loadOrgs())) return;
+    if (!(await loadOrgs()) || !mounted) return;
     detailHandle = null;
     const target = index.byId.has(nextId) ? nextId : index.roots[0].id;
     tree.reveal(target);
@@ -183,8 +183,10 @@ export function mountOrg(outlet, context) {
   }
 
   let lastContext = context;
+  /** False once the user has left the page, so a late load cannot pull them back. */
+  let mounted = true;
   loadOrgs().then(() => {
-    if (index) applyRoute(lastContext);
+    if (index && mounted) applyRoute(lastContext);
   });
 
   return {
@@ -193,6 +195,7 @@ export function mountOrg(outlet, context) {
       if (index) applyRoute(next);
     },
     unmount() {
+      mounted = false;
       closeImport();
     },
   };

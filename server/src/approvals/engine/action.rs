@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::actions;
 use super::effects::{Effect, with_task_changes};
 use super::error::{ActionError, ReplayError};
-use super::ids::{MemberId, StepId};
+use super::ids::{MemberId, StepId, TaskId};
+use super::query::open_tasks;
 use super::route::Route;
 use super::state::{HistoryEntry, Instance, Placement, Undo};
 
@@ -162,7 +163,7 @@ pub fn apply(
     context: Context,
     action: Action,
 ) -> Result<Transition, ActionError> {
-    check_version(state, context.based_on_version)?;
+    check_version(state, &context, action.kind())?;
 
     let kind = action.kind();
     let mut next = state.clone();
@@ -196,8 +197,11 @@ pub fn apply(
 }
 
 /// Rejects an action based on a version that a later workflow action
-/// changed. Annotations (comments, urges, reads) since then do not count.
-fn check_version(state: &Instance, based_on: u64) -> Result<(), ActionError> {
+/// changed. Annotations (comments, urges, reads) since then do not count, nor
+/// do other members' approvals that left the actor's own decision as it was
+/// (see [`independent_decision`]).
+fn check_version(state: &Instance, context: &Context, kind: ActionKind) -> Result<(), ActionError> {
+    let based_on = context.based_on_version;
     if based_on > state.version {
         return Err(ActionError::UnknownVersion {
             based_on,
@@ -210,14 +214,51 @@ fn check_version(state: &Instance, based_on: u64) -> Result<(), ActionError> {
         .filter(|entry| entry.version > based_on)
         .find(|entry| !entry.action.kind().is_annotation());
     match changed {
-        Some(entry) => Err(ActionError::Stale {
+        Some(entry) if !independent_decision(state, context, kind) => Err(ActionError::Stale {
             based_on,
             changed_at: entry.version,
             by: entry.actor,
             kind: entry.action.kind(),
         }),
-        None => Ok(()),
+        _ => Ok(()),
     }
+}
+
+/// Returns whether a decision applies although the actor's view is older
+/// than the state. Members of a countersign step decide independently, so a
+/// decision is valid when every workflow action since the actor's view was
+/// another member's approval and the actor has the same open tasks as then.
+fn independent_decision(state: &Instance, context: &Context, kind: ActionKind) -> bool {
+    if !matches!(kind, ActionKind::Approve | ActionKind::Reject) {
+        return false;
+    }
+    let only_others_approved = state
+        .history
+        .iter()
+        .filter(|entry| entry.version > context.based_on_version)
+        .filter(|entry| !entry.action.kind().is_annotation())
+        .all(|entry| entry.actor != context.actor && entry.action.kind() == ActionKind::Approve);
+    if !only_others_approved {
+        return false;
+    }
+    let seen: Vec<HistoryEntry> = state
+        .history
+        .iter()
+        .take_while(|entry| entry.version <= context.based_on_version)
+        .cloned()
+        .collect();
+    let Ok(then) = replay(&Instance::new(state.drafter, state.template), &seen) else {
+        return false;
+    };
+    let tasks_of = |instance: &Instance| -> Vec<TaskId> {
+        open_tasks(instance)
+            .into_iter()
+            .filter(|task| task.member == context.actor)
+            .map(|task| task.task)
+            .collect()
+    };
+    let now = tasks_of(state);
+    !now.is_empty() && now == tasks_of(&then)
 }
 
 /// Rebuilds a state by applying `history` to `initial` in order.

@@ -131,6 +131,76 @@ fn stale_version_names_the_change() {
     );
 }
 
+fn decide_based_on(
+    flow: &Flow,
+    actor: i64,
+    seen: u64,
+    action: Action,
+) -> Result<Transition, ActionError> {
+    let context = Context {
+        actor: member(actor),
+        based_on_version: seen,
+        at: at(99),
+    };
+    apply(&flow.state, context, action)
+}
+
+#[test]
+fn countersigners_decide_on_the_same_version() {
+    let mut flow = Flow::submitted(three_steps());
+    flow.approve(2);
+    let seen = flow.state.version;
+    flow.approve(3);
+    flow.approve(4);
+
+    // Member 5 opened the document before 3 and 4 approved; the decision stands.
+    let transition = decide_based_on(&flow, 5, seen, approve_action()).expect("approve");
+    invariants::check(&transition.instance);
+    assert_eq!(transition.instance.status(), &in_progress("sign"));
+
+    let rejected = decide_based_on(&flow, 5, seen, reject_action()).expect("reject");
+    invariants::check(&rejected.instance);
+    assert!(matches!(
+        rejected.instance.status(),
+        Status::Rejected { .. }
+    ));
+}
+
+#[test]
+fn decision_after_a_return_in_between_is_stale() {
+    let mut flow = Flow::submitted(three_steps());
+    flow.approve(2);
+    let seen = flow.state.version;
+    flow.ok(3, return_action(ReturnTarget::Previous));
+    flow.approve(2);
+
+    // Member 4 holds a new task of the same step now, not the one it saw.
+    let error = decide_based_on(&flow, 4, seen, approve_action()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ActionError::Stale {
+                kind: ActionKind::Return,
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn other_actions_on_an_old_version_stay_stale() {
+    let mut flow = Flow::submitted(three_steps());
+    flow.approve(2);
+    let seen = flow.state.version;
+    flow.approve(3);
+
+    let error = decide_based_on(&flow, 4, seen, return_action(ReturnTarget::Previous)).unwrap_err();
+    assert!(matches!(error, ActionError::Stale { .. }), "{error}");
+    let error = decide_based_on(&flow, 4, seen, Action::Delegate { to: member(8) }).unwrap_err();
+    assert!(matches!(error, ActionError::Stale { .. }), "{error}");
+}
+
 #[test]
 fn comment_does_not_make_view_stale() {
     let mut flow = Flow::submitted(three_steps());
