@@ -15,7 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::{
-    approvals, audit, auth, files, http, hub, i18n, import, members, notices, org, todo, web,
+    approvals, audit, auth, files, http, hub, i18n, import, meetings, members, notices, org, todo,
+    web,
 };
 
 /// Largest accepted request body, in bytes (1 MiB). Uploads get their own
@@ -36,6 +37,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "notices", description = "Notices and receipts"),
         (name = "approvals", description = "Document approval: templates, documents, workflow actions"),
         (name = "todo", description = "The signed-in user's to-do counts"),
+        (name = "meetings", description = "Meetings: scheduling, attendance, votes, minutes and the archive"),
     )
 )]
 struct ApiDoc;
@@ -54,6 +56,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(todo::router())
         .merge(import::router())
         .merge(approvals::router())
+        .merge(meetings::router())
         .split_for_parts()
 }
 

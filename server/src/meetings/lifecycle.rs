@@ -82,7 +82,7 @@ pub async fn end(state: &AppState, meeting_id: i64, by: i64) -> AppResult<()> {
             "only a live meeting can be ended",
         ));
     }
-    let mut events = Vec::new();
+    let mut events = super::votes::close_all_open(&mut tx, state, &meeting, &actor).await?;
     let now = now_ms();
     finish_attendance(&mut tx, &meeting, now).await?;
     let quorum = store::quorum(&mut tx, &meeting).await?;

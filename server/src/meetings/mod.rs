@@ -6,14 +6,40 @@
 //! calls [`access`], [`joined`], [`left`], [`set_locked`] and [`end`].
 //! Every change takes the meeting's row lock first ([`store::lock`]), is
 //! audited, and appends its `meeting:ID` hub event in the same transaction.
+//! `docs/design/meetings.md` describes the rules and the ballot secrecy.
 
+mod attendance;
+mod ballots;
+mod ics;
+mod input;
 mod kind;
 mod lifecycle;
+mod list;
+mod minutes;
 mod presence;
+mod roster;
 pub mod rules;
+mod schedule;
 pub mod store;
+mod view;
+mod votes;
 
 pub use kind::{Body, MeetingKind};
 pub use lifecycle::{end, set_locked};
 pub use presence::{Access, Standing, access, can_read, joined, left};
 pub use store::MeetingStatus;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+/// The meetings API, except the live-side routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(schedule::router())
+        .merge(view::router())
+        .merge(list::router())
+        .merge(attendance::router())
+        .merge(votes::router())
+        .merge(minutes::router())
+}

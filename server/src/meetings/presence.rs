@@ -24,7 +24,7 @@ pub enum Standing {
     Recorder,
     /// Invited, or a member of the meeting's body.
     Invitee,
-    /// A member of the meeting's organization or its subtree.
+    /// A member of the meeting's organization itself.
     Member,
     /// Anyone else: may only wait in the lobby.
     Outsider,
@@ -58,7 +58,7 @@ pub fn standing_of(
         Standing::Recorder
     } else if matches!(participant_source, Some("body" | "invited")) {
         Standing::Invitee
-    } else if own_org_path.is_some_and(|path| path.starts_with(&meeting.org_path)) {
+    } else if own_org_path == Some(meeting.org_path.as_str()) {
         Standing::Member
     } else {
         Standing::Outsider
@@ -222,7 +222,7 @@ pub async fn left(state: &AppState, meeting_id: i64, account_id: i64) -> AppResu
 /// Adds a participant row for someone who joins without one: a member of
 /// the organization or a guest admitted from the lobby. They attend
 /// without a vote.
-async fn ensure_participant(
+pub(super) async fn ensure_participant(
     conn: &mut AnyConnection,
     meeting_id: i64,
     member_id: i64,
@@ -274,8 +274,19 @@ async fn start(
 
 /// One change to who is in the room.
 pub enum Change {
-    Joined { member_id: i64, at: i64 },
-    Left { member_id: i64, at: i64 },
+    Joined {
+        member_id: i64,
+        at: i64,
+    },
+    Left {
+        member_id: i64,
+        at: i64,
+    },
+    Marked {
+        member_id: i64,
+        present: bool,
+        at: i64,
+    },
 }
 
 /// Audits an attendance change and appends `attendance.changed` with the
@@ -290,6 +301,16 @@ pub async fn attendance_changed(
     let (action, member_id, at) = match change {
         Change::Joined { member_id, at } => ("meeting.join", member_id, at),
         Change::Left { member_id, at } => ("meeting.leave", member_id, at),
+        Change::Marked {
+            member_id,
+            present: true,
+            at,
+        } => ("meeting.mark_present", member_id, at),
+        Change::Marked {
+            member_id,
+            present: false,
+            at,
+        } => ("meeting.unmark_present", member_id, at),
     };
     audit::append(
         conn,
@@ -323,10 +344,9 @@ pub async fn attendance_changed(
     .await
 }
 
-/// Whether the principal may read the meeting: anyone with a standing in
-/// it (invited, in the body, a member of the organization's subtree),
-/// whoever may read the organization, and holders of a grant on the
-/// meeting.
+/// Whether the principal may read the meeting: whoever may read the
+/// organization (its members and the officers above it), anyone on the
+/// roll, and holders of a grant on the meeting.
 pub async fn can_read(
     state: &AppState,
     principal: &crate::perm::Principal,
@@ -347,11 +367,7 @@ pub async fn can_read(
         .await?,
         None => None,
     };
-    let in_subtree = principal
-        .own_org_path
-        .as_deref()
-        .is_some_and(|path| path.starts_with(&meeting.org_path));
-    if on_roll.is_some() || in_subtree {
+    if on_roll.is_some() {
         return Ok(true);
     }
     principal
