@@ -982,6 +982,22 @@ async fn minutes_attendance_and_archive(backend: Backend) {
         .await
         .expect(StatusCode::OK);
 
+    // An open ballot that is still open when the meeting ends closes with
+    // it; the recorder has left by then, so it closes without quorum.
+    let motion = json!({"kind": "motion", "title": "通过学习计划", "ballot": "open"});
+    let vote = host
+        .post(&format!("/api/meetings/{id}/votes"), motion)
+        .await
+        .expect(StatusCode::CREATED);
+    let ballot_path = format!("/api/meetings/{id}/votes/{}/ballot", vote["id"]);
+    let third_client = server.login(&third.username).await;
+    for client in [&host, &recorder, &third_client] {
+        client
+            .post(&ballot_path, json!({"choice": "for"}))
+            .await
+            .expect(StatusCode::OK);
+    }
+
     // Only the host ends the meeting; then the final statuses are fixed.
     let ended = server::meetings::end(&server.state, id, recorder_person.account_id).await;
     assert_eq!(ended.unwrap_err().code, "forbidden");
@@ -1010,6 +1026,29 @@ async fn minutes_attendance_and_archive(backend: Backend) {
     assert_eq!(status_of(third.member_id), "present");
     assert_eq!(status_of(dangyuan.member_id), "on_leave");
     assert_eq!(status_of(excused.member_id), "absent");
+    let vote = &view["votes"][0];
+    assert_eq!(vote["status"], "closed");
+    assert_eq!(vote["result"]["votes_for"], 3);
+    assert_eq!(vote["result"]["present"], 2);
+    assert_eq!(vote["result"]["outcome"], "no_quorum");
+    let named: BTreeSet<i64> = vote["named"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["member_id"].as_i64().unwrap())
+        .collect();
+    let voted: BTreeSet<i64> = [&host_person, &recorder_person, &third]
+        .iter()
+        .map(|p| p.member_id)
+        .collect();
+    assert_eq!(named, voted, "an open ballot names its voters");
+    assert!(
+        vote["named"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["choice"] == "for")
+    );
 
     // The host approves the version read; approved minutes are frozen.
     host.post(

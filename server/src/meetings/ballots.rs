@@ -17,7 +17,7 @@ use sqlx::AnyConnection;
 use crate::db::is_unique_violation;
 use crate::error::{AppError, AppResult};
 
-/// A fresh 128-bit random ballot key, in hex.
+/// Generates a fresh 128-bit random ballot key, in hex.
 fn ballot_key() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
@@ -67,7 +67,7 @@ pub async fn cast(
     Ok(())
 }
 
-/// How many have voted.
+/// Counts those who have voted.
 pub async fn voted_count(conn: &mut AnyConnection, vote_id: i64) -> AppResult<i64> {
     Ok(
         sqlx::query_scalar("SELECT COUNT(*) FROM meeting_voters WHERE vote_id = $1")
@@ -79,7 +79,7 @@ pub async fn voted_count(conn: &mut AnyConnection, vote_id: i64) -> AppResult<i6
 
 /// Reads every choice of a ballot for counting. For a secret ballot it
 /// also rewrites the rows in shuffled order under fresh keys, so that
-/// nothing stored keeps the order of arrival; call it only inside the
+/// nothing stored keeps the order of arrival. Call it only inside the
 /// closing transaction.
 pub async fn take_for_count(
     conn: &mut AnyConnection,

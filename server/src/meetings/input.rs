@@ -38,7 +38,7 @@ pub struct AgendaInput {
     pub title: String,
     #[serde(default)]
     pub description: String,
-    /// How a motion on this item passes. [default: majority]
+    /// The pass rule of a motion on this item. [default: majority]
     #[serde(default = "majority")]
     pub pass_rule: PassRule,
 }
@@ -83,7 +83,7 @@ pub struct MeetingInput {
     pub invitees: Vec<InviteeInput>,
 }
 
-/// Longest meeting, in milliseconds (24 hours).
+/// Maximum meeting length, in milliseconds (24 hours).
 pub const MAX_DURATION_MS: i64 = 24 * 3600 * 1000;
 /// How far in the past a new start may lie, in milliseconds (5 minutes),
 /// for a meeting scheduled on the spot.
@@ -131,6 +131,13 @@ impl MeetingInput {
                 "ends_at",
                 "结束时间须晚于开始时间，且会议不超过 24 小时",
                 "the end must follow the start, at most 24 hours later",
+            ));
+        }
+        if self.host_member == self.recorder_member {
+            return Err(AppError::invalid(
+                "recorder_member",
+                "记录人不能同时担任主持人",
+                "the recorder must be someone other than the host",
             ));
         }
         if self.agenda.len() > MAX_AGENDA_ITEMS {
@@ -209,6 +216,10 @@ mod tests {
                 Box::new(|i| i.ends_at = i.starts_at + MAX_DURATION_MS + 1),
             ),
             ("starts_at", Box::new(|i| i.starts_at = 0)),
+            (
+                "recorder_member",
+                Box::new(|i| i.recorder_member = i.host_member),
+            ),
             (
                 "invitees[1].member_id",
                 Box::new(|i| {

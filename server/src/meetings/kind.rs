@@ -31,7 +31,7 @@ pub enum Body {
     Members,
     /// The officers (committee members) of the organization itself.
     Committee,
-    /// Nobody: only the invited attend, and nobody votes.
+    /// No body: only the invited attend, and none of them votes.
     InviteesOnly,
 }
 
@@ -74,7 +74,7 @@ impl MeetingKind {
         }
     }
 
-    /// The body whose members are required to attend and vote.
+    /// Returns the body whose members are required to attend and vote.
     pub fn body(self) -> Body {
         match self {
             Self::GeneralMeeting | Self::GroupMeeting | Self::LifeMeeting | Self::PartyLecture => {

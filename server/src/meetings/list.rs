@@ -1,7 +1,7 @@
-//! Lists and exports: the caller's meetings and an organization's, by date
-//! range for a calendar; the calendar file; the archive per organization
-//! and year with counts per kind (the 三会一课 cadence); the whole record
-//! of one meeting as JSON.
+//! Lists and exports. The caller's meetings and an organization's are
+//! listed by date range for a calendar. The archive lists an organization's
+//! year with counts per kind (the 三会一课 cadence). One meeting exports as
+//! a calendar file or as its whole record in JSON.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -233,7 +233,7 @@ async fn archive(
     }))
 }
 
-/// The first and past-the-last millisecond of a year in UTC+8.
+/// Returns the first and past-the-last millisecond of a year in UTC+8.
 fn year_bounds(year: i32) -> AppResult<(i64, i64)> {
     let start = |year: i32| {
         chrono::NaiveDate::from_ymd_opt(year, 1, 1)

@@ -33,7 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
-/// The meetings API, except the live-side routes.
+/// Builds the meetings API, except the live-side routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(schedule::router())

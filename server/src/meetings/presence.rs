@@ -30,7 +30,7 @@ pub enum Standing {
     Outsider,
 }
 
-/// What the live side needs to know about a person and a meeting.
+/// A person's access to a meeting, as the live side needs it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Access {
     pub meeting_id: i64,
@@ -95,8 +95,8 @@ pub async fn standing(
     ))
 }
 
-/// The account's standing in the meeting. Fails with not_found when the
-/// meeting does not exist, never for an outsider.
+/// Loads the account's standing in the meeting. Fails with not_found when
+/// the meeting does not exist, never for an outsider.
 pub async fn access(state: &AppState, meeting_id: i64, account_id: i64) -> AppResult<Access> {
     let mut conn = state.db.pool.acquire().await?;
     let meeting = store::load(&mut conn, meeting_id).await?;

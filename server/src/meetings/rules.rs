@@ -9,7 +9,7 @@
 //! - A motion passes with more than half of `required` voting for it, or
 //!   at least two thirds under the `two_thirds` rule.
 //! - In an election a candidate is elected with more than half of the
-//!   votes of those present with voting rights; seats go to the elected in
+//!   votes of those present with voting rights. Seats go to the elected in
 //!   order of votes, and a tie for the last seat leaves it unfilled.
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ pub fn election_quorate(required: i64, present: i64) -> bool {
     required > 0 && 5 * present > 4 * required
 }
 
-/// How a motion passes.
+/// The rule by which a motion passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PassRule {
@@ -93,7 +93,7 @@ impl Choice {
     }
 }
 
-/// How a closed ballot ended.
+/// The outcome of a closed ballot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -334,8 +334,10 @@ mod tests {
         let tally = tally_election(2, &[0, 1, 2], 10, 10, &ballots);
         let by_position = |p: i64| tally.candidates.iter().find(|c| c.position == p).unwrap();
         assert!(by_position(0).elected);
-        assert!(by_position(1).tied && !by_position(1).elected);
-        assert!(by_position(2).tied && !by_position(2).elected);
+        assert!(by_position(1).tied);
+        assert!(!by_position(1).elected);
+        assert!(by_position(2).tied);
+        assert!(!by_position(2).elected);
         assert_eq!(tally.unfilled_seats, 1);
     }
 

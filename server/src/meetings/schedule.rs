@@ -37,8 +37,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel))
 }
 
-/// Whether the caller may schedule, edit and cancel the organization's
-/// meetings.
+/// Returns whether the caller may schedule, edit and cancel the
+/// organization's meetings.
 pub fn can_manage(caller: &Caller, meeting: &MeetingRow) -> bool {
     caller.principal.can_org(&meeting.org_path, Access::Write)
 }
@@ -255,11 +255,11 @@ async fn update(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
-    /// Why the meeting is cancelled, sent to the participants.
+    /// The reason for the cancellation, sent to the participants.
     pub reason: String,
 }
 
-/// Cancels a scheduled meeting and tells the participants.
+/// Cancels a scheduled meeting and sends the participants a notice.
 #[utoipa::path(post, path = "/api/meetings/{id}/cancel", tag = "meetings", request_body = CancelRequest,
     params(("id" = i64, Path, description = "Meeting id")),
     responses((status = 200, body = MeetingView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -324,7 +324,7 @@ async fn participant_ids(conn: &mut AnyConnection, id: i64) -> AppResult<Vec<i64
     .await?)
 }
 
-/// Which notice to send.
+/// The kind of invitation notice.
 enum Invitation {
     New,
     /// Details changed; the members no longer on the roster hear it too.
@@ -392,7 +392,17 @@ async fn invite(
             name: file.name,
         }],
     };
-    let (notice_id, events) = insert_notice(state, caller, conn, notice).await?;
+    // The notice checks that the caller may address every participant;
+    // its field names point into the notice, so they are renamed here.
+    let (notice_id, events) =
+        insert_notice(state, caller, conn, notice)
+            .await
+            .map_err(|error| match error.field.as_deref() {
+                Some(field) if field.starts_with("targets.member_ids") => {
+                    error.field("participants")
+                }
+                _ => error,
+            })?;
     sqlx::query("UPDATE meetings SET notice_id = $1 WHERE id = $2")
         .bind(notice_id)
         .bind(meeting.id)
@@ -421,8 +431,8 @@ pub fn escape_html(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The invitation text: kind, organization, time, place, host, recorder
-/// and agenda, with dates as 2026年12月8日 09:30.
+/// Formats the invitation text: kind, organization, time, place, host,
+/// recorder and agenda, with dates as 2026年12月8日 09:30.
 fn notice_body(meeting: &MeetingRow, agenda: &[String]) -> String {
     let start = store::china_time(meeting.starts_at);
     let end = store::china_time(meeting.ends_at);

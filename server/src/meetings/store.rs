@@ -12,7 +12,7 @@ use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::hub::protocol::Event;
 
-/// Where a meeting stands in its life.
+/// The stage of a meeting's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MeetingStatus {
@@ -124,8 +124,8 @@ impl MeetingRow {
         })
     }
 
-    /// The meeting's date in China Standard Time, `YYYY-MM-DD`, which
-    /// excusal periods are compared with.
+    /// Returns the meeting's date in China Standard Time, `YYYY-MM-DD`,
+    /// the date that excusal periods are compared with.
     pub fn date(&self) -> String {
         china_time(self.starts_at).format("%Y-%m-%d").to_string()
     }
@@ -136,8 +136,8 @@ impl MeetingRow {
     }
 }
 
-/// A Unix-millisecond time in China Standard Time (UTC+8, no daylight
-/// saving).
+/// Converts a Unix-millisecond time to China Standard Time (UTC+8, no
+/// daylight saving).
 pub fn china_time(ms: i64) -> chrono::DateTime<chrono::FixedOffset> {
     // NOTE: dates and times shown in notices and archives use UTC+8; there
     // is no per-deployment time zone setting.
@@ -242,8 +242,8 @@ pub async fn event(
     Ok(crate::hub::store::append(conn, &format!("meeting:{meeting_id}"), kind, data).await?)
 }
 
-/// The account's member id and login name, for changes that arrive over
-/// the hub rather than an HTTP request.
+/// Loads the account's member id and an audit actor for it, for changes
+/// that arrive over the hub rather than an HTTP request.
 pub async fn account_actor(
     conn: &mut AnyConnection,
     account_id: i64,
@@ -261,7 +261,7 @@ pub async fn account_actor(
     Ok((row.try_get("member_id")?, actor))
 }
 
-/// The member's name.
+/// Loads the member's name, empty when the member does not exist.
 pub async fn member_name(conn: &mut AnyConnection, member_id: i64) -> AppResult<String> {
     Ok(sqlx::query_scalar("SELECT name FROM members WHERE id = $1")
         .bind(member_id)

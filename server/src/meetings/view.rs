@@ -91,7 +91,7 @@ pub struct Me {
     pub present: bool,
 }
 
-/// What the caller may do now, for showing the right buttons.
+/// The caller's allowed actions now, for showing the right buttons.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Permissions {
     /// Edit or cancel: managers of the organization, before the start.
@@ -229,7 +229,7 @@ async fn agenda(conn: &mut AnyConnection, id: i64) -> AppResult<Vec<AgendaItem>>
         .collect()
 }
 
-/// The roll: voting members first, then by organization and name.
+/// Loads the roll: voting members first, then by organization and member.
 pub async fn participants(
     conn: &mut AnyConnection,
     meeting: &MeetingRow,

@@ -7,8 +7,8 @@
 //!   closed without quorum decides nothing, and its counts are still shown.
 //! - Voting members who are present cast one ballot each; guests and
 //!   probationary members do not vote.
-//! - Counts stay hidden until the ballot closes, in the API and on the hub;
-//!   while it is open only the number of ballots cast is shown.
+//! - Counts stay hidden until the ballot closes, in the API and on the hub.
+//!   While it is open, only the number of ballots cast is shown.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -184,7 +184,7 @@ async fn lock_for_host(
     Ok(meeting)
 }
 
-/// The rule for a motion: its agenda item's, else the request's.
+/// Picks the rule for a motion: its agenda item's, else the request's.
 async fn pass_rule(
     conn: &mut AnyConnection,
     meeting_id: i64,
@@ -429,8 +429,8 @@ async fn cast_ballot(
     let secret = vote.try_get::<String, _>("ballot")? == "secret";
     ballots::cast(&mut tx, vote_id, member_id, secret, &choice).await?;
     let voted = ballots::voted_count(&mut tx, vote_id).await?;
-    // The audit entry and the event say who voted and how many have; never
-    // the choice.
+    // The audit entry records who voted and the event how many have voted.
+    // Neither contains the choice.
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -452,7 +452,7 @@ async fn cast_ballot(
     Ok(ApiJson(Cast { vote_id, voted }))
 }
 
-/// A voter is a voting member of the body who is present.
+/// Checks that the member is a voting member of the body and present.
 async fn check_eligible(
     conn: &mut AnyConnection,
     meeting: &MeetingRow,
@@ -626,8 +626,8 @@ async fn close(
     .await
 }
 
-/// Those present with voting rights at the close, and any voter who has
-/// left since casting a ballot: the base of an election.
+/// Counts the electors, the base of an election: those present with
+/// voting rights at the close, and any voter who left after casting.
 async fn electors(conn: &mut AnyConnection, meeting: &MeetingRow, vote_id: i64) -> AppResult<i64> {
     Ok(sqlx::query_scalar(&format!(
         "SELECT COUNT(*) FROM meeting_participants p WHERE p.meeting_id = $1 AND p.voting = 1 \
@@ -640,7 +640,7 @@ async fn electors(conn: &mut AnyConnection, meeting: &MeetingRow, vote_id: i64) 
     .await?)
 }
 
-/// Loads one vote as `member_id` sees it.
+/// Loads one vote, with `i_voted` for `member_id`.
 pub async fn load(
     conn: &mut AnyConnection,
     meeting: &MeetingRow,
@@ -659,7 +659,7 @@ pub async fn load(
     from_row(conn, &row, member_id).await
 }
 
-/// Every vote of the meeting, oldest first.
+/// Loads every vote of the meeting, oldest first.
 pub async fn list(
     conn: &mut AnyConnection,
     meeting: &MeetingRow,
