@@ -37,7 +37,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "notices", description = "Notices and receipts"),
         (name = "approvals", description = "Document approval: templates, documents, workflow actions"),
         (name = "todo", description = "The signed-in user's to-do counts"),
-        (name = "meetings", description = "Meetings: scheduling, attendance, votes, minutes and the archive"),
+        (name = "meetings", description = "Meetings: scheduling, attendance, votes, minutes, the archive, live media and host controls"),
     )
 )]
 struct ApiDoc;
@@ -57,6 +57,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(import::router())
         .merge(approvals::router())
         .merge(meetings::router())
+        .merge(meetings::live::router())
         .split_for_parts()
 }
 

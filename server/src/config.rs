@@ -1,7 +1,7 @@
 //! Server configuration: command-line flags, environment variables and an
 //! optional TOML file, merged in that order of precedence.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -55,6 +55,25 @@ pub struct ServeArgs {
     /// Seed the demo province (organizations, members, logins) if the store is empty.
     #[arg(long)]
     pub demo: bool,
+
+    /// IP address the meeting media (WebRTC over UDP) sockets bind to. [default: 127.0.0.1]
+    #[arg(long, env = "DANGWU_MEDIA_BIND")]
+    pub media_bind: Option<IpAddr>,
+
+    /// UDP port of the first media shard; shard N uses this port plus N, so open that
+    /// many ports in the firewall. 0 picks free ports at start. [default: 0]
+    #[arg(long, env = "DANGWU_MEDIA_PORT")]
+    pub media_port: Option<u16>,
+
+    /// IP address browsers send media to, announced in ICE candidates. Needed when
+    /// --media-bind is 0.0.0.0 or behind 1:1 NAT. [default: --media-bind]
+    #[arg(long, env = "DANGWU_MEDIA_ADVERTISE")]
+    pub media_advertise: Option<IpAddr>,
+
+    /// Number of media shards, each one task with its own UDP port; all participants of a
+    /// meeting share one shard. [default: number of CPU cores]
+    #[arg(long, env = "DANGWU_MEDIA_SHARDS")]
+    pub media_shards: Option<usize>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -68,6 +87,10 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     log_level: Option<String>,
+    media_bind: Option<IpAddr>,
+    media_port: Option<u16>,
+    media_advertise: Option<IpAddr>,
+    media_shards: Option<usize>,
 }
 
 /// Where the data lives, resolved from [`StoreArgs`].
@@ -75,6 +98,30 @@ struct FileConfig {
 pub struct StoreConfig {
     pub data_dir: PathBuf,
     pub database_url: String,
+}
+
+/// Addresses and shards of the meeting media engine, resolved from the `media_*` options.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Address the UDP sockets bind to.
+    pub bind: IpAddr,
+    /// UDP port of the first shard, 0 for free ports.
+    pub port: u16,
+    /// Address announced in ICE candidates instead of `bind`.
+    pub advertise: Option<IpAddr>,
+    /// Number of shards.
+    pub shards: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            advertise: None,
+            shards: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
 }
 
 /// The resolved configuration of a running server.
@@ -86,6 +133,7 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub log_level: String,
     pub demo: bool,
+    pub media: MediaConfig,
 }
 
 /// An error in the configuration file or in the combination of options.
@@ -103,6 +151,14 @@ pub enum ConfigError {
     },
     #[error("tls_cert and tls_key must be given together")]
     TlsPair,
+    #[error(
+        "media_bind {0} is not an address browsers can reach; set media_advertise to the server's address"
+    )]
+    MediaAdvertise(IpAddr),
+    #[error("media_shards must be at least 1")]
+    MediaShards,
+    #[error("media_port {port} plus {shards} shards exceeds the last UDP port 65535")]
+    MediaPorts { port: u16, shards: usize },
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
@@ -153,6 +209,7 @@ impl ServeArgs {
     pub fn resolve(&self) -> Result<Config, ConfigError> {
         let file = read_file(self.store.config.as_deref())?;
         let store = store_config(&self.store, &file);
+        let media = media_config(self, &file)?;
         let listen = self
             .listen
             .or(file.listen)
@@ -181,8 +238,35 @@ impl ServeArgs {
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".to_owned()),
             demo: self.demo,
+            media,
         })
     }
+}
+
+fn media_config(args: &ServeArgs, file: &FileConfig) -> Result<MediaConfig, ConfigError> {
+    let defaults = MediaConfig::default();
+    let bind = args.media_bind.or(file.media_bind).unwrap_or(defaults.bind);
+    let port = args.media_port.or(file.media_port).unwrap_or(defaults.port);
+    let advertise = args.media_advertise.or(file.media_advertise);
+    let shards = args
+        .media_shards
+        .or(file.media_shards)
+        .unwrap_or(defaults.shards);
+    if shards == 0 {
+        return Err(ConfigError::MediaShards);
+    }
+    if port != 0 && usize::from(port) + shards - 1 > usize::from(u16::MAX) {
+        return Err(ConfigError::MediaPorts { port, shards });
+    }
+    if bind.is_unspecified() && advertise.is_none_or(|ip| ip.is_unspecified()) {
+        return Err(ConfigError::MediaAdvertise(bind));
+    }
+    Ok(MediaConfig {
+        bind,
+        port,
+        advertise,
+        shards,
+    })
 }
 
 #[cfg(test)]
@@ -217,6 +301,56 @@ mod tests {
                 .starts_with("sqlite:///srv/dangwu/")
         );
         assert_eq!(config.public_url, "http://127.0.0.1:7000");
+    }
+
+    #[test]
+    fn media_options_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dangwu.toml");
+        std::fs::write(
+            &path,
+            "media_bind = \"0.0.0.0\"\nmedia_advertise = \"10.1.2.3\"\nmedia_port = 40000\nmedia_shards = 4\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            store: StoreArgs {
+                config: Some(path),
+                ..Default::default()
+            },
+            media_shards: Some(2),
+            ..Default::default()
+        };
+        let media = args.resolve().unwrap().media;
+        assert_eq!(media.bind, IpAddr::from([0, 0, 0, 0]));
+        assert_eq!(media.advertise, Some(IpAddr::from([10, 1, 2, 3])));
+        assert_eq!(media.port, 40000);
+        assert_eq!(media.shards, 2);
+    }
+
+    #[test]
+    fn media_unspecified_bind_needs_advertise() {
+        let args = ServeArgs {
+            media_bind: Some(IpAddr::from([0, 0, 0, 0])),
+            ..Default::default()
+        };
+        let error = args.resolve().unwrap_err();
+        assert!(matches!(error, ConfigError::MediaAdvertise(_)), "{error}");
+    }
+
+    #[test]
+    fn media_ports_past_65535_are_rejected() {
+        let args = ServeArgs {
+            media_port: Some(65535),
+            media_shards: Some(2),
+            ..Default::default()
+        };
+        let error = args.resolve().unwrap_err();
+        assert!(matches!(error, ConfigError::MediaPorts { .. }), "{error}");
+        let zero = ServeArgs {
+            media_shards: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(zero.resolve(), Err(ConfigError::MediaShards)));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::auth::accounts::bootstrap_system_accounts;
 use crate::config::Config;
 use crate::db::Db;
 use crate::hub::{Hub, HubConfig};
+use crate::meetings::live::Live;
 use crate::state::AppState;
 
 /// How long in-flight requests may run after a shutdown signal.
@@ -65,13 +66,21 @@ impl Server {
             crate::demo::seed(&db, &key).await?;
             crate::demo::print_logins(&config.public_url);
         }
+        let (live, media_events) = Live::start(&config.media)
+            .await
+            .map_err(|error| anyhow::anyhow!("failed to start the media engine: {error}"))?;
+        for addr in live.media_addrs() {
+            tracing::info!(%addr, "media listening (udp)");
+        }
         let state = AppState::new(
             db,
             key,
             config.clone(),
             Some(metrics_handle()),
             Hub::local_with(hub),
+            live,
         );
+        Live::spawn_events(state.clone(), media_events);
         let router = crate::app::build(state.clone());
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -125,6 +134,7 @@ impl Server {
             }
         }
         pruner.abort();
+        state.live.shutdown(&state).await;
         state.db.close().await;
         tracing::info!("server stopped");
         Ok(())

@@ -17,6 +17,8 @@ pub struct Inner {
     pub config: Config,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub hub: crate::hub::Hub,
+    /// Live meeting rooms and the media engine.
+    pub live: Arc<crate::meetings::live::Live>,
 }
 
 impl AppState {
@@ -26,6 +28,7 @@ impl AppState {
         config: Config,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
         hub: crate::hub::Hub,
+        live: Arc<crate::meetings::live::Live>,
     ) -> Self {
         Self(Arc::new(Inner {
             db,
@@ -33,6 +36,7 @@ impl AppState {
             config,
             metrics,
             hub,
+            live,
         }))
     }
 }

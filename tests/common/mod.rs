@@ -211,6 +211,10 @@ pub fn config(store: &Store, tls: Option<(PathBuf, PathBuf)>) -> Config {
         tls,
         log_level: "warn".to_owned(),
         demo: false,
+        media: server::config::MediaConfig {
+            shards: 1,
+            ..Default::default()
+        },
     }
 }
 

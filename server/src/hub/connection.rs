@@ -1,7 +1,7 @@
 //! One WebSocket connection: authentication at upgrade, the message loop,
 //! ordered delivery with gap filling, heartbeats and cleanup.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use super::topic::{Topic, authorize};
 use crate::auth::Session;
 use crate::error::{AppError, ErrorBody};
 use crate::i18n::{Lang, lang_of};
+use crate::meetings::live::{Link, Request};
 use crate::perm::Principal;
 use crate::state::AppState;
 
@@ -113,6 +114,8 @@ struct Connection {
     kick: Arc<Kick>,
     /// Subscribed topics and the newest sequence number sent on each.
     topics: HashMap<String, i64>,
+    /// Meetings this connection asked to join, to leave their media when it closes.
+    meetings: HashSet<i64>,
 }
 
 /// Why the loop ended, and what close frame to send.
@@ -136,6 +139,7 @@ impl Connection {
             queue_rx,
             kick: Arc::new(Kick::default()),
             topics: HashMap::new(),
+            meetings: HashSet::new(),
         }
     }
 
@@ -157,6 +161,10 @@ impl Connection {
         for topic in self.topics.keys() {
             self.state.hub.registry.unsubscribe(topic, self.id);
         }
+        self.state
+            .live
+            .connection_closed(&self.state, self.id, self.meetings.iter().copied())
+            .await;
         let frame = CloseFrame {
             code: ending.code,
             reason: Utf8Bytes::from(ending.reason.clone()),
@@ -286,6 +294,30 @@ impl Connection {
                 self.send(sink, &ServerMessage::Unsubscribed { id, topic })
                     .await
             }
+            other => match other.into_meeting_request() {
+                Ok(request) => self.on_meeting(sink, request).await,
+                Err(_) => unreachable!("every other client message is a meeting request"),
+            },
+        }
+    }
+
+    /// Applies a live meeting request and sends its reply.
+    async fn on_meeting(&mut self, sink: &mut Sink, request: Request) -> Result<(), Ending> {
+        let id = request.id();
+        self.meetings.insert(request.meeting_id());
+        let link = Link::new(
+            self.id,
+            self.session.account.id,
+            self.session.account.display_name.clone(),
+            self.queue_tx.clone(),
+            self.kick.clone(),
+        );
+        match crate::meetings::live::handle(&self.state, &link, request).await {
+            Ok(reply) => {
+                let text = serde_json::to_string(&reply).expect("live messages serialize");
+                self.send_text(sink, text.into()).await
+            }
+            Err(error) => self.send(sink, &self.error(id, error)).await,
         }
     }
 

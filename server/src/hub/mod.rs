@@ -14,7 +14,7 @@
 
 mod connection;
 pub mod protocol;
-mod registry;
+pub mod registry;
 pub mod store;
 pub mod topic;
 

@@ -5,6 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::meetings::live::Request;
+use crate::meetings::live::protocol as live;
+
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -55,6 +58,37 @@ pub enum ClientMessage {
         #[serde(default)]
         id: Option<String>,
     },
+    /// Enters a meeting's media with the first SDP offer.
+    MeetingJoin(live::Join),
+    /// A renegotiation offer from the page (tracks added or removed).
+    MeetingOffer(live::Sdp),
+    /// The page's answer to a `meeting_offer` from the server.
+    MeetingAnswer(live::Sdp),
+    MeetingLeave(live::Leave),
+    /// Simulcast layer or pause of one received track.
+    MeetingLayer(live::Layer),
+    /// The page's microphone, camera and screen share state.
+    MeetingMedia(live::MediaState),
+    MeetingHand(live::Hand),
+    MeetingChat(live::Chat),
+}
+
+impl ClientMessage {
+    /// Converts a `meeting_*` message into its live meeting request, and returns any
+    /// other message unchanged as the error.
+    pub fn into_meeting_request(self) -> Result<Request, Self> {
+        Ok(match self {
+            Self::MeetingJoin(body) => Request::Join(body),
+            Self::MeetingOffer(body) => Request::Offer(body),
+            Self::MeetingAnswer(body) => Request::Answer(body),
+            Self::MeetingLeave(body) => Request::Leave(body),
+            Self::MeetingLayer(body) => Request::Layer(body),
+            Self::MeetingMedia(body) => Request::Media(body),
+            Self::MeetingHand(body) => Request::Hand(body),
+            Self::MeetingChat(body) => Request::Chat(body),
+            other => return Err(other),
+        })
+    }
 }
 
 /// One stored event as sent to clients.

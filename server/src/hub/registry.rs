@@ -82,7 +82,7 @@ impl Registry {
         };
         let text = Utf8Bytes::from(event_text(event));
         for subscriber in subscribers.values() {
-            offer(subscriber, Outbound::Event(event.clone(), text.clone()));
+            offer_to(subscriber, Outbound::Event(event.clone(), text.clone()));
         }
         metrics::counter!("dangwu_hub_deliveries_total").increment(subscribers.len() as u64);
     }
@@ -98,7 +98,7 @@ impl Registry {
             let after = presence_of(entry);
             if before == after {
                 // The set is unchanged, but the new subscriber still needs it.
-                offer(&subscriber, presence_message(topic, &after));
+                offer_to(&subscriber, presence_message(topic, &after));
                 None
             } else {
                 Some((entry.values().cloned().collect::<Vec<_>>(), after))
@@ -147,12 +147,18 @@ impl Registry {
     }
 }
 
-fn offer(subscriber: &Subscriber, item: Outbound) {
-    match subscriber.queue.try_send(item) {
+fn offer_to(subscriber: &Subscriber, item: Outbound) {
+    offer(&subscriber.queue, &subscriber.kick, item);
+}
+
+/// Queues an item for one connection without waiting; a full queue kicks the
+/// connection as a slow consumer.
+pub fn offer(queue: &mpsc::Sender<Outbound>, kick: &Kick, item: Outbound) {
+    match queue.try_send(item) {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
             metrics::counter!("dangwu_hub_slow_consumers_total").increment(1);
-            subscriber.kick.kick(close::SLOW_CONSUMER);
+            kick.kick(close::SLOW_CONSUMER);
         }
         // The connection is ending and will unsubscribe itself.
         Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -161,7 +167,7 @@ fn offer(subscriber: &Subscriber, item: Outbound) {
 
 fn broadcast(subscribers: &[Subscriber], item: Outbound) {
     for subscriber in subscribers {
-        offer(subscriber, item.clone());
+        offer_to(subscriber, item.clone());
     }
 }
 

@@ -93,7 +93,10 @@ pub async fn authorize(
         }
         Topic::Meeting(id) => {
             let meeting = crate::meetings::store::load_db(&state.db, id).await?;
-            if crate::meetings::can_read(state, principal, &meeting).await? {
+            // Someone the host let in from the lobby reads the meeting's chat too.
+            let allowed = crate::meetings::can_read(state, principal, &meeting).await?
+                || state.live.is_let_in(id, principal.account_id).await;
+            if allowed {
                 Ok(())
             } else {
                 Err(AppError::forbidden())

@@ -15,6 +15,7 @@ mod input;
 mod kind;
 mod lifecycle;
 mod list;
+pub mod live;
 mod minutes;
 mod presence;
 mod roster;

@@ -1,0 +1,449 @@
+//! HTTP resource `/api/meetings/{id}/live`: the live state snapshot, and the host's
+//! controls (admit, deny, mute, remove, lock, unlock, end, lower hands). Controls act on
+//! the media engine before they are reported, and only the host may use them.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use sfu::MediaKind;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::protocol::{LeftReason, LiveMessage, Snapshot};
+use super::signal::{check_open, enter};
+use super::{record_joined, record_left, room_id, sfu_error};
+use crate::audit;
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::http::ApiJson;
+use crate::meetings::{self, Access, Standing};
+use crate::perm::Caller;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(snapshot))
+        .routes(routes!(admit))
+        .routes(routes!(deny))
+        .routes(routes!(mute))
+        .routes(routes!(remove))
+        .routes(routes!(lock))
+        .routes(routes!(unlock))
+        .routes(routes!(end))
+        .routes(routes!(lower_hands))
+}
+
+/// The person a control acts on.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub account_id: i64,
+}
+
+/// Mute (`true`) or let speak again (`false`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mute {
+    pub account_id: i64,
+    pub muted: bool,
+}
+
+/// Whose hand to lower; everyone's when absent.
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LowerHands {
+    #[serde(default)]
+    pub account_id: Option<i64>,
+}
+
+/// Loads the caller's standing and rejects everyone but the host.
+async fn host_access(state: &AppState, caller: &Caller, meeting_id: i64) -> AppResult<Access> {
+    let access = meetings::access(state, meeting_id, caller.session.account.id).await?;
+    if access.standing != Standing::Host {
+        return Err(AppError::forbidden());
+    }
+    Ok(access)
+}
+
+fn not_present(account_id: i64) -> AppError {
+    AppError::not_found(("会议中的参会者", "participant in the meeting"), account_id)
+}
+
+async fn audit_control(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    meeting_id: i64,
+    detail: serde_json::Value,
+) -> AppResult<()> {
+    let mut tx = state.db.pool.begin().await?;
+    audit::append(
+        &mut tx,
+        &state.audit_key,
+        &caller.session.actor(),
+        action,
+        ("meeting", meeting_id.to_string()),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Returns the meeting's live state: participants with their media state and hands,
+/// and for the host the lobby.
+#[utoipa::path(get, path = "/api/meetings/{id}/live", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")),
+    responses((status = 200, body = Snapshot), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn snapshot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> AppResult<ApiJson<Snapshot>> {
+    let account = caller.session.account.id;
+    let access = meetings::access(&state, id, account).await?;
+    if access.standing == Standing::Outsider && !state.live.is_let_in(id, account).await {
+        return Err(AppError::forbidden());
+    }
+    let seq = super::chat::head(&state, id).await?;
+    let is_host = access.standing == Standing::Host;
+    let snapshot = match state.live.room(id) {
+        Some(room) => room.lock().await.snapshot(is_host, seq),
+        None => Snapshot {
+            meeting_id: id,
+            locked: access.locked,
+            participants: Vec::new(),
+            lobby: Vec::new(),
+            seq,
+        },
+    };
+    Ok(ApiJson(snapshot))
+}
+
+/// Admits a person from the lobby into the media: their waiting page gets
+/// `meeting_joined` with the answer to the offer it sent.
+#[utoipa::path(post, path = "/api/meetings/{id}/live/admit", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")), request_body = Target,
+    responses((status = 204, description = "Admitted"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn admit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(target): ApiJson<Target>,
+) -> AppResult<StatusCode> {
+    let access = host_access(&state, &caller, id).await?;
+    check_open(&access)?;
+    let room = state
+        .live
+        .room(id)
+        .ok_or_else(|| waiting_not_found(target.account_id))?;
+    let mut room = room.lock().await;
+    let waiting = room
+        .lobby
+        .remove(&target.account_id)
+        .ok_or_else(|| waiting_not_found(target.account_id))?;
+    room.admitted.insert(target.account_id);
+    room.removed.remove(&target.account_id);
+    room.notify_lobby();
+
+    let link = waiting.link.clone();
+    match enter(&state, &mut room, &link, waiting.standing, waiting.offer).await {
+        Ok(entered) => {
+            let seq = super::chat::head(&state, id).await.unwrap_or(0);
+            let snapshot = room.snapshot(waiting.standing == Standing::Host, seq);
+            link.send(&LiveMessage::MeetingJoined {
+                id: waiting.request_id,
+                meeting_id: id,
+                participant: entered.participant.0,
+                sdp: entered.sdp,
+                snapshot,
+            });
+            drop(room);
+            if !entered.replaced {
+                record_joined(&state, id, target.account_id).await;
+            }
+        }
+        Err(error) => {
+            // The stored offer no longer applies; the page joins again and, being
+            // admitted, enters directly.
+            tracing::warn!(meeting_id = id, account_id = target.account_id, %error, "admitted offer failed");
+            link.send(&LiveMessage::MeetingLeft {
+                id: None,
+                meeting_id: id,
+                reason: LeftReason::Disconnected,
+            });
+        }
+    }
+    audit_control(
+        &state,
+        &caller,
+        "meeting.admit",
+        id,
+        json!({"account_id": target.account_id}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn waiting_not_found(account_id: i64) -> AppError {
+    AppError::not_found(
+        ("大厅中等候的人", "person waiting in the lobby"),
+        account_id,
+    )
+}
+
+/// Turns a person in the lobby away.
+#[utoipa::path(post, path = "/api/meetings/{id}/live/deny", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")), request_body = Target,
+    responses((status = 204, description = "Denied"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn deny(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(target): ApiJson<Target>,
+) -> AppResult<StatusCode> {
+    host_access(&state, &caller, id).await?;
+    let room = state
+        .live
+        .room(id)
+        .ok_or_else(|| waiting_not_found(target.account_id))?;
+    let mut room = room.lock().await;
+    let waiting = room
+        .lobby
+        .remove(&target.account_id)
+        .ok_or_else(|| waiting_not_found(target.account_id))?;
+    waiting.link.send(&LiveMessage::MeetingLeft {
+        id: None,
+        meeting_id: id,
+        reason: LeftReason::Denied,
+    });
+    room.notify_lobby();
+    drop(room);
+    audit_control(
+        &state,
+        &caller,
+        "meeting.deny",
+        id,
+        json!({"account_id": target.account_id}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mutes a participant: the server forwards none of their audio until the host sets
+/// `muted` to false again. The participant cannot lift a host's mute.
+#[utoipa::path(post, path = "/api/meetings/{id}/live/mute", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")), request_body = Mute,
+    responses((status = 204, description = "Changed"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn mute(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<Mute>,
+) -> AppResult<StatusCode> {
+    host_access(&state, &caller, id).await?;
+    let room = state
+        .live
+        .room(id)
+        .ok_or_else(|| not_present(body.account_id))?;
+    let mut room = room.lock().await;
+    let participant = room
+        .members
+        .get(&body.account_id)
+        .map(|member| member.participant.clone())
+        .ok_or_else(|| not_present(body.account_id))?;
+    state
+        .live
+        .sfu
+        .set_blocked(&room_id(id), participant, MediaKind::Audio, body.muted)
+        .await
+        .map_err(sfu_error)?;
+    if body.muted {
+        room.muted.insert(body.account_id);
+        if room.speaker == Some(body.account_id) {
+            room.speaker = None;
+        }
+    } else {
+        room.muted.remove(&body.account_id);
+    }
+    room.broadcast_participant(body.account_id);
+    drop(room);
+    let action = if body.muted {
+        "meeting.mute"
+    } else {
+        "meeting.unmute"
+    };
+    audit_control(
+        &state,
+        &caller,
+        action,
+        id,
+        json!({"account_id": body.account_id}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a person from the media (or the lobby) at once. They can come back only
+/// through the lobby, when the host admits them again.
+#[utoipa::path(post, path = "/api/meetings/{id}/live/remove", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")), request_body = Target,
+    responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(target): ApiJson<Target>,
+) -> AppResult<StatusCode> {
+    host_access(&state, &caller, id).await?;
+    let account = target.account_id;
+    if account == caller.session.account.id {
+        return Err(AppError::conflict(
+            "cannot_remove_host",
+            "主持人不能移出自己",
+            "the host cannot remove themselves",
+        ));
+    }
+    let room = state.live.room(id).ok_or_else(|| not_present(account))?;
+    let mut room = room.lock().await;
+    let message = LiveMessage::MeetingLeft {
+        id: None,
+        meeting_id: id,
+        reason: LeftReason::Removed,
+    };
+    let member = room.members.remove(&account);
+    let waiting = room.lobby.remove(&account);
+    if member.is_none() && waiting.is_none() {
+        return Err(not_present(account));
+    }
+    room.removed.insert(account);
+    room.admitted.remove(&account);
+    if let Some(waiting) = waiting {
+        waiting.link.send(&message);
+        room.notify_lobby();
+    }
+    if let Some(member) = &member {
+        state.live.drop_participant(id, &member.participant).await;
+        if room.speaker == Some(account) {
+            room.speaker = None;
+        }
+        member.link.send(&message);
+        room.broadcast(&LiveMessage::MeetingParticipantLeft {
+            meeting_id: id,
+            account_id: account,
+            participant: member.participant.0.clone(),
+        });
+    }
+    drop(room);
+    tracing::info!(meeting_id = id, account_id = account, "removed by the host");
+    if member.is_some() {
+        record_left(&state, id, account).await;
+    }
+    audit_control(
+        &state,
+        &caller,
+        "meeting.remove",
+        id,
+        json!({"account_id": account}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Locks the meeting: from now on everyone but the host and the recorder waits in the
+/// lobby. People already in the media stay.
+#[utoipa::path(post, path = "/api/meetings/{id}/live/lock", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")),
+    responses((status = 204, description = "Locked"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn lock(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> AppResult<StatusCode> {
+    set_locked(&state, &caller, id, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Unlocks the meeting.
+#[utoipa::path(post, path = "/api/meetings/{id}/live/unlock", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")),
+    responses((status = 204, description = "Unlocked"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn unlock(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> AppResult<StatusCode> {
+    set_locked(&state, &caller, id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_locked(state: &AppState, caller: &Caller, id: i64, locked: bool) -> AppResult<()> {
+    let access = host_access(state, caller, id).await?;
+    check_open(&access)?;
+    meetings::set_locked(state, id, caller.session.account.id, locked).await?;
+    let room = state.live.room_or_create(id, locked);
+    let mut room = room.lock().await;
+    room.locked = locked;
+    room.broadcast(&LiveMessage::MeetingLocked {
+        meeting_id: id,
+        locked,
+    });
+    Ok(())
+}
+
+/// Ends the meeting: everyone's media stops, the lobby empties, and the record's status
+/// becomes ended.
+#[utoipa::path(post, path = "/api/meetings/{id}/live/end", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")),
+    responses((status = 204, description = "Ended"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn end(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> AppResult<StatusCode> {
+    let access = host_access(&state, &caller, id).await?;
+    check_open(&access)?;
+    let accounts = state.live.close(id, LeftReason::Ended).await;
+    for account in accounts {
+        record_left(&state, id, account).await;
+    }
+    meetings::end(&state, id, caller.session.account.id).await?;
+    tracing::info!(meeting_id = id, "meeting ended by the host");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lowers one person's raised hand, or everyone's.
+#[utoipa::path(post, path = "/api/meetings/{id}/live/hands/lower", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")), request_body = LowerHands,
+    responses((status = 204, description = "Lowered"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn lower_hands(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<LowerHands>,
+) -> AppResult<StatusCode> {
+    host_access(&state, &caller, id).await?;
+    let Some(room) = state.live.room(id) else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let mut room = room.lock().await;
+    let lowered: Vec<i64> = room
+        .members
+        .iter_mut()
+        .filter(|(account, _)| body.account_id.is_none_or(|target| target == **account))
+        .filter_map(|(account, member)| member.hand_raised_at.take().map(|_| *account))
+        .collect();
+    for account in &lowered {
+        room.broadcast_participant(*account);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,137 @@
+//! Engine events turned into messages to the pages. Offers go to the one connection that
+//! owns the participant. Connections, tracks and the active speaker update the
+//! participant list, and a participant that the engine dropped leaves the meeting.
+
+use sfu::{ParticipantId, SfuEvent};
+use tokio::sync::mpsc;
+
+use super::protocol::{LeftReason, LiveMessage};
+use super::{meeting_of_participant, meeting_of_room, record_left};
+use crate::state::AppState;
+
+/// Handles engine events in order until the engine stops.
+pub async fn run(state: AppState, mut events: mpsc::UnboundedReceiver<SfuEvent>) {
+    while let Some(event) = events.recv().await {
+        handle(&state, event).await;
+    }
+    tracing::debug!("media event loop ended");
+}
+
+async fn handle(state: &AppState, event: SfuEvent) {
+    match event {
+        SfuEvent::Offer { participant, sdp } => {
+            with_participant(state, &participant, |room, account| {
+                room.members[&account]
+                    .link
+                    .send(&LiveMessage::MeetingOffer {
+                        meeting_id: room.meeting_id,
+                        sdp,
+                    });
+            })
+            .await;
+        }
+        SfuEvent::ParticipantConnected { participant, .. } => {
+            with_participant(state, &participant, |room, account| {
+                if let Some(member) = room.members.get_mut(&account) {
+                    member.connected = true;
+                }
+                room.broadcast_participant(account);
+            })
+            .await;
+        }
+        SfuEvent::ParticipantDisconnected { participant, .. } => {
+            disconnected(state, &participant).await;
+        }
+        SfuEvent::TrackPublished { track, .. } => {
+            // TODO(media): the audio mix and the Ogg Opus recording (libopus) would
+            // subscribe a server-side decoder to each published audio track here.
+            let publisher = track.id.publisher.clone();
+            with_participant(state, &publisher, |room, account| {
+                if let Some(member) = room.members.get_mut(&account) {
+                    member.tracks.insert(track.id.mid.clone(), track.kind);
+                }
+                room.broadcast_participant(account);
+            })
+            .await;
+        }
+        SfuEvent::TrackUnpublished { track, .. } => {
+            with_participant(state, &track.publisher, |room, account| {
+                if let Some(member) = room.members.get_mut(&account) {
+                    member.tracks.remove(&track.mid);
+                    member.sources.remove(&track.mid);
+                }
+                room.broadcast_participant(account);
+            })
+            .await;
+        }
+        SfuEvent::ActiveSpeakerChanged { room, participant } => {
+            if meeting_of_room(&room).is_none() {
+                return;
+            }
+            with_participant(state, &participant, |room, account| {
+                room.speaker = Some(account);
+                room.broadcast(&LiveMessage::MeetingSpeaker {
+                    meeting_id: room.meeting_id,
+                    account_id: account,
+                });
+            })
+            .await;
+        }
+        _ => {}
+    }
+}
+
+/// Runs `work` on the room and account of a current participant; events about a
+/// participant that was replaced or removed meanwhile are dropped.
+async fn with_participant(
+    state: &AppState,
+    participant: &ParticipantId,
+    work: impl FnOnce(&mut super::room::Room, i64),
+) {
+    let Some(meeting_id) = meeting_of_participant(participant) else {
+        return;
+    };
+    let Some(room) = state.live.room(meeting_id) else {
+        return;
+    };
+    let mut room = room.lock().await;
+    if let Some(account) = room.account_of(participant) {
+        work(&mut room, account);
+    }
+}
+
+/// Removes a participant that the engine dropped (failed, timed out or never connected).
+async fn disconnected(state: &AppState, participant: &ParticipantId) {
+    let Some(meeting_id) = meeting_of_participant(participant) else {
+        return;
+    };
+    let Some(room) = state.live.room(meeting_id) else {
+        return;
+    };
+    let mut room = room.lock().await;
+    let Some(account) = room.account_of(participant) else {
+        return;
+    };
+    let Some(member) = room.members.remove(&account) else {
+        return;
+    };
+    if room.speaker == Some(account) {
+        room.speaker = None;
+    }
+    member.link.send(&LiveMessage::MeetingLeft {
+        id: None,
+        meeting_id,
+        reason: LeftReason::Disconnected,
+    });
+    room.broadcast(&LiveMessage::MeetingParticipantLeft {
+        meeting_id,
+        account_id: account,
+        participant: participant.0.clone(),
+    });
+    state.live.close_engine_room_if_empty(&mut room).await;
+    drop(room);
+    tracing::info!(meeting_id, account_id = account, %participant, "media connection lost");
+    // Attendance is written off the event loop, so a slow database never delays offers.
+    let state = state.clone();
+    tokio::spawn(async move { record_left(&state, meeting_id, account).await });
+}

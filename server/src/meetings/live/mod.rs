@@ -1,0 +1,329 @@
+//! Meetings, the live side: the server drives the media engine (`sfu`) so that people
+//! meet in the browser. Signaling rides on the hub WebSocket (`signal`), host controls
+//! are HTTP routes (`control`), engine events become messages to the pages (`events`),
+//! and chat is stored on the `meeting:ID` topic (`chat`).
+//!
+//! Rules:
+//! - [`crate::meetings::access`] decides who enters; [`room::entry`] applies the lobby
+//!   rule on top of it.
+//! - One media participant per account and meeting: joining again, from the same or
+//!   another connection, replaces the earlier participant.
+//! - Host controls act on the engine, not only on the pages: a muted participant's audio
+//!   is not forwarded, a removed participant is dropped from the engine at once.
+//! - Live state is kept in memory per meeting. Its lock is held across engine calls, and
+//!   across database calls only on the host's control routes.
+//!
+//! NOTE: host decisions (admitted, removed, muted) live in memory for the life of the
+//! meeting on this node; a restart forgets them, and a removed person then enters by the
+//! ordinary rule again.
+
+pub mod chat;
+pub mod control;
+mod events;
+pub mod protocol;
+pub mod room;
+pub mod signal;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sfu::{ParticipantId, RoomId, Sfu, SfuConfig, SfuError, SfuEvent};
+use tokio::sync::mpsc;
+
+pub use control::router;
+pub use signal::{Request, handle};
+
+use crate::config::MediaConfig;
+use crate::error::AppError;
+use crate::hub::registry::{ConnId, Kick, Outbound, offer};
+use crate::state::AppState;
+use protocol::{LeftReason, LiveMessage};
+use room::Room;
+
+/// One hub connection as the live rooms see it: who it is and how to reach it.
+#[derive(Clone)]
+pub struct Link {
+    pub conn_id: ConnId,
+    pub account_id: i64,
+    pub name: String,
+    queue: mpsc::Sender<Outbound>,
+    kick: Arc<Kick>,
+}
+
+impl Link {
+    pub fn new(
+        conn_id: ConnId,
+        account_id: i64,
+        name: String,
+        queue: mpsc::Sender<Outbound>,
+        kick: Arc<Kick>,
+    ) -> Self {
+        Self {
+            conn_id,
+            account_id,
+            name,
+            queue,
+            kick,
+        }
+    }
+
+    /// Queues a message for the connection without waiting; a full queue closes the
+    /// connection as a slow consumer, like hub events.
+    pub fn send(&self, message: &LiveMessage) {
+        let text = serde_json::to_string(message).expect("live messages serialize");
+        offer(&self.queue, &self.kick, Outbound::Text(text.into()));
+    }
+}
+
+/// The live rooms of this node and the engine behind them.
+pub struct Live {
+    sfu: Sfu,
+    rooms: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Room>>>>,
+    next_participant: AtomicU64,
+}
+
+impl Live {
+    /// Starts the media engine. Its events must be handed to [`Live::spawn_events`].
+    pub async fn start(
+        config: &MediaConfig,
+    ) -> Result<(Arc<Live>, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
+        let (sfu, events) = Sfu::start(SfuConfig {
+            bind_ip: config.bind,
+            udp_port: config.port,
+            public_ip: config.advertise,
+            shards: config.shards,
+        })
+        .await?;
+        let live = Live {
+            sfu,
+            rooms: Mutex::new(HashMap::new()),
+            next_participant: AtomicU64::new(0),
+        };
+        Ok((Arc::new(live), events))
+    }
+
+    /// Handles engine events until the engine stops.
+    pub fn spawn_events(
+        state: AppState,
+        events: mpsc::UnboundedReceiver<SfuEvent>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(events::run(state, events))
+    }
+
+    /// Returns the engine's UDP socket addresses, one per shard.
+    pub fn media_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.sfu.local_addrs().to_vec()
+    }
+
+    /// Counts of what the engine holds: rooms, participants, subscriptions.
+    pub async fn media_stats(&self) -> Result<sfu::ShardStats, SfuError> {
+        self.sfu.stats().await
+    }
+
+    /// Records every present person as gone and stops the engine.
+    pub async fn shutdown(&self, state: &AppState) {
+        let rooms: Vec<_> = self.rooms_map().drain().collect();
+        for (meeting_id, room) in rooms {
+            let accounts: Vec<i64> = room.lock().await.members.keys().copied().collect();
+            for account_id in accounts {
+                record_left(state, meeting_id, account_id).await;
+            }
+        }
+        self.sfu.shutdown().await;
+        tracing::info!("media engine stopped");
+    }
+
+    fn rooms_map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<tokio::sync::Mutex<Room>>>> {
+        // Every critical section is one lookup, insert or removal, so a panic cannot
+        // leave the map half changed.
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn room(&self, meeting_id: i64) -> Option<Arc<tokio::sync::Mutex<Room>>> {
+        self.rooms_map().get(&meeting_id).cloned()
+    }
+
+    fn room_or_create(&self, meeting_id: i64, locked: bool) -> Arc<tokio::sync::Mutex<Room>> {
+        self.rooms_map()
+            .entry(meeting_id)
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Room::new(meeting_id, locked))))
+            .clone()
+    }
+
+    fn take_room(&self, meeting_id: i64) -> Option<Arc<tokio::sync::Mutex<Room>>> {
+        self.rooms_map().remove(&meeting_id)
+    }
+
+    /// Makes a new engine participant id for an account. Ids are unique, so a late event
+    /// about an earlier participant never matches a newer one.
+    fn new_participant(&self, meeting_id: i64, account_id: i64) -> ParticipantId {
+        let n = self.next_participant.fetch_add(1, Ordering::Relaxed) + 1;
+        ParticipantId::from(format!("m{meeting_id}-a{account_id}-{n}"))
+    }
+
+    /// Creates the engine room on first use.
+    async fn ensure_engine_room(&self, room: &mut Room) -> Result<(), AppError> {
+        if room.engine_room {
+            return Ok(());
+        }
+        let options = sfu::RoomOptions {
+            auto_subscribe: true,
+        };
+        match self
+            .sfu
+            .create_room(room_id(room.meeting_id), options)
+            .await
+        {
+            Ok(()) | Err(SfuError::RoomExists(_)) => {
+                room.engine_room = true;
+                Ok(())
+            }
+            Err(error) => Err(sfu_error(error)),
+        }
+    }
+
+    /// Closes the engine room once nobody is in the media, so an idle meeting holds no
+    /// engine state.
+    async fn close_engine_room_if_empty(&self, room: &mut Room) {
+        if !room.engine_room || !room.members.is_empty() {
+            return;
+        }
+        if let Err(error) = self.sfu.close_room(&room_id(room.meeting_id)).await {
+            tracing::warn!(meeting_id = room.meeting_id, %error, "closing media room failed");
+        }
+        room.engine_room = false;
+    }
+
+    /// Drops a participant from the engine; one already gone is not an error.
+    async fn drop_participant(&self, meeting_id: i64, participant: &ParticipantId) {
+        match self
+            .sfu
+            .leave(&room_id(meeting_id), participant.clone())
+            .await
+        {
+            Ok(()) | Err(SfuError::ParticipantNotFound(_)) | Err(SfuError::RoomNotFound(_)) => {}
+            Err(error) => {
+                tracing::warn!(meeting_id, %participant, %error, "dropping participant failed")
+            }
+        }
+    }
+
+    /// Ends the live room of a meeting: sends `meeting_left` to everyone in the media or
+    /// the lobby and closes the engine room. Returns the accounts that were in the media.
+    async fn close(&self, meeting_id: i64, reason: LeftReason) -> Vec<i64> {
+        let Some(room) = self.take_room(meeting_id) else {
+            return Vec::new();
+        };
+        let mut room = room.lock().await;
+        let message = LiveMessage::MeetingLeft {
+            id: None,
+            meeting_id,
+            reason,
+        };
+        for waiting in room.lobby.values() {
+            waiting.link.send(&message);
+        }
+        room.broadcast(&message);
+        let accounts: Vec<i64> = room.members.keys().copied().collect();
+        room.members.clear();
+        room.lobby.clear();
+        if room.engine_room
+            && let Err(error) = self.sfu.close_room(&room_id(meeting_id)).await
+        {
+            tracing::warn!(meeting_id, %error, "closing media room failed");
+        }
+        room.engine_room = false;
+        accounts
+    }
+
+    /// Checks whether the account is in the media or admitted to it, which lets an
+    /// outsider read the meeting's topic.
+    pub async fn is_let_in(&self, meeting_id: i64, account_id: i64) -> bool {
+        let Some(room) = self.room(meeting_id) else {
+            return false;
+        };
+        let room = room.lock().await;
+        room.members.contains_key(&account_id) || room.admitted.contains(&account_id)
+    }
+
+    /// Takes a closed connection out of the media and lobby of the given meetings.
+    pub async fn connection_closed(
+        &self,
+        state: &AppState,
+        conn_id: ConnId,
+        meeting_ids: impl IntoIterator<Item = i64>,
+    ) {
+        for meeting_id in meeting_ids {
+            signal::leave_connection(state, meeting_id, conn_id).await;
+        }
+    }
+}
+
+/// Returns the engine room id of a meeting.
+pub fn room_id(meeting_id: i64) -> RoomId {
+    RoomId::from(format!("meeting-{meeting_id}"))
+}
+
+/// Parses the meeting id out of an engine room id.
+pub fn meeting_of_room(room: &RoomId) -> Option<i64> {
+    room.0.strip_prefix("meeting-")?.parse().ok()
+}
+
+/// Parses the meeting id out of a participant id made by [`Live::new_participant`].
+pub fn meeting_of_participant(participant: &ParticipantId) -> Option<i64> {
+    participant
+        .0
+        .strip_prefix('m')?
+        .split_once('-')?
+        .0
+        .parse()
+        .ok()
+}
+
+/// Maps an engine failure to an API error.
+fn sfu_error(error: SfuError) -> AppError {
+    match error {
+        SfuError::InvalidSdp(detail) => AppError::invalid(
+            "sdp",
+            format!("SDP 无效：{detail}"),
+            format!("invalid SDP: {detail}"),
+        ),
+        SfuError::NegotiationInProgress(_) => AppError::conflict(
+            "negotiation_in_progress",
+            "服务器的媒体协商尚未完成，请先回复 meeting_offer 再重新发起",
+            "the server's offer awaits an answer; send meeting_answer first, then offer again",
+        ),
+        SfuError::TrackNotFound(track) => AppError::not_found(("媒体轨道", "track"), track),
+        other => AppError::internal(other),
+    }
+}
+
+/// Records on the meeting's record that a person entered the media; a failure is
+/// logged, because the person is in the media either way.
+async fn record_joined(state: &AppState, meeting_id: i64, account_id: i64) {
+    if let Err(error) = crate::meetings::joined(state, meeting_id, account_id).await {
+        tracing::error!(meeting_id, account_id, %error, "recording attendance (join) failed");
+    }
+}
+
+/// Records on the meeting's record that a person left the media.
+async fn record_left(state: &AppState, meeting_id: i64, account_id: i64) {
+    if let Err(error) = crate::meetings::left(state, meeting_id, account_id).await {
+        tracing::error!(meeting_id, account_id, %error, "recording attendance (leave) failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        assert_eq!(meeting_of_room(&room_id(42)), Some(42));
+        let participant = ParticipantId::from("m42-a7-3");
+        assert_eq!(meeting_of_participant(&participant), Some(42));
+        assert_eq!(meeting_of_participant(&ParticipantId::from("x")), None);
+        assert_eq!(meeting_of_room(&RoomId::from("room")), None);
+    }
+}

@@ -1,0 +1,269 @@
+//! The live state of one meeting: who is in its media, who waits in the lobby, host
+//! decisions that outlast a connection (admitted, removed, muted), raised hands and the
+//! active speaker. Plain data; the callers in `signal`, `control` and `events` drive the
+//! engine and send the messages.
+
+use std::collections::{BTreeMap, HashSet};
+
+use sfu::{MediaKind, ParticipantId};
+
+use super::Link;
+use super::protocol::{LiveMessage, ParticipantEntry, Snapshot, Source, TrackEntry, WaitingEntry};
+use crate::meetings::Standing;
+
+/// How a person who asks to join enters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// Straight into the media.
+    Direct,
+    /// Into the lobby, until the host admits or denies them.
+    Lobby,
+}
+
+/// Decides how a person enters. The host always enters. Someone the host removed waits in
+/// the lobby. While the meeting is locked, everyone but the host and the recorder waits.
+/// Outsiders wait unless the host admitted them. A person already present (a second tab,
+/// or a reconnect before the old connection timed out) enters directly.
+pub fn entry(standing: Standing, locked: bool, decisions: &Decisions) -> Entry {
+    match standing {
+        Standing::Host => Entry::Direct,
+        _ if decisions.removed => Entry::Lobby,
+        _ if decisions.present || decisions.admitted => Entry::Direct,
+        Standing::Recorder => Entry::Direct,
+        _ if locked => Entry::Lobby,
+        Standing::Invitee | Standing::Member => Entry::Direct,
+        Standing::Outsider => Entry::Lobby,
+    }
+}
+
+/// What the room remembers about one account when it asks to join.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Decisions {
+    pub present: bool,
+    pub admitted: bool,
+    pub removed: bool,
+}
+
+/// Returns the wire name of a standing.
+pub fn standing_name(standing: Standing) -> &'static str {
+    match standing {
+        Standing::Host => "host",
+        Standing::Recorder => "recorder",
+        Standing::Invitee => "invitee",
+        Standing::Member => "member",
+        Standing::Outsider => "outsider",
+    }
+}
+
+/// A person in the media.
+pub struct Member {
+    pub participant: ParticipantId,
+    pub link: Link,
+    pub standing: Standing,
+    pub connected: bool,
+    pub microphone: bool,
+    pub camera: bool,
+    pub screen: bool,
+    /// Published tracks by media id.
+    pub tracks: BTreeMap<String, MediaKind>,
+    /// Declared source of each published track by media id.
+    pub sources: BTreeMap<String, Source>,
+    pub hand_raised_at: Option<i64>,
+}
+
+/// A person in the lobby, with the offer to answer once admitted.
+pub struct Waiting {
+    pub link: Link,
+    pub standing: Standing,
+    pub offer: String,
+    pub request_id: Option<String>,
+    pub since: i64,
+}
+
+/// One meeting's live state.
+pub struct Room {
+    pub meeting_id: i64,
+    pub locked: bool,
+    /// The engine room exists.
+    pub engine_room: bool,
+    /// People in the media by account.
+    pub members: BTreeMap<i64, Member>,
+    /// People waiting by account.
+    pub lobby: BTreeMap<i64, Waiting>,
+    /// Accounts the host admitted from the lobby; they enter directly until removed.
+    pub admitted: HashSet<i64>,
+    /// Accounts the host removed; they wait in the lobby until admitted again.
+    pub removed: HashSet<i64>,
+    /// Accounts whose audio the server does not forward until the host unmutes them.
+    pub muted: HashSet<i64>,
+    /// Account of the active speaker.
+    pub speaker: Option<i64>,
+}
+
+impl Room {
+    pub fn new(meeting_id: i64, locked: bool) -> Self {
+        Self {
+            meeting_id,
+            locked,
+            engine_room: false,
+            members: BTreeMap::new(),
+            lobby: BTreeMap::new(),
+            admitted: HashSet::new(),
+            removed: HashSet::new(),
+            muted: HashSet::new(),
+            speaker: None,
+        }
+    }
+
+    pub fn decisions(&self, account_id: i64) -> Decisions {
+        Decisions {
+            present: self.members.contains_key(&account_id),
+            admitted: self.admitted.contains(&account_id),
+            removed: self.removed.contains(&account_id),
+        }
+    }
+
+    /// Finds the account whose media connection is `participant`, if it is still current.
+    pub fn account_of(&self, participant: &ParticipantId) -> Option<i64> {
+        self.members
+            .iter()
+            .find(|(_, member)| member.participant == *participant)
+            .map(|(account, _)| *account)
+    }
+
+    pub fn participant_entry(&self, account_id: i64) -> Option<ParticipantEntry> {
+        let member = self.members.get(&account_id)?;
+        let tracks = member
+            .tracks
+            .iter()
+            .map(|(mid, kind)| TrackEntry {
+                mid: mid.clone(),
+                kind: match kind {
+                    MediaKind::Audio => "audio",
+                    MediaKind::Video => "video",
+                },
+                source: member.sources.get(mid).copied(),
+            })
+            .collect();
+        Some(ParticipantEntry {
+            account_id,
+            name: member.link.name.clone(),
+            participant: member.participant.0.clone(),
+            standing: standing_name(member.standing),
+            connected: member.connected,
+            microphone: member.microphone,
+            camera: member.camera,
+            screen: member.screen,
+            muted_by_host: self.muted.contains(&account_id),
+            hand_raised_at: member.hand_raised_at,
+            speaking: self.speaker == Some(account_id),
+            tracks,
+        })
+    }
+
+    pub fn lobby_entries(&self) -> Vec<WaitingEntry> {
+        self.lobby
+            .iter()
+            .map(|(account_id, waiting)| WaitingEntry {
+                account_id: *account_id,
+                name: waiting.link.name.clone(),
+                standing: standing_name(waiting.standing),
+                since: waiting.since,
+            })
+            .collect()
+    }
+
+    /// Builds the live state, with the lobby only for the host.
+    pub fn snapshot(&self, is_host: bool, seq: i64) -> Snapshot {
+        Snapshot {
+            meeting_id: self.meeting_id,
+            locked: self.locked,
+            participants: self
+                .members
+                .keys()
+                .filter_map(|account| self.participant_entry(*account))
+                .collect(),
+            lobby: if is_host {
+                self.lobby_entries()
+            } else {
+                Vec::new()
+            },
+            seq,
+        }
+    }
+
+    /// Sends a message to every person in the media.
+    pub fn broadcast(&self, message: &LiveMessage) {
+        for member in self.members.values() {
+            member.link.send(message);
+        }
+    }
+
+    /// Sends a participant's current entry to every person in the media.
+    pub fn broadcast_participant(&self, account_id: i64) {
+        if let Some(participant) = self.participant_entry(account_id) {
+            self.broadcast(&LiveMessage::MeetingParticipant {
+                meeting_id: self.meeting_id,
+                participant,
+            });
+        }
+    }
+
+    /// Sends the lobby to the host's connections in the media.
+    pub fn notify_lobby(&self) {
+        let message = LiveMessage::MeetingLobby {
+            meeting_id: self.meeting_id,
+            waiting: self.lobby_entries(),
+        };
+        for member in self.members.values() {
+            if member.standing == Standing::Host {
+                member.link.send(&message);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decisions(present: bool, admitted: bool, removed: bool) -> Decisions {
+        Decisions {
+            present,
+            admitted,
+            removed,
+        }
+    }
+
+    #[test]
+    fn entry_by_standing_when_open() {
+        let none = Decisions::default();
+        assert_eq!(entry(Standing::Host, false, &none), Entry::Direct);
+        assert_eq!(entry(Standing::Recorder, false, &none), Entry::Direct);
+        assert_eq!(entry(Standing::Invitee, false, &none), Entry::Direct);
+        assert_eq!(entry(Standing::Member, false, &none), Entry::Direct);
+        assert_eq!(entry(Standing::Outsider, false, &none), Entry::Lobby);
+    }
+
+    #[test]
+    fn entry_when_locked() {
+        let none = Decisions::default();
+        assert_eq!(entry(Standing::Host, true, &none), Entry::Direct);
+        assert_eq!(entry(Standing::Recorder, true, &none), Entry::Direct);
+        assert_eq!(entry(Standing::Invitee, true, &none), Entry::Lobby);
+        assert_eq!(entry(Standing::Member, true, &none), Entry::Lobby);
+        assert_eq!(entry(Standing::Outsider, true, &none), Entry::Lobby);
+    }
+
+    #[test]
+    fn entry_after_host_decisions() {
+        let admitted = decisions(false, true, false);
+        assert_eq!(entry(Standing::Outsider, true, &admitted), Entry::Direct);
+        let present = decisions(true, false, false);
+        assert_eq!(entry(Standing::Member, true, &present), Entry::Direct);
+        let removed = decisions(false, false, true);
+        assert_eq!(entry(Standing::Member, false, &removed), Entry::Lobby);
+        assert_eq!(entry(Standing::Recorder, false, &removed), Entry::Lobby);
+        assert_eq!(entry(Standing::Host, false, &removed), Entry::Direct);
+    }
+}

@@ -1,0 +1,659 @@
+//! Live meetings end to end on SQLite: real WebRTC peers on loopback, signaling through
+//! the hub WebSocket, host controls over HTTP, and checks that the controls act on the
+//! media itself. Waits are generous and never assert how long something took.
+
+mod common;
+#[path = "meeting_media/peer.rs"]
+mod peer;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Backend, MEMBER_PASSWORD, PATIENCE, TestServer};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use peer::{Counts, Peer, spawn_media};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A person with an HTTP session and a bearer token for the WebSocket.
+struct Person {
+    api: common::Client,
+    token: String,
+    account_id: i64,
+    member_id: i64,
+}
+
+/// A server with one branch, a scheduled online meeting and the people around it.
+struct Fixture {
+    server: TestServer,
+    meeting_id: i64,
+    host: Person,
+    recorder: Person,
+    members: Vec<Person>,
+    outsider: Person,
+}
+
+async fn person(server: &TestServer, org_id: i64, name: &str) -> Person {
+    let admin = server.sysadmin().await;
+    let member_id = admin.create_member(org_id, name).await;
+    let username = common::unique_name("u");
+    admin.create_account(&username, Some(member_id)).await;
+    let api = server.login(&username, MEMBER_PASSWORD).await;
+    let account_id = api.account_id();
+    let token = api
+        .bearer_client("meeting")
+        .await
+        .bearer
+        .expect("bearer token");
+    Person {
+        api,
+        token,
+        account_id,
+        member_id,
+    }
+}
+
+async fn fixture() -> Fixture {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.sysadmin().await;
+    let root = admin.create_org(None, "省委", "committee").await;
+    let branch = admin.create_org(Some(root), "第一支部", "branch").await;
+    let elsewhere = admin.create_org(Some(root), "第二支部", "branch").await;
+
+    let host = person(&server, branch, "主持人").await;
+    let recorder = person(&server, branch, "记录人").await;
+    let mut members = Vec::new();
+    for name in ["党员甲", "党员乙"] {
+        members.push(person(&server, branch, name).await);
+    }
+    let outsider = person(&server, elsewhere, "外单位").await;
+    server
+        .secadmin()
+        .await
+        .assign_role(branch, host.member_id, "secretary")
+        .await;
+
+    let meeting_id = schedule(branch, &host, &recorder).await;
+    Fixture {
+        server,
+        meeting_id,
+        host,
+        recorder,
+        members,
+        outsider,
+    }
+}
+
+/// Schedules an online meeting of the branch, as its secretary, that starts in a minute.
+async fn schedule(org_id: i64, host: &Person, recorder: &Person) -> i64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    let view = host
+        .api
+        .post(
+            "/api/meetings",
+            json!({
+                "org_id": org_id,
+                "kind": "other",
+                "title": "线上会议",
+                "starts_at": now + 60_000,
+                "ends_at": now + 2 * 3600 * 1000,
+                "online": true,
+                "host_member": host.member_id,
+                "recorder_member": recorder.member_id,
+            }),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    view["meeting"]["id"].as_i64().expect("meeting id")
+}
+
+/// One hub connection. A reader task answers the server's offers with the current
+/// peer and keeps every other message for the test.
+struct Signal {
+    sink: tokio::sync::Mutex<SplitSink<Ws, Message>>,
+    inbox: Mutex<Vec<Value>>,
+    peer: Mutex<Option<Arc<Peer>>>,
+    closed: Mutex<bool>,
+}
+
+impl Signal {
+    async fn connect(server: &TestServer, person: &Person) -> Arc<Signal> {
+        let mut request = format!("ws://{}/ws?v=1", server.addr)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", person.token).parse().unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let (sink, mut stream) = ws.split();
+        let signal = Arc::new(Signal {
+            sink: tokio::sync::Mutex::new(sink),
+            inbox: Mutex::new(Vec::new()),
+            peer: Mutex::new(None),
+            closed: Mutex::new(false),
+        });
+        let reader = Arc::clone(&signal);
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = stream.next().await {
+                let Message::Text(text) = frame else {
+                    continue;
+                };
+                let message: Value = serde_json::from_str(&text).unwrap();
+                if message["type"] == "meeting_offer" {
+                    reader.answer_offer(&message).await;
+                }
+                reader.inbox.lock().unwrap().push(message);
+            }
+            *reader.closed.lock().unwrap() = true;
+        });
+        signal
+            .wait("welcome", |message| message["type"] == "welcome")
+            .await;
+        signal
+    }
+
+    async fn answer_offer(&self, offer: &Value) {
+        let peer = self.peer.lock().unwrap().clone();
+        let Some(peer) = peer else {
+            return;
+        };
+        let sdp = peer.answer(offer["sdp"].as_str().unwrap()).await;
+        self.send(json!({
+            "type": "meeting_answer",
+            "meeting_id": offer["meeting_id"],
+            "sdp": sdp,
+        }))
+        .await;
+    }
+
+    async fn send(&self, message: Value) {
+        self.sink
+            .lock()
+            .await
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    async fn close(&self) {
+        let _ = self.sink.lock().await.send(Message::Close(None)).await;
+        let closed = || *self.closed.lock().unwrap();
+        wait_until("the connection to close", closed).await;
+    }
+
+    /// Waits for a message that matches and returns the first one.
+    async fn wait(&self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let found = self
+                .inbox
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|m| matches(m))
+                .cloned();
+            if let Some(message) = found {
+                return message;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for the reply to the request with this id.
+    async fn reply(&self, id: &str) -> Value {
+        self.wait(&format!("the reply to {id}"), |m| m["id"] == id)
+            .await
+    }
+
+    fn has(&self, matches: impl Fn(&Value) -> bool) -> bool {
+        self.inbox.lock().unwrap().iter().any(matches)
+    }
+
+    /// Sends `meeting_join` with a new peer's offer and returns the peer and the reply.
+    async fn join(&self, meeting_id: i64, id: &str) -> (Arc<Peer>, Value) {
+        let peer = Peer::new().await;
+        *self.peer.lock().unwrap() = Some(Arc::clone(&peer));
+        let sdp = peer.offer().await;
+        self.send(json!({"type": "meeting_join", "id": id, "meeting_id": meeting_id, "sdp": sdp}))
+            .await;
+        let reply = self.reply(id).await;
+        (peer, reply)
+    }
+
+    /// Joins, expects to enter directly, connects the media and starts sending.
+    async fn enter(&self, meeting_id: i64, id: &str) -> Arc<Peer> {
+        let (peer, reply) = self.join(meeting_id, id).await;
+        assert_eq!(reply["type"], "meeting_joined", "{reply}");
+        connect_media(&peer, &reply).await;
+        peer
+    }
+}
+
+/// Applies the answer of a `meeting_joined` message and starts sending media.
+async fn connect_media(peer: &Arc<Peer>, joined: &Value) {
+    peer.apply_answer(joined["sdp"].as_str().unwrap()).await;
+    let connected = Arc::clone(peer);
+    wait_until("the media to connect", move || connected.is_connected()).await;
+    spawn_media(Arc::clone(peer));
+}
+
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `peer` received at least `audio` and `video` packets from `account`.
+async fn wait_for_media(peer: &Arc<Peer>, account: i64, video: usize, audio: usize) {
+    let peer = Arc::clone(peer);
+    wait_until(
+        &format!("{video} video and {audio} audio packets from account {account}"),
+        move || {
+            let counts = peer.from(account);
+            counts.video >= video && counts.audio >= audio
+        },
+    )
+    .await;
+}
+
+/// Waits until `peer` received `more` video packets from `clock` beyond what it has now:
+/// the clock account's stream measures how long the check has watched, without timers.
+async fn let_video_pass(peer: &Arc<Peer>, clock: i64, more: usize) {
+    let from = peer.from(clock).video;
+    wait_for_media(peer, clock, from + more, 0).await;
+}
+
+/// Checks that while `clock`'s video keeps arriving at `peer`, what arrives from
+/// `silent` changes in no way that `same` rejects. Packets already on their way when
+/// the check starts are let through first.
+async fn assert_stays(
+    peer: &Arc<Peer>,
+    clock: i64,
+    silent: i64,
+    same: impl Fn(Counts, Counts) -> bool,
+    what: &str,
+) {
+    let_video_pass(peer, clock, 30).await;
+    let before = peer.from(silent);
+    let_video_pass(peer, clock, 60).await;
+    let after = peer.from(silent);
+    assert!(same(before, after), "{what}: {before:?} then {after:?}");
+}
+
+async fn live(person: &Person, meeting_id: i64, action: &str, body: Value) -> common::Reply {
+    person
+        .api
+        .post(&format!("/api/meetings/{meeting_id}/live/{action}"), body)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_participants_mute_and_end() {
+    let fx = fixture().await;
+    let id = fx.meeting_id;
+    let (a, b) = (&fx.members[0], &fx.members[1]);
+    let host_signal = Signal::connect(&fx.server, &fx.host).await;
+    let a_signal = Signal::connect(&fx.server, a).await;
+    let b_signal = Signal::connect(&fx.server, b).await;
+    let host_peer = host_signal.enter(id, "j-host").await;
+    let a_peer = a_signal.enter(id, "j-a").await;
+    let b_peer = b_signal.enter(id, "j-b").await;
+
+    let everyone = [
+        (&host_peer, fx.host.account_id),
+        (&a_peer, a.account_id),
+        (&b_peer, b.account_id),
+    ];
+    for (receiver, own) in everyone {
+        for (_, sender) in everyone {
+            if sender != own {
+                wait_for_media(receiver, sender, 20, 20).await;
+            }
+        }
+        assert_eq!(receiver.from(own), Counts::default(), "own media came back");
+    }
+
+    let snapshot = a
+        .api
+        .get(&format!("/api/meetings/{id}/live"))
+        .await
+        .expect(StatusCode::OK);
+    let participants = snapshot["participants"].as_array().unwrap();
+    assert_eq!(participants.len(), 3, "{snapshot}");
+    assert!(snapshot["lobby"].as_array().unwrap().is_empty());
+    for participant in participants {
+        assert_eq!(
+            participant["tracks"].as_array().unwrap().len(),
+            2,
+            "{participant}"
+        );
+        assert_eq!(participant["connected"], true, "{participant}");
+    }
+
+    for (action, body) in [
+        ("mute", json!({"account_id": b.account_id, "muted": true})),
+        ("remove", json!({"account_id": b.account_id})),
+        ("lock", json!({})),
+        ("end", json!({})),
+    ] {
+        live(a, id, action, body)
+            .await
+            .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+
+    live(
+        &fx.host,
+        id,
+        "mute",
+        json!({"account_id": a.account_id, "muted": true}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    b_signal
+        .wait("a's entry muted by the host", |m| {
+            m["type"] == "meeting_participant"
+                && m["participant"]["account_id"] == a.account_id
+                && m["participant"]["muted_by_host"] == true
+        })
+        .await;
+    // The muted page claiming its microphone is on changes nothing on the media path.
+    a_signal
+        .send(
+            json!({"type": "meeting_media", "id": "m1", "meeting_id": id,
+            "microphone": true, "camera": true, "screen": false,
+            "sources": {"0": "camera", "1": "microphone"}}),
+        )
+        .await;
+    assert_eq!(a_signal.reply("m1").await["type"], "meeting_ok");
+    // Each receiver times its check by the video of the third person.
+    for (receiver, clock) in [(&host_peer, b.account_id), (&b_peer, fx.host.account_id)] {
+        assert_stays(
+            receiver,
+            clock,
+            a.account_id,
+            |before, after| after.audio == before.audio,
+            "audio of the muted participant arrived",
+        )
+        .await;
+        assert_stays(
+            receiver,
+            clock,
+            a.account_id,
+            |before, after| after.video > before.video,
+            "video of the muted participant stopped",
+        )
+        .await;
+    }
+
+    live(
+        &fx.host,
+        id,
+        "mute",
+        json!({"account_id": a.account_id, "muted": false}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let resumed = b_peer.from(a.account_id).audio;
+    wait_for_media(&b_peer, a.account_id, 0, resumed + 20).await;
+
+    live(&fx.host, id, "end", json!({}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    for signal in [&host_signal, &a_signal, &b_signal] {
+        signal
+            .wait("meeting_left ended", |m| {
+                m["type"] == "meeting_left" && m["reason"] == "ended"
+            })
+            .await;
+    }
+    let state = fx.server.state.clone();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stats = state.live.media_stats().await.unwrap();
+        if stats.participants == 0 && stats.rooms == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "engine still holds {stats:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, refused) = a_signal.join(id, "j-after-end").await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "meeting_ended", "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsider_admitted_then_removed() {
+    let fx = fixture().await;
+    let id = fx.meeting_id;
+    let member = &fx.members[0];
+    let outsider = &fx.outsider;
+    let host_signal = Signal::connect(&fx.server, &fx.host).await;
+    let member_signal = Signal::connect(&fx.server, member).await;
+    let outsider_signal = Signal::connect(&fx.server, outsider).await;
+    let host_peer = host_signal.enter(id, "j-host").await;
+    let member_peer = member_signal.enter(id, "j-member").await;
+    wait_for_media(&host_peer, member.account_id, 20, 20).await;
+
+    let (outsider_peer, waiting) = outsider_signal.join(id, "j-out").await;
+    assert_eq!(waiting["type"], "meeting_waiting", "{waiting}");
+    host_signal
+        .wait("the outsider in the host's lobby", |m| {
+            m["type"] == "meeting_lobby"
+                && m["waiting"]
+                    .as_array()
+                    .is_some_and(|w| w.iter().any(|p| p["account_id"] == outsider.account_id))
+        })
+        .await;
+    outsider
+        .api
+        .get(&format!("/api/meetings/{id}/live"))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    live(
+        member,
+        id,
+        "admit",
+        json!({"account_id": outsider.account_id}),
+    )
+    .await
+    .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let_video_pass(&host_peer, member.account_id, 30).await;
+    assert!(
+        !outsider_peer.is_connected(),
+        "media connected from the lobby"
+    );
+    assert_eq!(outsider_peer.total(), Counts::default());
+
+    live(
+        &fx.host,
+        id,
+        "admit",
+        json!({"account_id": outsider.account_id}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let joined = outsider_signal
+        .wait("admission", |m| m["type"] == "meeting_joined")
+        .await;
+    assert_eq!(joined["id"], "j-out");
+    connect_media(&outsider_peer, &joined).await;
+    wait_for_media(&outsider_peer, fx.host.account_id, 20, 20).await;
+    wait_for_media(&outsider_peer, member.account_id, 20, 20).await;
+    wait_for_media(&host_peer, outsider.account_id, 20, 20).await;
+    wait_for_media(&member_peer, outsider.account_id, 20, 20).await;
+
+    live(
+        &fx.host,
+        id,
+        "remove",
+        json!({"account_id": outsider.account_id}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    outsider_signal
+        .wait("meeting_left removed", |m| {
+            m["type"] == "meeting_left" && m["reason"] == "removed"
+        })
+        .await;
+    host_signal
+        .wait("the outsider leaving", |m| {
+            m["type"] == "meeting_participant_left" && m["account_id"] == outsider.account_id
+        })
+        .await;
+    assert_stays(
+        &host_peer,
+        member.account_id,
+        outsider.account_id,
+        |before, after| before == after,
+        "media of the removed outsider reached the host",
+    )
+    .await;
+    assert_stays(
+        &member_peer,
+        fx.host.account_id,
+        outsider.account_id,
+        |before, after| before == after,
+        "media of the removed outsider reached the member",
+    )
+    .await;
+
+    let (_, rejoin) = outsider_signal.join(id, "j-out-again").await;
+    assert_eq!(rejoin["type"], "meeting_waiting", "{rejoin}");
+    live(
+        &fx.host,
+        id,
+        "deny",
+        json!({"account_id": outsider.account_id}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    outsider_signal
+        .wait("meeting_left denied", |m| {
+            m["type"] == "meeting_left" && m["reason"] == "denied"
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_sends_newcomers_to_lobby() {
+    let fx = fixture().await;
+    let id = fx.meeting_id;
+    let host_signal = Signal::connect(&fx.server, &fx.host).await;
+    host_signal.enter(id, "j-host").await;
+
+    live(&fx.host, id, "lock", json!({}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    host_signal
+        .wait("meeting_locked", |m| {
+            m["type"] == "meeting_locked" && m["locked"] == true
+        })
+        .await;
+
+    let member_signal = Signal::connect(&fx.server, &fx.members[0]).await;
+    let (_, waiting) = member_signal.join(id, "j-member").await;
+    assert_eq!(waiting["type"], "meeting_waiting", "{waiting}");
+    let recorder_signal = Signal::connect(&fx.server, &fx.recorder).await;
+    let (_, recorder) = recorder_signal.join(id, "j-recorder").await;
+    assert_eq!(recorder["type"], "meeting_joined", "{recorder}");
+
+    live(&fx.host, id, "unlock", json!({}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let other_signal = Signal::connect(&fx.server, &fx.members[1]).await;
+    let (_, joined) = other_signal.join(id, "j-other").await;
+    assert_eq!(joined["type"], "meeting_joined", "{joined}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_resumes_after_reconnect() {
+    let fx = fixture().await;
+    let id = fx.meeting_id;
+    let topic = format!("meeting:{id}");
+    let host_signal = Signal::connect(&fx.server, &fx.host).await;
+    host_signal.enter(id, "j-host").await;
+    let member = &fx.members[0];
+    let member_signal = Signal::connect(&fx.server, member).await;
+    let (_, member_joined) = member_signal.join(id, "j-member").await;
+    let since = member_joined["snapshot"]["seq"].as_i64().unwrap();
+    member_signal
+        .send(json!({"type": "subscribe", "id": "s1", "topic": topic, "since": since}))
+        .await;
+    assert_eq!(member_signal.reply("s1").await["type"], "subscribed");
+
+    host_signal
+        .send(json!({"type": "meeting_chat", "id": "c1", "meeting_id": id, "text": "第一条"}))
+        .await;
+    let sent = host_signal.reply("c1").await;
+    assert_eq!(sent["type"], "meeting_ok", "{sent}");
+    let first = member_signal
+        .wait("the first chat message", |m| {
+            m["type"] == "event" && m["kind"] == "chat.message"
+        })
+        .await;
+    assert_eq!(first["data"]["text"], "第一条");
+    assert_eq!(first["data"]["account_id"], fx.host.account_id);
+    let last_seen = first["seq"].as_i64().unwrap();
+
+    member_signal.close().await;
+    host_signal
+        .wait("the member leaving with the closed connection", |m| {
+            m["type"] == "meeting_participant_left" && m["account_id"] == member.account_id
+        })
+        .await;
+    host_signal
+        .send(json!({"type": "meeting_chat", "id": "c2", "meeting_id": id,
+            "text": "  第二条\u{0007}\u{202e}  "}))
+        .await;
+    assert_eq!(host_signal.reply("c2").await["type"], "meeting_ok");
+    host_signal
+        .send(json!({"type": "meeting_chat", "id": "c3", "meeting_id": id, "text": "第三条"}))
+        .await;
+    assert_eq!(host_signal.reply("c3").await["type"], "meeting_ok");
+    let too_long = "长".repeat(2001);
+    host_signal
+        .send(json!({"type": "meeting_chat", "id": "c4", "meeting_id": id, "text": too_long}))
+        .await;
+    let rejected = host_signal.reply("c4").await;
+    assert_eq!(rejected["type"], "error", "{rejected}");
+    assert_eq!(rejected["code"], "invalid_field", "{rejected}");
+
+    let again = Signal::connect(&fx.server, member).await;
+    again
+        .send(json!({"type": "subscribe", "id": "s2", "topic": topic, "since": last_seen}))
+        .await;
+    assert_eq!(again.reply("s2").await["type"], "subscribed");
+    again
+        .wait("the third chat message", |m| {
+            m["type"] == "event" && m["data"]["text"] == "第三条"
+        })
+        .await;
+    let texts: Vec<Value> = again
+        .inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"] == "event" && m["kind"] == "chat.message")
+        .map(|m| m["data"]["text"].clone())
+        .collect();
+    assert_eq!(texts, vec![json!("第二条"), json!("第三条")]);
+
+    let outsider_signal = Signal::connect(&fx.server, &fx.outsider).await;
+    outsider_signal
+        .send(json!({"type": "meeting_chat", "id": "c5", "meeting_id": id, "text": "你好"}))
+        .await;
+    let refused = outsider_signal.reply("c5").await;
+    assert_eq!(refused["code"], "not_in_meeting", "{refused}");
+    assert!(!again.has(|m| m["data"]["text"] == "你好"));
+}

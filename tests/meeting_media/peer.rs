@@ -1,0 +1,273 @@
+//! WebRTC test peers on the async `webrtc` crate: each publishes synthetic VP8 and Opus
+//! packets and counts what it receives per publishing account, read from the stream id
+//! (the publisher's participant id, `m{meeting}-a{account}-{n}`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind,
+};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCPeerConnectionState,
+};
+
+const VP8_PT: u8 = 96;
+const OPUS_PT: u8 = 111;
+/// RFC 6464 audio level header extension, which the engine reads for the active speaker.
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// Packets received from one publishing account.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub video: usize,
+    pub audio: usize,
+}
+
+#[derive(Default)]
+struct Handler {
+    received: Arc<Mutex<HashMap<i64, Counts>>>,
+    connected: Arc<Mutex<bool>>,
+}
+
+/// Parses the account out of a participant id of the form `m{meeting}-a{account}-{n}`.
+fn account_of(id: &str) -> Option<i64> {
+    id.split('-').nth(1)?.strip_prefix('a')?.parse().ok()
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            *self.connected.lock().unwrap() = true;
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let received = Arc::clone(&self.received);
+        let video = track.kind().await == RtpCodecKind::Video;
+        let stream = track.stream_id().await.to_string();
+        let track_id = track.track_id().await.to_string();
+        let Some(account) = account_of(&stream).or_else(|| account_of(&track_id)) else {
+            panic!("remote track without a participant id: stream {stream:?}, track {track_id:?}");
+        };
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(_) = event {
+                    let mut received = received.lock().unwrap();
+                    let counts = received.entry(account).or_default();
+                    if video {
+                        counts.video += 1;
+                    } else {
+                        counts.audio += 1;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Local tracks of a peer.
+struct Publishing {
+    video: Arc<TrackLocalStaticRTP>,
+    video_ssrc: u32,
+    audio: Arc<TrackLocalStaticRTP>,
+    audio_ssrc: u32,
+}
+
+/// One WebRTC peer that publishes a VP8 and an Opus track.
+pub struct Peer {
+    pc: Box<dyn PeerConnection>,
+    received: Arc<Mutex<HashMap<i64, Counts>>>,
+    connected: Arc<Mutex<bool>>,
+    publishing: Publishing,
+}
+
+impl Peer {
+    pub async fn new() -> Arc<Peer> {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs().unwrap();
+        media_engine
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .unwrap();
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
+        let handler = Arc::new(Handler::default());
+        let received = Arc::clone(&handler.received);
+        let connected = Arc::clone(&handler.connected);
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await
+            .unwrap();
+        let (video, video_ssrc) =
+            local_track(&pc, RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0).await;
+        let (audio, audio_ssrc) =
+            local_track(&pc, RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2).await;
+        Arc::new(Peer {
+            pc: Box::new(pc),
+            received,
+            connected,
+            publishing: Publishing {
+                video,
+                video_ssrc,
+                audio,
+                audio_ssrc,
+            },
+        })
+    }
+
+    /// Creates the first offer.
+    pub async fn offer(&self) -> String {
+        let offer = self.pc.create_offer(None).await.unwrap();
+        self.pc.set_local_description(offer.clone()).await.unwrap();
+        offer.sdp
+    }
+
+    pub async fn apply_answer(&self, sdp: &str) {
+        let answer = RTCSessionDescription::answer(sdp.to_owned()).unwrap();
+        self.pc.set_remote_description(answer).await.unwrap();
+    }
+
+    /// Answers an offer from the server.
+    pub async fn answer(&self, sdp: &str) -> String {
+        let offer = RTCSessionDescription::offer(sdp.to_owned()).unwrap();
+        self.pc.set_remote_description(offer).await.unwrap();
+        let answer = self.pc.create_answer(None).await.unwrap();
+        self.pc.set_local_description(answer.clone()).await.unwrap();
+        answer.sdp
+    }
+
+    pub fn is_connected(&self) -> bool {
+        *self.connected.lock().unwrap()
+    }
+
+    /// Packets received so far from one account.
+    pub fn from(&self, account_id: i64) -> Counts {
+        self.received
+            .lock()
+            .unwrap()
+            .get(&account_id)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Packets received so far from anyone.
+    pub fn total(&self) -> Counts {
+        let received = self.received.lock().unwrap();
+        received
+            .values()
+            .fold(Counts::default(), |sum, counts| Counts {
+                video: sum.video + counts.video,
+                audio: sum.audio + counts.audio,
+            })
+    }
+}
+
+/// Adds a local track with a random SSRC and keeps its feedback queue drained, since
+/// the connection blocks once that queue is full.
+async fn local_track(
+    pc: &dyn PeerConnection,
+    kind: RtpCodecKind,
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+) -> (Arc<TrackLocalStaticRTP>, u32) {
+    let ssrc = rand::random::<u32>();
+    let name = format!("{kind}");
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "publisher".to_owned(),
+        name.clone(),
+        name,
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: RTCRtpCodec {
+                mime_type: mime.to_owned(),
+                clock_rate,
+                channels,
+                ..Default::default()
+            },
+            ..Default::default()
+        }],
+    )));
+    pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await
+        .unwrap();
+    let feedback = Arc::clone(&track);
+    tokio::spawn(async move { while feedback.poll().await.is_some() {} });
+    (track, ssrc)
+}
+
+/// VP8 payload of one whole frame; the lowest bit of the second byte is the inverse
+/// keyframe flag.
+fn vp8_frame(number: u32, keyframe: bool) -> Vec<u8> {
+    let mut payload = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
+    payload.extend_from_slice(&number.to_be_bytes());
+    payload.extend_from_slice(&[0xab; 40]);
+    payload
+}
+
+/// Sends one video frame (a keyframe every tenth) and one audio packet every 33 ms
+/// until the task is aborted.
+pub fn spawn_media(peer: Arc<Peer>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let publishing = &peer.publishing;
+        let mut seq: u16 = 1000;
+        for number in 0u32.. {
+            let video = rtp::Packet {
+                header: rtp::Header {
+                    version: 2,
+                    marker: true,
+                    payload_type: VP8_PT,
+                    sequence_number: seq,
+                    timestamp: number.wrapping_mul(3000),
+                    ssrc: publishing.video_ssrc,
+                    ..Default::default()
+                },
+                payload: vp8_frame(number, number % 10 == 0).into(),
+            };
+            let _ = publishing.video.write_rtp(video).await;
+            let audio = rtp::Packet {
+                header: rtp::Header {
+                    version: 2,
+                    payload_type: OPUS_PT,
+                    sequence_number: seq,
+                    timestamp: number.wrapping_mul(960),
+                    ssrc: publishing.audio_ssrc,
+                    ..Default::default()
+                },
+                payload: vec![0xf8, 0xff, 0xfe, number as u8].into(),
+            };
+            let _ = publishing.audio.write_rtp(audio).await;
+            seq = seq.wrapping_add(1);
+            tokio::time::sleep(Duration::from_millis(33)).await;
+        }
+    })
+}
