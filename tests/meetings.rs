@@ -316,6 +316,12 @@ async fn schedule_invites_with_calendar(backend: Backend) {
         .get(&format!("/api/meetings/{id}/ics"))
         .await
         .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let topic = format!("meeting:{id}");
+    assert_eq!(subscribe(&guest_client, &topic).await["type"], "subscribed");
+    assert_eq!(subscribe(&member, &topic).await["type"], "subscribed");
+    let denied = subscribe(&outsider, &topic).await;
+    assert_eq!(denied["type"], "error");
+    assert_eq!(denied["code"], "forbidden");
     let access = server::meetings::access(&server.state, id, outsider.account_id())
         .await
         .unwrap();
@@ -436,6 +442,38 @@ async fn schedule_invites_with_calendar(backend: Backend) {
         actions,
         ["meeting.schedule", "meeting.update", "meeting.cancel"]
     );
+}
+
+/// Subscribes to a topic over the hub with the client's bearer token and
+/// returns the server's reply (`subscribed` or `error`).
+async fn subscribe(client: &Client, topic: &str) -> Value {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let token = client.bearer_client("hub").await.bearer.unwrap();
+    let url = client.base_url.replace("http://", "ws://") + "/ws";
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let subscribe = json!({"type": "subscribe", "id": "s1", "topic": topic});
+    ws.send(Message::Text(subscribe.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        let frame = tokio::time::timeout(common::PATIENCE, ws.next())
+            .await
+            .expect("hub reply within the timeout")
+            .unwrap()
+            .unwrap();
+        let Message::Text(text) = frame else { continue };
+        let message: Value = serde_json::from_str(&text).unwrap();
+        if message["id"] == "s1" {
+            return message;
+        }
+    }
 }
 
 /// Reads every cell of every table as text (NULL as None).
