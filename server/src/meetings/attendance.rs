@@ -83,6 +83,7 @@ async fn request_leave(
         .account
         .member_id
         .ok_or_else(AppError::forbidden)?;
+
     let mut tx = state.db.pool.begin().await?;
     let meeting = store::lock(&mut tx, id).await?;
     not_open(&meeting)?;
@@ -117,6 +118,7 @@ async fn request_leave(
             "the leave request has been decided and can no longer change",
         ));
     }
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -127,6 +129,7 @@ async fn request_leave(
     )
     .await?;
     let name = store::member_name(&mut tx, member_id).await?;
+
     let event = store::event(
         &mut tx,
         id,
@@ -134,6 +137,7 @@ async fn request_leave(
         json!({"member_id": member_id, "name": name, "filed_at": now}),
     )
     .await?;
+
     tx.commit().await?;
     state.hub.publish([event]);
     Ok(StatusCode::NO_CONTENT)
@@ -158,6 +162,7 @@ async fn decide_leave(
     ApiJson(input): ApiJson<LeaveDecision>,
 ) -> AppResult<StatusCode> {
     let note = reason("note", &input.note, false)?;
+
     let mut tx = state.db.pool.begin().await?;
     let meeting = store::lock(&mut tx, id).await?;
     if !meeting.runs(caller.session.account.member_id) {
@@ -189,6 +194,7 @@ async fn decide_leave(
             member_id,
         ));
     }
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -199,6 +205,7 @@ async fn decide_leave(
     )
     .await?;
     let name = store::member_name(&mut tx, member_id).await?;
+
     let event = store::event(
         &mut tx,
         id,
@@ -207,6 +214,7 @@ async fn decide_leave(
             "decided_by_name": caller.session.account.display_name, "decided_at": now}),
     )
     .await?;
+
     tx.commit().await?;
     state.hub.publish([event]);
     Ok(StatusCode::NO_CONTENT)
@@ -272,7 +280,9 @@ async fn mark_present(
         at: now,
     };
     let actor = caller.session.actor();
+
     let event = presence::attendance_changed(&mut tx, &state, &meeting, &actor, change).await?;
+
     tx.commit().await?;
     state.hub.publish([event]);
     Ok(StatusCode::NO_CONTENT)
@@ -348,6 +358,7 @@ async fn record_excusal(
             "the last day must not precede the first",
         ));
     }
+
     let mut tx = state.db.pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO meeting_excusals (member_id, reason, starts_on, ends_on, created_by, created_at) \
@@ -361,6 +372,7 @@ async fn record_excusal(
     .bind(now_ms())
     .fetch_one(&mut *tx)
     .await?;
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -370,6 +382,7 @@ async fn record_excusal(
         json!({"excusal_id": id, "reason": reason, "starts_on": starts.to_string(), "ends_on": ends.to_string()}),
     )
     .await?;
+
     tx.commit().await?;
     let excusal = excusals(&state, Some(id), None)
         .await?
@@ -455,6 +468,7 @@ async fn revoke_excusal(
     if !caller.principal.manages(&path) {
         return Err(AppError::forbidden());
     }
+
     let mut tx = state.db.pool.begin().await?;
     sqlx::query("UPDATE meeting_excusals SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL")
         .bind(now_ms())
@@ -462,6 +476,7 @@ async fn revoke_excusal(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -471,6 +486,7 @@ async fn revoke_excusal(
         json!({"excusal_id": id}),
     )
     .await?;
+
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

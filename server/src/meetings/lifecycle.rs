@@ -46,6 +46,7 @@ pub async fn set_locked(state: &AppState, meeting_id: i64, by: i64, locked: bool
     } else {
         "meeting.unlock"
     };
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -55,6 +56,7 @@ pub async fn set_locked(state: &AppState, meeting_id: i64, by: i64, locked: bool
         json!({}),
     )
     .await?;
+
     let event = store::event(
         &mut tx,
         meeting_id,
@@ -62,6 +64,7 @@ pub async fn set_locked(state: &AppState, meeting_id: i64, by: i64, locked: bool
         json!({"id": meeting_id, "locked": locked}),
     )
     .await?;
+
     tx.commit().await?;
     state.hub.publish([event]);
     tracing::info!(meeting_id, locked, "meeting lock changed");
@@ -82,6 +85,7 @@ pub async fn end(state: &AppState, meeting_id: i64, by: i64) -> AppResult<()> {
             "only a live meeting can be ended",
         ));
     }
+
     let mut events = super::votes::close_all_open(&mut tx, state, &meeting, &actor).await?;
     let now = now_ms();
     finish_attendance(&mut tx, &meeting, now).await?;
@@ -103,6 +107,7 @@ pub async fn end(state: &AppState, meeting_id: i64, by: i64) -> AppResult<()> {
         )
         .await?,
     );
+
     tx.commit().await?;
     state.hub.publish(events);
     tracing::info!(meeting_id, "meeting ended");

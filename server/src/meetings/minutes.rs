@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -45,6 +45,52 @@ fn frozen() -> AppError {
     )
 }
 
+/// Locks the meeting and checks a save: the recorder, a started meeting,
+/// minutes not approved and based on the current version, which it returns.
+async fn check_save(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    id: i64,
+    expected_version: i64,
+) -> AppResult<i64> {
+    let meeting = store::lock(conn, id).await?;
+    if caller.session.account.member_id != Some(meeting.recorder_member) {
+        return Err(AppError::forbidden());
+    }
+    if !matches!(meeting.status, MeetingStatus::Live | MeetingStatus::Ended) {
+        return Err(AppError::conflict(
+            "meeting_not_started",
+            "会议开始后才能记录纪要",
+            "minutes can be written once the meeting has started",
+        ));
+    }
+
+    let current =
+        sqlx::query("SELECT version, approved_at FROM meeting_minutes WHERE meeting_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (version, approved) = match &current {
+        Some(row) => (
+            row.try_get::<i64, _>("version")?,
+            row.try_get::<Option<i64>, _>("approved_at")?.is_some(),
+        ),
+        None => (0, false),
+    };
+    if approved {
+        return Err(frozen());
+    }
+    if expected_version != version {
+        return Err(AppError::conflict(
+            "minutes_conflict",
+            format!("会议纪要已被更新到第 {version} 版，请刷新后合并您的修改再保存"),
+            format!("the minutes are at version {version} now; reload, merge your changes and save again"),
+        )
+        .field("expected_version"));
+    }
+    Ok(version)
+}
+
 /// Saves the minutes (recorder only). A save based on an older version
 /// fails with 409 and changes nothing, so the writer can merge and retry.
 #[utoipa::path(put, path = "/api/meetings/{id}/minutes", tag = "meetings", request_body = SaveMinutes,
@@ -65,41 +111,10 @@ async fn save_minutes(
         ));
     }
     let body_html = sanitize_html(&input.body_html);
+
     let mut tx = state.db.pool.begin().await?;
-    let meeting = store::lock(&mut tx, id).await?;
-    if caller.session.account.member_id != Some(meeting.recorder_member) {
-        return Err(AppError::forbidden());
-    }
-    if !matches!(meeting.status, MeetingStatus::Live | MeetingStatus::Ended) {
-        return Err(AppError::conflict(
-            "meeting_not_started",
-            "会议开始后才能记录纪要",
-            "minutes can be written once the meeting has started",
-        ));
-    }
-    let current =
-        sqlx::query("SELECT version, approved_at FROM meeting_minutes WHERE meeting_id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (version, approved) = match &current {
-        Some(row) => (
-            row.try_get::<i64, _>("version")?,
-            row.try_get::<Option<i64>, _>("approved_at")?.is_some(),
-        ),
-        None => (0, false),
-    };
-    if approved {
-        return Err(frozen());
-    }
-    if input.expected_version != version {
-        return Err(AppError::conflict(
-            "minutes_conflict",
-            format!("会议纪要已被更新到第 {version} 版，请刷新后合并您的修改再保存"),
-            format!("the minutes are at version {version} now; reload, merge your changes and save again"),
-        )
-        .field("expected_version"));
-    }
+    let version = check_save(&mut tx, &caller, id, input.expected_version).await?;
+
     let now = now_ms();
     let name = caller.session.account.display_name.clone();
     sqlx::query(
@@ -116,6 +131,7 @@ async fn save_minutes(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -125,6 +141,7 @@ async fn save_minutes(
         json!({"version": version + 1, "chars": body_html.chars().count()}),
     )
     .await?;
+
     let event = store::event(
         &mut tx,
         id,
@@ -135,6 +152,7 @@ async fn save_minutes(
     let minutes = view::minutes(&mut tx, id)
         .await?
         .ok_or_else(|| AppError::internal("minutes missing after save"))?;
+
     tx.commit().await?;
     state.hub.publish([event]);
     Ok(ApiJson(minutes))
@@ -188,6 +206,7 @@ async fn approve_minutes(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -197,6 +216,7 @@ async fn approve_minutes(
         json!({"version": minutes.version}),
     )
     .await?;
+
     let event = store::event(
         &mut tx,
         id,
@@ -207,6 +227,7 @@ async fn approve_minutes(
     let minutes = view::minutes(&mut tx, id)
         .await?
         .ok_or_else(|| AppError::internal("minutes missing after approval"))?;
+
     tx.commit().await?;
     state.hub.publish([event]);
     Ok(ApiJson(minutes))

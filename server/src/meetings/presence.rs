@@ -153,6 +153,7 @@ pub async fn joined(state: &AppState, meeting_id: i64, account_id: i64) -> AppRe
     .bind(member_id)
     .fetch_one(&mut *tx)
     .await?;
+
     let mut events = Vec::new();
     if meeting.status == MeetingStatus::Scheduled && meeting.runs(Some(member_id)) {
         events.push(start(&mut tx, state, &meeting, &actor).await?);
@@ -170,6 +171,7 @@ pub async fn joined(state: &AppState, meeting_id: i64, account_id: i64) -> AppRe
         let change = Change::Joined { member_id, at: now };
         events.push(attendance_changed(&mut tx, state, &meeting, &actor, change).await?);
     }
+
     tx.commit().await?;
     state.hub.publish(events);
     if connections == 1 {
@@ -212,7 +214,9 @@ pub async fn left(state: &AppState, meeting_id: i64, account_id: i64) -> AppResu
     .execute(&mut *tx)
     .await?;
     let change = Change::Left { member_id, at: now };
+
     let event = attendance_changed(&mut tx, state, &meeting, &actor, change).await?;
+
     tx.commit().await?;
     state.hub.publish([event]);
     tracing::info!(meeting_id, member_id, "meeting left");
@@ -253,6 +257,7 @@ async fn start(
     .bind(meeting.id)
     .execute(&mut *conn)
     .await?;
+
     audit::append(
         conn,
         &state.audit_key,
@@ -312,6 +317,7 @@ pub async fn attendance_changed(
             at,
         } => ("meeting.unmark_present", member_id, at),
     };
+
     audit::append(
         conn,
         &state.audit_key,

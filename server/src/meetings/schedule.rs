@@ -79,6 +79,7 @@ async fn schedule(
 ) -> AppResult<(StatusCode, ApiJson<MeetingView>)> {
     let now = now_ms();
     let input = input.checked(now, true)?;
+
     let mut tx = state.db.pool.begin().await?;
     let org_path = check_org(&mut tx, &caller, &input).await?;
     let seats = roster::resolve(&state, &caller, &mut tx, &input, &org_path).await?;
@@ -103,7 +104,9 @@ async fn schedule(
     store_agenda(&mut tx, id, &input).await?;
     roster::store(&mut tx, id, &seats).await?;
     let meeting = store::load(&mut tx, id).await?;
+
     let events = invite(&state, &caller, &mut tx, &meeting, Invitation::New).await?;
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -114,6 +117,7 @@ async fn schedule(
             "starts_at": input.starts_at, "participants": seats.len()}),
     )
     .await?;
+
     tx.commit().await?;
     state.hub.publish(events);
     tracing::info!(meeting_id = id, org_id = input.org_id, "meeting scheduled");
@@ -178,6 +182,7 @@ async fn update(
     ApiJson(input): ApiJson<MeetingInput>,
 ) -> AppResult<ApiJson<MeetingView>> {
     let now = now_ms();
+
     let mut tx = state.db.pool.begin().await?;
     let before = lock_for_change(&mut tx, &caller, id).await?;
     if input.org_id != before.org_id {
@@ -192,29 +197,16 @@ async fn update(
     let org_path = check_org(&mut tx, &caller, &input).await?;
     let seats = roster::resolve(&state, &caller, &mut tx, &input, &org_path).await?;
     let previous = participant_ids(&mut tx, id).await?;
-    sqlx::query(
-        "UPDATE meetings SET kind = $1, title = $2, starts_at = $3, ends_at = $4, place = $5, online = $6, \
-         host_member = $7, recorder_member = $8, revision = revision + 1, updated_at = $9 WHERE id = $10",
-    )
-    .bind(input.kind.as_str())
-    .bind(&input.title)
-    .bind(input.starts_at)
-    .bind(input.ends_at)
-    .bind(&input.place)
-    .bind(i64::from(input.online))
-    .bind(input.host_member)
-    .bind(input.recorder_member)
-    .bind(now)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
+    store_details(&mut tx, id, &input, now).await?;
     store_agenda(&mut tx, id, &input).await?;
     roster::store(&mut tx, id, &seats).await?;
     let meeting = store::load(&mut tx, id).await?;
+
     let removed: Vec<i64> = previous
         .into_iter()
         .filter(|member| !seats.iter().any(|s| s.member_id == *member))
         .collect();
+
     let mut events = invite(
         &state,
         &caller,
@@ -223,6 +215,7 @@ async fn update(
         Invitation::Changed(removed),
     )
     .await?;
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -242,6 +235,7 @@ async fn update(
         )
         .await?,
     );
+
     tx.commit().await?;
     state.hub.publish(events);
     tracing::info!(
@@ -250,6 +244,32 @@ async fn update(
         "meeting updated"
     );
     Ok(ApiJson(view::build(&state, &caller, id).await?))
+}
+
+/// Stores an edit's new details and raises the revision.
+async fn store_details(
+    conn: &mut AnyConnection,
+    id: i64,
+    input: &MeetingInput,
+    now: i64,
+) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE meetings SET kind = $1, title = $2, starts_at = $3, ends_at = $4, place = $5, online = $6, \
+         host_member = $7, recorder_member = $8, revision = revision + 1, updated_at = $9 WHERE id = $10",
+    )
+    .bind(input.kind.as_str())
+    .bind(&input.title)
+    .bind(input.starts_at)
+    .bind(input.ends_at)
+    .bind(&input.place)
+    .bind(i64::from(input.online))
+    .bind(input.host_member)
+    .bind(input.recorder_member)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -278,6 +298,7 @@ async fn cancel(
         ));
     }
     let now = now_ms();
+
     let mut tx = state.db.pool.begin().await?;
     lock_for_change(&mut tx, &caller, id).await?;
     sqlx::query(
@@ -290,7 +311,9 @@ async fn cancel(
     .execute(&mut *tx)
     .await?;
     let meeting = store::load(&mut tx, id).await?;
+
     let mut events = invite(&state, &caller, &mut tx, &meeting, Invitation::Cancelled).await?;
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -309,6 +332,7 @@ async fn cancel(
         )
         .await?,
     );
+
     tx.commit().await?;
     state.hub.publish(events);
     tracing::info!(meeting_id = id, "meeting cancelled");

@@ -252,6 +252,39 @@ async fn insert_candidates(
     Ok(())
 }
 
+/// Checks that no other ballot is open and that the meeting is quorate for
+/// a motion or an election; returns the quorum numbers.
+async fn check_can_open(
+    conn: &mut AnyConnection,
+    meeting: &MeetingRow,
+    election: bool,
+) -> AppResult<store::Quorum> {
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM meeting_votes WHERE meeting_id = $1 AND status = 'open'",
+    )
+    .bind(meeting.id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if open > 0 {
+        return Err(AppError::conflict(
+            "vote_already_open",
+            "已有表决正在进行，请先结束",
+            "another vote is open; close it first",
+        ));
+    }
+
+    let quorum = store::quorum(conn, meeting).await?;
+    let quorate = if election {
+        quorum.election_quorate
+    } else {
+        quorum.quorate
+    };
+    if !quorate {
+        return Err(not_quorate(election));
+    }
+    Ok(quorum)
+}
+
 /// Opens a vote (host only), when the meeting is quorate.
 #[utoipa::path(post, path = "/api/meetings/{id}/votes", tag = "meetings", request_body = OpenVote,
     params(("id" = i64, Path, description = "Meeting id")),
@@ -264,30 +297,12 @@ async fn open_vote(
     ApiJson(input): ApiJson<OpenVote>,
 ) -> AppResult<(StatusCode, ApiJson<VoteView>)> {
     let title = title(&input.title)?;
+
     let mut tx = state.db.pool.begin().await?;
     let meeting = lock_for_host(&mut tx, &caller, id).await?;
-    let open: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM meeting_votes WHERE meeting_id = $1 AND status = 'open'",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if open > 0 {
-        return Err(AppError::conflict(
-            "vote_already_open",
-            "已有表决正在进行，请先结束",
-            "another vote is open; close it first",
-        ));
-    }
     let election = input.kind == VoteKind::Election;
-    let quorum = store::quorum(&mut tx, &meeting).await?;
-    if !(if election {
-        quorum.election_quorate
-    } else {
-        quorum.quorate
-    }) {
-        return Err(not_quorate(election));
-    }
+    let quorum = check_can_open(&mut tx, &meeting, election).await?;
+
     let rule = pass_rule(&mut tx, id, &input).await?;
     let seats = if election { input.seats } else { 0 };
     let vote_id: i64 = sqlx::query_scalar(
@@ -306,6 +321,7 @@ async fn open_vote(
     .fetch_one(&mut *tx)
     .await?;
     insert_candidates(&mut tx, vote_id, &input).await?;
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -316,7 +332,8 @@ async fn open_vote(
             "required": quorum.required, "present": quorum.present}),
     )
     .await?;
-    let view = load(&mut tx, &meeting, vote_id, caller.session.account.member_id).await?;
+    let view = load(&mut tx, &meeting, vote_id, None).await?;
+
     let event = store::event(
         &mut tx,
         id,
@@ -324,6 +341,7 @@ async fn open_vote(
         serde_json::to_value(&view).map_err(AppError::internal)?,
     )
     .await?;
+
     tx.commit().await?;
     state.hub.publish([event]);
     tracing::info!(meeting_id = id, vote_id, "vote opened");
@@ -406,6 +424,7 @@ async fn cast_ballot(
         .account
         .member_id
         .ok_or_else(AppError::forbidden)?;
+
     let mut tx = state.db.pool.begin().await?;
     let meeting = store::lock(&mut tx, id).await?;
     let vote = sqlx::query(
@@ -440,6 +459,7 @@ async fn cast_ballot(
         json!({"vote_id": vote_id}),
     )
     .await?;
+
     let event = store::event(
         &mut tx,
         id,
@@ -447,6 +467,7 @@ async fn cast_ballot(
         json!({"vote_id": vote_id, "voted": voted}),
     )
     .await?;
+
     tx.commit().await?;
     state.hub.publish([event]);
     Ok(ApiJson(Cast { vote_id, voted }))
@@ -519,8 +540,10 @@ async fn close_vote(
             ));
         }
     }
+
     let event = close(&mut tx, &state, &meeting, vote_id, &caller.session.actor()).await?;
     let view = load(&mut tx, &meeting, vote_id, caller.session.account.member_id).await?;
+
     tx.commit().await?;
     state.hub.publish([event]);
     Ok(ApiJson(view))
@@ -539,6 +562,7 @@ pub async fn close_all_open(
     .bind(meeting.id)
     .fetch_all(&mut *conn)
     .await?;
+
     let mut events = Vec::new();
     for vote_id in open {
         events.push(close(conn, state, meeting, vote_id, actor).await?);
@@ -559,40 +583,9 @@ async fn close(
         .fetch_one(&mut *conn)
         .await?;
     let secret = row.try_get::<String, _>("ballot")? == "secret";
-    let kind: String = row.try_get("kind")?;
     let choices = ballots::take_for_count(conn, vote_id, secret).await?;
-    let quorum = store::quorum(conn, meeting).await?;
-    let result = if kind == "election" {
-        let candidates: Vec<i64> = sqlx::query_scalar(
-            "SELECT position FROM meeting_vote_candidates WHERE vote_id = $1 ORDER BY position",
-        )
-        .bind(vote_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let marks: Vec<Vec<i64>> = choices
-            .iter()
-            .map(|c| serde_json::from_str(c).unwrap_or_default())
-            .collect();
-        let electors = electors(conn, meeting, vote_id).await?;
-        let seats: i64 = row.try_get("seats")?;
-        VoteResult::Election(rules::tally_election(
-            seats,
-            &candidates,
-            quorum.required,
-            electors,
-            &marks,
-        ))
-    } else {
-        let rule: String = row.try_get("pass_rule")?;
-        let rule = PassRule::parse(&rule).unwrap_or(PassRule::Majority);
-        let parsed: Vec<Choice> = choices.iter().filter_map(|c| Choice::parse(c)).collect();
-        VoteResult::Motion(rules::tally_motion(
-            rule,
-            quorum.required,
-            quorum.present,
-            &parsed,
-        ))
-    };
+    let result = count(conn, meeting, vote_id, &row, &choices).await?;
+
     let result_json = serde_json::to_value(&result).map_err(AppError::internal)?;
     sqlx::query("UPDATE meeting_votes SET status = 'closed', closed_by = $1, closed_at = $2, result = $3 WHERE id = $4")
         .bind(actor.account_id)
@@ -601,6 +594,7 @@ async fn close(
         .bind(vote_id)
         .execute(&mut *conn)
         .await?;
+
     audit::append(
         conn,
         &state.audit_key,
@@ -624,6 +618,40 @@ async fn close(
         serde_json::to_value(&view).map_err(AppError::internal)?,
     )
     .await
+}
+
+/// Counts the ballots of a motion or an election against the quorum
+/// numbers at the close.
+async fn count(
+    conn: &mut AnyConnection,
+    meeting: &MeetingRow,
+    vote_id: i64,
+    vote: &sqlx::any::AnyRow,
+    choices: &[String],
+) -> AppResult<VoteResult> {
+    let quorum = store::quorum(conn, meeting).await?;
+    if vote.try_get::<String, _>("kind")? != "election" {
+        let rule: String = vote.try_get("pass_rule")?;
+        let rule = PassRule::parse(&rule).unwrap_or(PassRule::Majority);
+        let parsed: Vec<Choice> = choices.iter().filter_map(|c| Choice::parse(c)).collect();
+        let tally = rules::tally_motion(rule, quorum.required, quorum.present, &parsed);
+        return Ok(VoteResult::Motion(tally));
+    }
+
+    let candidates: Vec<i64> = sqlx::query_scalar(
+        "SELECT position FROM meeting_vote_candidates WHERE vote_id = $1 ORDER BY position",
+    )
+    .bind(vote_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let marks: Vec<Vec<i64>> = choices
+        .iter()
+        .map(|c| serde_json::from_str(c).unwrap_or_default())
+        .collect();
+    let electors = electors(conn, meeting, vote_id).await?;
+    let seats: i64 = vote.try_get("seats")?;
+    let tally = rules::tally_election(seats, &candidates, quorum.required, electors, &marks);
+    Ok(VoteResult::Election(tally))
 }
 
 /// Counts the electors, the base of an election: those present with
