@@ -657,3 +657,109 @@ async fn chat_resumes_after_reconnect() {
     assert_eq!(refused["code"], "not_in_meeting", "{refused}");
     assert!(!again.has(|m| m["data"]["text"] == "你好"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hands_speaker_and_second_tab() {
+    let fx = fixture().await;
+    let id = fx.meeting_id;
+    let member = &fx.members[0];
+    let host_signal = Signal::connect(&fx.server, &fx.host).await;
+    let member_signal = Signal::connect(&fx.server, member).await;
+    let host_peer = host_signal.enter(id, "j-host").await;
+    let member_peer = member_signal.enter(id, "j-member").await;
+    wait_for_media(&member_peer, fx.host.account_id, 20, 20).await;
+
+    host_peer.set_audio_level(10);
+    member_signal
+        .wait("the host as active speaker", |m| {
+            m["type"] == "meeting_speaker" && m["account_id"] == fx.host.account_id
+        })
+        .await;
+
+    member_signal
+        .send(json!({"type": "meeting_hand", "id": "h1", "meeting_id": id, "raised": true}))
+        .await;
+    assert_eq!(member_signal.reply("h1").await["type"], "meeting_ok");
+    host_signal
+        .wait("the member's raised hand", |m| {
+            m["type"] == "meeting_participant"
+                && m["participant"]["account_id"] == member.account_id
+                && m["participant"]["hand_raised_at"].is_i64()
+        })
+        .await;
+    let snapshot = fx
+        .host
+        .api
+        .get(&format!("/api/meetings/{id}/live"))
+        .await
+        .expect(StatusCode::OK);
+    let entry = snapshot["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["account_id"] == member.account_id)
+        .cloned()
+        .expect("the member in the snapshot");
+    assert!(entry["hand_raised_at"].is_i64(), "{entry}");
+    let host_entry = snapshot["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["account_id"] == fx.host.account_id)
+        .cloned()
+        .expect("the host in the snapshot");
+    assert_eq!(host_entry["speaking"], true, "{host_entry}");
+
+    live(&fx.host, id, "hands/lower", json!({}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    member_signal
+        .wait("the lowered hand", |m| {
+            m["type"] == "meeting_participant"
+                && m["participant"]["account_id"] == member.account_id
+                && m["participant"]["hand_raised_at"].is_null()
+        })
+        .await;
+
+    // The same person from a second connection replaces the first participant.
+    let second_tab = Signal::connect(&fx.server, member).await;
+    let second_peer = second_tab.enter(id, "j-second").await;
+    member_signal
+        .wait("meeting_left replaced", |m| {
+            m["type"] == "meeting_left" && m["reason"] == "replaced"
+        })
+        .await;
+    wait_for_media(&second_peer, fx.host.account_id, 20, 20).await;
+    let_video_pass(&host_peer, member.account_id, 30).await;
+    let snapshot = fx
+        .host
+        .api
+        .get(&format!("/api/meetings/{id}/live"))
+        .await
+        .expect(StatusCode::OK);
+    let members: Vec<&Value> = snapshot["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["account_id"] == member.account_id)
+        .collect();
+    assert_eq!(members.len(), 1, "{snapshot}");
+    assert_eq!(
+        members[0]["participant"],
+        second_tab.reply("j-second").await["participant"]
+    );
+    let stats = fx.server.state.live.media_stats().await.unwrap();
+    assert_eq!(stats.participants, 2, "{stats:?}");
+
+    second_tab
+        .send(json!({"type": "meeting_leave", "id": "l1", "meeting_id": id}))
+        .await;
+    let left = second_tab.reply("l1").await;
+    assert_eq!(left["type"], "meeting_left", "{left}");
+    assert_eq!(left["reason"], "left", "{left}");
+    host_signal
+        .wait("the member leaving", |m| {
+            m["type"] == "meeting_participant_left" && m["participant"] == members[0]["participant"]
+        })
+        .await;
+}

@@ -95,6 +95,11 @@ pub struct Peer {
     received: Arc<Mutex<HashMap<i64, Counts>>>,
     connected: Arc<Mutex<bool>>,
     publishing: Publishing,
+    /// Negotiated id of the audio level header extension, read from the offer.
+    level_extension: Mutex<Option<u8>>,
+    /// Audio level sent with each audio packet, in -dBov (0 is the loudest); none when
+    /// unset.
+    audio_level: Mutex<Option<u8>>,
 }
 
 impl Peer {
@@ -137,13 +142,26 @@ impl Peer {
                 audio,
                 audio_ssrc,
             },
+            level_extension: Mutex::new(None),
+            audio_level: Mutex::new(None),
         })
+    }
+
+    /// Sends this audio level with every later audio packet.
+    pub fn set_audio_level(&self, level: u8) {
+        *self.audio_level.lock().unwrap() = Some(level);
     }
 
     /// Creates the first offer.
     pub async fn offer(&self) -> String {
         let offer = self.pc.create_offer(None).await.unwrap();
         self.pc.set_local_description(offer.clone()).await.unwrap();
+        let extension = offer.sdp.lines().find_map(|line| {
+            let rest = line.strip_prefix("a=extmap:")?;
+            let (id, uri) = rest.split_once(' ')?;
+            (uri.trim() == AUDIO_LEVEL_URI).then(|| id.split('/').next()?.parse().ok())?
+        });
+        *self.level_extension.lock().unwrap() = extension;
         offer.sdp
     }
 
@@ -254,7 +272,7 @@ pub fn spawn_media(peer: Arc<Peer>) -> tokio::task::JoinHandle<()> {
                 payload: vp8_frame(number, number % 10 == 0).into(),
             };
             let _ = publishing.video.write_rtp(video).await;
-            let audio = rtp::Packet {
+            let mut audio = rtp::Packet {
                 header: rtp::Header {
                     version: 2,
                     payload_type: OPUS_PT,
@@ -265,6 +283,13 @@ pub fn spawn_media(peer: Arc<Peer>) -> tokio::task::JoinHandle<()> {
                 },
                 payload: vec![0xf8, 0xff, 0xfe, number as u8].into(),
             };
+            let level = *peer.audio_level.lock().unwrap();
+            let extension = *peer.level_extension.lock().unwrap();
+            if let (Some(level), Some(id)) = (level, extension) {
+                // RFC 6464: the voice activity flag and the level in -dBov.
+                let value = vec![0x80 | (level & 0x7f)];
+                audio.header.set_extension(id, value.into()).unwrap();
+            }
             let _ = publishing.audio.write_rtp(audio).await;
             seq = seq.wrapping_add(1);
             tokio::time::sleep(Duration::from_millis(33)).await;

@@ -304,7 +304,10 @@ impl Connection {
     /// Applies a live meeting request and sends its reply.
     async fn on_meeting(&mut self, sink: &mut Sink, request: Request) -> Result<(), Ending> {
         let id = request.id();
-        self.meetings.insert(request.meeting_id());
+        let meeting_id = request.meeting_id();
+        if let Request::Join(join) = &request {
+            self.meetings.insert(join.meeting_id);
+        }
         let link = Link::new(
             self.id,
             self.session.account.id,
@@ -317,7 +320,15 @@ impl Connection {
                 let text = serde_json::to_string(&reply).expect("live messages serialize");
                 self.send_text(sink, text.into()).await
             }
-            Err(error) => self.send(sink, &self.error(id, error)).await,
+            Err(error) => {
+                tracing::debug!(
+                    conn_id = self.id,
+                    meeting_id,
+                    code = error.code,
+                    "meeting request failed"
+                );
+                self.send(sink, &self.error(id, error)).await
+            }
         }
     }
 

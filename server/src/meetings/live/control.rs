@@ -91,7 +91,7 @@ async fn audit_control(
 }
 
 /// Returns the meeting's live state: participants with their media state and hands,
-/// and for the host the lobby.
+/// and for the host the lobby. Readable by whoever may read the meeting's topic.
 #[utoipa::path(get, path = "/api/meetings/{id}/live", tag = "meetings",
     params(("id" = i64, Path, description = "Meeting id")),
     responses((status = 200, body = Snapshot), (status = 403, body = ErrorBody),
@@ -103,7 +103,11 @@ async fn snapshot(
 ) -> AppResult<ApiJson<Snapshot>> {
     let account = caller.session.account.id;
     let access = meetings::access(&state, id, account).await?;
-    if access.standing == Standing::Outsider && !state.live.is_let_in(id, account).await {
+    // The same rule as for the meeting's topic.
+    let meeting = meetings::store::load_db(&state.db, id).await?;
+    let allowed = meetings::can_read(&state, &caller.principal, &meeting).await?
+        || state.live.is_let_in(id, account).await;
+    if !allowed {
         return Err(AppError::forbidden());
     }
     let seq = super::chat::head(&state, id).await?;

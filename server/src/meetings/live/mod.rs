@@ -14,8 +14,9 @@
 //!   across database calls only on the host's control routes.
 //!
 //! NOTE: host decisions (admitted, removed, muted) live in memory for the life of the
-//! meeting on this node; a restart forgets them, and a removed person then enters by the
-//! ordinary rule again.
+//! meeting on this node. A restart forgets them, and a removed person then enters by the
+//! ordinary rule again. A meeting's entry leaves memory only when the host ends it or the
+//! server stops.
 
 pub mod chat;
 pub mod control;
