@@ -1,9 +1,10 @@
-//! Meetings end to end on the demo province: scheduling with the invitation
-//! notice and calendar file, edits and cancellation, who may read and
-//! schedule, attendance through the live-side functions, quorum at its
-//! boundaries, secret ballots that no stored row links to a voter, one
-//! vote per person under concurrent requests, an election with a tie and
-//! an unfilled seat, minutes with version conflicts, and the archive.
+//! Meetings end to end on the demo province. The tests cover scheduling
+//! with the invitation notice and calendar file, edits and cancellation,
+//! who may read, subscribe and schedule, and attendance through the
+//! live-side functions. They check quorum at its boundaries, secret ballots
+//! that no stored row links to a voter, one vote per person under
+//! concurrent requests, an election with a tie and an unfilled seat,
+//! minutes with version conflicts, and the archive.
 
 mod common;
 
@@ -64,7 +65,7 @@ impl Running {
             .unwrap()
     }
 
-    /// The branch's members with their accounts, officers first.
+    /// Loads the branch's members with their accounts, officers first.
     async fn members_of(&self, org: &str) -> Vec<Person> {
         let rows = sqlx::query(
             "SELECT m.id, m.status, a.id AS account_id, a.username FROM members m \
@@ -133,7 +134,7 @@ impl Running {
             .unwrap();
     }
 
-    /// The username of whoever holds `role` in the organization.
+    /// Loads the username of the member with `role` in the organization.
     async fn officer(&self, org: &str, role: &str) -> String {
         sqlx::query_scalar(
             "SELECT a.username FROM org_roles r JOIN orgs o ON o.id = r.org_id \
@@ -542,7 +543,7 @@ async fn dump_all(store: &Store) -> Vec<(String, Vec<(String, Option<String>)>)>
     rows
 }
 
-/// Whether a JSON value has a `choice` key anywhere.
+/// Returns whether a JSON value has a `choice` key anywhere.
 fn has_choice_key(value: &Value) -> bool {
     match value {
         Value::Object(map) => map.iter().any(|(k, v)| k == "choice" || has_choice_key(v)),
@@ -684,8 +685,8 @@ async fn secret_ballot_unlinkable(backend: Backend) {
     assert_eq!(result["outcome"], "failed");
     assert_eq!(closed["named"], json!([]), "a secret ballot names nobody");
 
-    // Every row of every table: the ballots table holds only a key and a
-    // choice; no other cell holds a choice; no JSON carries one.
+    // Every row of every table: the ballots table contains only a key and
+    // a choice, no other cell contains a choice, and no JSON carries one.
     let rows = dump_all(&server.store).await;
     let choices = ["for", "against", "abstain"];
     let mut ballots = Vec::new();
@@ -911,15 +912,52 @@ async fn minutes_attendance_and_archive(backend: Backend) {
         .post("/api/meeting-excusals", excusal.clone())
         .await
         .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let mut backwards = excusal.clone();
+    backwards["ends_on"] = json!((today - chrono::Days::new(1)).to_string());
+    let reply = host.post("/api/meeting-excusals", backwards).await;
+    let error = reply.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(error["field"], "ends_on");
+    let full_count = people.iter().filter(|p| p.full).count() as i64;
+
+    // A revoked excusal counts no more; a new one takes the member out.
+    let first = host
+        .post("/api/meeting-excusals", excusal.clone())
+        .await
+        .expect(StatusCode::CREATED);
+    host.post_empty(&format!("/api/meeting-excusals/{}/revoke", first["id"]))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let view = host
+        .get(&format!("/api/meetings/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(view["quorum"]["required"], full_count);
     host.post("/api/meeting-excusals", excusal)
         .await
         .expect(StatusCode::CREATED);
-    let full_count = people.iter().filter(|p| p.full).count() as i64;
+    let listed = host
+        .get(&format!(
+            "/api/meeting-excusals?member_id={}",
+            excused.member_id
+        ))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(listed[0]["revoked_at"].is_null());
+    assert!(listed[1]["revoked_at"].is_i64());
     let view = host
         .get(&format!("/api/meetings/{id}"))
         .await
         .expect(StatusCode::OK);
     assert_eq!(view["quorum"]["required"], full_count - 1);
+    let row = view["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["member_id"] == excused.member_id)
+        .unwrap()
+        .clone();
+    assert_eq!(row["excused"], true);
 
     // A leave request, decided by the host.
     member
