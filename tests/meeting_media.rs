@@ -763,3 +763,88 @@ async fn hands_speaker_and_second_tab() {
         })
         .await;
 }
+
+/// Waits until `signal` sees the participant entry of `account` with `tracks` tracks and
+/// returns it.
+async fn wait_for_tracks(signal: &Signal, account: i64, tracks: usize) -> Value {
+    let message = signal
+        .wait(&format!("{tracks} tracks of account {account}"), |m| {
+            m["type"] == "meeting_participant"
+                && m["participant"]["account_id"] == account
+                && m["participant"]["tracks"]
+                    .as_array()
+                    .is_some_and(|t| t.len() == tracks)
+        })
+        .await;
+    message["participant"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_offer_adds_and_removes_screen() {
+    let fx = fixture().await;
+    let id = fx.meeting_id;
+    let member = &fx.members[0];
+    let host_signal = Signal::connect(&fx.server, &fx.host).await;
+    let member_signal = Signal::connect(&fx.server, member).await;
+    host_signal.enter(id, "j-host").await;
+    let member_peer = member_signal.enter(id, "j-member").await;
+    wait_for_tracks(&host_signal, member.account_id, 2).await;
+
+    let screen = member_peer.add_screen().await;
+    let sdp = member_peer.offer().await;
+    member_signal
+        .send(json!({"type": "meeting_offer", "id": "o1", "meeting_id": id, "sdp": sdp}))
+        .await;
+    let answer = member_signal.reply("o1").await;
+    assert_eq!(answer["type"], "meeting_answer", "{answer}");
+    member_peer
+        .apply_answer(answer["sdp"].as_str().unwrap())
+        .await;
+    let entry = wait_for_tracks(&host_signal, member.account_id, 3).await;
+    let screen_mid = entry["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["mid"].as_str().unwrap().to_owned())
+        .find(|mid| mid != "0" && mid != "1")
+        .expect("a third track");
+
+    member_signal
+        .send(
+            json!({"type": "meeting_media", "id": "m1", "meeting_id": id,
+            "microphone": true, "camera": true, "screen": true,
+            "sources": {"0": "camera", "1": "microphone", screen_mid.clone(): "screen"}}),
+        )
+        .await;
+    assert_eq!(member_signal.reply("m1").await["type"], "meeting_ok");
+    host_signal
+        .wait("the screen share in the participant list", |m| {
+            m["type"] == "meeting_participant"
+                && m["participant"]["account_id"] == member.account_id
+                && m["participant"]["screen"] == true
+                && m["participant"]["tracks"].as_array().is_some_and(|t| {
+                    t.iter()
+                        .any(|t| t["mid"] == screen_mid && t["source"] == "screen")
+                })
+        })
+        .await;
+
+    member_peer.remove(&screen).await;
+    let sdp = member_peer.offer().await;
+    member_signal
+        .send(json!({"type": "meeting_offer", "id": "o2", "meeting_id": id, "sdp": sdp}))
+        .await;
+    let answer = member_signal.reply("o2").await;
+    assert_eq!(answer["type"], "meeting_answer", "{answer}");
+    member_peer
+        .apply_answer(answer["sdp"].as_str().unwrap())
+        .await;
+    wait_for_tracks(&host_signal, member.account_id, 2).await;
+
+    let (_, unknown) = member_signal.join(id + 1000, "j-unknown").await;
+    assert_eq!(unknown["code"], "not_found", "{unknown}");
+    member_signal
+        .send(json!({"type": "meeting_offer", "id": "o3", "meeting_id": id + 1000, "sdp": "v=0"}))
+        .await;
+    assert_eq!(member_signal.reply("o3").await["code"], "not_in_meeting");
+}

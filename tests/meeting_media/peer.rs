@@ -25,6 +25,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCPeerConnectionState,
 };
+use webrtc::rtp_transceiver::RtpSender;
 
 const VP8_PT: u8 = 96;
 const OPUS_PT: u8 = 111;
@@ -128,9 +129,9 @@ impl Peer {
             .build()
             .await
             .unwrap();
-        let (video, video_ssrc) =
+        let (video, video_ssrc, _) =
             local_track(&pc, RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0).await;
-        let (audio, audio_ssrc) =
+        let (audio, audio_ssrc, _) =
             local_track(&pc, RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2).await;
         Arc::new(Peer {
             pc: Box::new(pc),
@@ -147,12 +148,24 @@ impl Peer {
         })
     }
 
+    /// Adds a second video track, as a screen share does; renegotiate afterwards.
+    pub async fn add_screen(&self) -> Arc<dyn RtpSender> {
+        let (_, _, sender) =
+            local_track(&*self.pc, RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0).await;
+        sender
+    }
+
+    /// Stops sending a track; renegotiate afterwards.
+    pub async fn remove(&self, sender: &Arc<dyn RtpSender>) {
+        self.pc.remove_track(sender).await.unwrap();
+    }
+
     /// Sends this audio level with every later audio packet.
     pub fn set_audio_level(&self, level: u8) {
         *self.audio_level.lock().unwrap() = Some(level);
     }
 
-    /// Creates the first offer.
+    /// Creates an offer and sets it as the local description.
     pub async fn offer(&self) -> String {
         let offer = self.pc.create_offer(None).await.unwrap();
         self.pc.set_local_description(offer.clone()).await.unwrap();
@@ -213,7 +226,7 @@ async fn local_track(
     mime: &str,
     clock_rate: u32,
     channels: u16,
-) -> (Arc<TrackLocalStaticRTP>, u32) {
+) -> (Arc<TrackLocalStaticRTP>, u32, Arc<dyn RtpSender>) {
     let ssrc = rand::random::<u32>();
     let name = format!("{kind}");
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
@@ -235,12 +248,13 @@ async fn local_track(
             ..Default::default()
         }],
     )));
-    pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+    let sender = pc
+        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
         .await
         .unwrap();
     let feedback = Arc::clone(&track);
     tokio::spawn(async move { while feedback.poll().await.is_some() {} });
-    (track, ssrc)
+    (track, ssrc, sender)
 }
 
 /// VP8 payload of one whole frame; the lowest bit of the second byte is the inverse

@@ -26,7 +26,7 @@ use super::topic::{Topic, authorize};
 use crate::auth::Session;
 use crate::error::{AppError, ErrorBody};
 use crate::i18n::{Lang, lang_of};
-use crate::meetings::live::{Link, Request};
+use crate::meetings::live::{self, Link, Request};
 use crate::perm::Principal;
 use crate::state::AppState;
 
@@ -315,11 +315,8 @@ impl Connection {
             self.queue_tx.clone(),
             self.kick.clone(),
         );
-        match crate::meetings::live::handle(&self.state, &link, request).await {
-            Ok(reply) => {
-                let text = serde_json::to_string(&reply).expect("live messages serialize");
-                self.send_text(sink, text.into()).await
-            }
+        match live::handle(&self.state, &link, request).await {
+            Ok(reply) => self.send_text(sink, live::message_text(&reply)).await,
             Err(error) => {
                 tracing::debug!(
                     conn_id = self.id,

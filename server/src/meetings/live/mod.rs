@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use axum::extract::ws::Utf8Bytes;
 use sfu::{ParticipantId, RoomId, Sfu, SfuConfig, SfuError, SfuEvent};
 use tokio::sync::mpsc;
 
@@ -72,9 +73,20 @@ impl Link {
     /// Queues a message for the connection without waiting; a full queue closes the
     /// connection as a slow consumer, like hub events.
     pub fn send(&self, message: &LiveMessage) {
-        let text = serde_json::to_string(message).expect("live messages serialize");
-        offer(&self.queue, &self.kick, Outbound::Text(text.into()));
+        self.send_text(message_text(message));
     }
+
+    /// Queues a message serialized with [`message_text`], for sending one text to many.
+    pub fn send_text(&self, text: Utf8Bytes) {
+        offer(&self.queue, &self.kick, Outbound::Text(text));
+    }
+}
+
+/// Serializes a live message once, for any number of connections.
+pub fn message_text(message: &LiveMessage) -> Utf8Bytes {
+    serde_json::to_string(message)
+        .expect("live messages serialize")
+        .into()
 }
 
 /// The live rooms of this node and the engine behind them.

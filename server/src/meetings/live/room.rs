@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use sfu::{MediaKind, ParticipantId};
 
-use super::Link;
 use super::protocol::{LiveMessage, ParticipantEntry, Snapshot, Source, TrackEntry, WaitingEntry};
+use super::{Link, message_text};
 use crate::meetings::Standing;
 
 /// How a person who asks to join enters.
@@ -194,8 +194,9 @@ impl Room {
 
     /// Sends a message to every person in the media.
     pub fn broadcast(&self, message: &LiveMessage) {
+        let text = message_text(message);
         for member in self.members.values() {
-            member.link.send(message);
+            member.link.send_text(text.clone());
         }
     }
 
