@@ -983,6 +983,10 @@ async fn minutes_attendance_and_archive(backend: Backend) {
         Value::Null,
         "reasons stay with those who decide"
     );
+    for decider in [&host, &recorder] {
+        let todo = decider.get("/api/todo").await.expect(StatusCode::OK);
+        assert_eq!(todo["meeting_leave_pending"], 1, "{todo}");
+    }
     member
         .post(
             &format!("/api/meetings/{id}/leave/{}/decision", dangyuan.member_id),
@@ -996,6 +1000,16 @@ async fn minutes_attendance_and_archive(backend: Backend) {
     )
     .await
     .expect(StatusCode::NO_CONTENT);
+    let todo = recorder.get("/api/todo").await.expect(StatusCode::OK);
+    assert_eq!(todo["meeting_leave_pending"], 0, "{todo}");
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM hub_events WHERE topic = $1 AND kind LIKE 'meeting.leave_%' ORDER BY seq",
+    )
+    .bind(format!("user:{}", recorder_person.account_id))
+    .fetch_all(&server.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(kinds, ["meeting.leave_pending", "meeting.leave_settled"]);
 
     // Minutes wait for the start.
     let save = |text: &str, version: i64| json!({"body_html": format!("<p>{text}</p>"), "expected_version": version});

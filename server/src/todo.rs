@@ -2,7 +2,7 @@
 //!
 //! Each feature with work waiting for the user adds its count here; the
 //! badge shows `total`. Changes arrive live as events on `user:ID`
-//! (`notice.*` and `todo.*`).
+//! (`notice.*`, `todo.*` and `meeting.leave_*`).
 
 use axum::extract::State;
 use serde::Serialize;
@@ -25,6 +25,9 @@ pub struct TodoCounts {
     pub notices_unread: i64,
     /// Open approval tasks: documents to decide on or to read.
     pub approvals_pending: i64,
+    /// Leave requests waiting for the user's decision as host or recorder
+    /// of a meeting that has not ended.
+    pub meeting_leave_pending: i64,
     pub total: i64,
     /// The `user:ID` topic's sequence number these counts include.
     pub seq: i64,
@@ -39,7 +42,11 @@ async fn todo_counts(
 ) -> AppResult<ApiJson<TodoCounts>> {
     let seq =
         crate::hub::store::head(&state.db, &format!("user:{}", caller.session.account.id)).await?;
-    let (notices_unread, approvals_pending) = match caller.session.account.member_id {
+    let (notices_unread, approvals_pending, meeting_leave_pending) = match caller
+        .session
+        .account
+        .member_id
+    {
         Some(member_id) => {
             let notices: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM notice_recipients r JOIN notices n ON n.id = r.notice_id \
@@ -53,14 +60,23 @@ async fn todo_counts(
                     .bind(member_id)
                     .fetch_one(&state.db.pool)
                     .await?;
-            (notices, approvals)
+            let leave: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM meeting_leave_requests l JOIN meetings mt ON mt.id = l.meeting_id \
+                 WHERE l.status = 'pending' AND mt.status IN ('scheduled', 'live') \
+                 AND (mt.host_member = $1 OR mt.recorder_member = $1)",
+            )
+            .bind(member_id)
+            .fetch_one(&state.db.pool)
+            .await?;
+            (notices, approvals, leave)
         }
-        None => (0, 0),
+        None => (0, 0, 0),
     };
     Ok(ApiJson(TodoCounts {
         notices_unread,
         approvals_pending,
-        total: notices_unread + approvals_pending,
+        meeting_leave_pending,
+        total: notices_unread + approvals_pending + meeting_leave_pending,
         seq,
     }))
 }

@@ -130,16 +130,21 @@ async fn request_leave(
     .await?;
     let name = store::member_name(&mut tx, member_id).await?;
 
-    let event = store::event(
-        &mut tx,
-        id,
-        "leave.filed",
-        json!({"member_id": member_id, "name": name, "filed_at": now}),
-    )
-    .await?;
+    let mut events = vec![
+        store::event(
+            &mut tx,
+            id,
+            "leave.filed",
+            json!({"member_id": member_id, "name": name, "filed_at": now}),
+        )
+        .await?,
+    ];
+    let todo =
+        json!({"meeting_id": id, "title": meeting.title, "member_id": member_id, "name": name});
+    events.extend(store::deciders_event(&mut tx, &meeting, "meeting.leave_pending", todo).await?);
 
     tx.commit().await?;
-    state.hub.publish([event]);
+    state.hub.publish(events);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -206,6 +211,10 @@ async fn decide_leave(
     .await?;
     let name = store::member_name(&mut tx, member_id).await?;
 
+    let todo =
+        json!({"meeting_id": id, "title": meeting.title, "member_id": member_id, "name": name});
+    let mut events =
+        store::deciders_event(&mut tx, &meeting, "meeting.leave_settled", todo).await?;
     let event = store::event(
         &mut tx,
         id,
@@ -216,7 +225,8 @@ async fn decide_leave(
     .await?;
 
     tx.commit().await?;
-    state.hub.publish([event]);
+    events.push(event);
+    state.hub.publish(events);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -87,6 +87,7 @@ pub async fn end(state: &AppState, meeting_id: i64, by: i64) -> AppResult<()> {
     }
 
     let mut events = super::votes::close_all_open(&mut tx, state, &meeting, &actor).await?;
+    events.extend(store::drop_pending_leave(&mut tx, &meeting).await?);
     let now = now_ms();
     finish_attendance(&mut tx, &meeting, now).await?;
     let quorum = store::quorum(&mut tx, &meeting).await?;

@@ -313,6 +313,7 @@ async fn cancel(
     let meeting = store::load(&mut tx, id).await?;
 
     let mut events = invite(&state, &caller, &mut tx, &meeting, Invitation::Cancelled).await?;
+    events.extend(store::drop_pending_leave(&mut tx, &meeting).await?);
 
     audit::append(
         &mut tx,

@@ -269,3 +269,45 @@ pub async fn member_name(conn: &mut AnyConnection, member_id: i64) -> AppResult<
         .await?
         .unwrap_or_default())
 }
+
+/// Appends a to-do change to the `user:ID` topics of the host and the
+/// recorder, who decide leave requests.
+pub async fn deciders_event(
+    conn: &mut AnyConnection,
+    meeting: &MeetingRow,
+    kind: &str,
+    data: Value,
+) -> AppResult<Vec<Event>> {
+    let accounts: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM accounts WHERE member_id = $1 OR member_id = $2 ORDER BY id",
+    )
+    .bind(meeting.host_member)
+    .bind(meeting.recorder_member)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut events = Vec::with_capacity(accounts.len());
+    for account in accounts {
+        let topic = format!("user:{account}");
+        events.push(crate::hub::store::append(conn, &topic, kind, data.clone()).await?);
+    }
+    Ok(events)
+}
+
+/// Appends `meeting.leave_settled` for the host and the recorder when a meeting that
+/// ends or is cancelled leaves leave requests undecided.
+pub async fn drop_pending_leave(
+    conn: &mut AnyConnection,
+    meeting: &MeetingRow,
+) -> AppResult<Vec<Event>> {
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM meeting_leave_requests WHERE meeting_id = $1 AND status = 'pending'",
+    )
+    .bind(meeting.id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if pending == 0 {
+        return Ok(Vec::new());
+    }
+    let data = serde_json::json!({"meeting_id": meeting.id, "title": meeting.title});
+    deciders_event(conn, meeting, "meeting.leave_settled", data).await
+}
