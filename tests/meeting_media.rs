@@ -291,6 +291,21 @@ async fn assert_stays(
     assert!(same(before, after), "{what}: {before:?} then {after:?}");
 }
 
+/// Reads from the meeting's record whether a member is present now.
+async fn present(viewer: &Person, meeting_id: i64, member_id: i64) -> bool {
+    let view = viewer
+        .api
+        .get(&format!("/api/meetings/{meeting_id}"))
+        .await
+        .expect(StatusCode::OK);
+    view["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["member_id"] == member_id)
+        .is_some_and(|p| p["present"] == true)
+}
+
 async fn live(person: &Person, meeting_id: i64, action: &str, body: Value) -> common::Reply {
     person
         .api
@@ -322,6 +337,24 @@ async fn three_participants_mute_and_end() {
             }
         }
         assert_eq!(receiver.from(own), Counts::default(), "own media came back");
+    }
+
+    let record = fx
+        .host
+        .api
+        .get(&format!("/api/meetings/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        record["meeting"]["status"], "live",
+        "the host's join starts the meeting"
+    );
+    for person in [&fx.host, a, b] {
+        assert!(
+            present(&fx.host, id, person.member_id).await,
+            "member {} absent",
+            person.member_id
+        );
     }
 
     let snapshot = a
@@ -574,6 +607,25 @@ async fn lock_sends_newcomers_to_lobby() {
     let other_signal = Signal::connect(&fx.server, &fx.members[1]).await;
     let (_, joined) = other_signal.join(id, "j-other").await;
     assert_eq!(joined["type"], "meeting_joined", "{joined}");
+
+    // Stopping the server closes the attendance of everyone still in the media.
+    let store = fx.server.stop().await;
+    let mut conn = store.connect().await;
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM meeting_attendance WHERE meeting_id = $1 AND left_at IS NULL",
+    )
+    .bind(id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(open, 0, "attendance left open at shutdown");
+    let attended: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM meeting_attendance WHERE meeting_id = $1")
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(attended, 3, "host, recorder and member attended");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -750,6 +802,10 @@ async fn hands_speaker_and_second_tab() {
     );
     let stats = fx.server.state.live.media_stats().await.unwrap();
     assert_eq!(stats.participants, 2, "{stats:?}");
+    assert!(
+        present(&fx.host, id, member.member_id).await,
+        "the replacement ended the attendance"
+    );
 
     second_tab
         .send(json!({"type": "meeting_leave", "id": "l1", "meeting_id": id}))
@@ -762,6 +818,10 @@ async fn hands_speaker_and_second_tab() {
             m["type"] == "meeting_participant_left" && m["participant"] == members[0]["participant"]
         })
         .await;
+    assert!(
+        !present(&fx.host, id, member.member_id).await,
+        "the attendance stayed open after leaving"
+    );
 }
 
 /// Waits until `signal` sees the participant entry of `account` with `tracks` tracks and
@@ -789,6 +849,9 @@ async fn page_offer_adds_and_removes_screen() {
     host_signal.enter(id, "j-host").await;
     let member_peer = member_signal.enter(id, "j-member").await;
     wait_for_tracks(&host_signal, member.account_id, 2).await;
+    // Media from the host means the server's offer to the member was answered, so the
+    // member's own offer cannot cross it.
+    wait_for_media(&member_peer, fx.host.account_id, 5, 5).await;
 
     let screen = member_peer.add_screen().await;
     let sdp = member_peer.offer().await;
