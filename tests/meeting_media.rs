@@ -853,6 +853,18 @@ async fn page_offer_adds_and_removes_screen() {
     // member's own offer cannot cross it.
     wait_for_media(&member_peer, fx.host.account_id, 5, 5).await;
 
+    // The server's offers name each sent track's publisher and media id in `a=msid`.
+    let member_participant = member_signal.reply("j-member").await["participant"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let msid = format!("a=msid:{member_participant} {member_participant}-");
+    host_signal
+        .wait("an offer with the member's tracks", |m| {
+            m["type"] == "meeting_offer" && m["sdp"].as_str().is_some_and(|sdp| sdp.contains(&msid))
+        })
+        .await;
+
     let screen = member_peer.add_screen().await;
     let sdp = member_peer.offer().await;
     member_signal

@@ -11,12 +11,14 @@
 //! - Host controls act on the engine, not only on the pages: a muted participant's audio
 //!   is not forwarded, a removed participant is dropped from the engine at once.
 //! - Live state is kept in memory per meeting. Its lock is held across engine calls, and
-//!   across database calls only on the host's control routes.
+//!   across database calls only on the host's control routes and when a join that
+//!   replaced a participant fails.
 //!
 //! NOTE: host decisions (admitted, removed, muted) live in memory for the life of the
 //! meeting on this node. A restart forgets them, and a removed person then enters by the
 //! ordinary rule again. A meeting's entry leaves memory only when the host ends it or the
-//! server stops.
+//! server stops. Each node runs its own engine, so all connections of one meeting must
+//! reach the same node; nothing routes them there yet.
 
 pub mod chat;
 pub mod control;
