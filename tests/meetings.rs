@@ -345,6 +345,22 @@ async fn schedule_invites_with_calendar(backend: Backend) {
     );
     let listed = secretary.get(&range).await.expect(StatusCode::OK);
     assert_eq!(listed["items"][0]["id"], id);
+    let scheduled = format!("/api/meetings?org_id={branch_id}&status=scheduled");
+    assert_eq!(
+        secretary.get(&scheduled).await.expect(StatusCode::OK)["total"],
+        1
+    );
+    let ended = format!("/api/meetings?org_id={branch_id}&status=ended");
+    assert_eq!(
+        secretary.get(&ended).await.expect(StatusCode::OK)["total"],
+        0
+    );
+    let bad = format!("/api/meetings?org_id={branch_id}&status=done");
+    let reply = secretary.get(&bad).await;
+    assert_eq!(
+        reply.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+        "status"
+    );
     let later = format!(
         "/api/meetings?org_id={branch_id}&from={}",
         tomorrow() + DAY_MS

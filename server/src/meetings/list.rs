@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::ics::{self, AgendaLine};
 use super::kind::{self, MeetingKind};
-use super::store::{self, MeetingRow, Quorum};
+use super::store::{self, MeetingRow, MeetingStatus, Quorum};
 use super::view::{self, AgendaItem, LeaveRequest, MeetingView, Minutes, Participant};
 use super::votes::{self, VoteView};
 use crate::db::now_ms;
@@ -43,6 +43,9 @@ pub struct ListQuery {
     pub from: Option<i64>,
     /// Meetings starting before this time, Unix milliseconds.
     pub to: Option<i64>,
+    /// Only meetings in this state: `scheduled`, `live`, `ended` or
+    /// `cancelled`.
+    pub status: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -84,7 +87,18 @@ async fn list_meetings(
             caller.principal.own_org_path.clone().unwrap_or_default(),
         ),
     };
-    let condition = format!("{condition} AND mt.starts_at >= $2 AND mt.starts_at < $3");
+    let mut condition = format!("{condition} AND mt.starts_at >= $2 AND mt.starts_at < $3");
+    if let Some(status) = &query.status {
+        let status = MeetingStatus::parse(status).ok_or_else(|| {
+            AppError::invalid(
+                "status",
+                format!("会议状态无效：{status}"),
+                format!("invalid status {status:?}: use scheduled, live, ended or cancelled"),
+            )
+        })?;
+        // A fixed word from the enum, not the request's text.
+        condition.push_str(&format!(" AND mt.status = '{}'", status.as_str()));
+    }
     let member_id = caller.session.account.member_id.unwrap_or(0);
     let rows = sqlx::query(&format!(
         "{} ORDER BY mt.starts_at, mt.id LIMIT $5 OFFSET $6",
