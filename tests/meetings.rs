@@ -493,6 +493,49 @@ async fn subscribe(client: &Client, topic: &str) -> Value {
     }
 }
 
+const MEETING_TABLES: [&str; 12] = [
+    "meetings",
+    "meeting_agenda_items",
+    "meeting_participants",
+    "meeting_attendance",
+    "meeting_leave_requests",
+    "meeting_excusals",
+    "meeting_votes",
+    "meeting_vote_candidates",
+    "meeting_voters",
+    "meeting_open_ballots",
+    "meeting_secret_ballots",
+    "meeting_minutes",
+];
+
+async fn count_rows(store: &Store, table: &str) -> i64 {
+    let mut conn = store.connect().await;
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
+}
+
+/// Runs `dangwu backup` on a live store and `dangwu restore` into a fresh
+/// store of `to`; returns the restored store.
+async fn backup_and_restore(from: &Store, to: Backend) -> Store {
+    let archive = tempfile::tempdir().unwrap();
+    let out = archive.path().join("snapshot.tar.gz").display().to_string();
+    let mut backup = vec!["backup".to_owned()];
+    backup.extend(from.cli_args());
+    backup.extend(["--out".to_owned(), out.clone()]);
+    let args: Vec<&str> = backup.iter().map(String::as_str).collect();
+    let (status, output) = common::run_dangwu(&args);
+    assert!(status.success(), "backup: {output}");
+
+    let target = Store::new(to).await;
+    let mut restore = vec!["restore".to_owned()];
+    restore.extend(target.cli_args());
+    restore.extend(["--from".to_owned(), out]);
+    let args: Vec<&str> = restore.iter().map(String::as_str).collect();
+    let (status, output) = common::run_dangwu(&args);
+    assert!(status.success(), "restore: {output}");
+    target
+}
+
 /// Reads every cell of every table as text (NULL as None).
 async fn dump_all(store: &Store) -> Vec<(String, Vec<(String, Option<String>)>)> {
     let mut conn = store.connect().await;
@@ -784,6 +827,31 @@ async fn secret_ballot_unlinkable(backend: Backend) {
         let keys: Vec<&String> = data.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["vote_id", "voted"]);
     }
+
+    // A backup taken now restores into the other database with every
+    // meeting row and every ballot.
+    let other = match backend {
+        Backend::Sqlite => Backend::Postgres,
+        Backend::Postgres => Backend::Sqlite,
+    };
+    let restored = backup_and_restore(&server.store, other).await;
+    for table in MEETING_TABLES {
+        let restored_rows = count_rows(&restored, table).await;
+        assert_eq!(
+            restored_rows,
+            count_rows(&server.store, table).await,
+            "rows of {table}"
+        );
+    }
+    let mut conn = restored.connect().await;
+    let mut restored_ballots: Vec<String> =
+        sqlx::query_scalar("SELECT choice FROM meeting_secret_ballots WHERE vote_id = $1")
+            .bind(vote_id)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    restored_ballots.sort();
+    assert_eq!(restored_ballots, sorted_cast);
 }
 
 async fn election_reports_tie_and_unfilled_seat(backend: Backend) {
@@ -1033,7 +1101,13 @@ async fn minutes_attendance_and_archive(backend: Backend) {
         .put(&format!("/api/meetings/{id}/minutes"), save("草稿", 0))
         .await
         .expect_error(StatusCode::CONFLICT, "meeting_not_started");
+    // The host opens a second tab and closes one: still in the room, one
+    // attendance interval.
     server.join(id, &host_person).await;
+    server.join(id, &host_person).await;
+    server::meetings::left(&server.state, id, host_person.account_id)
+        .await
+        .unwrap();
     server.join(id, &recorder_person).await;
     let third = people
         .iter()
@@ -1205,6 +1279,20 @@ async fn minutes_attendance_and_archive(backend: Backend) {
         .expect(StatusCode::OK);
     assert_eq!(record["meeting"]["id"], id);
     assert_eq!(record["minutes"]["version"], 2);
-    assert!(record["intervals"].as_array().unwrap().len() >= 2);
+    let intervals = record["intervals"].as_array().unwrap();
+    let host_intervals = intervals
+        .iter()
+        .filter(|i| i["member_id"] == host_person.member_id)
+        .count();
+    assert_eq!(host_intervals, 1, "{intervals:?}");
+    let recorder_intervals = intervals
+        .iter()
+        .filter(|i| i["member_id"] == recorder_person.member_id)
+        .count();
+    assert_eq!(recorder_intervals, 1, "{intervals:?}");
+    assert!(
+        intervals.iter().all(|i| i["left_at"].is_i64()),
+        "closed at the end"
+    );
     assert_eq!(record["leave_requests"][0]["status"], "approved");
 }
