@@ -144,6 +144,9 @@ async fn admit(
         .room(id)
         .ok_or_else(|| waiting_not_found(target.account_id))?;
     let mut room = room.lock().await;
+    if room.closed {
+        return Err(waiting_not_found(target.account_id));
+    }
     let waiting = room
         .lobby
         .remove(&target.account_id)

@@ -231,6 +231,7 @@ impl Live {
             return Vec::new();
         };
         let mut room = room.lock().await;
+        room.closed = true;
         let message = LiveMessage::MeetingLeft {
             id: None,
             meeting_id,

@@ -98,6 +98,9 @@ pub struct Room {
     pub muted: HashSet<i64>,
     /// Account of the active speaker.
     pub speaker: Option<i64>,
+    /// The host ended the meeting. A request that found this room before it was taken
+    /// out of the map must not bring it back to life.
+    pub closed: bool,
 }
 
 impl Room {
@@ -112,6 +115,7 @@ impl Room {
             removed: HashSet::new(),
             muted: HashSet::new(),
             speaker: None,
+            closed: false,
         }
     }
 

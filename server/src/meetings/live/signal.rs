@@ -78,17 +78,17 @@ pub async fn handle(state: &AppState, link: &Link, request: Request) -> AppResul
 pub fn check_open(access: &Access) -> AppResult<()> {
     match access.status {
         MeetingStatus::Scheduled | MeetingStatus::Live => Ok(()),
-        MeetingStatus::Ended => Err(AppError::conflict(
-            "meeting_ended",
-            "会议已结束",
-            "the meeting has ended",
-        )),
+        MeetingStatus::Ended => Err(ended()),
         MeetingStatus::Cancelled => Err(AppError::conflict(
             "meeting_cancelled",
             "会议已取消",
             "the meeting was cancelled",
         )),
     }
+}
+
+fn ended() -> AppError {
+    AppError::conflict("meeting_ended", "会议已结束", "the meeting has ended")
 }
 
 fn check_sdp(sdp: &str) -> AppResult<()> {
@@ -117,6 +117,9 @@ async fn join(state: &AppState, link: &Link, body: Join) -> AppResult<LiveMessag
     let seq = super::chat::head(state, access.meeting_id).await?;
     let room = state.live.room_or_create(access.meeting_id, access.locked);
     let mut room = room.lock().await;
+    if room.closed {
+        return Err(ended());
+    }
     room.locked = access.locked;
 
     let account = link.account_id;
