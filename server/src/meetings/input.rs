@@ -88,6 +88,9 @@ pub const MAX_DURATION_MS: i64 = 24 * 3600 * 1000;
 /// How far in the past a new start may lie, in milliseconds (5 minutes),
 /// for a meeting scheduled on the spot.
 pub const START_GRACE_MS: i64 = 5 * 60 * 1000;
+/// How far ahead a meeting may be scheduled, in milliseconds (five years
+/// of 366 days), which also keeps times within what calendars can show.
+pub const MAX_AHEAD_MS: i64 = 5 * 366 * 24 * 3600 * 1000;
 pub const MAX_AGENDA_ITEMS: usize = 50;
 pub const MAX_INVITEES: usize = 1000;
 
@@ -117,6 +120,13 @@ impl MeetingInput {
                 "place",
                 "请填写会议地点，或选择线上会议",
                 "give a place or make the meeting online",
+            ));
+        }
+        if self.starts_at > now + MAX_AHEAD_MS {
+            return Err(AppError::invalid(
+                "starts_at",
+                "开始时间不能晚于五年之后",
+                "the start must be within five years from now",
             ));
         }
         if start_changed && self.starts_at < now - START_GRACE_MS {
@@ -216,6 +226,13 @@ mod tests {
                 Box::new(|i| i.ends_at = i.starts_at + MAX_DURATION_MS + 1),
             ),
             ("starts_at", Box::new(|i| i.starts_at = 0)),
+            (
+                "starts_at",
+                Box::new(|i| {
+                    i.starts_at = i64::MAX - 1;
+                    i.ends_at = i64::MAX;
+                }),
+            ),
             (
                 "recorder_member",
                 Box::new(|i| i.recorder_member = i.host_member),
