@@ -773,7 +773,16 @@ async fn hands_speaker_and_second_tab() {
         })
         .await;
 
-    // The same person from a second connection replaces the first participant.
+    // The same person from a second connection replaces the first participant, and a
+    // host's mute holds for the new one.
+    live(
+        &fx.host,
+        id,
+        "mute",
+        json!({"account_id": member.account_id, "muted": true}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
     let second_tab = Signal::connect(&fx.server, member).await;
     let second_peer = second_tab.enter(id, "j-second").await;
     member_signal
@@ -783,6 +792,14 @@ async fn hands_speaker_and_second_tab() {
         .await;
     wait_for_media(&second_peer, fx.host.account_id, 20, 20).await;
     let_video_pass(&host_peer, member.account_id, 30).await;
+    assert_stays(
+        &host_peer,
+        member.account_id,
+        member.account_id,
+        |before, after| after.audio == before.audio,
+        "audio of the muted person arrived from the second tab",
+    )
+    .await;
     let snapshot = fx
         .host
         .api
@@ -796,6 +813,7 @@ async fn hands_speaker_and_second_tab() {
         .filter(|p| p["account_id"] == member.account_id)
         .collect();
     assert_eq!(members.len(), 1, "{snapshot}");
+    assert_eq!(members[0]["muted_by_host"], true, "{snapshot}");
     assert_eq!(
         members[0]["participant"],
         second_tab.reply("j-second").await["participant"]
