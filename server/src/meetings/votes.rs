@@ -583,7 +583,7 @@ async fn close(
         .fetch_one(&mut *conn)
         .await?;
     let secret = row.try_get::<String, _>("ballot")? == "secret";
-    let choices = ballots::take_for_count(conn, vote_id, secret).await?;
+    let choices = ballots::take_for_count(conn, state.db.dialect, vote_id, secret).await?;
     let result = count(conn, meeting, vote_id, &row, &choices).await?;
 
     let result_json = serde_json::to_value(&result).map_err(AppError::internal)?;
