@@ -357,6 +357,23 @@ async fn three_participants_mute_and_end() {
         );
     }
 
+    let metrics = fx
+        .server
+        .anonymous()
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "dangwu_media_participants 3"),
+        "{metrics}"
+    );
+
     let snapshot = a
         .api
         .get(&format!("/api/meetings/{id}/live"))

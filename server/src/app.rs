@@ -112,6 +112,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    state.live.record_metrics().await;
     let body = state
         .metrics
         .as_ref()

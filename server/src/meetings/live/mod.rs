@@ -136,6 +136,22 @@ impl Live {
         self.sfu.stats().await
     }
 
+    /// Sets the live meeting gauges from the engine's counts and the lobbies, for a
+    /// `/metrics` scrape.
+    pub async fn record_metrics(&self) {
+        if let Ok(stats) = self.sfu.stats().await {
+            metrics::gauge!("dangwu_media_rooms").set(stats.rooms as f64);
+            metrics::gauge!("dangwu_media_participants").set(stats.participants as f64);
+            metrics::gauge!("dangwu_media_subscriptions").set(stats.subscriptions as f64);
+        }
+        let rooms: Vec<_> = self.rooms_map().values().cloned().collect();
+        let mut waiting = 0;
+        for room in rooms {
+            waiting += room.lock().await.lobby.len();
+        }
+        metrics::gauge!("dangwu_meeting_lobby_waiting").set(waiting as f64);
+    }
+
     /// Records every present person as gone and stops the engine.
     pub async fn shutdown(&self, state: &AppState) {
         let rooms: Vec<_> = self.rooms_map().drain().collect();
