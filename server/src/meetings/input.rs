@@ -122,6 +122,21 @@ impl MeetingInput {
                 "give a place or make the meeting online",
             ));
         }
+        if self.host_member == self.recorder_member {
+            return Err(AppError::invalid(
+                "recorder_member",
+                "记录人不能同时担任主持人",
+                "the recorder must be someone other than the host",
+            ));
+        }
+
+        self.check_times(now, start_changed)?;
+        self.check_agenda()?;
+        self.check_invitees()?;
+        Ok(self)
+    }
+
+    fn check_times(&self, now: i64, start_changed: bool) -> AppResult<()> {
         if self.starts_at > now + MAX_AHEAD_MS {
             return Err(AppError::invalid(
                 "starts_at",
@@ -143,13 +158,10 @@ impl MeetingInput {
                 "the end must follow the start, at most 24 hours later",
             ));
         }
-        if self.host_member == self.recorder_member {
-            return Err(AppError::invalid(
-                "recorder_member",
-                "记录人不能同时担任主持人",
-                "the recorder must be someone other than the host",
-            ));
-        }
+        Ok(())
+    }
+
+    fn check_agenda(&mut self) -> AppResult<()> {
         if self.agenda.len() > MAX_AGENDA_ITEMS {
             return Err(AppError::invalid(
                 "agenda",
@@ -166,6 +178,10 @@ impl MeetingInput {
                 true,
             )?;
         }
+        Ok(())
+    }
+
+    fn check_invitees(&self) -> AppResult<()> {
         if self.invitees.len() > MAX_INVITEES {
             return Err(AppError::invalid(
                 "invitees",
@@ -183,7 +199,7 @@ impl MeetingInput {
                 ));
             }
         }
-        Ok(self)
+        Ok(())
     }
 }
 

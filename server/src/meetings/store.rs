@@ -130,7 +130,7 @@ impl MeetingRow {
         china_time(self.starts_at).format("%Y-%m-%d").to_string()
     }
 
-    /// Whether the member hosts or records the meeting.
+    /// Returns whether the member hosts or records the meeting.
     pub fn runs(&self, member_id: Option<i64>) -> bool {
         member_id.is_some_and(|id| id == self.host_member || id == self.recorder_member)
     }
