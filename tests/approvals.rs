@@ -529,10 +529,167 @@ async fn countersigners_decide_at_once(backend: Backend) {
     assert_eq!(error["error"]["code"], "stale_version");
 }
 
+/// The kinds of the stored events on a topic, oldest first.
+async fn event_kinds(running: &Running, topic: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT kind FROM hub_events WHERE topic = $1 ORDER BY seq")
+        .bind(topic)
+        .fetch_all(&running.state.db.pool)
+        .await
+        .unwrap()
+}
+
+async fn account_of(running: &Running, username: &str) -> i64 {
+    sqlx::query_scalar("SELECT id FROM accounts WHERE username = $1")
+        .bind(username)
+        .fetch_one(&running.state.db.pool)
+        .await
+        .unwrap()
+}
+
+async fn calendar_and_deadlines(backend: Backend) {
+    use chrono::{DateTime, Utc};
+    use server::approvals::deadlines::{Swept, sweep};
+
+    let running = start(backend).await;
+    let admin = running.login("sysadmin").await;
+    let secretary = running.login("zhibu").await;
+    let drafter = running.login("dangyuan").await;
+    let signer = running.login_role(BRANCH, "propaganda_member").await;
+    let put = reqwest::Method::PUT;
+
+    // The system administrator enters a year's exceptions; others may read them.
+    let days = json!({"days": [
+        {"day": "2026-10-01", "kind": "holiday", "name": "国庆节"},
+        {"day": "2026-10-10", "kind": "workday", "name": "国庆节调休上班"}
+    ]});
+    let (status, saved) = admin
+        .send(put.clone(), "/api/calendar/2026", days.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["days"].as_array().unwrap().len(), 2);
+    let (status, read) = drafter.get("/api/calendar/2026").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["days"][1]["kind"], "workday");
+    let (status, _) = secretary
+        .send(put.clone(), "/api/calendar/2026", days)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for (bad, field) in [
+        (
+            json!({"days": [{"day": "2027-01-01", "kind": "holiday"}]}),
+            "days[0].day",
+        ),
+        (
+            json!({"days": [{"day": "2026-02-30", "kind": "holiday"}]}),
+            "days[0].day",
+        ),
+        (
+            json!({"days": [{"day": "2026-05-01", "kind": "holiday"}, {"day": "2026-05-01", "kind": "workday"}]}),
+            "days[1].day",
+        ),
+    ] {
+        let (status, error) = admin.send(put.clone(), "/api/calendar/2026", bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(error["error"]["field"], field);
+    }
+    let (_, unchanged) = drafter.get("/api/calendar/2026").await;
+    assert_eq!(
+        unchanged["days"].as_array().unwrap().len(),
+        2,
+        "a rejected update changes nothing"
+    );
+
+    // A step with a deadline of one working day.
+    let definition = json!({"name": "限时审核", "steps": [
+        {"id": "check", "name": "审核", "kind": {"type": "single"},
+         "assignees": [{"members": [signer.member_id]}], "deadline_working_days": 1}
+    ]});
+    let (_, saved) = secretary
+        .post(
+            "/api/approvals/templates",
+            json!({"org_id": running.org_id(BRANCH).await, "definition": definition}),
+        )
+        .await;
+    let id = draft(&running, &drafter, &saved["id"], "internal").await;
+    let submitted_at = Utc::now();
+    let (status, view) = drafter.act(id, json!({"action": "submit"})).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let due_at = view["deadlines"][0]["due_at"]
+        .as_i64()
+        .expect("the task has a due time");
+    assert_eq!(view["deadlines"][0]["member"], signer.member_id);
+    assert_eq!(view["document"]["due_at"], due_at);
+    // Due at midnight Beijing time (16:00 UTC), one to five days ahead.
+    assert_eq!(due_at.rem_euclid(86_400_000), 16 * 3_600_000);
+    let ahead = due_at - submitted_at.timestamp_millis();
+    assert!(ahead > 0 && ahead <= 5 * 86_400_000, "due {ahead} ms ahead");
+
+    // On the due day the assignee is reminded, once.
+    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+    let before = sweep(&running.state, at(due_at - 3_600_000)).await.unwrap();
+    assert_eq!(
+        before,
+        Swept {
+            reminded: 1,
+            escalated: 0
+        }
+    );
+    let again = sweep(&running.state, at(due_at - 1_800_000)).await.unwrap();
+    assert_eq!(again, Swept::default());
+    let signer_account: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE member_id = $1")
+        .bind(signer.member_id)
+        .fetch_one(&running.state.db.pool)
+        .await
+        .unwrap();
+    let kinds = event_kinds(&running, &format!("user:{signer_account}")).await;
+    assert!(kinds.contains(&"todo.due".to_owned()), "{kinds:?}");
+
+    // Once overdue, the branch secretary is told, once, and it is audited.
+    let overdue = sweep(&running.state, at(due_at + 1)).await.unwrap();
+    assert_eq!(
+        overdue,
+        Swept {
+            reminded: 0,
+            escalated: 1
+        }
+    );
+    let again = sweep(&running.state, at(due_at + 60_000)).await.unwrap();
+    assert_eq!(again, Swept::default());
+    let superior = account_of(&running, "zhibu").await;
+    let kinds = event_kinds(&running, &format!("user:{superior}")).await;
+    assert!(kinds.contains(&"todo.escalated".to_owned()), "{kinds:?}");
+    let kinds = event_kinds(&running, &format!("document:{id}")).await;
+    assert!(kinds.contains(&"document.overdue".to_owned()), "{kinds:?}");
+    let (status, view) = secretary.get(&format!("/api/documents/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "the superior may read the document");
+    assert!(
+        view["deadlines"][0]["escalated_at"].is_i64(),
+        "{}",
+        view["deadlines"]
+    );
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'approval.task.escalate' AND target_id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_one(&running.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+
+    // Deciding closes the task and its deadline.
+    let (status, view) = signer
+        .act(id, json!({"action": "approve", "opinion": "同意"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["deadlines"], json!([]));
+    assert_eq!(view["document"]["due_at"], Value::Null);
+}
+
 on_both_backends!(
     route_through_countersign,
     stale_and_racing_actions,
     countersigners_decide_at_once,
+    calendar_and_deadlines,
     visibility_follows_route_and_clearance,
     unresolvable_step_is_reported,
 );

@@ -15,8 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::{
-    approvals, audit, auth, files, http, hub, i18n, import, meetings, members, notices, org, todo,
-    web,
+    approvals, audit, auth, calendar, files, http, hub, i18n, import, meetings, members, notices,
+    org, todo, web,
 };
 
 /// Largest accepted request body, in bytes (1 MiB). Uploads get their own
@@ -56,6 +56,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(todo::router())
         .merge(import::router())
         .merge(approvals::router())
+        .merge(calendar::router())
         .merge(meetings::router())
         .merge(meetings::live::router())
         .split_for_parts()

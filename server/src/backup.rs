@@ -59,6 +59,7 @@ const TABLES: &[(&str, &str, &[&str])] = &[
     ("document_participants", "document_id, member_id", &[]),
     ("number_register", "org_id, prefix, year, seq", &[]),
     ("number_counters", "org_id, prefix, year", &[]),
+    ("calendar_days", "day", &[]),
     ("meetings", "id", &[]),
     ("meeting_agenda_items", "meeting_id, position", &[]),
     ("meeting_participants", "meeting_id, member_id", &[]),

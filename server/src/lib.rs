@@ -10,6 +10,7 @@ pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod calendar;
 pub mod cert;
 pub mod config;
 pub mod db;

@@ -105,6 +105,7 @@ impl Server {
             router,
         } = self;
         let pruner = tokio::spawn(prune_hub_events(state.db.clone()));
+        let deadlines = tokio::spawn(crate::approvals::deadlines::run(state.clone()));
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         match &state.config.tls {
             None => {
@@ -134,6 +135,7 @@ impl Server {
             }
         }
         pruner.abort();
+        deadlines.abort();
         state.live.shutdown(&state).await;
         state.db.close().await;
         tracing::info!("server stopped");

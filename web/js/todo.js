@@ -78,6 +78,12 @@ function onEvent(event) {
     announce(t('approvals.todoAdded', { title: data.title }));
   } else if (event.kind === 'todo.urged') {
     announce(t('approvals.todoUrged', { title: data.title }));
+  } else if (event.kind === 'todo.due') {
+    announce(t('approvals.todoDue', { title: data.title }));
+  } else if (event.kind === 'todo.overdue') {
+    announce(t('approvals.todoOverdue', { title: data.title }));
+  } else if (event.kind === 'todo.escalated') {
+    announce(t('approvals.todoEscalated', { title: data.title, name: data.member_name }));
   } else if (event.kind === 'document.copied') {
     announce(t('approvals.copied', { title: data.title }));
   } else if (event.kind === 'document.drafter') {

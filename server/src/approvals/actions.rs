@@ -22,8 +22,8 @@ use super::engine::{
     self, Action, ActionError, Context, Decision, DocumentFields, Effect, Instance, MemberId,
     OrgRelative, Placement, ReturnTarget, Route, Work,
 };
-use super::numbering;
 use super::store::{self, DocumentRow, member_of};
+use super::{deadlines, numbering};
 use crate::audit;
 use crate::db::now_ms;
 use crate::error::{AppError, AppResult, ErrorBody};
@@ -497,7 +497,10 @@ async fn apply_effect(
     let mut out = Vec::new();
     match effect {
         Effect::TaskOpened {
-            task, member, work, ..
+            task,
+            member,
+            work,
+            deadline_working_days,
         } => {
             sqlx::query("INSERT INTO document_tasks (document_id, task_id, member_id, work, opened_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(document.id)
@@ -508,8 +511,14 @@ async fn apply_effect(
                 .execute(&mut *conn)
                 .await?;
             store::add_participants(conn, document.id, [*member]).await?;
+            let due_at = match deadline_working_days {
+                Some(days) => {
+                    Some(deadlines::set_due(conn, document.id, task.0, *days, Utc::now()).await?)
+                }
+                None => None,
+            };
             let reading = matches!(work, Work::Reading);
-            out.extend(user_event(conn, *member, "todo.added", json!({"document_id": document.id, "title": document.title, "reading": reading})).await?);
+            out.extend(user_event(conn, *member, "todo.added", json!({"document_id": document.id, "title": document.title, "reading": reading, "due_at": due_at})).await?);
         }
         Effect::TaskClosed { task, member, .. } => {
             sqlx::query("DELETE FROM document_tasks WHERE document_id = $1 AND task_id = $2")

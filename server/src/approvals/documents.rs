@@ -241,8 +241,43 @@ pub struct DocumentView {
     pub can: Permissions,
     /// Why the document was voided, when it was.
     pub void_reason: Option<String>,
+    /// Open tasks with a deadline, earliest first.
+    pub deadlines: Vec<TaskDeadline>,
     /// The `document:ID` topic position this view includes.
     pub seq: i64,
+}
+
+/// When one open task is due, and whether the assignee's superior was told.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TaskDeadline {
+    pub member: i64,
+    pub member_name: String,
+    /// End of the last working day of the deadline (Unix ms).
+    pub due_at: i64,
+    /// When the task was escalated as overdue (Unix ms).
+    pub escalated_at: Option<i64>,
+}
+
+async fn deadlines(state: &AppState, id: i64) -> AppResult<Vec<TaskDeadline>> {
+    let rows = sqlx::query(
+        "SELECT t.member_id, m.name, t.due_at, t.escalated_at FROM document_tasks t \
+         JOIN members m ON m.id = t.member_id \
+         WHERE t.document_id = $1 AND t.due_at IS NOT NULL ORDER BY t.due_at, t.task_id",
+    )
+    .bind(id)
+    .fetch_all(&state.db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(TaskDeadline {
+                member: row.try_get("member_id")?,
+                member_name: row.try_get("name")?,
+                due_at: row.try_get("due_at")?,
+                escalated_at: row.try_get("escalated_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(AppError::from)
 }
 
 /// The caller's possible actions on the document as it stands.
@@ -355,6 +390,7 @@ pub async fn view(state: &AppState, caller: &Caller, id: i64) -> AppResult<Docum
     .await?
     .flatten();
     Ok(DocumentView {
+        deadlines: deadlines(state, id).await?,
         void_reason,
         members,
         can,

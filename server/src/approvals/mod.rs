@@ -6,6 +6,7 @@
 //! as JSON.
 
 mod actions;
+pub mod deadlines;
 mod documents;
 pub mod engine;
 mod issue;

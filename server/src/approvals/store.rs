@@ -48,6 +48,8 @@ pub struct DocumentRow {
     pub number: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the earliest open task with a deadline is due (Unix ms).
+    pub due_at: Option<i64>,
     #[serde(skip)]
     #[schema(ignore)]
     pub workflow: String,
@@ -56,7 +58,8 @@ pub struct DocumentRow {
 const DOCUMENT_SELECT: &str = "SELECT d.id, d.org_id, o.name AS org_name, d.drafter_member, \
      m.name AS drafter_name, d.title, d.doc_type, d.security_level, d.urgency, d.template_id, \
      d.status, d.workflow_version, d.body_version, d.number_prefix, d.number_text, d.created_at, \
-     d.updated_at, d.workflow FROM documents d JOIN orgs o ON o.id = d.org_id \
+     d.updated_at, d.workflow, (SELECT MIN(t.due_at) FROM document_tasks t \
+     WHERE t.document_id = d.id) AS due_at FROM documents d JOIN orgs o ON o.id = d.org_id \
      JOIN members m ON m.id = d.drafter_member";
 
 impl DocumentRow {
@@ -79,6 +82,7 @@ impl DocumentRow {
             number: row.try_get("number_text")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            due_at: row.try_get("due_at")?,
             workflow: row.try_get("workflow")?,
         })
     }

@@ -320,3 +320,43 @@ test('signed-off document prints, issues and voids', async (t) => {
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(drafterErrors, []);
 });
+
+test('deadline shows in to-do list and document', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  const secretary = await apiSession(server.url, 'zhibu');
+  const branch = (await secretary('GET', '/api/orgs')).find((org) => org.name === BRANCH);
+  const reviewer = await memberIdOf(server.url, 'dy002');
+  const template = await secretary('POST', '/api/approvals/templates', {
+    org_id: branch.id,
+    definition: {
+      name: '限时审核',
+      steps: [{ id: 'check', name: '审核', kind: { type: 'single' }, assignees: [{ members: [reviewer] }], deadline_working_days: 2 }],
+    },
+  });
+  const drafter = await apiSession(server.url, 'dangyuan');
+  const title = '关于报送年度工作总结的请示';
+  const created = await drafter('POST', '/api/documents', {
+    org_id: branch.id,
+    title,
+    doc_type: '请示',
+    security_level: 'internal',
+    urgency: 'normal',
+    template_id: template.id,
+    body_html: '<p>请审核。</p>',
+  });
+  const submitted = await drafter('POST', `/api/documents/${created.document.id}/actions`, { action: 'submit', based_on_version: 0 });
+  const dueAt = submitted.deadlines[0].due_at;
+  assert.ok(dueAt > Date.now(), 'the deadline lies ahead');
+
+  await login(page, server.url, 'dy002');
+  await page.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: /^审批/ }).click();
+  const item = page.getByTestId('approvals-todo').getByRole('link', { name: new RegExp(title) });
+  const due = await item.getByTestId('due-tag').textContent();
+  assert.match(due, /^\d{4}年\d{1,2}月\d{1,2}日前办结$/);
+  await item.click();
+  const deadlines = page.getByTestId('doc-deadlines');
+  await deadlines.waitFor();
+  assert.match(await deadlines.textContent(), /前办结/);
+  assert.equal(await page.locator('.due-overdue').count(), 0);
+  assert.deepEqual(pageErrors, []);
+});

@@ -4,7 +4,7 @@
 
 import { api, query } from '../api.js';
 import { h } from '../dom.js';
-import { t } from '../i18n.js';
+import { formatDate, t } from '../i18n.js';
 import { session } from '../session.js';
 
 /** Document types (文种) the server accepts. */
@@ -49,6 +49,20 @@ export function documentTags(document) {
 }
 
 /** Renders a document's status as a small coloured label. */
+/**
+ * Shows an open task's deadline as its last working day, marked once the
+ * deadline has passed. `dueAt` is the end of that day (Unix ms).
+ */
+export function dueTag(dueAt) {
+  if (!dueAt) return null;
+  const overdue = Date.now() >= dueAt;
+  return h(
+    'span',
+    { class: overdue ? 'due-tag due-overdue' : 'due-tag', 'data-testid': 'due-tag' },
+    t(overdue ? 'doc.overdue' : 'doc.dueBy', { date: formatDate(dueAt - 1) }),
+  );
+}
+
 export function statusTag(status) {
   return h('span', { class: `status-tag doc-status doc-status-${status}` }, t(`docStatus.${status}`));
 }

@@ -10,12 +10,12 @@ import { hub } from '../hub.js';
 import { formatDateMinutes, t } from '../i18n.js';
 import { session } from '../session.js';
 import { refreshCounts } from '../todo.js';
-import { approvalsHeader, documentTags, statusTag } from './approvalparts.js';
+import { approvalsHeader, documentTags, dueTag, statusTag } from './approvalparts.js';
 import { renderDocumentDetail } from './docdetail.js';
 
 const PAGE_SIZE = 20;
 /** User-topic events that change which documents the lists contain. */
-const LIST_EVENTS = new Set(['todo.added', 'todo.removed', 'todo.urged', 'document.copied', 'document.drafter']);
+const LIST_EVENTS = new Set(['todo.added', 'todo.removed', 'todo.urged', 'document.copied', 'document.drafter', 'todo.escalated']);
 
 function boxPath(box) {
   return box === 'todo' ? '/approvals' : `/approvals/${box}`;
@@ -61,6 +61,7 @@ export function mountApprovals(outlet, context) {
           { class: 'notice-item-meta' },
           documentTags(item),
           statusTag(item.status),
+          dueTag(item.due_at),
           item.number ? h('span', { class: 'doc-number-small' }, item.number) : null,
         ),
         h('span', { class: 'notice-item-meta muted' }, `${item.drafter_name} · ${formatDateMinutes(item.updated_at)}`),

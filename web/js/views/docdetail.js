@@ -9,7 +9,7 @@ import { announce, confirmDialog, dialogForm, errorState, field, h, openDialog, 
 import { hub } from '../hub.js';
 import { formatDateMinutes, t } from '../i18n.js';
 import { session } from '../session.js';
-import { bodyText, createNameBook, describeKind, diffTexts, documentTags, renderDiff, statusTag } from './approvalparts.js';
+import { bodyText, createNameBook, describeKind, diffTexts, documentTags, dueTag, renderDiff, statusTag } from './approvalparts.js';
 import { documentTools, loadWritableOrgs, voidedNotice } from './doctools.js';
 import { createRichText } from './richtext.js';
 
@@ -95,6 +95,22 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
         h('dd', {}, `${doc.drafter_name} · ${formatDateMinutes(doc.created_at)}`),
         h('dt', {}, t('doc.turn')),
         h('dd', { 'data-testid': 'doc-turn' }, turnText()),
+        view.deadlines.length > 0 ? h('dt', {}, t('doc.deadlines')) : null,
+        view.deadlines.length > 0
+          ? h(
+            'dd',
+            { 'data-testid': 'doc-deadlines' },
+            view.deadlines.map((deadline) =>
+              h(
+                'span',
+                { class: 'doc-deadline' },
+                `${deadline.member_name} `,
+                dueTag(deadline.due_at),
+                deadline.escalated_at ? h('span', { class: 'muted' }, ` ${t('doc.escalated')}`) : null,
+              ),
+            ),
+          )
+          : null,
       ),
     );
   }
@@ -646,6 +662,8 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
       message = t('doc.liveVoided', { by: data.by, reason: data.reason });
     } else if (event.kind === 'document.issued') {
       message = t('doc.liveIssued', { by: data.by });
+    } else if (event.kind === 'document.overdue') {
+      message = t('doc.liveOverdue', { name: data.member_name });
     } else if (event.kind === 'document.edited') {
       message = t('doc.liveEdited', { author: data.author, version: data.body_version, reason: data.reason });
       // An open version list keeps its entries until the new list arrives.
