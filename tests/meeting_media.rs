@@ -191,7 +191,16 @@ impl Signal {
 
     /// Waits for a message that matches and returns the first one.
     async fn wait(&self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_within(PATIENCE, what, matches).await
+    }
+
+    async fn wait_within(
+        &self,
+        patience: Duration,
+        what: &str,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + patience;
         loop {
             let found = self
                 .inbox
@@ -875,7 +884,7 @@ async fn wait_for_tracks(signal: &Signal, account: i64, tracks: usize) -> Value 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn page_offer_adds_and_removes_screen() {
+async fn page_offer_screen_and_disconnect() {
     let fx = fixture().await;
     let id = fx.meeting_id;
     let member = &fx.members[0];
@@ -950,6 +959,28 @@ async fn page_offer_adds_and_removes_screen() {
         .apply_answer(answer["sdp"].as_str().unwrap())
         .await;
     wait_for_tracks(&host_signal, member.account_id, 2).await;
+
+    // A media connection that closes while the WebSocket stays takes the person out,
+    // at the latest when the engine notices the silence (IDLE_TIMEOUT, 15 s).
+    member_peer.close().await;
+    member_signal
+        .wait_within(4 * PATIENCE, "meeting_left disconnected", |m| {
+            m["type"] == "meeting_left" && m["reason"] == "disconnected"
+        })
+        .await;
+    host_signal
+        .wait("the member leaving", |m| {
+            m["type"] == "meeting_participant_left" && m["account_id"] == member.account_id
+        })
+        .await;
+    let deadline = Instant::now() + PATIENCE;
+    while present(&fx.host, id, member.member_id).await {
+        assert!(
+            Instant::now() < deadline,
+            "attendance stayed open after the media closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let (_, unknown) = member_signal.join(id + 1000, "j-unknown").await;
     assert_eq!(unknown["code"], "not_found", "{unknown}");

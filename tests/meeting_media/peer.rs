@@ -160,6 +160,11 @@ impl Peer {
         self.pc.remove_track(sender).await.unwrap();
     }
 
+    /// Closes the peer connection, as a browser tab that crashed its media would.
+    pub async fn close(&self) {
+        self.pc.close().await.unwrap();
+    }
+
     /// Sends this audio level with every later audio packet.
     pub fn set_audio_level(&self, level: u8) {
         *self.audio_level.lock().unwrap() = Some(level);
