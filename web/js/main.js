@@ -19,6 +19,7 @@ import { mountApprovals } from './views/approvals.js';
 import { mountDraft } from './views/docdraft.js';
 import { mountTemplates } from './views/templates.js';
 import { mountRegister } from './views/register.js';
+import { mountCalendar } from './views/calendar.js';
 import { mountProgress, mountSent } from './views/sent.js';
 import { hub } from './hub.js';
 import { startCounts, stopCounts } from './todo.js';
@@ -34,6 +35,7 @@ const ROUTES = [
   { pattern: /^\/approvals\/new$/, nav: 'approvals', view: 'draft' },
   { pattern: /^\/approvals\/templates$/, nav: 'approvals', view: 'templates' },
   { pattern: /^\/approvals\/register$/, nav: 'approvals', view: 'register' },
+  { pattern: /^\/approvals\/calendar$/, nav: 'approvals', view: 'calendar' },
   { pattern: /^\/approvals(?:\/(drafts|involved))?(?:\/(\d+))?$/, nav: 'approvals', view: 'approvals' },
   { pattern: /^\/notices(?:\/(\d+))?$/, nav: 'notices', view: 'inbox' },
   { pattern: /^\/notices\/sent$/, nav: 'notices', view: 'sent' },
@@ -59,6 +61,7 @@ const VIEWS = {
   draft: mountDraft,
   templates: mountTemplates,
   register: mountRegister,
+  calendar: mountCalendar,
 };
 
 let current = null;

@@ -360,3 +360,41 @@ test('deadline shows in to-do list and document', async (t) => {
   assert.equal(await page.locator('.due-overdue').count(), 0);
   assert.deepEqual(pageErrors, []);
 });
+
+test('system administrator edits working-day calendar', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  const year = new Date().getFullYear();
+  await login(page, server.url, 'sysadmin');
+  await page.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: /^审批/ }).click();
+  await page.getByRole('link', { name: '工作日历' }).click();
+  await page.waitForURL(/\/approvals\/calendar$/);
+  await page.getByRole('button', { name: '+ 添加日期' }).click();
+  await page.getByLabel('第 1 行日期').fill(`${year}-10-01`);
+  await page.getByLabel('第 1 行名称').fill('国庆节');
+  await page.getByRole('button', { name: '+ 添加日期' }).click();
+  await page.getByLabel('第 2 行日期').fill(`${year + 1}-01-01`);
+  await page.getByRole('button', { name: '保存本年度' }).click();
+  // A date of another year is refused and names its row; nothing is saved.
+  await page.getByRole('alert').filter({ hasText: '第 2 行' }).waitFor();
+  const stored = await (await apiSession(server.url, 'dangyuan'))('GET', `/api/calendar/${year}`);
+  assert.deepEqual(stored.days, []);
+
+  await page.getByRole('button', { name: '删除第 2 行' }).click();
+  await page.getByLabel('第 1 行类型').selectOption('holiday');
+  await page.getByRole('button', { name: '保存本年度' }).click();
+  await page.getByText(`已保存 ${year} 年的工作日历`).first().waitFor();
+
+  // A member reads the same year without controls.
+  const member = await (await apiSession(server.url, 'dangyuan'))('GET', `/api/calendar/${year}`);
+  assert.deepEqual(member.days, [{ day: `${year}-10-01`, kind: 'holiday', name: '国庆节' }]);
+  const { page: reader, pageErrors: readerErrors } = await secondPage(t);
+  await login(reader, server.url, 'dangyuan');
+  await reader.getByRole('navigation', { name: '主导航' }).waitFor();
+  await reader.goto(`${server.url}/approvals/calendar`);
+  const row = reader.getByTestId('calendar').getByRole('row', { name: /国庆节/ });
+  await row.waitFor();
+  assert.match(await row.textContent(), /放假/);
+  assert.equal(await reader.getByRole('button', { name: '保存本年度' }).count(), 0);
+  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(readerErrors, []);
+});

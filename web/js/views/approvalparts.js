@@ -33,6 +33,7 @@ export function approvalsHeader(active) {
       tab('involved', '/approvals/involved'),
       tab('templates', '/approvals/templates'),
       isOfficer() ? tab('register', '/approvals/register') : null,
+      tab('calendar', '/approvals/calendar'),
     ),
     h('div', { class: 'page-header-spacer' }),
     active === 'new' ? null : h('a', { href: '/approvals/new', class: 'button button-primary', 'data-link': true }, `+ ${t('approvals.new')}`),
