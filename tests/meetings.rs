@@ -251,6 +251,7 @@ async fn schedule_invites_with_calendar(backend: Backend) {
         .find(|p| p["member_id"] == guest.member_id)
         .expect("guest on the roll");
     assert_eq!(guest_row["voting"], false);
+    assert_eq!(guest_row["account_id"], guest.account_id);
     assert_eq!(guest_row["attendance"], "optional");
     assert_eq!(guest_row["org_name"], OTHER_DISTRICT_BRANCH);
     assert_eq!(view["quorum"]["required"], 3);

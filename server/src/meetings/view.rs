@@ -34,6 +34,8 @@ pub struct AgendaItem {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Participant {
     pub member_id: i64,
+    /// The member's account, which the live side and chat name people by.
+    pub account_id: Option<i64>,
     pub name: String,
     pub org_id: i64,
     pub org_name: String,
@@ -235,13 +237,14 @@ pub async fn participants(
     meeting: &MeetingRow,
 ) -> AppResult<Vec<Participant>> {
     let rows = sqlx::query(&format!(
-        "SELECT p.member_id, m.name, p.org_id, o.name AS org_name, p.attendance, p.voting, p.source, \
+        "SELECT p.member_id, a.id AS account_id, m.name, p.org_id, o.name AS org_name, p.attendance, p.voting, p.source, \
          CASE WHEN {present} THEN 1 ELSE 0 END AS present, p.marked_present_at, \
          CASE WHEN {excused} THEN 1 ELSE 0 END AS excused, p.final_status, \
          (SELECT l.status FROM meeting_leave_requests l WHERE l.meeting_id = p.meeting_id AND l.member_id = p.member_id) AS leave, \
          (SELECT MIN(a.joined_at) FROM meeting_attendance a WHERE a.meeting_id = p.meeting_id AND a.member_id = p.member_id) AS first_joined, \
          (SELECT MAX(a.left_at) FROM meeting_attendance a WHERE a.meeting_id = p.meeting_id AND a.member_id = p.member_id) AS last_left \
          FROM meeting_participants p JOIN members m ON m.id = p.member_id JOIN orgs o ON o.id = p.org_id \
+         LEFT JOIN accounts a ON a.member_id = p.member_id \
          WHERE p.meeting_id = $1 ORDER BY p.voting DESC, o.path, m.id",
         present = store::PRESENT,
         excused = store::EXCUSED,
@@ -254,6 +257,7 @@ pub async fn participants(
         .map(|row| {
             Ok(Participant {
                 member_id: row.try_get("member_id")?,
+                account_id: row.try_get("account_id")?,
                 name: row.try_get("name")?,
                 org_id: row.try_get("org_id")?,
                 org_name: row.try_get("org_name")?,
