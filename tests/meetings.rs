@@ -182,11 +182,54 @@ fn meeting_body(org_id: i64, kind: &str, host: i64, recorder: i64, invitees: Val
 }
 
 on_both_backends!(
+    demo_branch_has_meeting_records,
     schedule_invites_with_calendar,
     secret_ballot_unlinkable,
     election_reports_tie_and_unfilled_seat,
     minutes_attendance_and_archive,
 );
+
+async fn demo_branch_has_meeting_records(backend: Backend) {
+    let server = start(backend).await;
+    let branch_id = server.org_id("云溪市委机关党支部").await;
+    let secretary = server.login("shengwei").await;
+    let list = |status: &str| format!("/api/meetings?org_id={branch_id}&status={status}");
+    let ended = secretary.get(&list("ended")).await.expect(StatusCode::OK);
+    assert_eq!(ended["total"], 3);
+    let scheduled = secretary
+        .get(&list("scheduled"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(scheduled["total"], 1);
+
+    let general = ended["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "general_meeting")
+        .unwrap();
+    let view = secretary
+        .get(&format!("/api/meetings/{}", general["id"]))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(view["quorum"]["required"], 6);
+    assert_eq!(view["quorum"]["present"], 5);
+    let vote = &view["votes"][0];
+    assert_eq!(vote["ballot"], "secret");
+    assert_eq!(vote["result"]["votes_for"], 4);
+    assert_eq!(vote["result"]["against"], 1);
+    assert_eq!(vote["result"]["outcome"], "passed");
+    assert_eq!(vote["voted"], 5);
+    assert!(view["minutes"]["approved_at"].is_i64());
+    let on_leave = view["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["final_status"] == "on_leave")
+        .count();
+    assert_eq!(on_leave, 1);
+    assert_eq!(view["leave_requests"][0]["status"], "approved");
+}
 
 async fn schedule_invites_with_calendar(backend: Backend) {
     let server = start(backend).await;
@@ -747,14 +790,26 @@ async fn secret_ballot_unlinkable(backend: Backend) {
 
     // Every row of every table: the ballots table contains only a key and
     // a choice, no other cell contains a choice, and no JSON carries one.
+    // The demo seed's own votes (another branch) are open ballots, public
+    // by design, and secret ballots of other votes.
     let rows = dump_all(&server.store).await;
     let choices = ["for", "against", "abstain"];
+    let this_vote = Some(vote_id.to_string());
     let mut ballots = Vec::new();
     for (table, cells) in &rows {
         if table == "meeting_secret_ballots" {
             let names: Vec<&str> = cells.iter().map(|(c, _)| c.as_str()).collect();
             assert_eq!(names, ["vote_id", "ballot_key", "choice"], "ballot columns");
-            ballots.push(cells[2].1.clone().unwrap());
+            if cells[0].1 == this_vote {
+                ballots.push(cells[2].1.clone().unwrap());
+            }
+            continue;
+        }
+        if table == "meeting_open_ballots" {
+            assert_ne!(
+                cells[0].1, this_vote,
+                "a secret ballot stored as open: {cells:?}"
+            );
             continue;
         }
         for (column, value) in cells {

@@ -2,6 +2,8 @@
 //! store: a provincial committee, three city committees, district
 //! committees, a general branch, ten branches with a party group, about
 //! sixty members with officer roles, and an account for every member.
+//! 云溪市委机关党支部 also gets meeting records (see
+//! [`crate::meetings::demo`]), dated relative to the day of seeding.
 //!
 //! Every name and place is invented. The data is generated from fixed lists
 //! with a fixed seed, so every demo start looks the same.
@@ -158,6 +160,7 @@ pub async fn seed(db: &Db, key: &ed25519_dalek::SigningKey) -> anyhow::Result<()
     let mut tx = db.pool.begin().await?;
     let org_ids = insert_orgs(&mut tx).await?;
     let members = insert_members(&mut tx, &org_ids).await?;
+    crate::meetings::demo::seed(&mut tx, "云溪市委机关党支部").await?;
     audit::append(
         &mut tx,
         key,

@@ -10,6 +10,7 @@
 
 mod attendance;
 mod ballots;
+pub mod demo;
 mod ics;
 mod input;
 mod kind;
