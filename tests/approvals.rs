@@ -685,11 +685,55 @@ async fn calendar_and_deadlines(backend: Backend) {
     assert_eq!(view["document"]["due_at"], Value::Null);
 }
 
+async fn parallel_actions_on_many_documents(backend: Backend) {
+    let running = start(backend).await;
+    let secretary = running.login("zhibu").await;
+    let drafter = running.login("dangyuan").await;
+    let reviewer = running.login("dy002").await;
+    let single = json!({"name": "单人审核", "steps": [
+        {"id": "check", "name": "审核", "kind": {"type": "single"}, "assignees": [{"members": [reviewer.member_id]}]}
+    ]});
+    let (_, saved) = secretary
+        .post(
+            "/api/approvals/templates",
+            json!({"org_id": running.org_id(BRANCH).await, "definition": single}),
+        )
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(draft(&running, &drafter, &saved["id"], "internal").await);
+    }
+
+    // Every submit and every approval commits, however they interleave: a
+    // transaction that reads before it writes must wait for the others.
+    let paths: Vec<String> = ids
+        .iter()
+        .map(|id| format!("/api/documents/{id}/actions"))
+        .collect();
+    let submits = paths
+        .iter()
+        .map(|path| drafter.post(path, json!({"action": "submit", "based_on_version": 0})));
+    for (status, view) in futures_util::future::join_all(submits).await {
+        assert_eq!(status, StatusCode::OK, "{view}");
+    }
+    let approvals = paths.iter().map(|path| {
+        reviewer.post(
+            path,
+            json!({"action": "approve", "based_on_version": 1, "opinion": "同意"}),
+        )
+    });
+    for (status, view) in futures_util::future::join_all(approvals).await {
+        assert_eq!(status, StatusCode::OK, "{view}");
+        assert_eq!(view["document"]["status"], "approved");
+    }
+}
+
 on_both_backends!(
     route_through_countersign,
     stale_and_racing_actions,
     countersigners_decide_at_once,
     calendar_and_deadlines,
+    parallel_actions_on_many_documents,
     visibility_follows_route_and_clearance,
     unresolvable_step_is_reported,
 );

@@ -243,7 +243,7 @@ pub async fn restore(store: &StoreConfig, from: &Path) -> anyhow::Result<String>
         );
     }
     let db = Db::open(store).await?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let version = schema_version(&mut tx).await?;
     if version != manifest.schema_version {
         anyhow::bail!(

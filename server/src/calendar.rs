@@ -265,7 +265,7 @@ async fn put_year(
         }
     }
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query("DELETE FROM calendar_days WHERE day >= $1 AND day < $2")
         .bind(format!("{year:04}-01-01"))
         .bind(format!("{:04}-01-01", year + 1))

@@ -70,6 +70,17 @@ impl Dialect {
 }
 
 impl Db {
+    /// Begins a transaction that writes. On SQLite it takes the write lock
+    /// at once (`BEGIN IMMEDIATE`): a deferred transaction that reads first
+    /// fails with "database is locked" when it tries to write while another
+    /// connection writes, instead of waiting for the busy timeout.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Opens the store, creating the data directory and the SQLite file on
     /// first start, and applies pending migrations.
     pub async fn open(store: &StoreConfig) -> Result<Self, DbError> {

@@ -157,7 +157,7 @@ pub async fn seed(db: &Db, key: &ed25519_dalek::SigningKey) -> anyhow::Result<()
         tracing::info!("store already has organizations, demo data not seeded");
         return Ok(());
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let org_ids = insert_orgs(&mut tx).await?;
     let members = insert_members(&mut tx, &org_ids).await?;
     crate::meetings::demo::seed(&mut tx, "云溪市委机关党支部").await?;

@@ -114,7 +114,7 @@ async fn import_members(
         }
     };
     let rows = map_columns(table)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let mut importer = Importer::default();
     for (line, row) in &rows {
         let line = *line;

@@ -144,7 +144,7 @@ async fn publish(state: &AppState, topic: &str, round: u64, count: u64) -> anyho
     let mut seq = 0;
     for index in 0..count {
         let data = serde_json::json!({"round": round, "index": index, "title": "支部学习通知"});
-        let mut tx = state.db.pool.begin().await?;
+        let mut tx = state.db.begin().await?;
         let event = store::append(&mut tx, topic, "bench.tick", data).await?;
         tx.commit().await?;
         seq = event.seq;

@@ -158,7 +158,7 @@ async fn act(
             based_on_version: request.based_on(),
             at: Utc::now(),
         };
-        let mut tx = state.db.pool.begin().await?;
+        let mut tx = state.db.begin().await?;
         let action = to_engine_action(&mut tx, &document, request.clone()).await?;
         let transition = engine::apply(&instance, context, action).map_err(action_error)?;
         let stored = store_transition(

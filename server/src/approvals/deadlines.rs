@@ -99,7 +99,7 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> AppResult<Swept> {
     })
     .collect::<Result<_, sqlx::Error>>()?;
     for (document_id, task_id, member_id, due_at) in overdue {
-        let mut tx = state.db.pool.begin().await?;
+        let mut tx = state.db.begin().await?;
         let claimed = sqlx::query(
             "UPDATE document_tasks SET escalated_at = $1, reminded_at = COALESCE(reminded_at, $1) \
              WHERE document_id = $2 AND task_id = $3 AND escalated_at IS NULL",
@@ -138,7 +138,7 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> AppResult<Swept> {
     })
     .collect::<Result<_, sqlx::Error>>()?;
     for (document_id, task_id, member_id, due_at) in due_today {
-        let mut tx = state.db.pool.begin().await?;
+        let mut tx = state.db.begin().await?;
         let claimed = sqlx::query(
             "UPDATE document_tasks SET reminded_at = $1 \
              WHERE document_id = $2 AND task_id = $3 AND reminded_at IS NULL",

@@ -111,7 +111,7 @@ async fn create_document(
             "the security level is above your clearance",
         ));
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let org = load_org(&mut tx, input.org_id)
         .await
         .map_err(|e| e.field("org_id"))?;
@@ -611,7 +611,7 @@ async fn edit_body(
     }
     let body_html = sanitize_html(&input.body_html);
     let new_version = input.based_on_body_version + 1;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let claimed = sqlx::query("UPDATE documents SET body_version = $1, updated_at = $2 WHERE id = $3 AND body_version = $4")
         .bind(new_version)
         .bind(now_ms())

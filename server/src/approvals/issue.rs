@@ -93,7 +93,7 @@ async fn issue_document(
             }
             _ => error,
         })?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let event = events::append(&mut tx, &format!("document:{id}"), "document.issued",
         json!({"notice_id": notice.id, "org_ids": input.org_ids, "by": caller.session.account.display_name})).await?;
     audit::append(

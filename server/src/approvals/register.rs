@@ -124,7 +124,7 @@ async fn void_document(
         ));
     }
     let document = store::visible(&state, &caller, id).await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let org = load_org(&mut tx, document.org_id).await?;
     if !caller.principal.can_org(&org.path, Access::Write) {
         return Err(AppError::forbidden());

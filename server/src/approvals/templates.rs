@@ -139,7 +139,7 @@ async fn save_template(
             format!("invalid template: {error}"),
         )
     })?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     check_members_exist(&mut tx, &template).await?;
     let org = load_org(&mut tx, input.org_id)
         .await

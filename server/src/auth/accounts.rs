@@ -210,7 +210,7 @@ async fn create_account_route(
     let display_name = crate::members::check_person_name(&input.display_name)
         .map_err(|e| e.field("display_name"))?;
     password::check_policy("password", &input.password)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if let Some(member_id) = input.member_id {
         let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE id = $1")
             .bind(member_id)
@@ -286,7 +286,7 @@ async fn update_account(
     ApiJson(input): ApiJson<AccountUpdate>,
 ) -> AppResult<StatusCode> {
     caller.require(SystemRole::SystemAdmin)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let role = ensure_account(&mut tx, id).await?;
     if role.is_some() && input.disabled == Some(true) {
         return Err(AppError::conflict(
@@ -349,7 +349,7 @@ async fn reset_password(
 ) -> AppResult<StatusCode> {
     caller.require(SystemRole::SystemAdmin)?;
     password::check_policy("new_password", &input.new_password)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     ensure_account(&mut tx, id).await?;
     let hash = password::hash(&input.new_password)?;
     sqlx::query("UPDATE accounts SET password_hash = $1, must_change_password = 1, password_changed_at = $2 WHERE id = $3")
@@ -418,7 +418,7 @@ async fn set_clearance(
             ),
         ));
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     ensure_account(&mut tx, id).await?;
     sqlx::query("UPDATE accounts SET clearance = $1 WHERE id = $2")
         .bind(&input.clearance)
@@ -452,7 +452,7 @@ pub async fn bootstrap_system_accounts(
         return Ok(Vec::new());
     }
     let mut created = Vec::new();
-    let mut tx = state_db.pool.begin().await?;
+    let mut tx = state_db.begin().await?;
     for (username, display, role) in [
         ("sysadmin", "系统管理员", SystemRole::SystemAdmin),
         ("secadmin", "安全保密管理员", SystemRole::SecurityAdmin),

@@ -151,7 +151,7 @@ async fn login(
         name: account.username.clone(),
         client_addr: addr,
     };
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -181,7 +181,7 @@ async fn logout(
     State(state): State<AppState>,
     session: Session,
 ) -> AppResult<(HeaderMap, StatusCode)> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
         .bind(&session.token_hash)
         .execute(&mut *tx)
@@ -253,7 +253,7 @@ async fn change_password(
         ));
     }
     let hash = password::hash(&input.new_password)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query("UPDATE accounts SET password_hash = $1, must_change_password = 0, password_changed_at = $2 WHERE id = $3")
         .bind(hash)
         .bind(now_ms())
@@ -309,7 +309,7 @@ async fn create_token(
         ));
     }
     let (token, _) = create_session(&state, session.account.id, SessionKind::Bearer, label).await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     audit::append(
         &mut tx,
         &state.audit_key,

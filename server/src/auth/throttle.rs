@@ -39,7 +39,7 @@ pub async fn locked_until(db: &Db, key: &str) -> Result<Option<i64>, sqlx::Error
 /// Counts one failure, locking the key once it reaches `limit`.
 pub async fn record_failure(db: &Db, key: &str, limit: i64) -> Result<(), sqlx::Error> {
     let now = now_ms();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let row =
         sqlx::query("SELECT failures, window_start FROM login_failures WHERE throttle_key = $1")
             .bind(key)

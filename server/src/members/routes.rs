@@ -245,7 +245,7 @@ async fn create_member(
     ApiJson(input): ApiJson<NewMember>,
 ) -> AppResult<(StatusCode, ApiJson<Member>)> {
     let fields = validate(&input)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let org = load_org(&mut tx, input.org_id)
         .await
         .map_err(|e| e.field("org_id"))?;
@@ -319,7 +319,7 @@ async fn update_member(
     Path(id): Path<i64>,
     ApiJson(input): ApiJson<MemberUpdate>,
 ) -> AppResult<ApiJson<Member>> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let (current, path) = load_member(&mut tx, id).await?;
     let allowed = caller.principal.can_member(id, &path, Access::Write);
     caller
@@ -416,7 +416,7 @@ async fn reveal_id_number(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> AppResult<ApiJson<RevealedIdNumber>> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let (_, path) = load_member(&mut tx, id).await?;
     if !caller.principal.can_reveal_id(&path) {
         return Err(AppError::forbidden());

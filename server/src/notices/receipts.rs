@@ -65,7 +65,7 @@ async fn mark_read(
         return Ok(ApiJson(receipt));
     }
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let updated = sqlx::query("UPDATE notice_recipients SET read_at = $1 WHERE notice_id = $2 AND member_id = $3 AND read_at IS NULL")
         .bind(now)
         .bind(id)
@@ -150,7 +150,7 @@ async fn confirm(
         ));
     }
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query(
         "UPDATE notice_recipients SET confirmed_at = $1, reply = $2, read_at = COALESCE(read_at, $1) \
          WHERE notice_id = $3 AND member_id = $4",

@@ -140,7 +140,7 @@ pub async fn create_notice(
     caller: &Caller,
     input: NewNotice,
 ) -> AppResult<Notice> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let (id, events) = insert_notice(state, caller, &mut tx, input).await?;
     tx.commit().await?;
     state.hub.publish(events);
@@ -828,7 +828,7 @@ async fn remind(
         ));
     }
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     // The conditional update is the rate limit: two reminders racing each
     // other cannot both pass it.
     let claimed = sqlx::query(
@@ -898,7 +898,7 @@ async fn withdraw(
             "the notice has been withdrawn",
         ));
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query("UPDATE notices SET status = 'withdrawn', withdrawn_at = $1 WHERE id = $2 AND status = 'active'")
         .bind(now_ms())
         .bind(id)

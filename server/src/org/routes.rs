@@ -109,7 +109,7 @@ async fn create_org(
     ApiJson(input): ApiJson<NewOrg>,
 ) -> AppResult<(StatusCode, ApiJson<OrgView>)> {
     let name = check_name(&input.name)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let parent = match input.parent_id {
         Some(parent_id) => Some(
             load_org(&mut tx, parent_id)
@@ -178,7 +178,7 @@ async fn update_org(
     Path(id): Path<i64>,
     ApiJson(input): ApiJson<OrgUpdate>,
 ) -> AppResult<ApiJson<OrgView>> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let org = load_org(&mut tx, id).await?;
     let allowed = caller.principal.can_org(&org.path, Access::Write);
     caller
@@ -267,7 +267,7 @@ async fn move_org(
     Path(id): Path<i64>,
     ApiJson(input): ApiJson<MoveOrg>,
 ) -> AppResult<ApiJson<OrgView>> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let org = load_org(&mut tx, id).await?;
     let target = load_org(&mut tx, input.parent_id)
         .await
@@ -331,7 +331,7 @@ async fn dissolve_org(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> AppResult<StatusCode> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let org = load_org(&mut tx, id).await?;
     let allowed = match org.parent_id {
         Some(parent_id) => {
@@ -446,7 +446,7 @@ async fn assign_role(
     Path((id, member_id)): Path<(i64, i64)>,
     ApiJson(input): ApiJson<RoleAssignment>,
 ) -> AppResult<ApiJson<Vec<RoleHolder>>> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let org = load_org(&mut tx, id).await?;
     if !caller.principal.can_assign_role(&org.path, member_id) {
         return Err(AppError::forbidden());
@@ -522,7 +522,7 @@ async fn remove_role(
     caller: Caller,
     Path((id, member_id)): Path<(i64, i64)>,
 ) -> AppResult<StatusCode> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let org = load_org(&mut tx, id).await?;
     if !caller.principal.can_assign_role(&org.path, member_id) {
         return Err(AppError::forbidden());

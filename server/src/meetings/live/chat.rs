@@ -25,7 +25,7 @@ pub async fn send(state: &AppState, link: &Link, body: Chat) -> AppResult<LiveMe
         "name": link.name,
         "text": text,
     });
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let event = store::append(&mut tx, &topic, "chat.message", data).await?;
     tx.commit().await?;
     let seq = event.seq;

@@ -76,7 +76,7 @@ async fn audit_control(
     meeting_id: i64,
     detail: serde_json::Value,
 ) -> AppResult<()> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     audit::append(
         &mut tx,
         &state.audit_key,
