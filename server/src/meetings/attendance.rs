@@ -84,7 +84,7 @@ async fn request_leave(
         .member_id
         .ok_or_else(AppError::forbidden)?;
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, id).await?;
     not_open(&meeting)?;
     let on_roll: Option<String> = sqlx::query_scalar(
@@ -168,7 +168,7 @@ async fn decide_leave(
 ) -> AppResult<StatusCode> {
     let note = reason("note", &input.note, false)?;
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, id).await?;
     if !meeting.runs(caller.session.account.member_id) {
         return Err(AppError::forbidden());
@@ -249,7 +249,7 @@ async fn mark_present(
     Path((id, member_id)): Path<(i64, i64)>,
     ApiJson(input): ApiJson<MarkInput>,
 ) -> AppResult<StatusCode> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, id).await?;
     if !meeting.runs(caller.session.account.member_id) {
         return Err(AppError::forbidden());
@@ -369,7 +369,7 @@ async fn record_excusal(
         ));
     }
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO meeting_excusals (member_id, reason, starts_on, ends_on, created_by, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -479,7 +479,7 @@ async fn revoke_excusal(
         return Err(AppError::forbidden());
     }
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query("UPDATE meeting_excusals SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL")
         .bind(now_ms())
         .bind(caller.session.account.id)

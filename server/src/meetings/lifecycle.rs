@@ -21,7 +21,7 @@ fn host_only(meeting: &MeetingRow, member_id: Option<i64>) -> AppResult<()> {
 /// Locks or unlocks the meeting (host only): a locked meeting admits
 /// nobody new from the lobby.
 pub async fn set_locked(state: &AppState, meeting_id: i64, by: i64, locked: bool) -> AppResult<()> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, meeting_id).await?;
     let (member_id, actor) = store::account_actor(&mut tx, by).await?;
     host_only(&meeting, member_id)?;
@@ -74,7 +74,7 @@ pub async fn set_locked(state: &AppState, meeting_id: i64, by: i64, locked: bool
 /// Ends a live meeting (host only): closes every open ballot, closes the
 /// attendance intervals and fixes each participant's final status.
 pub async fn end(state: &AppState, meeting_id: i64, by: i64) -> AppResult<()> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, meeting_id).await?;
     let (member_id, actor) = store::account_actor(&mut tx, by).await?;
     host_only(&meeting, member_id)?;

@@ -112,7 +112,7 @@ async fn save_minutes(
     }
     let body_html = sanitize_html(&input.body_html);
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let version = check_save(&mut tx, &caller, id, input.expected_version).await?;
 
     let now = now_ms();
@@ -175,7 +175,7 @@ async fn approve_minutes(
     Path(id): Path<i64>,
     ApiJson(input): ApiJson<ApproveMinutes>,
 ) -> AppResult<ApiJson<Minutes>> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, id).await?;
     if caller.session.account.member_id != Some(meeting.host_member) {
         return Err(AppError::forbidden());

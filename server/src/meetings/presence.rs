@@ -131,7 +131,7 @@ fn closed(meeting: &MeetingRow) -> AppError {
 /// connection opens an attendance interval; the host or recorder joining a
 /// scheduled meeting starts it.
 pub async fn joined(state: &AppState, meeting_id: i64, account_id: i64) -> AppResult<()> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, meeting_id).await?;
     if matches!(
         meeting.status,
@@ -184,7 +184,7 @@ pub async fn joined(state: &AppState, meeting_id: i64, account_id: i64) -> AppRe
 /// closes the attendance interval. Leaving a meeting that has ended, or
 /// that the person never joined, changes nothing.
 pub async fn left(state: &AppState, meeting_id: i64, account_id: i64) -> AppResult<()> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, meeting_id).await?;
     let (member_id, actor) = store::account_actor(&mut tx, account_id).await?;
     let Some(member_id) = member_id else {

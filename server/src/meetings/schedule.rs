@@ -80,7 +80,7 @@ async fn schedule(
     let now = now_ms();
     let input = input.checked(now, true)?;
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let org_path = check_org(&mut tx, &caller, &input).await?;
     let seats = roster::resolve(&state, &caller, &mut tx, &input, &org_path).await?;
     let id: i64 = sqlx::query_scalar(
@@ -183,7 +183,7 @@ async fn update(
 ) -> AppResult<ApiJson<MeetingView>> {
     let now = now_ms();
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let before = lock_for_change(&mut tx, &caller, id).await?;
     if input.org_id != before.org_id {
         return Err(AppError::invalid(
@@ -299,7 +299,7 @@ async fn cancel(
     }
     let now = now_ms();
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     lock_for_change(&mut tx, &caller, id).await?;
     sqlx::query(
         "UPDATE meetings SET status = 'cancelled', cancelled_at = $1, cancel_reason = $2, \

@@ -298,7 +298,7 @@ async fn open_vote(
 ) -> AppResult<(StatusCode, ApiJson<VoteView>)> {
     let title = title(&input.title)?;
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let meeting = lock_for_host(&mut tx, &caller, id).await?;
     let election = input.kind == VoteKind::Election;
     let quorum = check_can_open(&mut tx, &meeting, election).await?;
@@ -425,7 +425,7 @@ async fn cast_ballot(
         .member_id
         .ok_or_else(AppError::forbidden)?;
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, id).await?;
     let vote = sqlx::query(
         "SELECT kind, ballot, seats, status FROM meeting_votes WHERE id = $1 AND meeting_id = $2",
@@ -521,7 +521,7 @@ async fn close_vote(
     caller: Caller,
     Path((id, vote_id)): Path<(i64, i64)>,
 ) -> AppResult<ApiJson<VoteView>> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let meeting = lock_for_host(&mut tx, &caller, id).await?;
     let status: Option<String> =
         sqlx::query_scalar("SELECT status FROM meeting_votes WHERE id = $1 AND meeting_id = $2")
