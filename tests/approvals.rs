@@ -728,12 +728,93 @@ async fn parallel_actions_on_many_documents(backend: Backend) {
     }
 }
 
+async fn copied_organizations(backend: Backend) {
+    let running = start(backend).await;
+    let secretary = running.login("zhibu").await;
+    let drafter = running.login("dangyuan").await;
+    let reviewer = running.login("dy002").await;
+    let single = json!({"name": "单人审核", "steps": [
+        {"id": "check", "name": "审核", "kind": {"type": "single"}, "assignees": [{"members": [reviewer.member_id]}]}
+    ]});
+    let (_, saved) = secretary
+        .post(
+            "/api/approvals/templates",
+            json!({"org_id": running.org_id(BRANCH).await, "definition": single}),
+        )
+        .await;
+    let branch = running.org_id(BRANCH).await;
+    let district = running.org_id("青川市东城区委").await;
+    let body = |cc: Value| {
+        json!({"org_id": branch, "title": "关于开展主题党日活动的通知", "doc_type": "通知",
+               "security_level": "internal", "template_id": saved["id"], "body_html": "<p>正文</p>",
+               "cc_org_ids": cc})
+    };
+
+    // Unknown and repeated organizations are named and nothing is created.
+    for (cc, expected) in [
+        (json!([district, 999_999]), StatusCode::NOT_FOUND),
+        (
+            json!([district, district]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (status, error) = drafter.post("/api/documents", body(cc)).await;
+        assert_eq!(status, expected, "{error}");
+        assert_eq!(error["error"]["field"], "cc_org_ids[1]");
+    }
+    let (_, drafts) = drafter.get("/api/documents?box=drafts").await;
+    assert_eq!(drafts["total"], 0, "a rejected draft is not stored");
+    let (status, view) = drafter
+        .post("/api/documents", body(json!([district])))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    assert_eq!(view["cc_orgs"][0]["name"], "青川市东城区委");
+    let id = view["document"]["id"].as_i64().unwrap();
+
+    // The drafter may change the list until submitting, then no longer.
+    let path = format!("/api/documents/{id}/cc");
+    let (status, view) = drafter
+        .send(
+            reqwest::Method::PUT,
+            &path,
+            json!({"cc_org_ids": [district, branch]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["cc_orgs"].as_array().unwrap().len(), 2);
+    let (status, _) = reviewer
+        .send(reqwest::Method::PUT, &path, json!({"cc_org_ids": []}))
+        .await;
+    assert_ne!(status, StatusCode::OK, "only the drafter edits the list");
+    drafter.act(id, json!({"action": "submit"})).await;
+    let (status, error) = drafter
+        .send(reqwest::Method::PUT, &path, json!({"cc_org_ids": []}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+
+    // The print view's footer names them in order.
+    let printed = drafter
+        .http
+        .get(format!("{}/api/documents/{id}/print", drafter.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        printed.contains(&format!("抄送：青川市东城区委，{BRANCH}。")),
+        "{printed}"
+    );
+}
+
 on_both_backends!(
     route_through_countersign,
     stale_and_racing_actions,
     countersigners_decide_at_once,
     calendar_and_deadlines,
     parallel_actions_on_many_documents,
+    copied_organizations,
     visibility_follows_route_and_clearance,
     unresolvable_step_is_reported,
 );

@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_versions))
         .routes(routes!(get_version))
         .routes(routes!(edit_body))
+        .routes(routes!(put_cc))
 }
 
 /// Document types (公文种类) a draft may have.
@@ -78,6 +79,116 @@ pub struct NewDocument {
     /// Prefix of the document number, e.g. `青委`; defaults to the issuing
     /// organization's name.
     pub number_prefix: Option<String>,
+    /// Organizations the document is copied to (抄送机关), in order.
+    #[serde(default)]
+    pub cc_org_ids: Vec<i64>,
+}
+
+/// Maximum number of organizations one document is copied to.
+const MAX_CC_ORGS: usize = 30;
+
+/// Checks and stores the organizations a document is copied to.
+async fn store_cc(conn: &mut sqlx::AnyConnection, id: i64, org_ids: &[i64]) -> AppResult<()> {
+    if org_ids.len() > MAX_CC_ORGS {
+        return Err(AppError::invalid(
+            "cc_org_ids",
+            format!("抄送机关最多 {MAX_CC_ORGS} 个"),
+            format!("at most {MAX_CC_ORGS} organizations can be copied"),
+        ));
+    }
+    for (index, org_id) in org_ids.iter().enumerate() {
+        let field = format!("cc_org_ids[{index}]");
+        if org_ids[..index].contains(org_id) {
+            return Err(AppError::invalid(
+                &field,
+                "抄送机关重复",
+                "the organization is listed twice",
+            ));
+        }
+        load_org(conn, *org_id).await.map_err(|e| e.field(&field))?;
+    }
+    sqlx::query("DELETE FROM document_cc WHERE document_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    for (position, org_id) in org_ids.iter().enumerate() {
+        sqlx::query("INSERT INTO document_cc (document_id, org_id, position) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(org_id)
+            .bind(position as i64)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The request body that replaces a document's copied organizations.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CcUpdate {
+    pub cc_org_ids: Vec<i64>,
+}
+
+/// Replaces the organizations the document is copied to (抄送机关): the
+/// drafter, while the document is a draft or back with the drafter.
+#[utoipa::path(put, path = "/api/documents/{id}/cc", tag = "approvals", request_body = CcUpdate,
+    params(("id" = i64, Path, description = "Document id")),
+    responses((status = 200, body = DocumentView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_cc(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(update): ApiJson<CcUpdate>,
+) -> AppResult<ApiJson<DocumentView>> {
+    let member = member_of(&caller)?;
+    let document = store::visible(&state, &caller, id).await?;
+    let instance = document.instance()?;
+    if instance.drafter != member || !instance.status().waits_for_drafter() {
+        return Err(AppError::conflict(
+            "not_editable",
+            "只有起草人在公文未提交或被退回时可以修改抄送机关",
+            "only the drafter can change the copied organizations, while the document is with them",
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    store_cc(&mut tx, id, &update.cc_org_ids).await?;
+    audit::append(
+        &mut tx,
+        &state.audit_key,
+        &caller.session.actor(),
+        "document.cc",
+        ("document", id.to_string()),
+        json!({"cc_org_ids": update.cc_org_ids}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ApiJson(view(&state, &caller, id).await?))
+}
+
+/// An organization a document is copied to.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CcOrg {
+    pub id: i64,
+    pub name: String,
+}
+
+async fn cc_orgs(state: &AppState, id: i64) -> AppResult<Vec<CcOrg>> {
+    let rows = sqlx::query(
+        "SELECT o.id, o.name FROM document_cc c JOIN orgs o ON o.id = c.org_id \
+         WHERE c.document_id = $1 ORDER BY c.position",
+    )
+    .bind(id)
+    .fetch_all(&state.db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(CcOrg {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(AppError::from)
 }
 
 fn normal() -> String {
@@ -173,8 +284,10 @@ async fn create_document(
     )
     .await?;
     store::add_participants(&mut tx, id, [drafter]).await?;
+    store_cc(&mut tx, id, &input.cc_org_ids).await?;
     audit::append(&mut tx, &state.audit_key, &caller.session.actor(), "document.create", ("document", id.to_string()),
-        json!({"title": title, "org_id": org.id, "security_level": security_level, "template_id": template.id})).await?;
+        json!({"title": title, "org_id": org.id, "security_level": security_level, "template_id": template.id,
+               "cc_org_ids": input.cc_org_ids})).await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -243,6 +356,8 @@ pub struct DocumentView {
     pub void_reason: Option<String>,
     /// Open tasks with a deadline, earliest first.
     pub deadlines: Vec<TaskDeadline>,
+    /// Organizations the document is copied to (抄送机关), in order.
+    pub cc_orgs: Vec<CcOrg>,
     /// The `document:ID` topic position this view includes.
     pub seq: i64,
 }
@@ -391,6 +506,7 @@ pub async fn view(state: &AppState, caller: &Caller, id: i64) -> AppResult<Docum
     .flatten();
     Ok(DocumentView {
         deadlines: deadlines(state, id).await?,
+        cc_orgs: cc_orgs(state, id).await?,
         void_reason,
         members,
         can,

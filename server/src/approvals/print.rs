@@ -138,9 +138,18 @@ async fn print_document(
         escape(&document.title),
         page_data.body_html
     );
+    html.push_str("<div class=\"footer\">");
+    if !page_data.cc_orgs.is_empty() {
+        let names: Vec<String> = page_data
+            .cc_orgs
+            .iter()
+            .map(|org| escape(&org.name))
+            .collect();
+        let _ = write!(html, "<p>抄送：{}。</p>", names.join("，"));
+    }
     let _ = write!(
         html,
-        "<div class=\"footer\"><p>{}　　{}印发</p></div>",
+        "<p>{}　　{}印发</p></div>",
         escape(&document.org_name),
         date(document.updated_at)
     );

@@ -321,7 +321,7 @@ test('signed-off document prints, issues and voids', async (t) => {
   assert.deepEqual(drafterErrors, []);
 });
 
-test('deadline shows in to-do list and document', async (t) => {
+test('deadline and copied organizations show', async (t) => {
   const { server, page, pageErrors } = await setup(t);
   const secretary = await apiSession(server.url, 'zhibu');
   const branch = (await secretary('GET', '/api/orgs')).find((org) => org.name === BRANCH);
@@ -343,6 +343,7 @@ test('deadline shows in to-do list and document', async (t) => {
     urgency: 'normal',
     template_id: template.id,
     body_html: '<p>请审核。</p>',
+    cc_org_ids: [branch.id],
   });
   const submitted = await drafter('POST', `/api/documents/${created.document.id}/actions`, { action: 'submit', based_on_version: 0 });
   const dueAt = submitted.deadlines[0].due_at;
@@ -357,6 +358,7 @@ test('deadline shows in to-do list and document', async (t) => {
   const deadlines = page.getByTestId('doc-deadlines');
   await deadlines.waitFor();
   assert.match(await deadlines.textContent(), /前办结/);
+  assert.equal(await page.getByTestId('doc-cc').textContent(), BRANCH);
   assert.equal(await page.locator('.due-overdue').count(), 0);
   assert.deepEqual(pageErrors, []);
 });
