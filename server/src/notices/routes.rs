@@ -143,6 +143,7 @@ pub async fn create_notice(
     let mut tx = state.db.begin().await?;
     let (id, events) = insert_notice(state, caller, &mut tx, input).await?;
     tx.commit().await?;
+    tracing::info!(notice_id = id, "notice sent");
     state.hub.publish(events);
     load_notice(state, caller, id).await
 }
@@ -214,7 +215,7 @@ pub async fn insert_notice(
         json!({"title": title, "targets": input.targets, "recipients": recipients}),
     )
     .await?;
-    tracing::info!(notice_id = id, recipients, "notice sent");
+    tracing::debug!(notice_id = id, recipients, "notice stored");
     Ok((id, events))
 }
 
