@@ -20,6 +20,7 @@ import { mountDraft } from './views/docdraft.js';
 import { mountTemplates } from './views/templates.js';
 import { mountRegister } from './views/register.js';
 import { mountCalendar } from './views/calendar.js';
+import { mountMeetings } from './views/meetings.js';
 import { mountProgress, mountSent } from './views/sent.js';
 import { hub } from './hub.js';
 import { startCounts, stopCounts } from './todo.js';
@@ -31,7 +32,7 @@ const root = document.getElementById('app');
  * optional section that the view draws in place of its usual content.
  */
 const ROUTES = [
-  { pattern: /^\/meetings$/, nav: 'meetings', view: 'soon' },
+  { pattern: /^\/meetings(?:\/(new)|\/(\d+))?$/, nav: 'meetings', view: 'meetings' },
   { pattern: /^\/approvals\/new$/, nav: 'approvals', view: 'draft' },
   { pattern: /^\/approvals\/templates$/, nav: 'approvals', view: 'templates' },
   { pattern: /^\/approvals\/register$/, nav: 'approvals', view: 'register' },
@@ -62,6 +63,7 @@ const VIEWS = {
   templates: mountTemplates,
   register: mountRegister,
   calendar: mountCalendar,
+  meetings: mountMeetings,
 };
 
 let current = null;

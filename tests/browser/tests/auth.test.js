@@ -52,12 +52,13 @@ test('coming soon pages and to-do count', async (t) => {
   await login(page, server.url, 'dangyuan');
   await page.getByRole('heading', { level: 1, name: '东城区机关第一党支部' }).waitFor();
   assert.equal(await page.getByTestId('todo-count').textContent(), '0');
-  for (const [label, path] of [['会议', '/meetings'], ['学习', '/learning']]) {
-    await page.getByRole('link', { name: label, exact: true }).click();
-    await page.waitForURL(new RegExp(`${path}$`));
-    await page.getByRole('heading', { name: `${label}即将上线` }).waitFor();
-    assert.equal(await page.getByRole('link', { name: label, exact: true }).getAttribute('aria-current'), 'page');
-  }
+  await page.getByRole('link', { name: '会议', exact: true }).click();
+  await page.waitForURL(/\/meetings$/);
+  await page.getByRole('heading', { level: 1, name: '会议' }).waitFor();
+  await page.getByRole('link', { name: '学习', exact: true }).click();
+  await page.waitForURL(/\/learning$/);
+  await page.getByRole('heading', { name: '学习即将上线' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: '学习', exact: true }).getAttribute('aria-current'), 'page');
   await page.getByRole('link', { name: '审批', exact: true }).click();
   await page.waitForURL(/\/approvals$/);
   await page.getByText('没有待办的公文').waitFor();

@@ -56,7 +56,7 @@ test('keyboard alone logs in and navigates', async (t) => {
   const meetings = page.getByRole('link', { name: '会议', exact: true });
   await meetings.focus();
   await page.keyboard.press('Enter');
-  await page.getByRole('heading', { name: '会议即将上线' }).waitFor();
+  await page.getByRole('heading', { level: 1, name: '会议' }).waitFor();
 
   // The account menu opens, moves with arrows and closes with Escape.
   const menuButton = page.getByRole('button', { name: /账号菜单/ });
