@@ -187,8 +187,17 @@ test('vote cast by two members', async (t) => {
   for (const voter of voters) {
     await voter.page.getByTestId('vote').filter({ hasText: '通过全年工作总结' }).getByTestId('vote-result').getByText(result).waitFor();
     await voter.page.getByTestId('vote').getByText('邓玉兰：赞成；李春花：赞成').waitFor();
-    assert.deepEqual(voter.pageErrors, []);
   }
+
+  // The recorder writes the minutes; the host sees them live and approves them.
+  const recorder = voters[0].page;
+  await recorder.getByRole('textbox', { name: '编辑纪要' }).fill('会议表决通过全年工作总结。');
+  await recorder.getByRole('button', { name: '保存纪要' }).click();
+  await page.getByTestId('minutes').getByText('会议表决通过全年工作总结。').waitFor();
+  await page.getByRole('button', { name: '批准纪要' }).click();
+  await recorder.getByText('胡丽娟 已批准').waitFor();
+  assert.equal(await recorder.getByRole('button', { name: '保存纪要' }).count(), 0, 'approved minutes are frozen');
   await assertNotReloaded(page);
   assert.deepEqual(pageErrors, []);
+  for (const voter of voters) assert.deepEqual(voter.pageErrors, []);
 });
