@@ -728,7 +728,7 @@ async fn parallel_actions_on_many_documents(backend: Backend) {
     }
 }
 
-async fn copied_organizations(backend: Backend) {
+async fn copied_organizations_and_attachments(backend: Backend) {
     let running = start(backend).await;
     let secretary = running.login("zhibu").await;
     let drafter = running.login("dangyuan").await;
@@ -792,6 +792,49 @@ async fn copied_organizations(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{error}");
 
+    // Attachments: uploaded first, then named on the new document.
+    let pdf = b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n%%EOF\n".to_vec();
+    let uploaded: Value = drafter
+        .http
+        .post(format!("{}/api/files", drafter.base))
+        .query(&[("name", "活动方案.pdf")])
+        .header("x-csrf-token", &drafter.csrf)
+        .header("content-type", "application/octet-stream")
+        .body(pdf.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut with_file = body(json!([]));
+    with_file["attachments"] = json!([{"sha256": uploaded["sha256"], "name": "活动方案.exe"}]);
+    let (status, error) = drafter.post("/api/documents", with_file.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["field"], "attachments[0]");
+    with_file["attachments"][0]["name"] = json!("活动方案.pdf");
+    let (status, view) = drafter.post("/api/documents", with_file).await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    assert_eq!(view["attachments"][0]["name"], "活动方案.pdf");
+    let attached = view["document"]["id"].as_i64().unwrap();
+    let download = drafter
+        .http
+        .get(format!(
+            "{}/api/documents/{attached}/attachments/0",
+            drafter.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::OK);
+    assert_eq!(download.bytes().await.unwrap().to_vec(), pdf);
+    // Someone who may not read the document cannot download its files.
+    let outsider = running.login("qingchuan").await;
+    let (status, _) = outsider
+        .get(&format!("/api/documents/{attached}/attachments/0"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // The print view's footer names them in order.
     let printed = drafter
         .http
@@ -814,7 +857,7 @@ on_both_backends!(
     countersigners_decide_at_once,
     calendar_and_deadlines,
     parallel_actions_on_many_documents,
-    copied_organizations,
+    copied_organizations_and_attachments,
     visibility_follows_route_and_clearance,
     unresolvable_step_is_reported,
 );

@@ -61,6 +61,7 @@ const TABLES: &[(&str, &str, &[&str])] = &[
     ("number_counters", "org_id, prefix, year", &[]),
     ("calendar_days", "day", &[]),
     ("document_cc", "document_id, position", &[]),
+    ("document_attachments", "document_id, position", &[]),
     ("meetings", "id", &[]),
     ("meeting_agenda_items", "meeting_id, position", &[]),
     ("meeting_participants", "meeting_id, member_id", &[]),

@@ -273,6 +273,92 @@ pub async fn read_blob(data_dir: &Path, sha256: &str) -> AppResult<Vec<u8>> {
         .map_err(AppError::internal)
 }
 
+/// A file attached to a notice or a document, as listed to readers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AttachmentInfo {
+    pub position: i64,
+    pub name: String,
+    pub size: i64,
+    pub mime: String,
+}
+
+/// Lists the attachments of one notice or document, in order. `table` is an
+/// attachment table with `position`, `name` and `sha256` columns, and
+/// `owner` its column naming the notice or document.
+pub async fn attachments_of(
+    db: &crate::db::Db,
+    table: &'static str,
+    owner: &'static str,
+    id: i64,
+) -> AppResult<Vec<AttachmentInfo>> {
+    use sqlx::Row;
+    let rows = sqlx::query(&format!(
+        "SELECT a.position, a.name, f.size, f.mime FROM {table} a \
+         JOIN stored_files f ON f.sha256 = a.sha256 WHERE a.{owner} = $1 ORDER BY a.position"
+    ))
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(AttachmentInfo {
+                position: row.try_get("position")?,
+                name: row.try_get("name")?,
+                size: row.try_get("size")?,
+                mime: row.try_get("mime")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(AppError::from)
+}
+
+/// Builds the download response for a stored file: its type, `name` as the
+/// file name the browser saves, and no content sniffing.
+pub fn download(name: &str, mime: String, bytes: Vec<u8>) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    let disposition = format!("attachment; filename*=UTF-8''{encoded}");
+    (
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Checks an attachment that names an uploaded file and returns the cleaned
+/// name. The name's extension must match the type the upload was checked
+/// against, because the name decides how browsers open the download. Errors
+/// point at `field`.
+pub async fn check_attachment(
+    conn: &mut sqlx::AnyConnection,
+    field: &str,
+    sha256: &str,
+    name: &str,
+) -> AppResult<String> {
+    let name = check_name(name).map_err(|e| e.field(field))?;
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT mime FROM stored_files WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(stored_mime) = stored else {
+        return Err(AppError::not_found(("文件", "file"), sha256).field(field));
+    };
+    if mime_for_name(&name) != Some(stored_mime.as_str()) {
+        return Err(AppError::invalid(
+            field,
+            format!("附件名 {name} 与文件类型不符"),
+            format!("attachment name {name:?} does not match the stored file's type"),
+        ));
+    }
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,9 +15,10 @@ use super::store::{self, DocumentRow, SECURITY_LEVELS, member_of};
 use crate::audit;
 use crate::db::now_ms;
 use crate::error::{AppError, AppResult, ErrorBody};
+use crate::files;
 use crate::http::{ApiJson, Page, PageQuery};
 use crate::hub::store as events;
-use crate::notices::sanitize_html;
+use crate::notices::{AttachmentRef, sanitize_html};
 use crate::org::load_org;
 use crate::perm::{Access, Caller};
 use crate::state::AppState;
@@ -30,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_version))
         .routes(routes!(edit_body))
         .routes(routes!(put_cc))
+        .routes(routes!(download_attachment))
 }
 
 /// Document types (公文种类) a draft may have.
@@ -82,6 +84,67 @@ pub struct NewDocument {
     /// Organizations the document is copied to (抄送机关), in order.
     #[serde(default)]
     pub cc_org_ids: Vec<i64>,
+    /// Uploaded files (`POST /api/files`) attached to the document, in order.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRef>,
+}
+
+/// Maximum number of files attached to one document.
+const MAX_ATTACHMENTS: usize = 20;
+
+async fn store_attachments(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    attachments: &[AttachmentRef],
+) -> AppResult<()> {
+    if attachments.len() > MAX_ATTACHMENTS {
+        return Err(AppError::invalid(
+            "attachments",
+            format!("附件最多 {MAX_ATTACHMENTS} 个"),
+            format!("at most {MAX_ATTACHMENTS} attachments"),
+        ));
+    }
+    for (position, attachment) in attachments.iter().enumerate() {
+        let field = format!("attachments[{position}]");
+        let name =
+            files::check_attachment(conn, &field, &attachment.sha256, &attachment.name).await?;
+        sqlx::query(
+            "INSERT INTO document_attachments (document_id, position, sha256, name) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(position as i64)
+        .bind(&attachment.sha256)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Downloads a document's attachment (whoever may read the document).
+#[utoipa::path(get, path = "/api/documents/{id}/attachments/{position}", tag = "approvals",
+    params(("id" = i64, Path, description = "Document id"), ("position" = i64, Path, description = "Attachment position, from 0")),
+    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ErrorBody)))]
+async fn download_attachment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, position)): Path<(i64, i64)>,
+) -> AppResult<axum::response::Response> {
+    store::visible(&state, &caller, id).await?;
+    let row = sqlx::query(
+        "SELECT a.sha256, a.name, f.mime FROM document_attachments a \
+         JOIN stored_files f ON f.sha256 = a.sha256 WHERE a.document_id = $1 AND a.position = $2",
+    )
+    .bind(id)
+    .bind(position)
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or_else(|| AppError::not_found(("附件", "attachment"), position))?;
+    let sha256: String = row.try_get("sha256")?;
+    let name: String = row.try_get("name")?;
+    let mime: String = row.try_get("mime")?;
+    let bytes = files::read_blob(&state.config.store.data_dir, &sha256).await?;
+    Ok(files::download(&name, mime, bytes))
 }
 
 /// Maximum number of organizations one document is copied to.
@@ -285,6 +348,7 @@ async fn create_document(
     .await?;
     store::add_participants(&mut tx, id, [drafter]).await?;
     store_cc(&mut tx, id, &input.cc_org_ids).await?;
+    store_attachments(&mut tx, id, &input.attachments).await?;
     audit::append(&mut tx, &state.audit_key, &caller.session.actor(), "document.create", ("document", id.to_string()),
         json!({"title": title, "org_id": org.id, "security_level": security_level, "template_id": template.id,
                "cc_org_ids": input.cc_org_ids})).await?;
@@ -358,6 +422,7 @@ pub struct DocumentView {
     pub deadlines: Vec<TaskDeadline>,
     /// Organizations the document is copied to (抄送机关), in order.
     pub cc_orgs: Vec<CcOrg>,
+    pub attachments: Vec<files::AttachmentInfo>,
     /// The `document:ID` topic position this view includes.
     pub seq: i64,
 }
@@ -507,6 +572,8 @@ pub async fn view(state: &AppState, caller: &Caller, id: i64) -> AppResult<Docum
     Ok(DocumentView {
         deadlines: deadlines(state, id).await?,
         cc_orgs: cc_orgs(state, id).await?,
+        attachments: files::attachments_of(&state.db, "document_attachments", "document_id", id)
+            .await?,
         void_reason,
         members,
         can,

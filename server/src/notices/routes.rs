@@ -2,8 +2,8 @@
 //! attachments, progress, remind and withdraw.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
@@ -86,18 +86,10 @@ pub struct Notice {
     pub sender_id: i64,
     pub sender_name: String,
     pub created_at: i64,
-    pub attachments: Vec<AttachmentInfo>,
+    pub attachments: Vec<files::AttachmentInfo>,
     /// The caller's own receipt, when the caller is a recipient.
     pub receipt: Option<Receipt>,
     pub is_sender: bool,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct AttachmentInfo {
-    pub position: i64,
-    pub name: String,
-    pub size: i64,
-    pub mime: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema, Clone)]
@@ -265,24 +257,8 @@ async fn insert_attachments(
 ) -> AppResult<()> {
     for (position, attachment) in attachments.iter().enumerate() {
         let field = format!("attachments[{position}]");
-        let name = files::check_name(&attachment.name).map_err(|e| e.field(field.clone()))?;
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT mime FROM stored_files WHERE sha256 = $1")
-                .bind(&attachment.sha256)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let Some(stored_mime) = stored else {
-            return Err(AppError::not_found(("文件", "file"), &attachment.sha256).field(field));
-        };
-        // The shown name decides how browsers open the download, so its
-        // extension must be the one the upload was checked against.
-        if files::mime_for_name(&name) != Some(stored_mime.as_str()) {
-            return Err(AppError::invalid(
-                &field,
-                format!("附件名 {name} 与文件类型不符"),
-                format!("attachment name {name:?} does not match the stored file's type"),
-            ));
-        }
+        let name =
+            files::check_attachment(conn, &field, &attachment.sha256, &attachment.name).await?;
         sqlx::query("INSERT INTO notice_attachments (notice_id, sha256, name, position) VALUES ($1, $2, $3, $4)")
             .bind(id)
             .bind(&attachment.sha256)
@@ -380,7 +356,7 @@ pub(super) async fn load_notice(state: &AppState, caller: &Caller, id: i64) -> A
     let attachments = if withdrawn && !is_sender {
         Vec::new()
     } else {
-        attachments_of(state, id).await?
+        files::attachments_of(&state.db, "notice_attachments", "notice_id", id).await?
     };
     Ok(Notice {
         id,
@@ -404,27 +380,6 @@ pub(super) async fn load_notice(state: &AppState, caller: &Caller, id: i64) -> A
         receipt,
         is_sender,
     })
-}
-
-async fn attachments_of(state: &AppState, id: i64) -> AppResult<Vec<AttachmentInfo>> {
-    let rows = sqlx::query(
-        "SELECT a.position, a.name, f.size, f.mime FROM notice_attachments a \
-         JOIN stored_files f ON f.sha256 = a.sha256 WHERE a.notice_id = $1 ORDER BY a.position",
-    )
-    .bind(id)
-    .fetch_all(&state.db.pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            Ok(AttachmentInfo {
-                position: row.try_get("position")?,
-                name: row.try_get("name")?,
-                size: row.try_get("size")?,
-                mime: row.try_get("mime")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// The caller's own receipt, if the caller is a recipient.
@@ -649,18 +604,7 @@ async fn attachment(
     .fetch_one(&state.db.pool)
     .await?;
     let bytes = files::read_blob(&state.config.store.data_dir, &sha256).await?;
-    let encoded =
-        percent_encoding::utf8_percent_encode(&info.name, percent_encoding::NON_ALPHANUMERIC);
-    let disposition = format!("attachment; filename*=UTF-8''{encoded}");
-    Ok((
-        [
-            (header::CONTENT_TYPE, info.mime.clone()),
-            (header::CONTENT_DISPOSITION, disposition),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(files::download(&info.name, info.mime.clone(), bytes))
 }
 
 /// Receipt counts for one organization.

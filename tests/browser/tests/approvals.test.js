@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { apiSession, launchBrowser, login, setup } from '../lib/harness.js';
+import { DEMO_PASSWORD, apiSession, launchBrowser, login, setup } from '../lib/harness.js';
 
 const BRANCH = '东城区机关第一党支部';
 const TEMPLATE_NAME = '支部请示';
@@ -66,6 +66,18 @@ async function saveTemplate(url) {
     },
   });
   return { branchId: branch.id, templateId: saved.id };
+}
+
+/** Logs in from Node and returns the headers of a state-changing request. */
+async function sessionHeaders(url, username) {
+  const response = await fetch(`${url}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, password: DEMO_PASSWORD }),
+  });
+  const cookie = response.headers.getSetCookie().map((value) => value.split(';')[0]).join('; ');
+  const { csrf_token: csrf } = await response.json();
+  return { Cookie: cookie, 'X-CSRF-Token': csrf };
 }
 
 async function openDocument(page, url, id) {
@@ -321,7 +333,7 @@ test('signed-off document prints, issues and voids', async (t) => {
   assert.deepEqual(drafterErrors, []);
 });
 
-test('deadline and copied organizations show', async (t) => {
+test('deadline, copies and attachments show', async (t) => {
   const { server, page, pageErrors } = await setup(t);
   const secretary = await apiSession(server.url, 'zhibu');
   const branch = (await secretary('GET', '/api/orgs')).find((org) => org.name === BRANCH);
@@ -334,6 +346,13 @@ test('deadline and copied organizations show', async (t) => {
     },
   });
   const drafter = await apiSession(server.url, 'dangyuan');
+  const upload = await fetch(`${server.url}/api/files?name=${encodeURIComponent('年度工作总结.pdf')}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/octet-stream', ...(await sessionHeaders(server.url, 'dangyuan')) },
+    body: '%PDF-1.7\n1 0 obj\n<<>>\nendobj\n%%EOF\n',
+  });
+  assert.equal(upload.status, 201, await upload.clone().text());
+  const uploaded = await upload.json();
   const title = '关于报送年度工作总结的请示';
   const created = await drafter('POST', '/api/documents', {
     org_id: branch.id,
@@ -344,6 +363,7 @@ test('deadline and copied organizations show', async (t) => {
     template_id: template.id,
     body_html: '<p>请审核。</p>',
     cc_org_ids: [branch.id],
+    attachments: [{ sha256: uploaded.sha256, name: '年度工作总结.pdf' }],
   });
   const submitted = await drafter('POST', `/api/documents/${created.document.id}/actions`, { action: 'submit', based_on_version: 0 });
   const dueAt = submitted.deadlines[0].due_at;
@@ -359,6 +379,7 @@ test('deadline and copied organizations show', async (t) => {
   await deadlines.waitFor();
   assert.match(await deadlines.textContent(), /前办结/);
   assert.equal(await page.getByTestId('doc-cc').textContent(), BRANCH);
+  assert.equal(await page.getByTestId('doc-attachments').getByRole('link', { name: '年度工作总结.pdf' }).count(), 1);
   assert.equal(await page.locator('.due-overdue').count(), 0);
   assert.deepEqual(pageErrors, []);
 });

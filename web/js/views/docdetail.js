@@ -95,6 +95,16 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
         h('dd', {}, `${doc.drafter_name} · ${formatDateMinutes(doc.created_at)}`),
         h('dt', {}, t('doc.turn')),
         h('dd', { 'data-testid': 'doc-turn' }, turnText()),
+        view.attachments.length > 0 ? h('dt', {}, t('doc.attachments')) : null,
+        view.attachments.length > 0
+          ? h(
+            'dd',
+            { 'data-testid': 'doc-attachments' },
+            view.attachments.map((file) =>
+              h('a', { class: 'doc-attachment', href: `/api/documents/${view.document.id}/attachments/${file.position}`, download: file.name }, file.name),
+            ),
+          )
+          : null,
         view.cc_orgs.length > 0 ? h('dt', {}, t('doc.cc')) : null,
         view.cc_orgs.length > 0 ? h('dd', { 'data-testid': 'doc-cc' }, view.cc_orgs.map((org) => org.name).join('、')) : null,
         view.deadlines.length > 0 ? h('dt', {}, t('doc.deadlines')) : null,

@@ -101,8 +101,9 @@ export function mountDraft(outlet, context) {
       const titleText = title.value.trim();
       if (!titleText) throw { field: 'title', message: t('common.required') };
       if (!templateSelect.value) throw { field: 'template_id', message: t('approvals.chooseTemplate') };
-      // TODO: pick the copied organizations (cc_org_ids) here; a member can
-      // list only their own organization, and 抄送 usually goes above it.
+      // TODO: pick the copied organizations (cc_org_ids) and attach files
+      // here; a member can list only their own organization, and 抄送 usually
+      // goes above it.
       created = await api.post('/api/documents', {
         org_id: Number(orgSelect.value),
         title: titleText,
