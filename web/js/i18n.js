@@ -789,6 +789,15 @@ const zh = {
   'meet.liveStarted': '会议已开始',
   'meet.liveEnded': '会议已结束',
   'meet.liveCancelled': '会议已取消',
+  'meet.blankBallot': '空白票',
+  'meet.candidateVotes': '{name} {votes} 票',
+  'meet.markCandidates': '最多选 {seats} 人',
+  'meet.castBallot': '投票',
+  'meet.seats': '应选人数',
+  'meet.candidates': '候选人',
+  'meet.voteKindField': '表决类型',
+  'meet.voteKind.motion': '议案表决',
+  'meet.voteKind.election': '选举',
 };
 
 const en = {
@@ -1577,6 +1586,15 @@ const en = {
   'meet.liveStarted': 'The meeting has started',
   'meet.liveEnded': 'The meeting has ended',
   'meet.liveCancelled': 'The meeting was cancelled',
+  'meet.blankBallot': 'blank ballot',
+  'meet.candidateVotes': '{name}: {votes}',
+  'meet.markCandidates': 'Mark at most {seats}',
+  'meet.castBallot': 'Cast the ballot',
+  'meet.seats': 'Seats',
+  'meet.candidates': 'Candidates',
+  'meet.voteKindField': 'Kind of vote',
+  'meet.voteKind.motion': 'Motion',
+  'meet.voteKind.election': 'Election',
 };
 
 const dictionaries = { zh, en };

@@ -1,6 +1,7 @@
-// Meetings, the record side: scheduling through the form, the list, a leave
-// request decided live by the host, and a vote opened by the host, cast by
-// two members and shown with its result on every page after the close.
+// Meetings, the record side: scheduling through the form, the list, and a
+// leave request decided live by the host. The host opens a motion and an
+// election, two members cast them, and every page shows the results after
+// the close. The recorder writes the minutes and the host approves them.
 //
 // Demo accounts of 云溪市委机关党支部: shengwei (胡丽娟, secretary and
 // host of the demo meetings), dy026 (邓玉兰, recorder), dy027 (李春花) and
@@ -116,7 +117,7 @@ test('scheduling and a leave approved live', async (t) => {
   await member.page.getByTestId('leave-request').filter({ hasText: '请假待批' }).waitFor();
   await markPage(member.page);
 
-  // The host sees the request arrive without reloading, and approves it.
+  // The request arrives on the host's page without a reload; the host approves it.
   const request = page.getByTestId('leave-request').filter({ hasText: '孙军' });
   await request.getByText('外出培训').waitFor();
   await request.getByText('请假待批').waitFor();
@@ -132,7 +133,7 @@ test('scheduling and a leave approved live', async (t) => {
   assert.deepEqual(member.pageErrors, []);
 });
 
-test('vote cast by two members', async (t) => {
+test('votes cast by two members', async (t) => {
   const { server, page, pageErrors } = await setup(t);
   const host = await apiSession(server.url, 'shengwei');
   const meetings = await host('GET', '/api/meetings');
@@ -163,6 +164,10 @@ test('vote cast by two members', async (t) => {
   await page.getByRole('button', { name: '取消邓玉兰到场' }).waitFor();
   await page.getByRole('button', { name: '标记李春花到场' }).click();
   await page.getByRole('button', { name: '取消李春花到场' }).waitFor();
+  // Marked in person too, so the election's four-fifths quorum does not
+  // depend on the media connection staying up.
+  await page.getByRole('button', { name: '标记胡丽娟到场' }).click();
+  await page.getByRole('button', { name: '取消胡丽娟到场' }).waitFor();
   await page.getByTestId('quorum').getByText('已过半数').waitFor();
 
   await page.getByRole('button', { name: '发起表决' }).click();
@@ -189,7 +194,28 @@ test('vote cast by two members', async (t) => {
     await voter.page.getByTestId('vote').getByText('邓玉兰：赞成；李春花：赞成').waitFor();
   }
 
-  // The recorder writes the minutes; the host sees them live and approves them.
+  // An election by secret ballot: one seat, two candidates.
+  await page.getByRole('button', { name: '发起表决' }).click();
+  await dialog.getByLabel('表决类型').selectOption({ label: '选举' });
+  await dialog.getByLabel('表决事项').fill('增补支部委员');
+  await dialog.getByLabel('表决方式').selectOption({ label: '无记名投票' });
+  await dialog.getByLabel('应选人数').fill('1');
+  await dialog.getByLabel('邓玉兰').check();
+  await dialog.getByLabel('李春花').check();
+  await dialog.getByRole('button', { name: '发起表决' }).click();
+  for (const voter of voters) {
+    const election = voter.page.getByTestId('vote').filter({ hasText: '增补支部委员' });
+    await election.getByLabel('李春花').check();
+    await election.getByRole('button', { name: '投票' }).click();
+    await election.getByText('您已投票').waitFor();
+  }
+  const hostElection = page.getByTestId('vote').filter({ hasText: '增补支部委员' });
+  await hostElection.getByText('已有 2 人投票').waitFor();
+  await hostElection.getByRole('button', { name: '结束表决' }).click();
+  await hostElection.getByTestId('vote-result').getByText('邓玉兰 0 票；李春花 2 票 当选 · 选出').waitFor();
+  await voters[1].page.getByTestId('vote').filter({ hasText: '增补支部委员' }).getByText('李春花 2 票 当选').waitFor();
+
+  // The recorder saves the minutes, which reach the host's page live for approval.
   const recorder = voters[0].page;
   await recorder.getByRole('textbox', { name: '编辑纪要' }).fill('会议表决通过全年工作总结。');
   await recorder.getByRole('button', { name: '保存纪要' }).click();

@@ -234,14 +234,44 @@ export function renderMeetingDetail(outlet, id) {
       return t('meet.motionResult', { votes_for: result.votes_for, against: result.against, abstain: result.abstain, required: result.required, outcome });
     }
     const name = (position) => (vote.candidates.find((c) => c.position === position) || {}).name || '';
-    const lines = result.candidates.map((c) => `${name(c.position)} ${c.votes}${c.elected ? ` ${t('meet.elected')}` : ''}${c.tied ? ` ${t('meet.tied')}` : ''}`);
+    const lines = result.candidates.map((c) => {
+      let mark = '';
+      if (c.elected) mark = ` ${t('meet.elected')}`;
+      else if (c.tied) mark = ` ${t('meet.tied')}`;
+      return `${t('meet.candidateVotes', { name: name(c.position), votes: c.votes })}${mark}`;
+    });
     return `${lines.join('；')} · ${outcome}`;
+  }
+
+  /** Names an open ballot's choice: for, against or abstain on a motion, or the marked candidates. */
+  function namedChoice(vote, choice) {
+    if (!Array.isArray(choice)) return t(`meet.choice.${choice}`);
+    if (choice.length === 0) return t('meet.blankBallot');
+    return choice.map((position) => (vote.candidates.find((c) => c.position === position) || {}).name || '').join('、');
+  }
+
+  /** Builds an election ballot: at most `seats` candidates, none for a blank ballot. */
+  function electionBallot(vote, cast) {
+    const boxes = vote.candidates.map((candidate) =>
+      h('label', { class: 'checkbox' }, h('input', { type: 'checkbox', value: String(candidate.position) }), candidate.name),
+    );
+    const submit = () => {
+      const marked = boxes.map((label) => label.querySelector('input')).filter((box) => box.checked).map((box) => Number(box.value));
+      cast({ candidates: marked });
+    };
+    return h(
+      'fieldset',
+      { class: 'row-actions election-ballot' },
+      h('legend', {}, t('meet.markCandidates', { seats: vote.seats })),
+      boxes,
+      h('button', { type: 'button', class: 'button button-small button-primary', onclick: submit }, t('meet.castBallot')),
+    );
   }
 
   function voteItem(vote) {
     const open = vote.status === 'open';
-    const canCast = open && vote.kind === 'motion' && view.me.voting && view.me.present && !vote.i_voted;
-    const cast = (choice) => act(() => api.post(path(`/votes/${vote.id}/ballot`), { choice }), t('meet.cast'));
+    const canCast = open && view.me.voting && view.me.present && !vote.i_voted;
+    const cast = (ballot) => act(() => api.post(path(`/votes/${vote.id}/ballot`), ballot), t('meet.cast'));
     return h(
       'li',
       { class: 'vote', 'data-testid': 'vote' },
@@ -252,25 +282,46 @@ export function renderMeetingDetail(outlet, id) {
       h('span', { class: 'tag tag-muted' }, t(`meet.rule.${vote.pass_rule}`)),
       h('div', { class: 'hint' }, open ? t('meet.voteOpen', { voted: vote.voted }) : t('meet.voteClosed', { voted: vote.voted })),
       vote.i_voted ? h('div', { class: 'hint' }, t('meet.iVoted')) : null,
-      canCast
-        ? h('div', { class: 'row-actions' }, CHOICES.map((choice) => h('button', { type: 'button', class: 'button button-small', onclick: () => cast(choice) }, t(`meet.choice.${choice}`))))
+      canCast && vote.kind === 'motion'
+        ? h('div', { class: 'row-actions' }, CHOICES.map((choice) => h('button', { type: 'button', class: 'button button-small', onclick: () => cast({ choice }) }, t(`meet.choice.${choice}`))))
         : null,
+      canCast && vote.kind === 'election' ? electionBallot(vote, cast) : null,
       open && view.can.run_votes
         ? h('button', { type: 'button', class: 'button button-small button-danger', onclick: () => act(() => api.post(path(`/votes/${vote.id}/close`)), t('meet.voteClosedNow')) }, t('meet.closeVote'))
         : null,
       vote.result ? h('p', { class: 'vote-result', 'data-testid': 'vote-result' }, resultText(vote)) : null,
       vote.named.length > 0
-        ? h('p', { class: 'hint' }, vote.named.map((entry) => `${entry.name}：${t(`meet.choice.${entry.choice}`)}`).join('；'))
+        ? h('p', { class: 'hint' }, vote.named.map((entry) => `${entry.name}：${namedChoice(vote, entry.choice)}`).join('；'))
         : null,
     );
   }
 
   async function openVote() {
     const rules = [h('option', { value: '' }, t('meet.noAgendaItem')), view.agenda.map((item) => h('option', { value: String(item.position) }, item.title))];
+    const electionFields = h(
+      'div',
+      { hidden: true },
+      field(t('meet.seats'), h('input', { name: 'seats', type: 'number', min: 1, value: '1' })),
+      h(
+        'fieldset',
+        { class: 'field' },
+        h('legend', {}, t('meet.candidates')),
+        view.participants.map((person) =>
+          h('label', { class: 'checkbox' }, h('input', { type: 'checkbox', name: 'candidates', value: String(person.member_id) }), person.name),
+        ),
+      ),
+    );
+    const kindSelect = h(
+      'select',
+      { name: 'kind', onchange: () => { electionFields.hidden = kindSelect.value !== 'election'; } },
+      h('option', { value: 'motion' }, t('meet.voteKind.motion')),
+      h('option', { value: 'election' }, t('meet.voteKind.election')),
+    );
     const opened = await openDialog(t('meet.openVote'), (close) =>
       dialogForm(
         close,
         [
+          field(t('meet.voteKindField'), kindSelect),
           field(t('meet.voteTitle'), h('input', { name: 'title', type: 'text', maxlength: 200 })),
           field(t('meet.agendaItemField'), h('select', { name: 'agenda_position' }, rules)),
           field(
@@ -281,17 +332,21 @@ export function renderMeetingDetail(outlet, id) {
             t('meet.passRule'),
             h('select', { name: 'pass_rule' }, h('option', { value: 'majority' }, t('meet.rule.majority')), h('option', { value: 'two_thirds' }, t('meet.rule.two_thirds'))),
           ),
+          electionFields,
         ],
         t('meet.openVote'),
         async (form) => {
           const data = new FormData(form);
           const position = String(data.get('agenda_position') || '');
+          const election = data.get('kind') === 'election';
           await api.post(path('/votes'), {
-            kind: 'motion',
+            kind: data.get('kind'),
             title: String(data.get('title') || ''),
             ballot: data.get('ballot'),
             agenda_position: position === '' ? null : Number(position),
-            pass_rule: data.get('pass_rule'),
+            pass_rule: election ? null : data.get('pass_rule'),
+            seats: election ? Number(data.get('seats')) : 0,
+            candidates: election ? data.getAll('candidates').map((id) => ({ member_id: Number(id) })) : [],
           });
           return true;
         },
