@@ -529,7 +529,7 @@ async fn countersigners_decide_at_once(backend: Backend) {
     assert_eq!(error["error"]["code"], "stale_version");
 }
 
-/// The kinds of the stored events on a topic, oldest first.
+/// Lists the kinds of the stored events on a topic, oldest first.
 async fn event_kinds(running: &Running, topic: &str) -> Vec<String> {
     sqlx::query_scalar("SELECT kind FROM hub_events WHERE topic = $1 ORDER BY seq")
         .bind(topic)
@@ -622,7 +622,8 @@ async fn calendar_and_deadlines(backend: Backend) {
     // Due at midnight Beijing time (16:00 UTC), one to five days ahead.
     assert_eq!(due_at.rem_euclid(86_400_000), 16 * 3_600_000);
     let ahead = due_at - submitted_at.timestamp_millis();
-    assert!(ahead > 0 && ahead <= 5 * 86_400_000, "due {ahead} ms ahead");
+    assert!(ahead > 0, "due {ahead} ms ahead");
+    assert!(ahead <= 5 * 86_400_000, "due {ahead} ms ahead");
 
     // On the due day the assignee is reminded, once.
     let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
@@ -644,7 +645,7 @@ async fn calendar_and_deadlines(backend: Backend) {
     let kinds = event_kinds(&running, &format!("user:{signer_account}")).await;
     assert!(kinds.contains(&"todo.due".to_owned()), "{kinds:?}");
 
-    // Once overdue, the branch secretary is told, once, and it is audited.
+    // Once overdue, the branch secretary is notified once, and it is audited.
     let overdue = sweep(&running.state, at(due_at + 1)).await.unwrap();
     assert_eq!(
         overdue,

@@ -72,7 +72,7 @@ pub struct Calendar {
 }
 
 impl Calendar {
-    /// A calendar with the given exceptions.
+    /// Creates a calendar with the given exceptions.
     pub fn new(exceptions: impl IntoIterator<Item = (NaiveDate, DayKind)>) -> Self {
         Self {
             exceptions: exceptions.into_iter().collect(),
@@ -358,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn due_at_ends_the_last_day_in_china_time() {
+    fn due_at_china_midnight() {
         let calendar = calendar();
         // Monday 7 December, 23:30 in Beijing is 15:30 UTC.
         let opened = Utc.with_ymd_and_hms(2026, 12, 7, 15, 30, 0).unwrap();

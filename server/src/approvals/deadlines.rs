@@ -81,23 +81,7 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> AppResult<Swept> {
     let now_ms = now.timestamp_millis();
     let mut swept = Swept::default();
 
-    let overdue: Vec<(i64, i64, i64, i64)> = sqlx::query(
-        "SELECT document_id, task_id, member_id, due_at FROM document_tasks \
-         WHERE due_at IS NOT NULL AND due_at <= $1 AND escalated_at IS NULL",
-    )
-    .bind(now_ms)
-    .fetch_all(&state.db.pool)
-    .await?
-    .iter()
-    .map(|row| {
-        Ok((
-            row.try_get("document_id")?,
-            row.try_get("task_id")?,
-            row.try_get("member_id")?,
-            row.try_get("due_at")?,
-        ))
-    })
-    .collect::<Result<_, sqlx::Error>>()?;
+    let overdue = tasks_due(state, i64::MIN, now_ms, "escalated_at").await?;
     for (document_id, task_id, member_id, due_at) in overdue {
         let mut tx = state.db.begin().await?;
         let claimed = sqlx::query(
@@ -119,24 +103,7 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> AppResult<Swept> {
         swept.escalated += 1;
     }
 
-    let due_today: Vec<(i64, i64, i64, i64)> = sqlx::query(
-        "SELECT document_id, task_id, member_id, due_at FROM document_tasks \
-         WHERE due_at IS NOT NULL AND due_at > $1 AND due_at <= $2 AND reminded_at IS NULL",
-    )
-    .bind(now_ms)
-    .bind(now_ms + REMIND_BEFORE_MS)
-    .fetch_all(&state.db.pool)
-    .await?
-    .iter()
-    .map(|row| {
-        Ok((
-            row.try_get("document_id")?,
-            row.try_get("task_id")?,
-            row.try_get("member_id")?,
-            row.try_get("due_at")?,
-        ))
-    })
-    .collect::<Result<_, sqlx::Error>>()?;
+    let due_today = tasks_due(state, now_ms, now_ms + REMIND_BEFORE_MS, "reminded_at").await?;
     for (document_id, task_id, member_id, due_at) in due_today {
         let mut tx = state.db.begin().await?;
         let claimed = sqlx::query(
@@ -170,6 +137,35 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> AppResult<Swept> {
         swept.reminded += 1;
     }
     Ok(swept)
+}
+
+/// Lists open tasks, as (document, task, member, due time), due after
+/// `after` and at or before `until` whose `unclaimed` column is still empty.
+async fn tasks_due(
+    state: &AppState,
+    after: i64,
+    until: i64,
+    unclaimed: &'static str,
+) -> AppResult<Vec<(i64, i64, i64, i64)>> {
+    let rows = sqlx::query(&format!(
+        "SELECT document_id, task_id, member_id, due_at FROM document_tasks \
+         WHERE due_at IS NOT NULL AND due_at > $1 AND due_at <= $2 AND {unclaimed} IS NULL"
+    ))
+    .bind(after)
+    .bind(until)
+    .fetch_all(&state.db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("document_id")?,
+                row.try_get("task_id")?,
+                row.try_get("member_id")?,
+                row.try_get("due_at")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
 }
 
 /// Notifies the superior and the document's viewers that a task is overdue,

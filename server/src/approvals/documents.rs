@@ -121,7 +121,7 @@ async fn store_attachments(
     Ok(())
 }
 
-/// Downloads a document's attachment (whoever may read the document).
+/// Downloads a document's attachment, for anyone who may read the document.
 #[utoipa::path(get, path = "/api/documents/{id}/attachments/{position}", tag = "approvals",
     params(("id" = i64, Path, description = "Document id"), ("position" = i64, Path, description = "Attachment position, from 0")),
     responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ErrorBody)))]
@@ -427,7 +427,7 @@ pub struct DocumentView {
     pub seq: i64,
 }
 
-/// When one open task is due, and whether the assignee's superior was told.
+/// The due time of one open task, and whether the assignee's superior was notified.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TaskDeadline {
     pub member: i64,

@@ -102,8 +102,8 @@ pub struct Event {
     pub at: i64,
 }
 
-/// The `event` message for a live event, serialized once for all of the
-/// topic's subscribers; the same text as `ServerMessage::Event`.
+/// Serializes the `event` message for a live event once for all of the
+/// topic's subscribers, as the same text as `ServerMessage::Event`.
 pub fn event_text(event: &Event) -> String {
     #[derive(Serialize)]
     struct Frame<'a> {
@@ -118,7 +118,7 @@ pub fn event_text(event: &Event) -> String {
     .expect("events serialize")
 }
 
-/// A server message as a text frame.
+/// Serializes a server message as a text frame.
 pub fn message_text(message: &ServerMessage) -> String {
     serde_json::to_string(message).expect("server messages serialize")
 }
