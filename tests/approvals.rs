@@ -1110,3 +1110,35 @@ async fn directory_search_names_only() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error["error"]["field"], "q");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organization_search_outside_own_subtree() {
+    let running = start(Backend::Sqlite).await;
+    let member = running.login("dangyuan").await;
+    let (status, own_tree) = member.get("/api/orgs").await;
+    assert_eq!(status, StatusCode::OK);
+    let readable: Vec<&str> = own_tree
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|org| org["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !readable.contains(&"青川市东城区委"),
+        "the district is outside the member's tree"
+    );
+
+    let (status, found) = member.get("/api/orgs/search?q=东城区委").await;
+    assert_eq!(status, StatusCode::OK);
+    let entries = found.as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["name"], "青川市东城区委");
+    assert!(entries[0]["parent_name"].is_string());
+    assert!(entries[0].get("path").is_none(), "entries carry names only");
+
+    for bad in ["", "%20%20", &"党".repeat(51)] {
+        let (status, error) = member.get(&format!("/api/orgs/search?q={bad}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "q={bad}");
+        assert_eq!(error["error"]["field"], "q");
+    }
+}

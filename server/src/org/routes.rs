@@ -1,7 +1,7 @@
 //! HTTP resource `/api/orgs`: the tree, one organization, create, rename,
 //! move, dissolve, and the organization's officers.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -21,6 +21,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_orgs, create_org))
+        .routes(routes!(search_orgs))
         .routes(routes!(get_org, update_org, dissolve_org))
         .routes(routes!(move_org))
         .routes(routes!(list_roles))
@@ -68,6 +69,59 @@ async fn list_orgs(
         }
     }
     Ok(ApiJson(visible))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct OrgSearchQuery {
+    /// Part of an organization's name; 1 to 50 characters.
+    q: String,
+    /// Most results, 1 to 20. [default: 10]
+    limit: Option<i64>,
+}
+
+/// One organization in the directory: its name and its parent's name.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OrgDirectoryEntry {
+    pub id: i64,
+    pub name: String,
+    pub parent_name: Option<String>,
+}
+
+/// Searches organizations by name, for naming any organization of the
+/// deployment as a recipient, for example the 抄送机关 of a document. Any
+/// signed-in account may search; entries carry only names.
+#[utoipa::path(get, path = "/api/orgs/search", tag = "orgs", params(OrgSearchQuery),
+    responses((status = 200, body = Vec<OrgDirectoryEntry>), (status = 422, body = ErrorBody)))]
+async fn search_orgs(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(query): Query<OrgSearchQuery>,
+) -> AppResult<ApiJson<Vec<OrgDirectoryEntry>>> {
+    let q = query.q.trim();
+    if q.is_empty() || q.chars().count() > 50 {
+        return Err(AppError::invalid(
+            "q",
+            "请输入 1 到 50 个字的组织名称",
+            "give 1 to 50 characters of an organization's name",
+        ));
+    }
+    let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT o.id, o.name, p.name FROM orgs o LEFT JOIN orgs p ON p.id = o.parent_id \
+         WHERE o.name LIKE $1 ORDER BY length(o.name), o.id LIMIT $2",
+    )
+    .bind(format!("%{q}%"))
+    .bind(query.limit.unwrap_or(10).clamp(1, 20))
+    .fetch_all(&state.db.pool)
+    .await?;
+    Ok(ApiJson(
+        rows.into_iter()
+            .map(|(id, name, parent_name)| OrgDirectoryEntry {
+                id,
+                name,
+                parent_name,
+            })
+            .collect(),
+    ))
 }
 
 /// Reads one organization.

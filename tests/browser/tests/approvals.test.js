@@ -152,10 +152,18 @@ test('drafter routes a document to sign-off', async (t) => {
   await drafter.locator('.template-preview').getByText('会签（全部同意）').waitFor();
   await drafter.getByRole('textbox', { name: '正文' }).click();
   await drafter.keyboard.type('拟于下月开展主题党日活动。');
+  // The district committee above the branch is copied, found by name.
+  await drafter.getByRole('searchbox', { name: '抄送机关' }).fill('东城区委');
+  await drafter.getByRole('button', { name: '抄送 青川市东城区委' }).click();
+  await drafter.getByRole('list', { name: '已选抄送机关' }).getByText('青川市东城区委').waitFor();
+  await drafter.locator('input[type=file]').setInputFiles({ name: '活动方案.txt', mimeType: 'text/plain', buffer: Buffer.from('活动方案') });
+  await drafter.locator('.upload-row progress').waitFor({ state: 'hidden' });
   await drafter.getByRole('button', { name: '保存并提交' }).click();
   await drafter.waitForURL(/\/approvals\/involved\/\d+$/);
   const id = Number(drafter.url().match(/(\d+)$/)[1]);
   await drafter.getByTestId('doc-turn').getByText(/^部门审核/).waitFor();
+  assert.equal(await drafter.getByTestId('doc-cc').textContent(), '青川市东城区委');
+  assert.equal(await drafter.getByTestId('doc-attachments').getByRole('link', { name: '活动方案.txt' }).count(), 1);
   await markPage(drafter);
 
   // The organization member approves in another browser.

@@ -1,18 +1,106 @@
 // The drafting page: issuing organization, title, type, security level,
-// urgency, approval template (with its steps shown) and the rich-text body.
+// urgency, approval template (with its steps shown), the rich-text body, the
+// organizations the document is copied to (抄送机关) and attachments.
 // "Save draft" stores the document; "Save and submit" also sends it along
 // the template's route, and an unresolvable route is shown on the draft.
 //
 // Route: /approvals/new.
 
 import { api, query } from '../api.js';
-import { announce, clearFormErrors, field, h, replace, showFormError } from '../dom.js';
+import { announce, clearFormErrors, debounce, field, h, replace, showFormError } from '../dom.js';
 import { t } from '../i18n.js';
 import { DOC_TYPES, SECURITY_LEVELS, URGENCIES, approvalsHeader, createNameBook, templateSteps } from './approvalparts.js';
 import { setDocumentProblem } from './docdetail.js';
 import { createRichText } from './richtext.js';
+import { createAttachments } from './uploads.js';
 
 const TITLE_MAX_CHARS = 200;
+const ORG_SEARCH_LIMIT = 8;
+
+/**
+ * Builds the 抄送机关 chooser: a name search over every organization of the
+ * deployment and the chosen ones as removable chips, in the order chosen.
+ * `ids()` returns the chosen ids for `cc_org_ids`.
+ */
+function createCcChooser() {
+  const chosen = [];
+  const search = h('input', { type: 'search', name: 'cc_org_ids', placeholder: t('approvals.ccSearch'), autocomplete: 'off' });
+  const results = h('ul', { class: 'search-results', 'aria-live': 'polite' });
+  const chips = h('ul', { class: 'chips', 'aria-label': t('approvals.ccChosen') });
+
+  function drawChips() {
+    replace(
+      chips,
+      chosen.map((org, index) =>
+        h(
+          'li',
+          { class: 'chip' },
+          org.name,
+          h('button', {
+            type: 'button',
+            class: 'icon-button icon-button-small',
+            'aria-label': t('approvals.ccRemove', { name: org.name }),
+            onclick: () => {
+              chosen.splice(index, 1);
+              drawChips();
+              search.focus();
+            },
+          }, '×'),
+        ),
+      ),
+    );
+  }
+
+  async function runSearch() {
+    const text = search.value.trim();
+    if (!text) {
+      replace(results);
+      return;
+    }
+    let found;
+    try {
+      found = await api.get(`/api/orgs/search${query({ q: text, limit: ORG_SEARCH_LIMIT })}`);
+    } catch (error) {
+      replace(results, h('li', { class: 'field-error' }, error.message));
+      return;
+    }
+    if (text !== search.value.trim()) return;
+    replace(
+      results,
+      found.length === 0
+        ? h('li', { class: 'muted' }, t('approvals.ccNoMatch'))
+        : found.map((org) => {
+          const label = org.parent_name ? `${org.name}（${org.parent_name}）` : org.name;
+          return h('li', {}, h('button', {
+            type: 'button',
+            class: 'button button-small',
+            disabled: chosen.some((other) => other.id === org.id),
+            'aria-label': t('approvals.ccAdd', { name: org.name }),
+            onclick: () => {
+              chosen.push(org);
+              drawChips();
+              search.value = '';
+              replace(results);
+              search.focus();
+            },
+          }, label));
+        }),
+    );
+  }
+
+  search.addEventListener('input', debounce(runSearch, 200));
+  // Enter searches instead of submitting the form.
+  search.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') {
+      event.preventDefault();
+      runSearch();
+    }
+  });
+  return {
+    element: h('div', {}, field(t('approvals.fieldCc'), search, t('approvals.ccHint')), results, chips),
+    ids: () => chosen.map((org) => org.id),
+  };
+}
 
 function choices(name, values, labelOf, selected) {
   return h('select', { name }, values.map((value) => h('option', { value, selected: value === selected }, labelOf(value))));
@@ -35,6 +123,8 @@ export function mountDraft(outlet, context) {
   const templatePreview = h('div', { class: 'template-preview', 'aria-live': 'polite' });
   const prefix = h('input', { name: 'number_prefix', maxlength: '60', autocomplete: 'off' });
   const editor = createRichText({ name: 'body_html', label: t('approvals.fieldBody') });
+  const cc = createCcChooser();
+  const attachments = createAttachments();
   const saveButton = h('button', { type: 'submit', class: 'button', value: 'save' }, t('approvals.saveDraft'));
   const submitButton = h('button', { type: 'submit', class: 'button button-primary', value: 'submit' }, t('approvals.saveSubmit'));
 
@@ -54,6 +144,8 @@ export function mountDraft(outlet, context) {
     templatePreview,
     editor.element,
     field(t('approvals.fieldPrefix'), prefix, t('approvals.prefixHint')),
+    cc.element,
+    attachments.element,
     h('p', { class: 'form-error', role: 'alert', hidden: true }),
     h('div', { class: 'form-actions' }, h('a', { href: '/approvals/drafts', class: 'button', 'data-link': true }, t('common.cancel')), saveButton, submitButton),
   );
@@ -101,9 +193,8 @@ export function mountDraft(outlet, context) {
       const titleText = title.value.trim();
       if (!titleText) throw { field: 'title', message: t('common.required') };
       if (!templateSelect.value) throw { field: 'template_id', message: t('approvals.chooseTemplate') };
-      // TODO: pick the copied organizations (cc_org_ids) and attach files
-      // here; a member can list only their own organization, and 抄送 usually
-      // goes above it.
+      if (attachments.pending() > 0) throw { field: 'attachments', message: t('notices.uploadsPending') };
+      if (attachments.failed() > 0) throw { field: 'attachments', message: t('notices.uploadsFailed') };
       created = await api.post('/api/documents', {
         org_id: Number(orgSelect.value),
         title: titleText,
@@ -113,6 +204,8 @@ export function mountDraft(outlet, context) {
         template_id: Number(templateSelect.value),
         body_html: editor.html(),
         number_prefix: prefix.value.trim() || undefined,
+        cc_org_ids: cc.ids(),
+        attachments: attachments.files(),
       });
     } catch (error) {
       showFormError(form, error);
