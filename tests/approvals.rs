@@ -361,6 +361,17 @@ async fn stale_and_racing_actions(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(error["error"]["code"], "stale_version");
+    let drafter_name: String = sqlx::query_scalar("SELECT name FROM members WHERE id = $1")
+        .bind(drafter.member_id)
+        .fetch_one(&running.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        error["error"]["message"],
+        format!("您看到的是第 0 版，之后{drafter_name}已提交（第 1 版）。请刷新公文后再办理")
+            .as_str(),
+        "the message names the drafter and the versions"
+    );
 
     // Both any-of approvers act on version 1 at once: exactly one succeeds.
     let path = format!("/api/documents/{id}/actions");
@@ -459,7 +470,7 @@ async fn unresolvable_step_is_reported(backend: Backend) {
         error["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("discipline"),
+            .contains("步骤“纪检审核”没有办理人"),
         "{error}"
     );
     let (_, view) = drafter.get(&format!("/api/documents/{id}")).await;

@@ -22,6 +22,7 @@ use super::engine::{
     self, Action, ActionError, Context, Decision, DocumentFields, Effect, Instance, MemberId,
     OrgRelative, Placement, ReturnTarget, Route, Work,
 };
+use super::messages::{self, Names};
 use super::store::{self, DocumentRow, member_of};
 use super::{deadlines, numbering};
 use crate::audit;
@@ -160,7 +161,10 @@ async fn act(
         };
         let mut tx = state.db.begin().await?;
         let action = to_engine_action(&mut tx, &document, request.clone()).await?;
-        let transition = engine::apply(&instance, context, action).map_err(action_error)?;
+        let transition = match engine::apply(&instance, context, action) {
+            Ok(transition) => transition,
+            Err(error) => return Err(action_error(&mut tx, &instance, error).await?),
+        };
         let stored = store_transition(
             &state, &caller, &mut tx, &document, &instance, transition, context.at,
         )
@@ -317,22 +321,36 @@ async fn plan(conn: &mut AnyConnection, document: &DocumentRow) -> AppResult<Rou
     ]
     .into_iter()
     .collect();
-    engine::plan_route(&template, &fields, &resolver).map_err(|error| {
-        AppError::invalid(
-            "route",
-            format!("无法确定审批路径：{error}"),
-            format!("{error}"),
-        )
-        .field("route")
-    })
+    match engine::plan_route(&template, &fields, &resolver) {
+        Ok(route) => Ok(route),
+        Err(error) => {
+            let names = Names::of_route_error(conn, &error).await?;
+            Err(AppError::invalid(
+                "route",
+                messages::route_error(&error, &names),
+                error.to_string(),
+            ))
+        }
+    }
 }
 
-fn action_error(error: ActionError) -> AppError {
+/// Turns a rejected action into a 409 that names the people and steps
+/// involved.
+async fn action_error(
+    conn: &mut AnyConnection,
+    instance: &Instance,
+    error: ActionError,
+) -> AppResult<AppError> {
     let code = match &error {
         ActionError::Stale { .. } | ActionError::UnknownVersion { .. } => "stale_version",
         _ => "action_not_allowed",
     };
-    AppError::conflict(code, format!("无法办理：{error}"), error.to_string())
+    let names = Names::of_action_error(conn, instance, &error).await?;
+    Ok(AppError::conflict(
+        code,
+        messages::action_error(&error, &names),
+        error.to_string(),
+    ))
 }
 
 /// Stores the new state and carries out the effects; returns the hub

@@ -10,6 +10,7 @@ pub mod deadlines;
 mod documents;
 pub mod engine;
 mod issue;
+mod messages;
 mod numbering;
 mod print;
 pub mod record;

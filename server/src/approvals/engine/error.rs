@@ -4,6 +4,7 @@
 use super::action::ActionKind;
 use super::ids::{MemberId, StepId};
 use super::route::RouteError;
+use super::state::Status;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
@@ -20,7 +21,7 @@ pub enum ActionError {
     #[error("version {based_on} does not exist; the current version is {current}")]
     UnknownVersion { based_on: u64, current: u64 },
     #[error("cannot {action} while the document is {status}")]
-    NotAllowed { action: ActionKind, status: String },
+    NotAllowed { action: ActionKind, status: Status },
     #[error("only the drafter ({drafter}) can {action}")]
     NotDrafter {
         action: ActionKind,

@@ -21,7 +21,7 @@ pub(super) fn urge(
     ) {
         return Err(ActionError::NotAllowed {
             action: ActionKind::Urge,
-            status: state.status().to_string(),
+            status: state.status().clone(),
         });
     }
 
@@ -66,7 +66,7 @@ pub(super) fn mark_read(
     if *state.status() != Status::Circulating {
         return Err(ActionError::NotAllowed {
             action: ActionKind::MarkRead,
-            status: state.status().to_string(),
+            status: state.status().clone(),
         });
     }
 

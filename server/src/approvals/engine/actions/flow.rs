@@ -14,7 +14,7 @@ use super::super::step::Verdict;
 pub(super) fn current_step(state: &Instance, action: ActionKind) -> Result<usize, ActionError> {
     let not_allowed = || ActionError::NotAllowed {
         action,
-        status: state.status().to_string(),
+        status: state.status().clone(),
     };
     let Status::InProgress { step } = state.status() else {
         return Err(not_allowed());

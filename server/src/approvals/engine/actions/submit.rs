@@ -18,7 +18,7 @@ pub(super) fn submit(
     if !state.status().waits_for_drafter() {
         return Err(ActionError::NotAllowed {
             action: ActionKind::Submit,
-            status: state.status().to_string(),
+            status: state.status().clone(),
         });
     }
     if context.actor != state.drafter {
