@@ -79,7 +79,8 @@ struct RestoreArgs {
 
 #[derive(clap::Args)]
 struct VerifyRecordArgs {
-    /// The record, as exported from a document's page.
+    /// The record, as exported from a document's page: the JSON file or the
+    /// PDF that carries it.
     file: PathBuf,
     /// The deployment's public key (64 hex digits, as published by its
     /// administrators), or its key file (audit-signing-key.pem). Without it
@@ -158,9 +159,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn verify_record(args: &VerifyRecordArgs) -> anyhow::Result<ExitCode> {
     use server::approvals::record::{ApprovalRecord, parse_key, verify_record};
-    let text = std::fs::read_to_string(&args.file)
+    use server::approvals::record_pdf::embedded_record;
+    let mut bytes = std::fs::read(&args.file)
         .map_err(|error| anyhow::anyhow!("failed to read {}: {error}", args.file.display()))?;
-    let record: ApprovalRecord = serde_json::from_str(&text).map_err(|error| {
+    if bytes.starts_with(b"%PDF-") {
+        bytes = embedded_record(&bytes)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", args.file.display()))?;
+    }
+    let record: ApprovalRecord = serde_json::from_slice(&bytes).map_err(|error| {
         anyhow::anyhow!("{} is not an approval record: {error}", args.file.display())
     })?;
     let key = match &args.key {

@@ -881,6 +881,22 @@ fn dangwu(args: &[&str]) -> std::process::Output {
         .expect("run dangwu")
 }
 
+/// Replaces every occurrence of `from` in `bytes` with `to`.
+fn replace_bytes(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest.starts_with(from) {
+            out.extend_from_slice(to);
+            rest = &rest[from.len()..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_verifies_and_void_keeps_number() {
     let running = start(Backend::Sqlite).await;
@@ -934,6 +950,47 @@ async fn record_verifies_and_void_keeps_number() {
         !output.status.success(),
         "a record does not verify under another key"
     );
+
+    // The PDF record carries the same JSON and verifies as a file.
+    let response = drafter
+        .http
+        .get(format!("{}/api/documents/{first}/record/pdf", drafter.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let pdf = response.bytes().await.unwrap().to_vec();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let pdf_file = dir.path().join("record.pdf");
+    std::fs::write(&pdf_file, &pdf).unwrap();
+    let output = dangwu(&["verify-record", pdf_file.to_str().unwrap(), "--key", &key]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // The title is in the page text, as UTF-16 in the text operators.
+    let title_utf16: String = "关于开展主题党日活动的请示"
+        .encode_utf16()
+        .map(|unit| format!("{unit:04X}"))
+        .collect();
+    let title_in_text = pdf
+        .windows(title_utf16.len())
+        .any(|window| window.eq_ignore_ascii_case(title_utf16.as_bytes()));
+    assert!(title_in_text, "the page shows the document title");
+    // An opinion changed inside the attached JSON breaks its signature; the
+    // replacement has the same byte length, so the PDF stays readable.
+    let forged_pdf = replace_bytes(&pdf, "同意".as_bytes(), "反对".as_bytes());
+    assert_ne!(forged_pdf, pdf, "the opinion is inside the PDF");
+    std::fs::write(&pdf_file, &forged_pdf).unwrap();
+    let output = dangwu(&["verify-record", pdf_file.to_str().unwrap(), "--key", &key]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("signature"));
+    std::fs::write(&pdf_file, b"%PDF-1.7\nnot a pdf").unwrap();
+    let output = dangwu(&["verify-record", pdf_file.to_str().unwrap(), "--key", &key]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a readable PDF"));
 
     // Voiding keeps the number in the register; the next number is 2.
     let (status, _) = drafter

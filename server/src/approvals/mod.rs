@@ -14,6 +14,7 @@ mod messages;
 mod numbering;
 mod print;
 pub mod record;
+pub mod record_pdf;
 mod register;
 pub mod store;
 mod templates;

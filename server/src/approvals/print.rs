@@ -38,7 +38,7 @@ fn date(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn time(ms: i64) -> String {
+pub(super) fn time(ms: i64) -> String {
     Local
         .timestamp_millis_opt(ms)
         .single()
@@ -46,7 +46,7 @@ fn time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn level_zh(level: &str) -> &'static str {
+pub(super) fn level_zh(level: &str) -> &'static str {
     match level {
         "confidential" => "秘密",
         "internal" => "内部",
@@ -156,7 +156,7 @@ async fn print_document(
     Ok(page(&document.title, &html))
 }
 
-fn action_zh(action: &str) -> &'static str {
+pub(super) fn action_zh(action: &str) -> &'static str {
     match action {
         "submit" => "提交",
         "approve" => "同意",
@@ -214,7 +214,7 @@ async fn print_record(
     let key = hex::encode(state.audit_key.verifying_key().to_bytes());
     let _ = write!(
         html,
-        "</table><p>签名公钥（Ed25519）：<code>{key}</code><br>离线校验：导出审批记录（JSON）后运行 <code>dangwu verify-record 文件 --key {key}</code></p>"
+        "</table><p>签名公钥（Ed25519）：<code>{key}</code><br>离线校验：导出审批记录（JSON 或 PDF）后运行 <code>dangwu verify-record 文件 --key {key}</code></p>"
     );
     Ok(page(&format!("{} 审批记录", document.title), &html))
 }

@@ -1,5 +1,6 @@
 //! The approval record: a document's route, opinions, times and server
-//! signatures, exported as JSON that `dangwu verify-record` checks offline,
+//! signatures, exported as JSON (alone or inside a PDF) that `dangwu
+//! verify-record` checks offline,
 //! and checked in place by `dangwu audit verify`.
 
 use axum::extract::{Path, State};
@@ -23,7 +24,9 @@ use crate::state::AppState;
 pub const RECORD_FORMAT: &str = "dangwu-approval-record/1";
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(export_record))
+    OpenApiRouter::new()
+        .routes(routes!(export_record))
+        .routes(routes!(export_record_pdf))
 }
 
 /// An exported approval record.
@@ -93,7 +96,46 @@ async fn export_record(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let page = view(&state, &caller, id).await?;
+    let record = build_record(&state, &caller, id).await?;
+    let json = serde_json::to_string_pretty(&record).map_err(AppError::internal)?;
+    let disposition = format!("attachment; filename=\"approval-record-{id}.json\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        json,
+    )
+        .into_response())
+}
+
+/// Exports the approval record as a PDF: the record laid out for reading,
+/// with the JSON record attached inside, so that `dangwu verify-record`
+/// checks the PDF file itself.
+#[utoipa::path(get, path = "/api/documents/{id}/record/pdf", tag = "approvals",
+    params(("id" = i64, Path, description = "Document id")),
+    responses((status = 200, content_type = "application/pdf"), (status = 404, body = ErrorBody)))]
+async fn export_record_pdf(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    let record = build_record(&state, &caller, id).await?;
+    let pdf = super::record_pdf::render(&record).map_err(AppError::internal)?;
+    let disposition = format!("attachment; filename=\"approval-record-{id}.pdf\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        pdf,
+    )
+        .into_response())
+}
+
+/// Collects the approval record of a document the caller may see.
+async fn build_record(state: &AppState, caller: &Caller, id: i64) -> AppResult<ApprovalRecord> {
+    let page = view(state, caller, id).await?;
     let rows = sqlx::query(
         "SELECT version, sha256, body_html FROM document_versions WHERE document_id = $1 \
          AND version IN (SELECT body_version FROM document_actions WHERE document_id = $1) ORDER BY version",
@@ -120,7 +162,7 @@ async fn export_record(
         .map(|row| action_from_row(row).map(|(_, action)| action))
         .collect::<Result<_, sqlx::Error>>()?;
     let document = page.document;
-    let record = ApprovalRecord {
+    Ok(ApprovalRecord {
         format: RECORD_FORMAT.to_owned(),
         document_id: document.id,
         title: document.title,
@@ -133,17 +175,7 @@ async fn export_record(
         actions,
         public_key: hex::encode(state.audit_key.verifying_key().to_bytes()),
         exported_at: now_ms(),
-    };
-    let json = serde_json::to_string_pretty(&record).map_err(AppError::internal)?;
-    let disposition = format!("attachment; filename=\"approval-record-{id}.json\"");
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/json".to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        json,
-    )
-        .into_response())
+    })
 }
 
 fn check_signature(

@@ -54,6 +54,7 @@ export function documentTools(view, { writableOrgs, onVoided, onIssued }) {
     link(`${base}/print`, t('doc.print')),
     link(`${base}/record/print`, t('doc.recordPrint')),
     h('a', { href: `${base}/record`, class: 'button button-small', download: `record-${doc.id}.json` }, t('doc.recordDownload')),
+    h('a', { href: `${base}/record/pdf`, class: 'button button-small', download: `record-${doc.id}.pdf` }, t('doc.recordPdf')),
   ];
   if (isSignedOff(doc) && writableOrgs.length > 0) {
     tools.push(h('button', { type: 'button', class: 'button button-small', onclick: () => issueDialog(doc, onIssued) }, t('doc.issue')));
