@@ -241,17 +241,19 @@ test('drafter routes a document to sign-off', async (t) => {
 
 /**
  * Drafts a document as dangyuan with a one-step template (书记签发 by the
- * branch secretary) and signs it off as zhibu over the API. Returns
- * `{ branchId, id, number }`.
+ * branch secretary), circulated afterwards to the accounts in `readers`, and
+ * signs it off as zhibu over the API. Returns `{ branchId, id, number }`.
  */
-async function signedOffDocument(url, title) {
+async function signedOffDocument(url, title, { readers = [] } = {}) {
   const secretary = await apiSession(url, 'zhibu');
   const branch = (await secretary('GET', '/api/orgs')).find((org) => org.name === BRANCH);
+  const circulation = readers.length > 0 ? [{ members: await Promise.all(readers.map((name) => memberIdOf(url, name))) }] : [];
   const template = await secretary('POST', '/api/approvals/templates', {
     org_id: branch.id,
     definition: {
-      name: '书记审批',
+      name: readers.length > 0 ? '书记审批后传阅' : '书记审批',
       steps: [{ id: 'sign', name: '书记签发', kind: { type: 'single' }, assignees: [{ role: { role: 'secretary', org: 'issuing' } }] }],
+      circulation,
     },
   });
   const drafter = await apiSession(url, 'dangyuan');
@@ -339,6 +341,34 @@ test('signed-off document prints, issues and voids', async (t) => {
   await drafter.getByTestId('inbox').getByText(`${number} ${title}`).waitFor();
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(drafterErrors, []);
+});
+
+test('circulation progress shows live', async (t) => {
+  const { server, page: drafter, pageErrors } = await setup(t);
+  const { page: reader, pageErrors: readerErrors } = await secondPage(t);
+  const { id } = await signedOffDocument(server.url, '关于学习贯彻会议精神的通知', { readers: ['dy002', 'dy003'] });
+
+  await login(drafter, server.url, 'dangyuan');
+  await drafter.getByRole('navigation', { name: '主导航' }).waitFor();
+  await openDocument(drafter, server.url, id);
+  const circulation = drafter.getByTestId('circulation');
+  await circulation.getByText('已阅 0 / 2').waitFor();
+  assert.equal(await circulation.getByText('未阅').count(), 2);
+  await markPage(drafter);
+
+  await login(reader, server.url, 'dy002');
+  await reader.getByRole('navigation', { name: '主导航' }).waitFor();
+  await openDocument(reader, server.url, id);
+  await reader.getByRole('button', { name: '标记已阅' }).click();
+  await reader.getByTestId('circulation').getByText('已阅 1 / 2').waitFor();
+
+  // The drafter's open page follows without a reload.
+  await circulation.getByText('已阅 1 / 2').waitFor();
+  assert.equal(await circulation.getByText('未阅').count(), 1);
+  assert.equal(await circulation.getByText(/已阅$/).count(), 1);
+  await assertNotReloaded(drafter);
+  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(readerErrors, []);
 });
 
 test('deadline, copies and attachments show', async (t) => {

@@ -165,6 +165,32 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
     );
   }
 
+  /** Readers of a signed-off document (传阅) and who has read it. */
+  function circulationSection() {
+    const readers = view.workflow.readers || [];
+    if (readers.length === 0) return null;
+    const read = readers.filter((reader) => reader.read_at).length;
+    const progressText = t('doc.circulationProgress', { read, total: readers.length });
+    return h(
+      'section',
+      { class: 'doc-section', 'data-testid': 'circulation' },
+      h('h3', {}, t('doc.circulation'), ' ', h('span', { class: 'muted' }, progressText)),
+      h('progress', { max: String(readers.length), value: String(read), 'aria-label': progressText }),
+      h(
+        'ul',
+        { class: 'reader-list' },
+        readers.map((reader) =>
+          h(
+            'li',
+            { class: reader.read_at ? 'seat seat-approved' : 'seat seat-open' },
+            `${book.name(reader.member)} `,
+            h('span', { class: 'muted' }, reader.read_at ? t('doc.readAt', { time: formatDateMinutes(Date.parse(reader.read_at)) }) : t('doc.unread')),
+          ),
+        ),
+      ),
+    );
+  }
+
   // ----- body, versions and differences -----
 
   function bodySection() {
@@ -654,6 +680,7 @@ export function renderDocumentDetail(container, id, { onBack, onChanged }) {
       actionBar(),
       timelineSection(),
       routeSection(),
+      circulationSection(),
       liveRegion,
     );
     replace(container, article);
