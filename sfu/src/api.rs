@@ -15,6 +15,7 @@ use crate::engine::shard::{Shard, ShardStats};
 use crate::error::SfuError;
 use crate::event::SfuEvent;
 use crate::ids::{MediaKind, ParticipantId, RoomId, TrackId};
+use crate::tap::{AudioPacket, AudioTap};
 
 /// Engine configuration.
 #[derive(Debug, Clone)]
@@ -264,6 +265,28 @@ impl Sfu {
         let shard = self.shard_of(room)?;
         self.call(shard, move |s, _| s.set_blocked(&publisher, kind, blocked))
             .await?
+    }
+
+    /// Starts copying every audio packet the room receives to the returned channel, in
+    /// arrival order, replacing an earlier tap of the room. Audio blocked with
+    /// [`Sfu::set_blocked`] is not copied. When the receiver falls [`TAP_CAPACITY`]
+    /// packets behind, new packets are dropped (and logged); dropping the receiver ends
+    /// the tap.
+    ///
+    /// [`TAP_CAPACITY`]: crate::tap::TAP_CAPACITY
+    pub async fn tap_audio(&self, room: &RoomId) -> Result<mpsc::Receiver<AudioPacket>, SfuError> {
+        let shard = self.shard_of(room)?;
+        let room = room.clone();
+        self.call(shard, move |s, _| {
+            let state = s
+                .rooms
+                .get_mut(&room)
+                .ok_or_else(|| SfuError::RoomNotFound(room.clone()))?;
+            let (tap, receiver) = AudioTap::new();
+            state.audio_tap = Some(tap);
+            Ok(receiver)
+        })
+        .await?
     }
 
     /// Sums the counts of all shards.

@@ -51,8 +51,9 @@
 //! subscribe automatically, [`Sfu::set_max_layer`] to cap the simulcast layer (for
 //! example by the rendered size), [`Sfu::set_paused`] to stop one track for one
 //! subscriber, [`Sfu::set_blocked`] to stop a publisher's audio or video for everyone (a
-//! host's mute). Events also report connections, departures, the active speaker and
-//! keyframe request counters.
+//! host's mute), [`Sfu::tap_audio`] to receive a copy of a room's audio (a recording).
+//! Events also report connections, departures, the active speaker and keyframe request
+//! counters.
 //!
 //! # Architecture
 //!
@@ -74,6 +75,7 @@ pub mod event;
 pub mod forward;
 pub mod ids;
 pub mod sdp;
+pub mod tap;
 
 pub use api::{Sfu, SfuConfig};
 pub use engine::room::RoomOptions;
@@ -81,3 +83,4 @@ pub use engine::shard::ShardStats;
 pub use error::SfuError;
 pub use event::{SfuEvent, TrackInfo};
 pub use ids::{MediaKind, ParticipantId, Rid, RoomId, Ssrc, TrackId};
+pub use tap::AudioPacket;

@@ -16,6 +16,7 @@ use crate::forward::cache::RtxStream;
 use crate::forward::forwarder::{Action, SourcePacket};
 use crate::forward::keyframe::Request;
 use crate::ids::{MediaKind, ParticipantId, TrackId};
+use crate::tap::AudioPacket;
 
 /// A received packet with what forwarding needs to know about it.
 struct Received {
@@ -113,6 +114,22 @@ impl Shard {
         {
             tracing::trace!(participant = %id, level = level & 0x7f, "audio level");
             room.speaker.on_level(id, level & 0x7f, now);
+        }
+        if track.kind == MediaKind::Audio
+            && let Some(room) = self.rooms.get_mut(&entry.room)
+            && let Some(tap) = room.audio_tap.as_mut()
+        {
+            let copy = AudioPacket {
+                publisher: id.clone(),
+                ssrc,
+                sequence_number: packet.header.sequence_number,
+                timestamp: packet.header.timestamp,
+                payload: packet.payload.clone(),
+            };
+            if !tap.send(copy) {
+                tracing::info!(room = %room.id, "audio tap closed");
+                room.audio_tap = None;
+            }
         }
 
         Some(Received {

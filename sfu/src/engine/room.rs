@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::forward::speaker::SpeakerDetector;
 use crate::ids::{ParticipantId, RoomId, TrackId};
+use crate::tap::AudioTap;
 
 /// Options of a room.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,6 +20,8 @@ pub struct Room {
     pub members: HashSet<ParticipantId>,
     pub subscribers: HashMap<TrackId, HashSet<ParticipantId>>,
     pub speaker: SpeakerDetector<ParticipantId>,
+    /// Receiver of a copy of every audio packet the room forwards, if any.
+    pub(crate) audio_tap: Option<AudioTap>,
 }
 
 impl Room {
@@ -29,6 +32,7 @@ impl Room {
             members: HashSet::new(),
             subscribers: HashMap::new(),
             speaker: SpeakerDetector::default(),
+            audio_tap: None,
         }
     }
 
