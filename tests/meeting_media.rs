@@ -989,3 +989,128 @@ async fn page_offer_screen_and_disconnect() {
         .await;
     assert_eq!(member_signal.reply("o3").await["code"], "not_in_meeting");
 }
+
+async fn recording(person: &Person, meeting_id: i64, action: &str) -> common::Reply {
+    person
+        .api
+        .post(
+            &format!("/api/meetings/{meeting_id}/recording/{action}"),
+            json!({}),
+        )
+        .await
+}
+
+/// Reads the Opus packets of an Ogg Opus file, checking its two header packets.
+fn opus_packets(file: &[u8]) -> Vec<Vec<u8>> {
+    let mut reader = ogg::reading::PacketReader::new(std::io::Cursor::new(file));
+    let head = reader.read_packet_expected().unwrap();
+    assert!(head.data.starts_with(b"OpusHead"), "identification header");
+    assert_eq!(head.data[9], 1, "mono");
+    let tags = reader.read_packet_expected().unwrap();
+    assert!(tags.data.starts_with(b"OpusTags"), "comment header");
+    let mut packets = Vec::new();
+    while let Some(packet) = reader.read_packet().unwrap() {
+        packets.push(packet.data);
+    }
+    packets
+}
+
+/// Returns the mean power of `pcm` at `hz` (Goertzel's algorithm).
+fn tone_power(pcm: &[i16], hz: f32) -> f64 {
+    let coefficient = 2.0 * (2.0 * std::f64::consts::PI * f64::from(hz) / 48_000.0).cos();
+    let (mut previous, mut before) = (0.0f64, 0.0f64);
+    for &sample in pcm {
+        let current = f64::from(sample) + coefficient * previous - before;
+        before = previous;
+        previous = current;
+    }
+    (previous * previous + before * before - coefficient * previous * before) / pcm.len() as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_mixes_speakers() {
+    let fx = fixture().await;
+    let id = fx.meeting_id;
+    let a = &fx.members[0];
+    recording(&fx.host, id, "start")
+        .await
+        .expect_error(StatusCode::CONFLICT, "meeting_not_live");
+
+    let host_signal = Signal::connect(&fx.server, &fx.host).await;
+    let a_signal = Signal::connect(&fx.server, a).await;
+    let host_peer = host_signal.enter(id, "j-host").await;
+    let _a_peer = a_signal.enter(id, "j-a").await;
+    wait_for_media(&host_peer, a.account_id, 10, 10).await;
+
+    recording(a, id, "start")
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let started = recording(&fx.host, id, "start")
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(started["recording"], true, "{started}");
+    recording(&fx.host, id, "start")
+        .await
+        .expect_error(StatusCode::CONFLICT, "recording_running");
+
+    // The file grows by one Ogg page a second; wait for a few seconds of audio.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let listed = a
+            .api
+            .get(&format!("/api/meetings/{id}/recordings"))
+            .await
+            .expect(StatusCode::OK);
+        if listed[0]["size"].as_i64().unwrap() >= 12_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recording does not grow: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    recording(a, id, "stop")
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let stopped = recording(&fx.host, id, "stop").await.expect(StatusCode::OK);
+    assert_eq!(stopped["recording"], false, "{stopped}");
+    assert!(stopped["ended_at"].is_i64(), "{stopped}");
+    assert!(
+        stopped["duration_ms"].as_i64().unwrap() >= 2000,
+        "{stopped}"
+    );
+    recording(&fx.host, id, "stop")
+        .await
+        .expect_error(StatusCode::CONFLICT, "not_recording");
+
+    let recording_id = stopped["id"].as_i64().unwrap();
+    let response = a
+        .api
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/meetings/{id}/recordings/{recording_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "audio/ogg");
+    let file = response.bytes().await.unwrap();
+    assert_eq!(file.len() as i64, stopped["size"].as_i64().unwrap());
+    let packets = opus_packets(&file);
+    assert!(packets.len() >= 100, "{} packets", packets.len());
+    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+    let mut pcm = Vec::new();
+    for packet in &packets {
+        let mut frame = [0i16; 5760];
+        let samples = decoder.decode(packet, &mut frame, false).unwrap();
+        pcm.extend_from_slice(&frame[..samples]);
+    }
+    // Both peers send a 440 Hz tone; the mix carries it, and far more of it than of a
+    // frequency nobody sends.
+    let tone = tone_power(&pcm, peer::TONE_HZ);
+    let elsewhere = tone_power(&pcm, 3000.0);
+    assert!(tone > 1e5, "tone power {tone}");
+    assert!(tone > 100.0 * elsewhere, "tone {tone} against {elsewhere}");
+}

@@ -271,9 +271,32 @@ fn vp8_frame(number: u32, keyframe: bool) -> Vec<u8> {
     payload
 }
 
-/// Sends one video frame (a keyframe every tenth) and one audio packet every 33 ms
-/// until the task is aborted.
+/// Frequency of the tone every peer sends as its audio.
+pub const TONE_HZ: f32 = 440.0;
+
+/// Encodes one second of a 440 Hz tone as 50 Opus packets of 20 ms.
+fn tone_packets() -> Vec<bytes::Bytes> {
+    let mut encoder =
+        opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    (0..50)
+        .map(|frame| {
+            let pcm: Vec<i16> = (0..960)
+                .map(|i| {
+                    let t = (frame * 960 + i) as f32 / 48_000.0;
+                    (8000.0 * (2.0 * std::f32::consts::PI * TONE_HZ * t).sin()) as i16
+                })
+                .collect();
+            let mut out = [0u8; 1500];
+            let len = encoder.encode(&pcm, &mut out).unwrap();
+            bytes::Bytes::copy_from_slice(&out[..len])
+        })
+        .collect()
+}
+
+/// Sends one video frame (a keyframe every tenth) and one Opus packet of a tone every
+/// 33 ms until the task is aborted.
 pub fn spawn_media(peer: Arc<Peer>) -> tokio::task::JoinHandle<()> {
+    let tone = tone_packets();
     tokio::spawn(async move {
         let publishing = &peer.publishing;
         let mut seq: u16 = 1000;
@@ -300,7 +323,7 @@ pub fn spawn_media(peer: Arc<Peer>) -> tokio::task::JoinHandle<()> {
                     ssrc: publishing.audio_ssrc,
                     ..Default::default()
                 },
-                payload: vec![0xf8, 0xff, 0xfe, number as u8].into(),
+                payload: tone[number as usize % tone.len()].clone(),
             };
             let level = *peer.audio_level.lock().unwrap();
             let extension = *peer.level_extension.lock().unwrap();

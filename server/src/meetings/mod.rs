@@ -19,6 +19,7 @@ mod list;
 pub mod live;
 mod minutes;
 mod presence;
+pub mod recording;
 mod roster;
 pub mod rules;
 mod schedule;
@@ -44,4 +45,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(attendance::router())
         .merge(votes::router())
         .merge(minutes::router())
+        .merge(recording::router())
 }

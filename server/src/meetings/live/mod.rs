@@ -96,6 +96,7 @@ pub struct Live {
     sfu: Sfu,
     rooms: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Room>>>>,
     next_participant: AtomicU64,
+    recorders: crate::meetings::recording::Recorders,
 }
 
 impl Live {
@@ -114,6 +115,7 @@ impl Live {
             sfu,
             rooms: Mutex::new(HashMap::new()),
             next_participant: AtomicU64::new(0),
+            recorders: Default::default(),
         };
         Ok((Arc::new(live), events))
     }
@@ -124,6 +126,20 @@ impl Live {
         events: mpsc::UnboundedReceiver<SfuEvent>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(events::run(state, events))
+    }
+
+    /// The audio recordings running on this node.
+    pub fn recorders(&self) -> &crate::meetings::recording::Recorders {
+        &self.recorders
+    }
+
+    /// Taps the audio of a meeting's media room; fails when the room has no engine
+    /// room because nobody is in its media.
+    pub async fn tap_audio(
+        &self,
+        meeting_id: i64,
+    ) -> Result<mpsc::Receiver<sfu::AudioPacket>, SfuError> {
+        self.sfu.tap_audio(&room_id(meeting_id)).await
     }
 
     /// Returns the engine's UDP socket addresses, one per shard.

@@ -1,0 +1,473 @@
+//! Audio recordings of meetings (会议录音). The host starts and stops a recording of the
+//! live meeting. The server taps the room's audio in the media engine, decodes and mixes
+//! the speakers with libopus, and writes one mono Ogg Opus file under the data
+//! directory's `recordings/` folder. Those who may read the meeting's record list and
+//! download its recordings.
+
+mod mixer;
+mod ogg_opus;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use opus::{Application, Bitrate, Channels, Encoder};
+use serde::Serialize;
+use serde_json::json;
+use sfu::AudioPacket;
+use tokio::sync::{mpsc, oneshot};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::mixer::{FRAME_SAMPLES, Mixer};
+use self::ogg_opus::OggOpusWriter;
+use super::{Standing, store};
+use crate::audit;
+use crate::db::now_ms;
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::http::ApiJson;
+use crate::perm::Caller;
+use crate::state::AppState;
+
+/// Bit rate of the mixed recording: speech in mono needs no more.
+const BITRATE: i32 = 32_000;
+
+/// Length of one mixed frame.
+const FRAME_MS: u64 = 20;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(list))
+        .routes(routes!(download))
+}
+
+/// The recordings running on this node, by meeting.
+#[derive(Default)]
+pub struct Recorders {
+    running: Mutex<HashMap<i64, Running>>,
+}
+
+struct Running {
+    recording_id: i64,
+    /// Sending stops the recorder.
+    stop: oneshot::Sender<()>,
+    /// Fires once the recorder has closed its file and stored the end.
+    done: oneshot::Receiver<()>,
+}
+
+/// Totals of a finished recording.
+#[derive(Debug, Clone, Copy, Default)]
+struct Written {
+    frames: u64,
+    bytes: u64,
+}
+
+impl Recorders {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Running>> {
+        // Each critical section is one insert, remove or lookup, so a panic elsewhere
+        // cannot leave the map half changed.
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One recording, as listed to readers of the meeting.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RecordingView {
+    pub id: i64,
+    pub started_by_name: String,
+    pub started_at: i64,
+    /// Empty while recording.
+    pub ended_at: Option<i64>,
+    pub duration_ms: i64,
+    pub size: i64,
+    pub recording: bool,
+}
+
+fn recordings_dir(state: &AppState) -> PathBuf {
+    state.config.store.data_dir.join("recordings")
+}
+
+async fn host_only(state: &AppState, caller: &Caller, meeting_id: i64) -> AppResult<()> {
+    let access = super::access(state, meeting_id, caller.session.account.id).await?;
+    if access.standing != Standing::Host {
+        return Err(AppError::forbidden());
+    }
+    if access.status != super::MeetingStatus::Live {
+        return Err(AppError::conflict(
+            "meeting_not_live",
+            "会议尚未开始或已经结束，无法录音",
+            "the meeting is not live, so it cannot be recorded",
+        ));
+    }
+    Ok(())
+}
+
+/// Starts recording the meeting's audio. Only the host may, while the meeting is live
+/// and someone is in its media.
+#[utoipa::path(post, path = "/api/meetings/{id}/recording/start", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")),
+    responses((status = 201, body = RecordingView), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> AppResult<(StatusCode, ApiJson<RecordingView>)> {
+    host_only(&state, &caller, id).await?;
+    if state.live.recorders().map().contains_key(&id) {
+        return Err(AppError::conflict(
+            "recording_running",
+            "本会议正在录音",
+            "the meeting is already being recorded",
+        ));
+    }
+    let tap = state.live.tap_audio(id).await.map_err(|_| {
+        AppError::conflict(
+            "no_media",
+            "会议室里还没有人，无法录音",
+            "nobody is in the meeting's media yet, so there is nothing to record",
+        )
+    })?;
+
+    let started_at = now_ms();
+    let file_name = format!("meeting-{id}-{started_at}.ogg");
+    let dir = recordings_dir(&state);
+    std::fs::create_dir_all(&dir).map_err(AppError::internal)?;
+    let file = std::fs::File::create(dir.join(&file_name)).map_err(AppError::internal)?;
+    let mut tx = state.db.begin().await?;
+    let recording_id: i64 = sqlx::query_scalar(
+        "INSERT INTO meeting_recordings (meeting_id, file_name, started_by, started_at) \
+         VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(id)
+    .bind(&file_name)
+    .bind(caller.session.account.id)
+    .bind(started_at)
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        &state.audit_key,
+        &caller.session.actor(),
+        "meeting.recording.start",
+        ("meeting", id.to_string()),
+        json!({"recording_id": recording_id}),
+    )
+    .await?;
+    let event = store::event(
+        &mut tx,
+        id,
+        "meeting.recording",
+        json!({"recording_id": recording_id, "recording": true}),
+    )
+    .await?;
+    tx.commit().await?;
+    state.hub.publish(vec![event]);
+
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    let task_state = state.clone();
+    tokio::spawn(async move {
+        let written = match record(tap, file, stop_rx).await {
+            Ok(written) => written,
+            Err(error) => {
+                tracing::error!(meeting_id = id, recording_id, %error, "recording failed");
+                Written::default()
+            }
+        };
+        if let Err(error) = finish(&task_state, id, recording_id, written).await {
+            tracing::error!(meeting_id = id, recording_id, %error, "storing the end of a recording failed");
+        }
+        let _ = done_tx.send(());
+    });
+    state.live.recorders().map().insert(
+        id,
+        Running {
+            recording_id,
+            stop: stop_tx,
+            done: done_rx,
+        },
+    );
+    tracing::info!(meeting_id = id, recording_id, "recording started");
+    let view = load_view(&state, recording_id).await?;
+    Ok((StatusCode::CREATED, ApiJson(view)))
+}
+
+/// Stops the meeting's recording and returns it with its length and size. Only the
+/// host may. A recording also ends by itself when the meeting's media room closes.
+#[utoipa::path(post, path = "/api/meetings/{id}/recording/stop", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")),
+    responses((status = 200, body = RecordingView), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn stop(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> AppResult<ApiJson<RecordingView>> {
+    let access = super::access(&state, id, caller.session.account.id).await?;
+    if access.standing != Standing::Host {
+        return Err(AppError::forbidden());
+    }
+    let running = state.live.recorders().map().remove(&id).ok_or_else(|| {
+        AppError::conflict(
+            "not_recording",
+            "本会议没有在录音",
+            "the meeting is not being recorded",
+        )
+    })?;
+    let _ = running.stop.send(());
+    // An error means the recorder task is gone; its row then keeps no end time.
+    let _ = running.done.await;
+    let mut tx = state.db.begin().await?;
+    audit::append(
+        &mut tx,
+        &state.audit_key,
+        &caller.session.actor(),
+        "meeting.recording.stop",
+        ("meeting", id.to_string()),
+        json!({"recording_id": running.recording_id}),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(
+        meeting_id = id,
+        recording_id = running.recording_id,
+        "recording stopped"
+    );
+    Ok(ApiJson(load_view(&state, running.recording_id).await?))
+}
+
+/// Stores the end of a recording, whichever way it ended, and publishes it on the
+/// meeting's topic.
+async fn finish(
+    state: &AppState,
+    meeting_id: i64,
+    recording_id: i64,
+    written: Written,
+) -> AppResult<()> {
+    {
+        let mut running = state.live.recorders().map();
+        if running
+            .get(&meeting_id)
+            .is_some_and(|entry| entry.recording_id == recording_id)
+        {
+            running.remove(&meeting_id);
+        }
+    }
+    let duration_ms = (written.frames * FRAME_MS) as i64;
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "UPDATE meeting_recordings SET ended_at = $1, duration_ms = $2, size = $3 WHERE id = $4",
+    )
+    .bind(now_ms())
+    .bind(duration_ms)
+    .bind(written.bytes as i64)
+    .bind(recording_id)
+    .execute(&mut *tx)
+    .await?;
+    let event = store::event(
+        &mut tx,
+        meeting_id,
+        "meeting.recording",
+        json!({"recording_id": recording_id, "recording": false, "duration_ms": duration_ms}),
+    )
+    .await?;
+    tx.commit().await?;
+    state.hub.publish(vec![event]);
+    tracing::info!(meeting_id, recording_id, duration_ms, "recording ended");
+    Ok(())
+}
+
+async fn check_reader(state: &AppState, caller: &Caller, meeting_id: i64) -> AppResult<()> {
+    let meeting = store::load_db(&state.db, meeting_id).await?;
+    if !super::can_read(state, &caller.principal, &meeting).await? {
+        return Err(store::not_found(meeting_id));
+    }
+    Ok(())
+}
+
+const VIEW_SELECT: &str = "SELECT r.id, r.meeting_id, r.file_name, r.started_at, r.ended_at, \
+     r.duration_ms, r.size, COALESCE(m.name, a.username) AS started_by_name \
+     FROM meeting_recordings r JOIN accounts a ON a.id = r.started_by \
+     LEFT JOIN members m ON m.id = a.member_id";
+
+fn view_of(state: &AppState, row: &sqlx::any::AnyRow) -> Result<RecordingView, sqlx::Error> {
+    use sqlx::Row;
+    let id: i64 = row.try_get("id")?;
+    let meeting_id: i64 = row.try_get("meeting_id")?;
+    let recording = state
+        .live
+        .recorders()
+        .map()
+        .get(&meeting_id)
+        .is_some_and(|running| running.recording_id == id);
+    let mut size: i64 = row.try_get("size")?;
+    let ended_at: Option<i64> = row.try_get("ended_at")?;
+    if ended_at.is_none() {
+        // Still running, or cut off by a server stop: the file's size shows how far it got.
+        let file_name: String = row.try_get("file_name")?;
+        size = std::fs::metadata(recordings_dir(state).join(file_name))
+            .map_or(0, |meta| meta.len() as i64);
+    }
+    Ok(RecordingView {
+        id,
+        started_by_name: row.try_get("started_by_name")?,
+        started_at: row.try_get("started_at")?,
+        ended_at,
+        duration_ms: row.try_get("duration_ms")?,
+        size,
+        recording,
+    })
+}
+
+async fn load_view(state: &AppState, recording_id: i64) -> AppResult<RecordingView> {
+    let row = sqlx::query(&format!("{VIEW_SELECT} WHERE r.id = $1"))
+        .bind(recording_id)
+        .fetch_one(&state.db.pool)
+        .await?;
+    Ok(view_of(state, &row)?)
+}
+
+/// Lists the meeting's recordings, oldest first, for those who may read its record.
+#[utoipa::path(get, path = "/api/meetings/{id}/recordings", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id")),
+    responses((status = 200, body = Vec<RecordingView>), (status = 404, body = ErrorBody)))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> AppResult<ApiJson<Vec<RecordingView>>> {
+    check_reader(&state, &caller, id).await?;
+    let rows = sqlx::query(&format!(
+        "{VIEW_SELECT} WHERE r.meeting_id = $1 ORDER BY r.started_at, r.id"
+    ))
+    .bind(id)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let views = rows
+        .iter()
+        .map(|row| view_of(&state, row))
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(ApiJson(views))
+}
+
+/// Downloads one recording as an Ogg Opus file, for those who may read the meeting's
+/// record.
+#[utoipa::path(get, path = "/api/meetings/{id}/recordings/{recording_id}", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id"),
+        ("recording_id" = i64, Path, description = "Recording id")),
+    responses((status = 200, content_type = "audio/ogg"), (status = 404, body = ErrorBody)))]
+async fn download(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, recording_id)): Path<(i64, i64)>,
+) -> AppResult<Response> {
+    check_reader(&state, &caller, id).await?;
+    let file_name: String = sqlx::query_scalar(
+        "SELECT file_name FROM meeting_recordings WHERE id = $1 AND meeting_id = $2",
+    )
+    .bind(recording_id)
+    .bind(id)
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or_else(|| AppError::not_found(("录音", "recording"), recording_id))?;
+    let bytes = tokio::fs::read(recordings_dir(&state).join(&file_name))
+        .await
+        .map_err(AppError::internal)?;
+    let disposition = format!("attachment; filename=\"{file_name}\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "audio/ogg".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Mixes the tapped audio every 20 ms of real time and writes it to `file` until `stop`
+/// fires or the tap closes (the media room closed).
+async fn record(
+    mut tap: mpsc::Receiver<AudioPacket>,
+    file: std::fs::File,
+    mut stop: oneshot::Receiver<()>,
+) -> Result<Written, RecordError> {
+    let mut encoder = Encoder::new(48_000, Channels::Mono, Application::Voip)?;
+    encoder.set_bitrate(Bitrate::Bits(BITRATE))?;
+    let pre_skip = u16::try_from(encoder.get_lookahead()?).unwrap_or(0);
+    let counted = CountingWriter {
+        inner: file,
+        bytes: 0,
+    };
+    let serial = rand::random::<u32>();
+    let mut writer = OggOpusWriter::new(counted, serial, pre_skip, "Dangwu")?;
+    let mut mixer = Mixer::default();
+    let mut ticks = tokio::time::interval(Duration::from_millis(FRAME_MS));
+    // Missed ticks are caught up, so the file keeps real time on a busy machine.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut encoded = [0u8; 1500];
+    let mut frames: u64 = 0;
+    let mut decode_errors: u64 = 0;
+    loop {
+        tokio::select! {
+            packet = tap.recv() => match packet {
+                Some(packet) => {
+                    if let Err(error) = mixer.push(packet.ssrc, packet.sequence_number, &packet.payload) {
+                        decode_errors += 1;
+                        if decode_errors.is_power_of_two() {
+                            tracing::warn!(publisher = %packet.publisher, %error, decode_errors, "undecodable audio packet skipped");
+                        }
+                    }
+                }
+                None => break,
+            },
+            _ = ticks.tick() => {
+                let frame = mixer.mix();
+                let len = encoder.encode(&frame, &mut encoded)?;
+                writer.write(&encoded[..len], FRAME_SAMPLES as u32)?;
+                frames += 1;
+            }
+            _ = &mut stop => break,
+        }
+    }
+    let silence = [0i16; FRAME_SAMPLES];
+    let len = encoder.encode(&silence, &mut encoded)?;
+    let counted = writer.finish(&encoded[..len], FRAME_SAMPLES as u32)?;
+    counted.inner.sync_all()?;
+    Ok(Written {
+        frames: frames + 1,
+        bytes: counted.bytes,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error("opus: {0}")]
+    Opus(#[from] opus::Error),
+    #[error("writing the recording failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A file writer that counts the bytes written.
+struct CountingWriter {
+    inner: std::fs::File,
+    bytes: u64,
+}
+
+impl std::io::Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
