@@ -62,6 +62,7 @@ class Hub {
     this.pending = new Map();
     this.onSessionEnded = () => {};
     this.statusListeners = new Set();
+    this.messageListeners = new Set();
   }
 
   /** Opens the connection; call after login. */
@@ -132,6 +133,16 @@ class Hub {
     return () => this.statusListeners.delete(listener);
   }
 
+  /**
+   * Registers `listener(message)` for the server messages that are not about
+   * topics (the `meeting_*` signaling) and for `error` replies to requests
+   * other than subscriptions; returns a remover.
+   */
+  onMessage(listener) {
+    this.messageListeners.add(listener);
+    return () => this.messageListeners.delete(listener);
+  }
+
   connect() {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const socket = new WebSocket(`${scheme}//${location.host}/ws?v=1`);
@@ -193,6 +204,7 @@ class Hub {
     }, this.heartbeatMs);
   }
 
+  /** Sends one message on the open connection; returns false while disconnected. */
   send(message) {
     if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return false;
     this.socket.send(JSON.stringify(message));
@@ -239,8 +251,13 @@ class Hub {
         this.onError(message);
         break;
       default:
+        this.notifyMessage(message);
         break;
     }
+  }
+
+  notifyMessage(message) {
+    for (const listener of [...this.messageListeners]) listener(message);
   }
 
   onSubscribed(message) {
@@ -283,7 +300,10 @@ class Hub {
 
   onError(message) {
     const topic = this.pending.get(message.id);
-    if (!topic) return;
+    if (!topic) {
+      this.notifyMessage(message);
+      return;
+    }
     this.pending.delete(message.id);
     const state = this.topics.get(topic);
     if (!state) return;

@@ -86,11 +86,24 @@ export async function startServer() {
 }
 
 /**
+ * Chromium flags for pages that use WebRTC on loopback: fake camera and
+ * microphone without a permission prompt, loopback ICE candidates (Chromium
+ * gathers none without the flag) and playback without a user gesture.
+ */
+export const MEDIA_ARGS = [
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+/**
  * Launches headless Chromium with a fresh profile directory and returns
  * `{ context, close }`. Playwright takes the profile as the persistent
- * context's directory and passes it as --user-data-dir itself.
+ * context's directory and passes it as --user-data-dir itself. `args` adds
+ * flags, such as MEDIA_ARGS.
  */
-export async function launchBrowser({ viewport = { width: 1366, height: 768 } } = {}) {
+export async function launchBrowser({ viewport = { width: 1366, height: 768 }, args = [] } = {}) {
   const profile = await mkdtemp(path.join(os.tmpdir(), 'dangwu-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -106,6 +119,7 @@ export async function launchBrowser({ viewport = { width: 1366, height: 768 } } 
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...args,
     ],
   });
   return {

@@ -98,7 +98,7 @@ test('scheduling and a leave approved live', async (t) => {
   const ics = await page.evaluate((href) => fetch(href).then((response) => response.text()), icsHref);
   assert.match(ics, /BEGIN:VCALENDAR/);
   assert.match(ics, /SUMMARY:年终党员大会/);
-  assert.equal(await page.getByRole('button', { name: '进入会议室' }).isDisabled(), true);
+  assert.equal(await page.getByRole('link', { name: '进入会议室' }).getAttribute('href'), `${meetingPath}/room`);
   await markPage(page);
 
   const member = await secondPage(t);

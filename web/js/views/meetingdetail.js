@@ -12,10 +12,9 @@ import { api } from '../api.js';
 import { announce, dialogForm, errorState, field, h, openDialog, replace } from '../dom.js';
 import { formatDate, formatDateMinutes, t } from '../i18n.js';
 import { hub } from '../hub.js';
-import { clock, meetingStatusTag, placeText } from './meetings.js';
-import { createRichText } from './richtext.js';
-
-const CHOICES = ['for', 'against', 'abstain'];
+import { clock, meetingCard, meetingStatusTag, placeText } from './meetings.js';
+import { createMinutesPanel } from './meetingminutes.js';
+import { votesPanel } from './meetingvotes.js';
 
 export function renderMeetingDetail(outlet, id) {
   let closed = false;
@@ -24,16 +23,12 @@ export function renderMeetingDetail(outlet, id) {
   let busy = false;
   /** Numbers each snapshot request, so a late response never replaces a newer one. */
   let loadTicket = 0;
-  /** Minutes typed and not yet saved, kept across live redraws. */
-  let minutesDraft = null;
-  /** The version the recorder's draft is based on. */
-  let draftVersion = 0;
-  let minutesEditor = null;
   const liveRegion = h('p', { class: 'visually-hidden', 'aria-live': 'polite', 'data-testid': 'meeting-live' });
 
   replace(outlet, h('section', { class: 'page' }, h('p', { class: 'muted' }, t('common.loading'))));
 
   const path = (suffix = '') => `/api/meetings/${id}${suffix}`;
+  const minutes = createMinutesPanel({ path, act, reload: load });
 
   /** Runs one action, shows its error, and reloads the page's snapshot. */
   async function act(run, done = null) {
@@ -50,6 +45,17 @@ export function renderMeetingDetail(outlet, id) {
     await load();
   }
 
+  /**
+   * Links to the room while the meeting is open: those who may join enter
+   * directly, other readers ask the host from the lobby.
+   */
+  function roomLink() {
+    const open = view.meeting.status === 'scheduled' || view.meeting.status === 'live';
+    if (!open) return null;
+    const label = view.can.join ? t('meet.enterRoom') : t('meet.askToEnterRoom');
+    return h('a', { href: `/meetings/${id}/room`, class: 'button button-primary', 'data-link': true }, label);
+  }
+
   function header() {
     const meeting = view.meeting;
     const info = (label, value) => [h('dt', {}, label), h('dd', {}, value)];
@@ -63,9 +69,8 @@ export function renderMeetingDetail(outlet, id) {
         meetingStatusTag(meeting.status),
         h('div', { class: 'page-header-spacer' }),
         h('a', { href: path('/ics'), class: 'button', download: `meeting-${id}.ics` }, t('meet.ics')),
-        h('button', { type: 'button', class: 'button', disabled: true, 'aria-describedby': `room-hint-${id}` }, t('meet.enterRoom')),
+        roomLink(),
       ),
-      h('p', { class: 'hint', id: `room-hint-${id}` }, t('meet.roomHint')),
       h(
         'dl',
         { class: 'card card-body meeting-facts' },
@@ -91,18 +96,9 @@ export function renderMeetingDetail(outlet, id) {
     );
   }
 
-  function card(title, ...children) {
-    return h(
-      'section',
-      { class: 'card', 'aria-label': title },
-      h('div', { class: 'card-header' }, h('h2', { class: 'card-title' }, title)),
-      h('div', { class: 'card-body' }, ...children),
-    );
-  }
-
   function agendaCard() {
     if (view.agenda.length === 0) return null;
-    return card(
+    return meetingCard(
       t('meet.agenda'),
       h(
         'ol',
@@ -147,7 +143,7 @@ export function renderMeetingDetail(outlet, id) {
   }
 
   function rollCard() {
-    return card(
+    return meetingCard(
       t('meet.roll'),
       quorumBox(),
       h(
@@ -219,213 +215,18 @@ export function renderMeetingDetail(outlet, id) {
       ? h('button', { type: 'button', class: 'button', onclick: requestLeave }, t('meet.requestLeave'))
       : null;
     if (!button && view.leave_requests.length === 0) return null;
-    return card(
+    return meetingCard(
       t('meet.leaveTitle'),
       button,
       view.leave_requests.length === 0 ? h('p', { class: 'muted' }, t('meet.noLeave')) : h('ul', { class: 'leave-list' }, view.leave_requests.map(leaveRow)),
     );
   }
 
-  function resultText(vote) {
-    const result = vote.result;
-    if (!result) return null;
-    const outcome = t(`meet.outcome.${result.outcome}`);
-    if (result.kind === 'motion') {
-      return t('meet.motionResult', { votes_for: result.votes_for, against: result.against, abstain: result.abstain, required: result.required, outcome });
-    }
-    const name = (position) => (vote.candidates.find((c) => c.position === position) || {}).name || '';
-    const lines = result.candidates.map((c) => {
-      let mark = '';
-      if (c.elected) mark = ` ${t('meet.elected')}`;
-      else if (c.tied) mark = ` ${t('meet.tied')}`;
-      return `${t('meet.candidateVotes', { name: name(c.position), votes: c.votes })}${mark}`;
-    });
-    return `${lines.join('；')} · ${outcome}`;
-  }
-
-  /** Names an open ballot's choice: for, against or abstain on a motion, or the marked candidates. */
-  function namedChoice(vote, choice) {
-    if (!Array.isArray(choice)) return t(`meet.choice.${choice}`);
-    if (choice.length === 0) return t('meet.blankBallot');
-    return choice.map((position) => (vote.candidates.find((c) => c.position === position) || {}).name || '').join('、');
-  }
-
-  /** Builds an election ballot: at most `seats` candidates, none for a blank ballot. */
-  function electionBallot(vote, cast) {
-    const boxes = vote.candidates.map((candidate) =>
-      h('label', { class: 'checkbox' }, h('input', { type: 'checkbox', value: String(candidate.position) }), candidate.name),
-    );
-    const submit = () => {
-      const marked = boxes.map((label) => label.querySelector('input')).filter((box) => box.checked).map((box) => Number(box.value));
-      cast({ candidates: marked });
-    };
-    return h(
-      'fieldset',
-      { class: 'row-actions election-ballot' },
-      h('legend', {}, t('meet.markCandidates', { seats: vote.seats })),
-      boxes,
-      h('button', { type: 'button', class: 'button button-small button-primary', onclick: submit }, t('meet.castBallot')),
-    );
-  }
-
-  function voteItem(vote) {
-    const open = vote.status === 'open';
-    const canCast = open && view.me.voting && view.me.present && !vote.i_voted;
-    const cast = (ballot) => act(() => api.post(path(`/votes/${vote.id}/ballot`), ballot), t('meet.cast'));
-    return h(
-      'li',
-      { class: 'vote', 'data-testid': 'vote' },
-      h('strong', {}, vote.title),
-      ' ',
-      h('span', { class: 'tag' }, t(`meet.ballot.${vote.ballot}`)),
-      ' ',
-      h('span', { class: 'tag tag-muted' }, t(`meet.rule.${vote.pass_rule}`)),
-      h('div', { class: 'hint' }, open ? t('meet.voteOpen', { voted: vote.voted }) : t('meet.voteClosed', { voted: vote.voted })),
-      vote.i_voted ? h('div', { class: 'hint' }, t('meet.iVoted')) : null,
-      canCast && vote.kind === 'motion'
-        ? h('div', { class: 'row-actions' }, CHOICES.map((choice) => h('button', { type: 'button', class: 'button button-small', onclick: () => cast({ choice }) }, t(`meet.choice.${choice}`))))
-        : null,
-      canCast && vote.kind === 'election' ? electionBallot(vote, cast) : null,
-      open && view.can.run_votes
-        ? h('button', { type: 'button', class: 'button button-small button-danger', onclick: () => act(() => api.post(path(`/votes/${vote.id}/close`)), t('meet.voteClosedNow')) }, t('meet.closeVote'))
-        : null,
-      vote.result ? h('p', { class: 'vote-result', 'data-testid': 'vote-result' }, resultText(vote)) : null,
-      vote.named.length > 0
-        ? h('p', { class: 'hint' }, vote.named.map((entry) => `${entry.name}：${namedChoice(vote, entry.choice)}`).join('；'))
-        : null,
-    );
-  }
-
-  async function openVote() {
-    const rules = [h('option', { value: '' }, t('meet.noAgendaItem')), view.agenda.map((item) => h('option', { value: String(item.position) }, item.title))];
-    const electionFields = h(
-      'div',
-      { hidden: true },
-      field(t('meet.seats'), h('input', { name: 'seats', type: 'number', min: 1, value: '1' })),
-      h(
-        'fieldset',
-        { class: 'field' },
-        h('legend', {}, t('meet.candidates')),
-        view.participants.map((person) =>
-          h('label', { class: 'checkbox' }, h('input', { type: 'checkbox', name: 'candidates', value: String(person.member_id) }), person.name),
-        ),
-      ),
-    );
-    const kindSelect = h(
-      'select',
-      { name: 'kind', onchange: () => { electionFields.hidden = kindSelect.value !== 'election'; } },
-      h('option', { value: 'motion' }, t('meet.voteKind.motion')),
-      h('option', { value: 'election' }, t('meet.voteKind.election')),
-    );
-    const opened = await openDialog(t('meet.openVote'), (close) =>
-      dialogForm(
-        close,
-        [
-          field(t('meet.voteKindField'), kindSelect),
-          field(t('meet.voteTitle'), h('input', { name: 'title', type: 'text', maxlength: 200 })),
-          field(t('meet.agendaItemField'), h('select', { name: 'agenda_position' }, rules)),
-          field(
-            t('meet.ballotField'),
-            h('select', { name: 'ballot' }, h('option', { value: 'open' }, t('meet.ballot.open')), h('option', { value: 'secret' }, t('meet.ballot.secret'))),
-          ),
-          field(
-            t('meet.passRule'),
-            h('select', { name: 'pass_rule' }, h('option', { value: 'majority' }, t('meet.rule.majority')), h('option', { value: 'two_thirds' }, t('meet.rule.two_thirds'))),
-          ),
-          electionFields,
-        ],
-        t('meet.openVote'),
-        async (form) => {
-          const data = new FormData(form);
-          const position = String(data.get('agenda_position') || '');
-          const election = data.get('kind') === 'election';
-          await api.post(path('/votes'), {
-            kind: data.get('kind'),
-            title: String(data.get('title') || ''),
-            ballot: data.get('ballot'),
-            agenda_position: position === '' ? null : Number(position),
-            pass_rule: election ? null : data.get('pass_rule'),
-            seats: election ? Number(data.get('seats')) : 0,
-            candidates: election ? data.getAll('candidates').map((id) => ({ member_id: Number(id) })) : [],
-          });
-          return true;
-        },
-      ),
-    );
-    if (opened) {
-      announce(t('meet.voteOpened'));
-      await load();
-    }
-  }
-
-  function votesCard() {
-    if (!view.decides) return null;
-    const anyOpen = view.votes.some((vote) => vote.status === 'open');
-    const button = view.can.run_votes && !anyOpen ? h('button', { type: 'button', class: 'button', onclick: openVote }, t('meet.openVote')) : null;
-    if (!button && view.votes.length === 0) return null;
-    return card(
-      t('meet.votes'),
-      button,
-      view.votes.length === 0 ? h('p', { class: 'muted' }, t('meet.noVotes')) : h('ul', { class: 'vote-list' }, view.votes.map(voteItem)),
-    );
-  }
-
-  async function saveMinutes() {
-    const body = minutesEditor.html();
-    try {
-      await api.put(path('/minutes'), { body_html: body, expected_version: draftVersion });
-    } catch (error) {
-      // A conflict keeps the typed text so the recorder can merge it.
-      announce(error.message, 'error');
-      return;
-    }
-    minutesDraft = null;
-    announce(t('meet.minutesSaved'));
-    await load();
-  }
-
-  function minutesCard() {
-    const minutes = view.minutes;
-    const parts = [];
-    if (minutes) {
-      const minutesBody = h('div', { class: 'minutes-body', 'data-testid': 'minutes' });
-      // The server sanitizes the minutes when they are saved.
-      minutesBody.innerHTML = minutes.body_html;
-      parts.push(
-        minutesBody,
-        h('p', { class: 'hint' }, t('meet.minutesVersion', { version: minutes.version, name: minutes.saved_by_name, at: formatDateMinutes(minutes.saved_at) })),
-        minutes.approved_at ? h('p', { class: 'status-tag' }, t('meet.minutesApprovedBy', { name: minutes.approved_by_name })) : null,
-      );
-    }
-    if (view.can.write_minutes) {
-      if (minutesDraft === null) draftVersion = minutes ? minutes.version : 0;
-      minutesEditor = createRichText({ name: 'minutes', label: t('meet.minutesEdit'), initialHtml: minutesDraft ?? (minutes ? minutes.body_html : '') });
-      minutesEditor.element.addEventListener('input', () => {
-        minutesDraft = minutesEditor.html();
-      });
-      if (minutes && minutesDraft !== null && minutes.version !== draftVersion) {
-        parts.push(h('p', { class: 'form-error', role: 'alert' }, t('meet.minutesChanged', { version: minutes.version })));
-      }
-      parts.push(minutesEditor.element, h('button', { type: 'button', class: 'button button-primary', onclick: saveMinutes }, t('meet.saveMinutes')));
-    }
-    if (view.can.approve_minutes && minutes) {
-      parts.push(
-        h(
-          'button',
-          { type: 'button', class: 'button', onclick: () => act(() => api.post(path('/minutes/approve'), { version: minutes.version }), t('meet.minutesApproved')) },
-          t('meet.approveMinutes'),
-        ),
-      );
-    }
-    if (parts.length === 0) return null;
-    return card(t('meet.minutes'), parts);
-  }
-
   function draw() {
     const scroll = outlet.scrollTop;
     replace(
       outlet,
-      h('section', { class: 'page meeting-page' }, header(), agendaCard(), rollCard(), leaveCard(), votesCard(), minutesCard(), liveRegion),
+      h('section', { class: 'page meeting-page' }, header(), agendaCard(), rollCard(), leaveCard(), votesPanel({ view, path, act, reload: load }), minutes.render(view), liveRegion),
     );
     outlet.scrollTop = scroll;
   }

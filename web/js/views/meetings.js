@@ -1,15 +1,16 @@
 // Meetings: the caller's meetings (upcoming first, then past) grouped by
-// day, the scheduling form and one meeting's page. The server decides who
+// day, the scheduling form, one meeting's page and its room. The server decides who
 // may schedule: the button shows for those who may manage an organization
 // (`can_write` on GET /api/orgs), as for composing a notice.
 //
-// Routes: /meetings, /meetings/new, /meetings/ID.
+// Routes: /meetings, /meetings/new, /meetings/ID, /meetings/ID/room.
 
 import { api, query } from '../api.js';
 import { errorState, h, replace } from '../dom.js';
 import { formatDate, t } from '../i18n.js';
 import { renderMeetingForm } from './meetingform.js';
 import { renderMeetingDetail } from './meetingdetail.js';
+import { renderMeetingRoom } from './meetingroom.js';
 
 /** The list's page size: the largest the server allows. */
 const LIST_LIMIT = 100;
@@ -34,6 +35,16 @@ export function meetingStatusTag(status) {
   return h('span', { class: `status-tag meeting-status meeting-status-${status}`, 'data-testid': 'meeting-status' }, t(`meet.status.${status}`));
 }
 
+/** Builds a titled card of the meeting pages. */
+export function meetingCard(title, ...children) {
+  return h(
+    'section',
+    { class: 'card', 'aria-label': title },
+    h('div', { class: 'card-header' }, h('h2', { class: 'card-title' }, title)),
+    h('div', { class: 'card-body' }, ...children),
+  );
+}
+
 /** Describes where the meeting takes place: the room, online, or both. */
 export function placeText(meeting) {
   const parts = [];
@@ -47,8 +58,9 @@ export function mountMeetings(outlet, context) {
 
   function show(next) {
     if (instance && instance.close) instance.close();
-    const [section, id] = next.params;
+    const [section, id, room] = next.params;
     if (section === 'new') instance = renderMeetingForm(outlet, next);
+    else if (id && room) instance = renderMeetingRoom(outlet, Number(id), next);
     else if (id) instance = renderMeetingDetail(outlet, Number(id), next);
     else instance = renderList(outlet);
   }

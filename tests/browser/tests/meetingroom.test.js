@@ -1,0 +1,156 @@
+// The meeting room with three people in headless Chromium, each with a fake
+// camera and microphone, and real WebRTC to the server's media engine on
+// loopback. The host locks the meeting, so the third person waits in the
+// lobby until admitted. Every page must decode the other two people's
+// video. A motion is voted on from the room pages and its result shown;
+// then the host mutes one person and removes another, whose media stops.
+//
+// Demo accounts of 云溪市委机关党支部: shengwei (胡丽娟, host of 十二月支委会),
+// dy026 (邓玉兰, its recorder) and dy027 (李春花, a committee member).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MEDIA_ARGS, apiSession, launchBrowser, login, startServer } from '../lib/harness.js';
+
+/** Generous wait for media on a busy machine. */
+const MEDIA_TIMEOUT_MS = 90_000;
+
+async function openPerson(t, server, username, viewport) {
+  const chrome = await launchBrowser({ viewport, args: MEDIA_ARGS });
+  t.after(() => chrome.close());
+  const page = chrome.context.pages()[0] || (await chrome.context.newPage());
+  page.setDefaultTimeout(30_000);
+  const pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  await login(page, server.url, username);
+  await page.getByRole('link', { name: '会议', exact: true }).waitFor();
+  const me = await page.evaluate(() => fetch('/api/auth/me').then((response) => response.json()));
+  return { page, pageErrors, accountId: me.account.id };
+}
+
+/** Opens the room from the meeting page and passes the device check. */
+async function enterRoom(person, server, meetingId, buttonName) {
+  const { page } = person;
+  await page.goto(`${server.url}/meetings/${meetingId}`);
+  await page.getByRole('link', { name: buttonName }).click();
+  await page.waitForURL(new RegExp(`/meetings/${meetingId}/room$`));
+  // The preview plays the fake camera before joining.
+  await page.waitForFunction(() => {
+    const video = document.querySelector('.room-preview');
+    return video && video.videoWidth > 0;
+  }, null, { timeout: MEDIA_TIMEOUT_MS });
+  await page.getByRole('button', { name: /^(进入会议|申请进入)$/ }).click();
+}
+
+/** Returns the number of frames the tile of `accountId`'s camera has shown. */
+function framesShown(page, accountId) {
+  return page.evaluate((account) => {
+    const video = document.querySelector(`.room-tile video[data-account="${account}"][data-source="camera"]`);
+    if (!video || video.hidden || !video.srcObject) return -1;
+    return video.getVideoPlaybackQuality().totalVideoFrames;
+  }, accountId);
+}
+
+/** Waits until the camera tile of `accountId` on `page` shows new frames. */
+async function waitForVideoPlaying(page, accountId) {
+  const deadline = Date.now() + MEDIA_TIMEOUT_MS;
+  let first = -1;
+  while (Date.now() < deadline) {
+    const frames = await framesShown(page, accountId);
+    if (frames > 0 && first < 0) first = frames;
+    if (first > 0 && frames > first + 10) return;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`video of account ${accountId} did not play; frames ${await framesShown(page, accountId)}`);
+}
+
+test('three-person meeting room', { timeout: 600_000 }, async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const api = await apiSession(server.url, 'shengwei');
+  const meeting = (await api('GET', '/api/meetings')).items.find((item) => item.title === '十二月支委会');
+
+  const host = await openPerson(t, server, 'shengwei');
+  const recorder = await openPerson(t, server, 'dy026');
+  // The third person uses a phone-sized screen.
+  const member = await openPerson(t, server, 'dy027', { width: 390, height: 844 });
+  const people = [host, recorder, member];
+
+  // The host enters first and locks the meeting.
+  await enterRoom(host, server, meeting.id, '进入会议室');
+  await host.page.getByTestId('room').waitFor();
+  await host.page.getByTestId('meeting-status').getByText('进行中').waitFor();
+  await host.page.getByRole('button', { name: '锁定会议' }).click();
+  await host.page.getByRole('button', { name: '解除锁定' }).waitFor();
+
+  // The recorder enters a locked meeting directly; the member waits.
+  await enterRoom(recorder, server, meeting.id, '进入会议室');
+  await recorder.page.getByTestId('room').waitFor();
+  await enterRoom(member, server, meeting.id, '进入会议室');
+  await member.page.getByTestId('room-lobby-wait').waitFor();
+  const admit = host.page.getByRole('button', { name: '允许李春花进入' });
+  await admit.click();
+  await member.page.getByTestId('room').waitFor();
+  assert.equal(await admit.count(), 0, 'the lobby entry is gone after admission');
+
+  // Each page decodes the other two people's camera video.
+  for (const person of people) {
+    for (const other of people) {
+      if (other !== person) await waitForVideoPlaying(person.page, other.accountId);
+    }
+  }
+  for (const person of people) {
+    await person.page.getByTestId('room-participant').filter({ hasText: '李春花' }).waitFor();
+    assert.equal(await person.page.getByTestId('room-participant').count(), 3);
+  }
+
+  // A motion held in the meeting, cast from the room pages.
+  await host.page.getByRole('button', { name: '表决', exact: true }).click();
+  await host.page.getByRole('button', { name: '发起表决' }).click();
+  const dialog = host.page.getByRole('dialog');
+  await dialog.getByLabel('表决事项').fill('通过全年工作总结');
+  await dialog.getByRole('button', { name: '发起表决' }).click();
+  for (const voter of [recorder, member]) {
+    await voter.page.getByRole('button', { name: '表决', exact: true }).click();
+    const vote = voter.page.getByTestId('vote').filter({ hasText: '通过全年工作总结' });
+    await vote.getByRole('button', { name: '赞成' }).click();
+    await vote.getByText('您已投票').waitFor();
+  }
+  const hostVote = host.page.getByTestId('vote').filter({ hasText: '通过全年工作总结' });
+  await hostVote.getByText('已有 2 人投票').waitFor();
+  await hostVote.getByRole('button', { name: '结束表决' }).click();
+  const result = /赞成 2，反对 0，弃权 0（应到 3）：通过/;
+  for (const person of people) {
+    await person.page.getByTestId('vote').filter({ hasText: '通过全年工作总结' }).getByTestId('vote-result').getByText(result).waitFor();
+  }
+
+  // Chat reaches everyone.
+  await recorder.page.getByRole('button', { name: '聊天', exact: true }).click();
+  await recorder.page.getByLabel('聊天消息').fill('纪要稍后发出');
+  await recorder.page.getByRole('button', { name: '发送' }).click();
+  await host.page.getByRole('button', { name: '聊天', exact: true }).click();
+  await host.page.getByTestId('room-chat').getByText('纪要稍后发出').waitFor();
+
+  // The host mutes the recorder, whose page follows.
+  await host.page.getByRole('button', { name: '参会人', exact: true }).click();
+  await host.page.getByRole('button', { name: '将邓玉兰静音' }).click();
+  await host.page.getByRole('button', { name: '解除邓玉兰静音' }).waitFor();
+  await recorder.page.getByRole('button', { name: '已被主持人静音' }).waitFor();
+  assert.equal(await recorder.page.getByRole('button', { name: '已被主持人静音' }).isDisabled(), true);
+
+  // The host removes the member: the member's page loses its media, and
+  // the others stop showing the member.
+  await host.page.getByRole('button', { name: '移出李春花' }).click();
+  await host.page.getByRole('dialog').getByRole('button', { name: '移出', exact: true }).click();
+  await member.page.getByTestId('room-left').getByText('您已被主持人移出会议。').waitFor();
+  assert.equal(await member.page.locator('video').count(), 0, 'the removed page shows no video');
+  await recorder.page.getByRole('button', { name: '参会人', exact: true }).click();
+  for (const person of [host, recorder]) {
+    await person.page.locator(`.room-tile[data-account="${member.accountId}"]`).waitFor({ state: 'detached', timeout: MEDIA_TIMEOUT_MS });
+    assert.equal(await person.page.getByTestId('room-participant').count(), 2);
+  }
+  // The recorder keeps receiving the host.
+  await waitForVideoPlaying(recorder.page, host.accountId);
+
+  for (const person of people) assert.deepEqual(person.pageErrors, []);
+});

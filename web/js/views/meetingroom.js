@@ -1,0 +1,619 @@
+// The meeting room: a device check, the lobby wait, then the video room
+// with grid and speaker views, microphone, camera and screen share
+// controls, raised hands, chat, the votes and minutes panels of the meeting
+// page, and the host's controls (admit from the lobby, mute, remove, lock,
+// end). Media flows over WebRTC to the server's media engine; signaling and
+// live state travel on the hub WebSocket (see roomconnection.js).
+//
+// The live state (participants, lobby, lock, active speaker) comes from the
+// `meeting_*` messages. The meeting record (quorum, votes, minutes) is
+// GET /api/meetings/ID, reloaded on each event of the `meeting:ID` topic,
+// which also delivers the chat.
+//
+// Route: /meetings/ID/room.
+
+import { api } from '../api.js';
+import { announce, confirmDialog, errorState, h, replace } from '../dom.js';
+import { hub } from '../hub.js';
+import { t } from '../i18n.js';
+import { meetingStatusTag } from './meetings.js';
+import { createMinutesPanel } from './meetingminutes.js';
+import { votesPanel } from './meetingvotes.js';
+import { RoomConnection, RoomState } from './roomconnection.js';
+import { captureErrorText, createDeviceCheck } from './roomdevices.js';
+import { createChat, participantMarks, participantsPanel } from './roompanels.js';
+
+const PANELS = ['participants', 'chat', 'votes', 'minutes'];
+
+/** Left reasons after which entering again cannot succeed. */
+const FINAL_REASONS = new Set(['ended', 'cancelled']);
+
+export function renderMeetingRoom(outlet, id, { navigate }) {
+  let closed = false;
+  let view = null;
+  let loadTicket = 0;
+  let unsubscribe = null;
+  let devices = null;
+  /** The local capture while in the room: `stream`, `microphone`, `camera`, `screen` tracks. */
+  let local = null;
+  let microphoneOn = true;
+  let cameraOn = true;
+  let layout = 'grid';
+  let panel = 'participants';
+  let rejoinOnReconnect = false;
+  let room = null;
+  const live = { participants: new Map(), lobby: [], locked: false };
+  /** Received tracks by `PARTICIPANT/MID`. */
+  const remote = new Map();
+  /** Video tiles by key, kept across redraws so that playback continues. */
+  const tiles = new Map();
+  const audioBox = h('div', { class: 'room-audio', hidden: true });
+  const liveRegion = h('p', { class: 'visually-hidden', 'aria-live': 'polite', 'data-testid': 'room-live' });
+  const path = (suffix = '') => `/api/meetings/${id}${suffix}`;
+  const chat = createChat(sendChat);
+  const minutes = createMinutesPanel({ path, act, reload: load });
+
+  const connection = new RoomConnection(id, {
+    onState,
+    onMessage,
+    onTrack,
+    onTrackEnded,
+    onError: (error) => announce(error.message || String(error), 'error'),
+  });
+
+  replace(outlet, h('section', { class: 'page' }, h('p', { class: 'muted' }, t('common.loading'))));
+
+  function say(message) {
+    liveRegion.textContent = message;
+    announce(message, 'info', { toast: true });
+  }
+
+  /** Runs one host or record action, shows its error, and reloads the record. */
+  async function act(run, done = null) {
+    try {
+      await run();
+      if (done) say(done);
+    } catch (error) {
+      announce(error.message, 'error');
+    }
+    await load();
+  }
+
+  async function sendChat(text) {
+    if (connection.state !== RoomState.joined) throw new Error(t('room.chatNeedsRoom'));
+    await connection.call('meeting_chat', { text }, t('room.offline'));
+  }
+
+  // ---- meeting record ----
+
+  async function load() {
+    loadTicket += 1;
+    const ticket = loadTicket;
+    let next;
+    try {
+      next = await api.get(path());
+    } catch (error) {
+      if (!closed && ticket === loadTicket && !view) replace(outlet, h('section', { class: 'page' }, errorState(error, load)));
+      return;
+    }
+    if (closed || ticket !== loadTicket) return;
+    const first = !view;
+    view = next;
+    if (first) {
+      unsubscribe = hub.subscribe(`meeting:${id}`, { onEvent: onMeetingEvent, onReset: load }, { since: view.seq });
+      showCheck();
+      return;
+    }
+    if (room) drawRecord();
+  }
+
+  function onMeetingEvent(event) {
+    if (event.kind === 'chat.message') {
+      chat.add(event);
+      if (panel !== 'chat' && room) room.tabs.chat.classList.add('room-tab-unread');
+      return;
+    }
+    const data = event.data || {};
+    const messages = {
+      'vote.opened': () => t('meet.liveVoteOpened', { title: data.title }),
+      'vote.closed': () => t('meet.liveVoteClosed', { title: data.title }),
+      'minutes.saved': () => t('meet.liveMinutes', { name: data.saved_by_name }),
+    };
+    if (messages[event.kind]) say(messages[event.kind]());
+    load();
+  }
+
+  // ---- join screen, lobby and left screens ----
+
+  function screen(...children) {
+    room = null;
+    replace(
+      outlet,
+      h(
+        'section',
+        { class: 'page room-screen' },
+        h('header', { class: 'page-header' }, h('a', { href: `/meetings/${id}`, class: 'button button-small', 'data-link': true }, `← ${t('room.backToMeeting')}`), h('h1', { tabindex: '-1' }, view.meeting.title), meetingStatusTag(view.meeting.status)),
+        children,
+        liveRegion,
+      ),
+    );
+    outlet.querySelector('h1').focus({ preventScroll: true });
+  }
+
+  function showCheck() {
+    if (devices) devices.stop();
+    devices = createDeviceCheck();
+    const open = view.meeting.status === 'scheduled' || view.meeting.status === 'live';
+    screen(
+      h(
+        'div',
+        { class: 'card card-body room-check' },
+        h('h2', {}, t('room.checkTitle')),
+        h('p', { class: 'hint' }, view.can.join ? t('room.checkHint') : t('room.lobbyHint')),
+        devices.element,
+        h(
+          'div',
+          { class: 'row-actions' },
+          h('button', { type: 'button', class: 'button button-primary', disabled: !open, onclick: enter }, view.can.join ? t('room.join') : t('room.askToJoin')),
+        ),
+      ),
+    );
+    devices.open();
+  }
+
+  async function enter() {
+    const stream = devices.take() || new MediaStream();
+    devices = null;
+    const microphone = stream.getAudioTracks()[0] || null;
+    const camera = stream.getVideoTracks()[0] || null;
+    local = { stream, microphone, camera, screen: null };
+    microphoneOn = Boolean(microphone);
+    cameraOn = Boolean(camera);
+    screen(h('p', { class: 'card card-body', role: 'status' }, t('room.joining')));
+    try {
+      await connection.join({ microphone, camera });
+    } catch (error) {
+      releaseLocal();
+      screen(h('div', { class: 'card card-body', role: 'alert' }, h('p', {}, t('room.joinFailed', { reason: error.message })), h('button', { type: 'button', class: 'button', onclick: showCheck }, t('common.retry'))));
+    }
+  }
+
+  function showLobby() {
+    screen(
+      h(
+        'div',
+        { class: 'card card-body room-lobby-wait', 'data-testid': 'room-lobby-wait' },
+        h('h2', {}, t('room.waitTitle')),
+        h('p', { role: 'status' }, t('room.waitHint')),
+        h('button', { type: 'button', class: 'button', onclick: leave }, t('room.leaveLobby')),
+      ),
+    );
+  }
+
+  function showLeft(message) {
+    releaseLocal();
+    clearRemote();
+    const reason = message.error ? 'error' : message.reason;
+    const text = message.error ? message.error.message : t(`room.left.${reason}`);
+    const again = !FINAL_REASONS.has(reason) && !(message.error && FINAL_REASONS.has(String(message.error.code).replace('meeting_', '')));
+    screen(
+      h(
+        'div',
+        { class: 'card card-body', 'data-testid': 'room-left', role: 'status' },
+        h('p', {}, text),
+        h(
+          'div',
+          { class: 'row-actions' },
+          again ? h('button', { type: 'button', class: 'button button-primary', onclick: showCheck }, t('room.enterAgain')) : null,
+          h('a', { href: `/meetings/${id}`, class: 'button', 'data-link': true }, t('room.backToMeeting')),
+        ),
+      ),
+    );
+  }
+
+  // ---- connection events ----
+
+  function onState(state, message) {
+    if (closed) return;
+    if (state === RoomState.lobby) showLobby();
+    else if (state === RoomState.joined) enterRoom(message);
+    else if (state === RoomState.left && message.reason !== 'left') showLeft(message);
+  }
+
+  function enterRoom(message) {
+    const snapshot = message.snapshot || {};
+    live.participants.clear();
+    for (const entry of snapshot.participants || []) live.participants.set(entry.account_id, entry);
+    live.lobby = snapshot.lobby || [];
+    live.locked = Boolean(snapshot.locked);
+    drawRoom();
+    reportMedia();
+    load();
+  }
+
+  function onMessage(message) {
+    switch (message.type) {
+      case 'meeting_participant':
+        live.participants.set(message.participant.account_id, message.participant);
+        break;
+      case 'meeting_participant_left': {
+        const entry = live.participants.get(message.account_id);
+        if (entry && entry.participant === message.participant) live.participants.delete(message.account_id);
+        break;
+      }
+      case 'meeting_speaker':
+        for (const entry of live.participants.values()) entry.speaking = entry.account_id === message.account_id;
+        break;
+      case 'meeting_locked':
+        live.locked = message.locked;
+        say(message.locked ? t('room.lockedNow') : t('room.unlockedNow'));
+        break;
+      case 'meeting_lobby':
+        if (message.waiting.length > live.lobby.length) say(t('room.someoneWaiting'));
+        live.lobby = message.waiting;
+        break;
+      default:
+        return;
+    }
+    if (room) drawLive();
+  }
+
+  function onTrack(info) {
+    remote.set(`${info.participant}/${info.mid}`, info);
+    if (room) drawLive();
+  }
+
+  function onTrackEnded(info) {
+    const key = `${info.participant}/${info.mid}`;
+    if (remote.get(key) === info) remote.delete(key);
+    if (room) drawLive();
+  }
+
+  // ---- local media ----
+
+  function self() {
+    for (const entry of live.participants.values()) {
+      if (entry.participant === connection.participant) return entry;
+    }
+    return null;
+  }
+
+  function reportMedia() {
+    const mine = self();
+    const mutedByHost = Boolean(mine && mine.muted_by_host);
+    if (local.microphone) local.microphone.enabled = microphoneOn && !mutedByHost;
+    if (local.camera) local.camera.enabled = cameraOn;
+    connection.reportMedia({ microphone: microphoneOn && Boolean(local.microphone), camera: cameraOn && Boolean(local.camera), screen: Boolean(local.screen) });
+  }
+
+  function releaseLocal() {
+    if (!local) return;
+    for (const track of [...local.stream.getTracks(), local.screen].filter(Boolean)) track.stop();
+    local = null;
+  }
+
+  function clearRemote() {
+    remote.clear();
+    tiles.clear();
+    audioBox.replaceChildren();
+    live.participants.clear();
+    live.lobby = [];
+  }
+
+  async function toggleScreen() {
+    if (local.screen) {
+      const track = local.screen;
+      local.screen = null;
+      track.stop();
+      await connection.removeScreen();
+      reportMedia();
+      drawLive();
+      return;
+    }
+    let capture;
+    try {
+      capture = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    } catch (error) {
+      if (error.name !== 'NotAllowedError') announce(captureErrorText(error), 'error');
+      return;
+    }
+    const track = capture.getVideoTracks()[0];
+    local.screen = track;
+    track.addEventListener('ended', () => {
+      if (local && local.screen === track) toggleScreen();
+    });
+    await connection.addScreen(track);
+    reportMedia();
+    drawLive();
+  }
+
+  function leave() {
+    connection.leave();
+    releaseLocal();
+    clearRemote();
+    navigate(`/meetings/${id}`);
+  }
+
+  // ---- host controls ----
+
+  const host = {
+    admit: (entry) => act(() => api.post(path('/live/admit'), { account_id: entry.account_id }), t('room.admitted', { name: entry.name })),
+    deny: (entry) => act(() => api.post(path('/live/deny'), { account_id: entry.account_id }), t('room.denied', { name: entry.name })),
+    mute: (entry, muted) => act(() => api.post(path('/live/mute'), { account_id: entry.account_id, muted }), t(muted ? 'room.mutedName' : 'room.unmutedName', { name: entry.name })),
+    lowerHand: (entry) => act(() => api.post(path('/live/hands/lower'), { account_id: entry.account_id })),
+    async remove(entry) {
+      if (!(await confirmDialog(t('room.removeTitle'), t('room.removeConfirm', { name: entry.name }), t('room.remove'), true))) return;
+      await act(() => api.post(path('/live/remove'), { account_id: entry.account_id }), t('room.removed', { name: entry.name }));
+    },
+    lock: () => act(() => api.post(path(live.locked ? '/live/unlock' : '/live/lock'))),
+    async end() {
+      if (!(await confirmDialog(t('room.endTitle'), t('room.endConfirm'), t('room.end'), true))) return;
+      await act(() => api.post(path('/live/end')));
+    },
+  };
+
+  const isHost = () => view && view.me.standing === 'host';
+
+  // ---- the room ----
+
+  function controlButton(label, onclick, extra = {}) {
+    return h('button', { type: 'button', class: 'button room-control', onclick, ...extra }, label);
+  }
+
+  function drawRoom() {
+    const stage = h('div', { class: 'room-stage', 'data-testid': 'room-stage' });
+    const tabs = {};
+    for (const name of PANELS) {
+      tabs[name] = h('button', { type: 'button', class: 'room-tab', 'aria-pressed': String(panel === name), onclick: () => showPanel(name) }, t(`room.panel.${name}`));
+    }
+    const panelBody = h('div', { class: 'room-panel', id: `room-panel-${id}` });
+    const controls = {
+      microphone: controlButton('', () => {
+        microphoneOn = !microphoneOn;
+        reportMedia();
+        drawControls();
+      }),
+      camera: controlButton('', () => {
+        cameraOn = !cameraOn;
+        reportMedia();
+        drawControls();
+      }),
+      screen: controlButton('', toggleScreen),
+      hand: controlButton('', () => {
+        const mine = self();
+        connection.request('meeting_hand', { raised: !(mine && mine.hand_raised_at) });
+      }),
+      layout: controlButton('', () => {
+        layout = layout === 'grid' ? 'speaker' : 'grid';
+        drawControls();
+        drawStage();
+      }),
+      lock: controlButton('', host.lock),
+      end: controlButton(t('room.end'), host.end, { class: 'button room-control button-danger-outline' }),
+      leave: controlButton(t('room.leave'), leave, { class: 'button room-control button-danger' }),
+    };
+    const header = h('header', { class: 'room-header' }, h('h1', { tabindex: '-1' }, view.meeting.title), h('span', { class: 'room-facts' }));
+    room = { stage, tabs, panelBody, controls, header, votes: h('div'), minutes: h('div') };
+    replace(
+      outlet,
+      h(
+        'section',
+        { class: 'room-page', 'data-testid': 'room' },
+        header,
+        h(
+          'div',
+          { class: 'room-body' },
+          stage,
+          h('aside', { class: 'room-side', 'aria-label': t('room.sidePanel') }, h('div', { class: 'room-tabs', role: 'group' }, PANELS.map((name) => tabs[name])), panelBody),
+        ),
+        h('nav', { class: 'room-controls', 'aria-label': t('room.controls') }, Object.values(controls)),
+        audioBox,
+        liveRegion,
+      ),
+    );
+    header.querySelector('h1').focus({ preventScroll: true });
+    drawRecord();
+    drawLive();
+  }
+
+  function showPanel(name) {
+    panel = name;
+    for (const [key, tab] of Object.entries(room.tabs)) tab.setAttribute('aria-pressed', String(key === name));
+    room.tabs[name].classList.remove('room-tab-unread');
+    drawPanel();
+  }
+
+  function drawPanel() {
+    const content = {
+      participants: () => participantsPanel({ participants: [...live.participants.values()], lobby: live.lobby, selfAccountId: self() && self().account_id, host: isHost() ? host : null }),
+      chat: () => chat.element,
+      votes: () => room.votes,
+      minutes: () => room.minutes,
+    };
+    replace(room.panelBody, content[panel]());
+  }
+
+  /** Redraws what comes from the meeting record: facts, votes and minutes. */
+  function drawRecord() {
+    const q = view.quorum;
+    replace(
+      room.header.querySelector('.room-facts'),
+      meetingStatusTag(view.meeting.status),
+      h('span', { class: q.quorate ? 'quorum quorum-yes' : 'quorum', 'data-testid': 'quorum' }, t('meet.quorum', { required: q.required, present: q.present }), ' ', h('strong', {}, q.quorate ? t('meet.quorate') : t('meet.notQuorate'))),
+    );
+    const votes = votesPanel({ view, path, act, reload: load });
+    replace(room.votes, votes || h('p', { class: 'muted' }, view.decides ? t('meet.noVotes') : t('room.noVoting')));
+    replace(room.minutes, minutes.render(view) || h('p', { class: 'muted' }, t('room.noMinutes')));
+    if (panel === 'votes' || panel === 'minutes') drawPanel();
+  }
+
+  /** Redraws what comes from the live state: tiles, controls and the participant list. */
+  function drawLive() {
+    drawStage();
+    drawControls();
+    if (panel === 'participants') drawPanel();
+  }
+
+  function drawControls() {
+    const c = room.controls;
+    const mine = self();
+    const mutedByHost = Boolean(mine && mine.muted_by_host);
+    if (local && local.microphone) local.microphone.enabled = microphoneOn && !mutedByHost;
+    c.microphone.textContent = mutedByHost ? t('room.mutedByHost') : microphoneOn ? t('room.mute') : t('room.unmute');
+    c.microphone.disabled = mutedByHost || !local || !local.microphone;
+    c.microphone.setAttribute('aria-pressed', String(!microphoneOn));
+    c.camera.textContent = cameraOn ? t('room.cameraStop') : t('room.cameraStart');
+    c.camera.disabled = !local || !local.camera;
+    c.camera.setAttribute('aria-pressed', String(!cameraOn));
+    c.screen.textContent = local && local.screen ? t('room.shareStop') : t('room.shareStart');
+    c.screen.hidden = !navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia;
+    const raised = Boolean(mine && mine.hand_raised_at);
+    c.hand.textContent = raised ? t('room.lowerHand') : t('room.raiseHand');
+    c.hand.setAttribute('aria-pressed', String(raised));
+    c.layout.textContent = layout === 'grid' ? t('room.speakerView') : t('room.gridView');
+    c.lock.textContent = live.locked ? t('room.unlock') : t('room.lock');
+    c.lock.hidden = !isHost();
+    c.end.hidden = !isHost();
+  }
+
+  // ---- tiles ----
+
+  function tile(key, { account, source, name }) {
+    let entry = tiles.get(key);
+    if (!entry) {
+      const video = h('video', { autoplay: true, playsinline: true, muted: true, 'data-account': String(account), 'data-source': source });
+      video.muted = true;
+      const label = h('span', { class: 'room-tile-name' });
+      const placeholder = h('span', { class: 'room-tile-avatar', 'aria-hidden': 'true' }, name.slice(-2));
+      const element = h('figure', { class: 'room-tile', 'data-testid': 'room-tile', 'data-account': String(account), 'data-source': source }, video, placeholder, h('figcaption', {}, label));
+      entry = { element, video, label, placeholder, track: null };
+      tiles.set(key, entry);
+    }
+    return entry;
+  }
+
+  function attach(entry, track, showVideo) {
+    if (entry.track !== track) {
+      entry.track = track;
+      entry.video.srcObject = track ? new MediaStream([track]) : null;
+    }
+    const visible = Boolean(track) && showVideo;
+    entry.video.hidden = !visible;
+    entry.placeholder.hidden = visible;
+    if (visible && entry.video.paused) entry.video.play().catch(() => {});
+  }
+
+  function receivedTracks(entry) {
+    const found = { audio: [], camera: null, screen: null };
+    for (const info of remote.values()) {
+      if (info.participant !== entry.participant || info.track.readyState === 'ended') continue;
+      const declared = (entry.tracks || []).find((track) => track.mid === info.mid);
+      const source = declared && declared.source ? declared.source : info.track.kind === 'audio' ? 'microphone' : 'camera';
+      if (info.track.kind === 'audio') found.audio.push(info.track);
+      else if (source === 'screen') found.screen = info.track;
+      else found.camera = info.track;
+    }
+    return found;
+  }
+
+  function playAudio(tracks) {
+    const wanted = new Set(tracks.map((track) => track.id));
+    for (const element of [...audioBox.children]) {
+      if (!wanted.has(element.dataset.track)) element.remove();
+    }
+    for (const track of tracks) {
+      if (audioBox.querySelector(`[data-track="${CSS.escape(track.id)}"]`)) continue;
+      const audio = h('audio', { autoplay: true, 'data-track': track.id });
+      audio.srcObject = new MediaStream([track]);
+      audioBox.append(audio);
+      audio.play().catch(() => {});
+    }
+  }
+
+  function drawStage() {
+    const shown = [];
+    const audio = [];
+    const me = self();
+    for (const entry of live.participants.values()) {
+      const mine = entry === me;
+      const name = mine ? `${entry.name}${t('room.selfMark')}` : entry.name;
+      const camera = tile(`camera:${entry.account_id}`, { account: entry.account_id, source: 'camera', name: entry.name });
+      if (mine) attach(camera, local && local.camera, cameraOn);
+      else {
+        const received = receivedTracks(entry);
+        audio.push(...received.audio);
+        attach(camera, received.camera, entry.camera);
+        if (received.screen) {
+          const share = tile(`screen:${entry.account_id}`, { account: entry.account_id, source: 'screen', name: entry.name });
+          share.label.textContent = t('room.screenOf', { name: entry.name });
+          attach(share, received.screen, true);
+          shown.push({ entry, tile: share, screen: true });
+        }
+      }
+      camera.label.textContent = [name, ...participantMarks(entry)].join(' · ');
+      camera.element.classList.toggle('room-tile-speaking', Boolean(entry.speaking));
+      shown.push({ entry, tile: camera, screen: false });
+    }
+    if (me && local && local.screen) {
+      const share = tile(`screen:${me.account_id}`, { account: me.account_id, source: 'screen', name: me.name });
+      share.label.textContent = t('room.myScreen');
+      attach(share, local.screen, true);
+      shown.push({ entry: me, tile: share, screen: true });
+    }
+    playAudio(audio);
+    const keep = new Set(shown.map((item) => item.tile));
+    for (const [key, entry] of tiles) {
+      if (!keep.has(entry)) tiles.delete(key);
+    }
+    arrange(shown, me);
+  }
+
+  /**
+   * Places the tiles. The speaker view puts a shared screen, else the
+   * active speaker, else the first other participant, on the main stage.
+   */
+  function arrange(shown, me) {
+    room.stage.dataset.layout = layout;
+    room.stage.dataset.count = String(shown.length);
+    let main = null;
+    if (layout === 'speaker') {
+      main = shown.find((item) => item.screen && item.entry !== me)
+        || shown.find((item) => item.entry.speaking && !item.screen)
+        || shown.find((item) => item.entry !== me && !item.screen)
+        || shown[0];
+    }
+    const strip = shown.filter((item) => item !== main).map((item) => item.tile.element);
+    for (const item of shown) item.tile.element.classList.toggle('room-tile-main', item === main);
+    const children = main ? [main.tile.element, h('div', { class: 'room-strip' }, strip)] : strip;
+    room.stage.replaceChildren(...children);
+    for (const item of shown) {
+      if (!item.tile.video.hidden && item.tile.video.paused) item.tile.video.play().catch(() => {});
+    }
+  }
+
+  // ---- hub connection ----
+
+  const stopStatus = hub.onStatus((connected) => {
+    if (!connected && (connection.state === RoomState.joined || connection.state === RoomState.lobby)) {
+      // The server leaves the media when the socket drops; enter again on reconnect.
+      rejoinOnReconnect = true;
+      say(t('room.reconnecting'));
+    } else if (connected && rejoinOnReconnect && local) {
+      rejoinOnReconnect = false;
+      clearRemote();
+      connection.join({ microphone: local.microphone, camera: local.camera });
+    }
+  });
+
+  load();
+  return {
+    close() {
+      closed = true;
+      stopStatus();
+      connection.dispose();
+      if (devices) devices.stop();
+      releaseLocal();
+      if (unsubscribe) unsubscribe();
+    },
+  };
+}
