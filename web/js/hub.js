@@ -134,9 +134,9 @@ class Hub {
   }
 
   /**
-   * Registers `listener(message)` for the server messages that are not about
-   * topics (the `meeting_*` signaling) and for `error` replies to requests
-   * other than subscriptions; returns a remover.
+   * Registers `listener(message)` for server messages that are not about
+   * topics, such as the `meeting_*` signaling. It also receives `error`
+   * replies to requests other than subscriptions. Returns a remover.
    */
   onMessage(listener) {
     this.messageListeners.add(listener);

@@ -42,26 +42,32 @@ async function enterRoom(person, server, meetingId, buttonName) {
   await page.getByRole('button', { name: /^(进入会议|申请进入)$/ }).click();
 }
 
-/** Returns the number of frames the tile of `accountId`'s camera has shown. */
-function framesShown(page, accountId) {
-  return page.evaluate((account) => {
-    const video = document.querySelector(`.room-tile video[data-account="${account}"][data-source="camera"]`);
-    if (!video || video.hidden || !video.srcObject) return -1;
-    return video.getVideoPlaybackQuality().totalVideoFrames;
-  }, accountId);
+/**
+ * Returns the number of frames shown by the tile of one person's camera or
+ * screen, or -1 when there is no such tile with video.
+ */
+function framesShown(page, accountId, source) {
+  return page.evaluate(
+    ([account, kind]) => {
+      const video = document.querySelector(`.room-tile video[data-account="${account}"][data-source="${kind}"]`);
+      if (!video || video.hidden || !video.srcObject) return -1;
+      return video.getVideoPlaybackQuality().totalVideoFrames;
+    },
+    [accountId, source],
+  );
 }
 
-/** Waits until the camera tile of `accountId` on `page` shows new frames. */
-async function waitForVideoPlaying(page, accountId) {
+/** Waits until the tile of one person's camera (or screen) on `page` shows new frames. */
+async function waitForVideoPlaying(page, accountId, source = 'camera') {
   const deadline = Date.now() + MEDIA_TIMEOUT_MS;
   let first = -1;
   while (Date.now() < deadline) {
-    const frames = await framesShown(page, accountId);
+    const frames = await framesShown(page, accountId, source);
     if (frames > 0 && first < 0) first = frames;
     if (first > 0 && frames > first + 10) return;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  throw new Error(`video of account ${accountId} did not play; frames ${await framesShown(page, accountId)}`);
+  throw new Error(`${source} video of account ${accountId} did not play; frames ${await framesShown(page, accountId, source)}`);
 }
 
 test('three-person meeting room', { timeout: 600_000 }, async (t) => {
@@ -102,6 +108,14 @@ test('three-person meeting room', { timeout: 600_000 }, async (t) => {
   for (const person of people) {
     await person.page.getByTestId('room-participant').filter({ hasText: '李春花' }).waitFor();
     assert.equal(await person.page.getByTestId('room-participant').count(), 3);
+  }
+
+  // The host shares the screen as another video track, then stops.
+  await host.page.getByRole('button', { name: '共享屏幕' }).click();
+  for (const person of [recorder, member]) await waitForVideoPlaying(person.page, host.accountId, 'screen');
+  await host.page.getByRole('button', { name: '停止共享' }).click();
+  for (const person of [recorder, member]) {
+    await person.page.locator(`.room-tile[data-account="${host.accountId}"][data-source="screen"]`).waitFor({ state: 'detached', timeout: MEDIA_TIMEOUT_MS });
   }
 
   // A motion held in the meeting, cast from the room pages.

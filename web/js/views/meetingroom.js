@@ -1,8 +1,8 @@
-// The meeting room: a device check, the lobby wait, then the video room
-// with grid and speaker views, microphone, camera and screen share
-// controls, raised hands, chat, the votes and minutes panels of the meeting
-// page, and the host's controls (admit from the lobby, mute, remove, lock,
-// end). Media flows over WebRTC to the server's media engine; signaling and
+// The meeting room. A person first checks camera and microphone, may wait
+// in the lobby, and then enters the video room. The room has grid and
+// speaker views, microphone, camera and screen share controls, raised
+// hands, chat, and the votes and minutes panels of the meeting page. The
+// host also gets admit, mute, remove, lock and end. Media flows over WebRTC to the server's media engine; signaling and
 // live state travel on the hub WebSocket (see roomconnection.js).
 //
 // The live state (participants, lobby, lock, active speaker) comes from the
@@ -459,7 +459,9 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     const mine = self();
     const mutedByHost = Boolean(mine && mine.muted_by_host);
     if (local && local.microphone) local.microphone.enabled = microphoneOn && !mutedByHost;
-    c.microphone.textContent = mutedByHost ? t('room.mutedByHost') : microphoneOn ? t('room.mute') : t('room.unmute');
+    let microphoneLabel = microphoneOn ? t('room.mute') : t('room.unmute');
+    if (mutedByHost) microphoneLabel = t('room.mutedByHost');
+    c.microphone.textContent = microphoneLabel;
     c.microphone.disabled = mutedByHost || !local || !local.microphone;
     c.microphone.setAttribute('aria-pressed', String(!microphoneOn));
     c.camera.textContent = cameraOn ? t('room.cameraStop') : t('room.cameraStart');
@@ -508,9 +510,10 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     for (const info of remote.values()) {
       if (info.participant !== entry.participant || info.track.readyState === 'ended') continue;
       const declared = (entry.tracks || []).find((track) => track.mid === info.mid);
-      const source = declared && declared.source ? declared.source : info.track.kind === 'audio' ? 'microphone' : 'camera';
+      // A track without a declared source counts as the camera.
+      const screen = Boolean(declared) && declared.source === 'screen';
       if (info.track.kind === 'audio') found.audio.push(info.track);
-      else if (source === 'screen') found.screen = info.track;
+      else if (screen) found.screen = info.track;
       else found.camera = info.track;
     }
     return found;

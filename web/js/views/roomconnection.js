@@ -9,7 +9,7 @@
 
 import { hub } from '../hub.js';
 
-/** Where the room connection is. */
+/** States of the room connection. */
 export const RoomState = Object.freeze({
   idle: 'idle',
   joining: 'joining',
@@ -204,7 +204,7 @@ export class RoomConnection {
         if (message.id !== this.pendingOffer || !this.peer) return;
         this.pendingOffer = null;
         await this.peer.setRemoteDescription({ type: 'answer', sdp: message.sdp });
-        await this.offerIfAsked();
+        await this.offerIfPending();
         break;
       case 'meeting_left':
         if (this.state === RoomState.left || (message.reason === 'left' && message.id && !this.ownsRequest(message.id))) return;
@@ -238,10 +238,10 @@ export class RoomConnection {
     await this.peer.setRemoteDescription({ type: 'offer', sdp });
     await this.peer.setLocalDescription(await this.peer.createAnswer());
     hub.send({ type: 'meeting_answer', id: nextId('r'), meeting_id: this.meetingId, sdp: this.peer.localDescription.sdp });
-    await this.offerIfAsked();
+    await this.offerIfPending();
   }
 
-  async offerIfAsked() {
+  async offerIfPending() {
     if (!this.offerAgain) return;
     this.offerAgain = false;
     await this.offer();
@@ -259,9 +259,9 @@ export class RoomConnection {
         await this.peer.setLocalDescription({ type: 'rollback' });
       }
       if (message.code === 'negotiation_in_progress') {
-        // Offer again once the server's offer is answered.
+        // Offer again after the answer to the server's offer.
         this.offerAgain = true;
-        if (this.peer && this.peer.signalingState === 'stable') await this.offerIfAsked();
+        if (this.peer && this.peer.signalingState === 'stable') await this.offerIfPending();
         return;
       }
     }

@@ -44,10 +44,10 @@ export function startLevelMeter(stream, meter) {
 }
 
 /**
- * Builds the device check. `element` is the form part; `stream()` returns
- * the current capture (or null when none could be opened), `stop()`
- * releases the devices and `take()` hands the capture over to the caller,
- * who then owns its tracks.
+ * Builds the device check with its `element`. `open()` starts the capture
+ * and `stream()` returns it, or null when none could be opened. `stop()`
+ * releases the devices. `take()` hands the capture over to the caller, who
+ * then owns its tracks.
  */
 export function createDeviceCheck() {
   let stream = null;

@@ -50,7 +50,7 @@ function hostButtons(entry, host) {
 }
 
 /**
- * Builds the participant list. `host` holds the host's actions (`mute`,
+ * Builds the participant list. `host` contains the host's actions (`mute`,
  * `remove`, `lowerHand`, `admit`, `deny`), or is null for everyone else.
  */
 export function participantsPanel({ participants, lobby, selfAccountId, host }) {
