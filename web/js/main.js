@@ -32,7 +32,7 @@ const root = document.getElementById('app');
  * optional section that the view draws in place of its usual content.
  */
 const ROUTES = [
-  { pattern: /^\/meetings(?:\/(new)|\/(\d+)(?:\/(room))?)?$/, nav: 'meetings', view: 'meetings' },
+  { pattern: /^\/meetings(?:\/(new|archive)|\/(\d+)(?:\/(room|edit))?)?$/, nav: 'meetings', view: 'meetings' },
   { pattern: /^\/approvals\/new$/, nav: 'approvals', view: 'draft' },
   { pattern: /^\/approvals\/templates$/, nav: 'approvals', view: 'templates' },
   { pattern: /^\/approvals\/register$/, nav: 'approvals', view: 'register' },

@@ -45,6 +45,25 @@ export function renderMeetingDetail(outlet, id) {
     await load();
   }
 
+  /** Asks for a reason and cancels the meeting; the server notifies the participants. */
+  async function cancelMeeting() {
+    const cancelled = await openDialog(t('meet.cancelMeeting'), (close) =>
+      dialogForm(
+        close,
+        [field(t('meet.cancelReasonField'), h('textarea', { name: 'reason', rows: 3, maxlength: 500 }), t('meet.cancelHint'))],
+        t('meet.cancelMeeting'),
+        async (form) => {
+          await api.post(path('/cancel'), { reason: String(new FormData(form).get('reason') || '') });
+          return true;
+        },
+      ),
+    );
+    if (cancelled) {
+      announce(t('meet.liveCancelled'));
+      await load();
+    }
+  }
+
   /**
    * Links to the room while the meeting is open: those who may join enter
    * directly, other readers ask the host from the lobby.
@@ -68,6 +87,8 @@ export function renderMeetingDetail(outlet, id) {
         h('h1', { tabindex: '-1' }, meeting.title),
         meetingStatusTag(meeting.status),
         h('div', { class: 'page-header-spacer' }),
+        view.can.edit ? h('a', { href: `/meetings/${id}/edit`, class: 'button', 'data-link': true }, t('meet.edit')) : null,
+        view.can.cancel ? h('button', { type: 'button', class: 'button button-danger-outline', onclick: cancelMeeting }, t('meet.cancelMeeting')) : null,
         h('a', { href: path('/ics'), class: 'button', download: `meeting-${id}.ics` }, t('meet.ics')),
         roomLink(),
       ),

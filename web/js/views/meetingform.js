@@ -1,9 +1,10 @@
 // The scheduling form (安排会议): organization, kind, title, times, place,
-// agenda, host, recorder and invitees. The server checks everything and
-// names the offending field; its errors appear next to that field, and
+// agenda, host, recorder and invitees. The same form edits a scheduled
+// meeting, whose organization stays fixed. The server checks everything
+// and names the offending field. Its errors appear next to that field, and
 // nothing typed is lost.
 //
-// Route: /meetings/new.
+// Routes: /meetings/new, /meetings/ID/edit.
 
 import { api, query } from '../api.js';
 import { clearFormErrors, errorState, field, h, replace, showFormError } from '../dom.js';
@@ -34,7 +35,11 @@ function inputField(name) {
   return name;
 }
 
-export function renderMeetingForm(outlet, { navigate }) {
+/**
+ * Renders the form. With `meetingId` it loads that meeting and saves the
+ * edit with PUT; without it, it schedules a new meeting.
+ */
+export function renderMeetingForm(outlet, { navigate }, meetingId = null) {
   let closed = false;
   /** Invitees chosen so far: `{ member_id, name, org_name, attendance }`. */
   const invitees = [];
@@ -47,7 +52,8 @@ export function renderMeetingForm(outlet, { navigate }) {
   const search = h('input', { name: 'invitee_search', type: 'search', autocomplete: 'off', placeholder: t('meet.inviteeSearch') });
   const start = Date.now() + 24 * HOUR_MS;
   const startRounded = start - (start % HOUR_MS);
-  const submit = h('button', { type: 'submit', class: 'button button-primary' }, t('meet.scheduleSubmit'));
+  const submit = h('button', { type: 'submit', class: 'button button-primary' }, meetingId ? t('meet.saveEdit') : t('meet.scheduleSubmit'));
+  const cancelHref = meetingId ? `/meetings/${meetingId}` : '/meetings';
 
   const form = h(
     'form',
@@ -73,25 +79,26 @@ export function renderMeetingForm(outlet, { navigate }) {
     h('div', { class: 'form-row' }, field(t('meet.host'), hostSelect), field(t('meet.recorder'), recorderSelect)),
     h('fieldset', { class: 'field' }, h('legend', {}, t('meet.invitees')), inviteeList, field(t('meet.inviteeAdd'), search, t('meet.inviteeHint')), searchResults),
     h('p', { class: 'form-error', role: 'alert', hidden: true }),
-    h('div', { class: 'form-actions' }, h('a', { href: '/meetings', class: 'button', 'data-link': true }, t('common.cancel')), submit),
+    h('div', { class: 'form-actions' }, h('a', { href: cancelHref, class: 'button', 'data-link': true }, t('common.cancel')), submit),
   );
   const body = h('div', {}, h('p', { class: 'muted' }, t('common.loading')));
   replace(
     outlet,
-    h('section', { class: 'page' }, h('header', { class: 'page-header' }, h('h1', {}, t('meet.schedule'))), body),
+    h('section', { class: 'page' }, h('header', { class: 'page-header' }, h('h1', {}, meetingId ? t('meet.editTitle') : t('meet.schedule'))), body),
   );
 
-  function addAgendaItem() {
+  function addAgendaItem(item = null) {
     const index = agendaList.children.length;
-    const title = h('input', { name: `agenda_${index}`, type: 'text', maxlength: 200, 'aria-label': t('meet.agendaItem', { n: index + 1 }) });
+    const title = h('input', { name: `agenda_${index}`, type: 'text', maxlength: 200, 'aria-label': t('meet.agendaItem', { n: index + 1 }), value: item ? item.title : null });
     const rule = h(
       'select',
       { 'aria-label': t('meet.passRuleOf', { n: index + 1 }), class: 'agenda-rule' },
       h('option', { value: 'majority' }, t('meet.rule.majority')),
       h('option', { value: 'two_thirds' }, t('meet.rule.two_thirds')),
     );
+    if (item) rule.value = item.pass_rule;
     agendaList.append(h('li', { class: 'field' }, title, rule));
-    title.focus();
+    if (!item) title.focus();
   }
 
   function drawInvitees() {
@@ -174,7 +181,7 @@ export function renderMeetingForm(outlet, { navigate }) {
     }
   });
 
-  async function loadMembers() {
+  async function loadMembers(chosen = null) {
     let page;
     try {
       page = await api.get(`/api/orgs/${orgSelect.value}/members${query({ limit: MEMBER_LIMIT })}`);
@@ -187,6 +194,11 @@ export function renderMeetingForm(outlet, { navigate }) {
     const options = (selected) =>
       page.items.map((member) => h('option', { value: String(member.id), selected: member.id === selected }, member.name));
     const second = page.items.find((member) => member.id !== me);
+    if (chosen) {
+      replace(hostSelect, options(chosen.host));
+      replace(recorderSelect, options(chosen.recorder));
+      return;
+    }
     replace(hostSelect, options(page.items.some((m) => m.id === me) ? me : page.items[0] && page.items[0].id));
     replace(recorderSelect, options(second ? second.id : null));
   }
@@ -201,7 +213,7 @@ export function renderMeetingForm(outlet, { navigate }) {
       .map((item) => ({ title: item.querySelector('input').value, pass_rule: item.querySelector('select').value }))
       .filter((item) => item.title.trim() !== '');
     return {
-      org_id: Number(data.get('org_id')),
+      org_id: Number(orgSelect.value),
       kind: data.get('kind'),
       title: String(data.get('title') || ''),
       starts_at: time('starts_at'),
@@ -220,15 +232,57 @@ export function renderMeetingForm(outlet, { navigate }) {
     clearFormErrors(form);
     submit.disabled = true;
     try {
-      const created = await api.post('/api/meetings', readInput());
-      if (!closed) navigate(`/meetings/${created.meeting.id}`);
+      const saved = meetingId ? await api.put(`/api/meetings/${meetingId}`, readInput()) : await api.post('/api/meetings', readInput());
+      if (!closed) navigate(`/meetings/${saved.meeting.id}`);
     } catch (error) {
       if (!closed) showFormError(form, { message: error.message, field: inputField(error.field) });
     } finally {
       submit.disabled = false;
     }
   });
-  orgSelect.addEventListener('change', loadMembers);
+  orgSelect.addEventListener('change', () => loadMembers());
+
+  /** Fills the form from GET /api/meetings/ID for an edit. */
+  async function loadMeeting() {
+    let view;
+    try {
+      view = await api.get(`/api/meetings/${meetingId}`);
+    } catch (error) {
+      if (!closed) replace(body, errorState(error, loadMeeting));
+      return;
+    }
+    if (closed) return;
+    const meeting = view.meeting;
+    replace(orgSelect, h('option', { value: String(meeting.org_id) }, meeting.org_name));
+    orgSelect.disabled = true;
+    const value = (name, text) => {
+      form.querySelector(`[name="${name}"]`).value = text;
+    };
+    value('kind', meeting.kind);
+    value('title', meeting.title);
+    value('starts_at', localInput(meeting.starts_at));
+    value('ends_at', localInput(meeting.ends_at));
+    value('place', meeting.place);
+    form.querySelector('[name="online"]').checked = meeting.online;
+    for (const item of view.agenda) addAgendaItem(item);
+    if (view.agenda.length === 0) addAgendaItem();
+    for (const person of view.participants.filter((p) => p.source === 'invited')) {
+      invitees.push({ member_id: person.member_id, name: person.name, org_name: person.org_name, attendance: person.attendance });
+    }
+    drawInvitees();
+    replace(body, form);
+    form.querySelector('[name="title"]').focus();
+    await loadMembers({ host: meeting.host_member, recorder: meeting.recorder_member });
+  }
+
+  if (meetingId) {
+    loadMeeting();
+    return {
+      close() {
+        closed = true;
+      },
+    };
+  }
 
   (async () => {
     const orgs = await schedulableOrgs();

@@ -1,13 +1,16 @@
 // Meetings: the caller's meetings (upcoming first, then past) grouped by
-// day, the scheduling form, one meeting's page and its room. The server decides who
+// day, the scheduling and editing form, the archive, one meeting's page
+// and its room. The server decides who
 // may schedule: the button shows for those who may manage an organization
 // (`can_write` on GET /api/orgs), as for composing a notice.
 //
-// Routes: /meetings, /meetings/new, /meetings/ID, /meetings/ID/room.
+// Routes: /meetings, /meetings/new, /meetings/archive, /meetings/ID,
+// /meetings/ID/edit, /meetings/ID/room.
 
 import { api, query } from '../api.js';
 import { errorState, h, replace } from '../dom.js';
 import { formatDate, t } from '../i18n.js';
+import { renderMeetingArchive } from './meetingarchive.js';
 import { renderMeetingForm } from './meetingform.js';
 import { renderMeetingDetail } from './meetingdetail.js';
 import { renderMeetingRoom } from './meetingroom.js';
@@ -58,9 +61,11 @@ export function mountMeetings(outlet, context) {
 
   function show(next) {
     if (instance && instance.close) instance.close();
-    const [section, id, room] = next.params;
+    const [section, id, part] = next.params;
     if (section === 'new') instance = renderMeetingForm(outlet, next);
-    else if (id && room) instance = renderMeetingRoom(outlet, Number(id), next);
+    else if (section === 'archive') instance = renderMeetingArchive(outlet);
+    else if (id && part === 'room') instance = renderMeetingRoom(outlet, Number(id), next);
+    else if (id && part === 'edit') instance = renderMeetingForm(outlet, next, Number(id));
     else if (id) instance = renderMeetingDetail(outlet, Number(id), next);
     else instance = renderList(outlet);
   }
@@ -83,7 +88,14 @@ function renderList(outlet) {
     h(
       'section',
       { class: 'page' },
-      h('header', { class: 'page-header' }, h('h1', {}, t('meet.title')), h('div', { class: 'page-header-spacer' }), scheduleLink),
+      h(
+        'header',
+        { class: 'page-header' },
+        h('h1', {}, t('meet.title')),
+        h('div', { class: 'page-header-spacer' }),
+        h('a', { href: '/meetings/archive', class: 'button', 'data-link': true }, t('archive.title')),
+        scheduleLink,
+      ),
       body,
     ),
   );
