@@ -1,6 +1,7 @@
 //! Live meetings end to end on SQLite: real WebRTC peers on loopback, signaling through
 //! the hub WebSocket, host controls over HTTP, and checks that the controls act on the
-//! media itself. Waits are generous and never assert how long something took.
+//! media itself. Host decisions that must outlast a restart are checked on PostgreSQL
+//! too. Waits are generous and never assert how long something took.
 
 mod common;
 #[path = "meeting_media/peer.rs"]
@@ -61,7 +62,11 @@ async fn person(server: &TestServer, org_id: i64, name: &str) -> Person {
 }
 
 async fn fixture() -> Fixture {
-    let server = TestServer::start(Backend::Sqlite).await;
+    fixture_on(Backend::Sqlite).await
+}
+
+async fn fixture_on(backend: Backend) -> Fixture {
+    let server = TestServer::start(backend).await;
     let admin = server.sysadmin().await;
     let root = admin.create_org(None, "省委", "committee").await;
     let branch = admin.create_org(Some(root), "第一支部", "branch").await;
@@ -1113,4 +1118,98 @@ async fn recording_mixes_speakers() {
     let elsewhere = tone_power(&pcm, 3000.0);
     assert!(tone > 1e5, "tone power {tone}");
     assert!(tone > 100.0 * elsewhere, "tone {tone} against {elsewhere}");
+/// Returns a person's entry in a live snapshot's participant list.
+fn entry_of(snapshot: &Value, account_id: i64) -> Value {
+    snapshot["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["account_id"] == account_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("account {account_id} in {snapshot}"))
+}
+
+on_both_backends!(host_decisions_survive_restart);
+
+async fn host_decisions_survive_restart(backend: Backend) {
+    let Fixture {
+        server,
+        meeting_id: id,
+        host,
+        members,
+        outsider,
+        ..
+    } = fixture_on(backend).await;
+    let (removed, muted) = (&members[0], &members[1]);
+    let host_signal = Signal::connect(&server, &host).await;
+    let removed_signal = Signal::connect(&server, removed).await;
+    let muted_signal = Signal::connect(&server, muted).await;
+    let outsider_signal = Signal::connect(&server, &outsider).await;
+    host_signal.enter(id, "j-host").await;
+    removed_signal.enter(id, "j-removed").await;
+    muted_signal.enter(id, "j-muted").await;
+    muted_signal
+        .send(json!({"type": "meeting_hand", "id": "h1", "meeting_id": id, "raised": true}))
+        .await;
+    assert_eq!(muted_signal.reply("h1").await["type"], "meeting_ok");
+
+    let (_, waiting) = outsider_signal.join(id, "j-out").await;
+    assert_eq!(waiting["type"], "meeting_waiting", "{waiting}");
+    live(
+        &host,
+        id,
+        "admit",
+        json!({"account_id": outsider.account_id}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    outsider_signal
+        .wait("admission", |m| m["type"] == "meeting_joined")
+        .await;
+    live(
+        &host,
+        id,
+        "remove",
+        json!({"account_id": removed.account_id}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    live(
+        &host,
+        id,
+        "mute",
+        json!({"account_id": muted.account_id, "muted": true}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let before = host
+        .api
+        .get(&format!("/api/meetings/{id}/live"))
+        .await
+        .expect(StatusCode::OK);
+    let raised_at = entry_of(&before, muted.account_id)["hand_raised_at"].clone();
+    assert!(
+        raised_at.is_i64(),
+        "hand raised before the restart: {before}"
+    );
+
+    // A graceful stop closes every hub connection and records everyone as gone.
+    let store = server.stop().await;
+    let server = TestServer::start_on(store, None).await;
+
+    // The removed member waits in the lobby, and the admitted outsider enters directly.
+    let removed_signal = Signal::connect(&server, removed).await;
+    let (_, rejoin) = removed_signal.join(id, "j-removed-again").await;
+    assert_eq!(rejoin["type"], "meeting_waiting", "{rejoin}");
+    let outsider_signal = Signal::connect(&server, &outsider).await;
+    let (_, back) = outsider_signal.join(id, "j-out-again").await;
+    assert_eq!(back["type"], "meeting_joined", "{back}");
+
+    // The muted member comes back muted, with the hand still raised.
+    let muted_signal = Signal::connect(&server, muted).await;
+    let (_, back) = muted_signal.join(id, "j-muted-again").await;
+    assert_eq!(back["type"], "meeting_joined", "{back}");
+    let entry = entry_of(&back["snapshot"], muted.account_id);
+    assert_eq!(entry["muted_by_host"], true, "{entry}");
+    assert_eq!(entry["hand_raised_at"], raised_at, "{entry}");
 }

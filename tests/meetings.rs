@@ -537,7 +537,7 @@ async fn subscribe(client: &Client, topic: &str) -> Value {
     }
 }
 
-const MEETING_TABLES: [&str; 12] = [
+const MEETING_TABLES: [&str; 13] = [
     "meetings",
     "meeting_agenda_items",
     "meeting_participants",
@@ -550,6 +550,7 @@ const MEETING_TABLES: [&str; 12] = [
     "meeting_open_ballots",
     "meeting_secret_ballots",
     "meeting_minutes",
+    "meeting_live_decisions",
 ];
 
 async fn count_rows(store: &Store, table: &str) -> i64 {

@@ -75,6 +75,7 @@ const TABLES: &[(&str, &str, &[&str])] = &[
     ("meeting_secret_ballots", "vote_id, ballot_key", &[]),
     ("meeting_minutes", "meeting_id", &[]),
     ("meeting_recordings", "id", &[]),
+    ("meeting_live_decisions", "meeting_id, account_id", &[]),
 ];
 
 /// Folders of the data directory that a snapshot carries: stored files and meeting

@@ -10,6 +10,7 @@ use sfu::MediaKind;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::decisions;
 use super::protocol::{LeftReason, LiveMessage, Snapshot};
 use super::signal::{check_open, enter};
 use super::{record_joined, record_left, room_id, sfu_error};
@@ -153,6 +154,7 @@ async fn admit(
         .ok_or_else(|| waiting_not_found(target.account_id))?;
     room.admitted.insert(target.account_id);
     room.removed.remove(&target.account_id);
+    decisions::save(&state, &room, target.account_id).await;
     room.notify_lobby();
 
     let link = waiting.link.clone();
@@ -277,6 +279,7 @@ async fn mute(
     } else {
         room.muted.remove(&body.account_id);
     }
+    decisions::save(&state, &room, body.account_id).await;
     room.broadcast_participant(body.account_id);
     drop(room);
     let action = if body.muted {
@@ -330,6 +333,7 @@ async fn remove(
     }
     room.removed.insert(account);
     room.admitted.remove(&account);
+    decisions::save(&state, &room, account).await;
     if let Some(waiting) = waiting {
         waiting.link.send(&message);
         room.notify_lobby();
@@ -395,7 +399,7 @@ async fn set_locked(state: &AppState, caller: &Caller, id: i64, locked: bool) ->
     let access = host_access(state, caller, id).await?;
     check_open(&access)?;
     meetings::set_locked(state, id, caller.session.account.id, locked).await?;
-    let room = state.live.room_or_create(id, locked);
+    let room = state.live.room_or_load(state, id, locked).await?;
     let mut room = room.lock().await;
     room.locked = locked;
     room.broadcast(&LiveMessage::MeetingLocked {
@@ -444,13 +448,15 @@ async fn lower_hands(
     };
     let mut room = room.lock().await;
     let lowered: Vec<i64> = room
-        .members
-        .iter_mut()
-        .filter(|(account, _)| body.account_id.is_none_or(|target| target == **account))
-        .filter_map(|(account, member)| member.hand_raised_at.take().map(|_| *account))
+        .hands
+        .keys()
+        .copied()
+        .filter(|account| body.account_id.is_none_or(|target| target == *account))
         .collect();
-    for account in &lowered {
-        room.broadcast_participant(*account);
+    for account in lowered {
+        room.hands.remove(&account);
+        decisions::save(&state, &room, account).await;
+        room.broadcast_participant(account);
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -22,6 +22,7 @@
 
 pub mod chat;
 pub mod control;
+mod decisions;
 mod events;
 pub mod protocol;
 pub mod room;
@@ -39,7 +40,7 @@ pub use control::router;
 pub use signal::{Request, handle};
 
 use crate::config::MediaConfig;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::hub::registry::{ConnId, Kick, Outbound, offer};
 use crate::state::AppState;
 use protocol::{LeftReason, LiveMessage};
@@ -191,11 +192,28 @@ impl Live {
         self.rooms_map().get(&meeting_id).cloned()
     }
 
-    fn room_or_create(&self, meeting_id: i64, locked: bool) -> Arc<tokio::sync::Mutex<Room>> {
-        self.rooms_map()
+    /// Returns the meeting's room, creating it with the stored host decisions and raised
+    /// hands when it does not exist yet.
+    async fn room_or_load(
+        &self,
+        state: &AppState,
+        meeting_id: i64,
+        locked: bool,
+    ) -> AppResult<Arc<tokio::sync::Mutex<Room>>> {
+        if let Some(room) = self.room(meeting_id) {
+            return Ok(room);
+        }
+        let stored = decisions::load(state, meeting_id).await?;
+        // Another request may have created the room meanwhile, from the same rows.
+        Ok(self
+            .rooms_map()
             .entry(meeting_id)
-            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Room::new(meeting_id, locked))))
-            .clone()
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(Room::restore(
+                    meeting_id, locked, stored,
+                )))
+            })
+            .clone())
     }
 
     fn take_room(&self, meeting_id: i64) -> Option<Arc<tokio::sync::Mutex<Room>>> {

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::decisions::Stored;
+
 use sfu::{MediaKind, ParticipantId};
 
 use super::protocol::{LiveMessage, ParticipantEntry, Snapshot, Source, TrackEntry, WaitingEntry};
@@ -68,7 +70,6 @@ pub struct Member {
     pub tracks: BTreeMap<String, MediaKind>,
     /// Declared source of each published track by media id.
     pub sources: BTreeMap<String, Source>,
-    pub hand_raised_at: Option<i64>,
 }
 
 /// A person in the lobby, with the offer to answer once admitted.
@@ -96,6 +97,9 @@ pub struct Room {
     pub removed: HashSet<i64>,
     /// Accounts whose audio the server does not forward until the host unmutes them.
     pub muted: HashSet<i64>,
+    /// Raised hands by account: Unix milliseconds when each went up. A hand stays raised
+    /// across a reconnect, until its owner or the host lowers it.
+    pub hands: BTreeMap<i64, i64>,
     /// Account of the active speaker.
     pub speaker: Option<i64>,
     /// The host ended the meeting. A request that found this room before it was taken
@@ -114,8 +118,20 @@ impl Room {
             admitted: HashSet::new(),
             removed: HashSet::new(),
             muted: HashSet::new(),
+            hands: BTreeMap::new(),
             speaker: None,
             closed: false,
+        }
+    }
+
+    /// Creates a room with the host decisions and raised hands read from the store.
+    pub fn restore(meeting_id: i64, locked: bool, stored: Stored) -> Self {
+        Self {
+            admitted: stored.admitted,
+            removed: stored.removed,
+            muted: stored.muted,
+            hands: stored.hands,
+            ..Self::new(meeting_id, locked)
         }
     }
 
@@ -159,7 +175,7 @@ impl Room {
             camera: member.camera,
             screen: member.screen,
             muted_by_host: self.muted.contains(&account_id),
-            hand_raised_at: member.hand_raised_at,
+            hand_raised_at: self.hands.get(&account_id).copied(),
             speaking: self.speaker == Some(account_id),
             tracks,
         })

@@ -2,8 +2,11 @@
 //! lobby), offers and answers, leaving, layer choice, media state, hands and chat. Each
 //! request is answered by one message to the requesting connection.
 
+use std::sync::Arc;
+
 use sfu::MediaKind;
 
+use super::decisions;
 use super::protocol::{Chat, Hand, Join, Layer, Leave, LeftReason, LiveMessage, MediaState, Sdp};
 use super::room::{Entry, Member, Room, Waiting, entry};
 use super::{Link, record_joined, record_left, room_id, sfu_error};
@@ -115,7 +118,10 @@ async fn join(state: &AppState, link: &Link, body: Join) -> AppResult<LiveMessag
     let access = meetings::access(state, body.meeting_id, link.account_id).await?;
     check_open(&access)?;
     let seq = super::chat::head(state, access.meeting_id).await?;
-    let room = state.live.room_or_create(access.meeting_id, access.locked);
+    let room = state
+        .live
+        .room_or_load(state, access.meeting_id, access.locked)
+        .await?;
     let mut room = room.lock().await;
     if room.closed {
         return Err(ended());
@@ -250,7 +256,6 @@ pub async fn enter(
             screen: false,
             tracks: Default::default(),
             sources: Default::default(),
-            hand_raised_at: None,
         },
     );
     room.broadcast_participant(account);
@@ -309,19 +314,30 @@ async fn with_member<T>(
     meeting_id: i64,
     work: impl FnOnce(&mut Room, i64) -> T,
 ) -> AppResult<T> {
-    let room = state
+    let room = member_room(state, meeting_id)?;
+    let mut room = room.lock().await;
+    check_member(&room, link)?;
+    Ok(work(&mut room, link.account_id))
+}
+
+fn member_room(state: &AppState, meeting_id: i64) -> AppResult<Arc<tokio::sync::Mutex<Room>>> {
+    state
         .live
         .room(meeting_id)
-        .ok_or_else(|| not_in_meeting(meeting_id))?;
-    let mut room = room.lock().await;
+        .ok_or_else(|| not_in_meeting(meeting_id))
+}
+
+/// Checks that the requesting connection is the one in the media for its account.
+fn check_member(room: &Room, link: &Link) -> AppResult<()> {
     let present = room
         .members
         .get(&link.account_id)
         .is_some_and(|member| member.link.conn_id == link.conn_id);
-    if !present {
-        return Err(not_in_meeting(meeting_id));
+    if present {
+        Ok(())
+    } else {
+        Err(not_in_meeting(room.meeting_id))
     }
-    Ok(work(&mut room, link.account_id))
 }
 
 /// Finds the requesting connection's engine participant.
@@ -407,24 +423,20 @@ async fn media(state: &AppState, link: &Link, body: MediaState) -> AppResult<Liv
 }
 
 async fn hand(state: &AppState, link: &Link, body: Hand) -> AppResult<LiveMessage> {
-    with_member(state, link, body.meeting_id, |room, account| {
-        let member = room.members.get_mut(&account).expect("member checked");
-        let changed = match (body.raised, member.hand_raised_at) {
-            (true, None) => {
-                member.hand_raised_at = Some(now_ms());
-                true
-            }
-            (false, Some(_)) => {
-                member.hand_raised_at = None;
-                true
-            }
-            _ => false,
-        };
-        if changed {
-            room.broadcast_participant(account);
-        }
-    })
-    .await?;
+    let room = member_room(state, body.meeting_id)?;
+    let mut room = room.lock().await;
+    check_member(&room, link)?;
+
+    let account = link.account_id;
+    let changed = match (body.raised, room.hands.contains_key(&account)) {
+        (true, false) => room.hands.insert(account, now_ms()).is_none(),
+        (false, true) => room.hands.remove(&account).is_some(),
+        _ => false,
+    };
+    if changed {
+        decisions::save(state, &room, account).await;
+        room.broadcast_participant(account);
+    }
     Ok(ok(body.id, body.meeting_id))
 }
 
