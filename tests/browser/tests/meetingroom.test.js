@@ -2,7 +2,8 @@
 // camera and microphone, and real WebRTC to the server's media engine on
 // loopback. The host locks the meeting, so the third person waits in the
 // lobby until admitted. Every page must decode the other two people's
-// video. A motion is voted on from the room pages and its result shown;
+// video, also after one page's hub connection drops and it enters again. A
+// motion is voted on from the room pages and its result shown;
 // then the host mutes one person and removes another, whose media stops.
 //
 // Demo accounts of 云溪市委机关党支部: shengwei (胡丽娟, host of 十二月支委会),
@@ -15,6 +16,10 @@ import { MEDIA_ARGS, apiSession, launchBrowser, login, startServer } from '../li
 /** Generous wait for media on a busy machine. */
 const MEDIA_TIMEOUT_MS = 90_000;
 
+/**
+ * Opens a browser for one person and logs in. Every hub connection of the
+ * page passes through a route in `hubRoutes`, so the test can drop it.
+ */
 async function openPerson(t, server, username, viewport) {
   const chrome = await launchBrowser({ viewport, args: MEDIA_ARGS });
   t.after(() => chrome.close());
@@ -22,10 +27,17 @@ async function openPerson(t, server, username, viewport) {
   page.setDefaultTimeout(30_000);
   const pageErrors = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
+  const hubRoutes = [];
+  await page.routeWebSocket(/\/ws\?v=1$/, (route) => {
+    const upstream = route.connectToServer();
+    upstream.onMessage((message) => route.send(message));
+    route.onMessage((message) => upstream.send(message));
+    hubRoutes.push(route);
+  });
   await login(page, server.url, username);
   await page.getByRole('link', { name: '会议', exact: true }).waitFor();
   const me = await page.evaluate(() => fetch('/api/auth/me').then((response) => response.json()));
-  return { page, pageErrors, accountId: me.account.id };
+  return { page, pageErrors, hubRoutes, accountId: me.account.id };
 }
 
 /** Opens the room from the meeting page and passes the device check. */
@@ -109,6 +121,26 @@ test('three-person meeting room', { timeout: 600_000 }, async (t) => {
     await person.page.getByTestId('room-participant').filter({ hasText: '李春花' }).waitFor();
     assert.equal(await person.page.getByTestId('room-participant').count(), 3);
   }
+
+  // The recorder's hub connection drops. The server takes the recorder out
+  // of the media, and the page enters again with the same devices.
+  const tileParticipant = () => host.page.locator(`.room-tile[data-account="${recorder.accountId}"][data-source="camera"]`).getAttribute('data-participant');
+  const before = await tileParticipant();
+  const connections = recorder.hubRoutes.length;
+  recorder.hubRoutes.at(-1).close({ code: 4008, reason: 'slow consumer' });
+  await host.page.waitForFunction(
+    ([account, old]) => {
+      const tile = document.querySelector(`.room-tile[data-account="${account}"][data-source="camera"]`);
+      return tile && tile.dataset.participant && tile.dataset.participant !== old;
+    },
+    [recorder.accountId, before],
+    { timeout: MEDIA_TIMEOUT_MS },
+  );
+  assert.notEqual(await tileParticipant(), before);
+  assert.equal(recorder.hubRoutes.length, connections + 1);
+  await waitForVideoPlaying(host.page, recorder.accountId);
+  await waitForVideoPlaying(recorder.page, host.accountId);
+  await waitForVideoPlaying(recorder.page, member.accountId);
 
   // The host shares the screen as another video track, then stops.
   await host.page.getByRole('button', { name: '共享屏幕' }).click();

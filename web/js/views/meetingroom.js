@@ -554,6 +554,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
         }
       }
       camera.label.textContent = [name, ...participantMarks(entry)].join(' · ');
+      camera.element.dataset.participant = entry.participant;
       camera.element.classList.toggle('room-tile-speaking', Boolean(entry.speaking));
       shown.push({ entry, tile: camera, screen: false });
     }
