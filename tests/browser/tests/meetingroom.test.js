@@ -4,7 +4,8 @@
 // lobby until admitted. Every page must decode the other two people's
 // video, also after one page's hub connection drops and it enters again. A
 // motion is voted on from the room pages and its result shown;
-// then the host mutes one person and removes another, whose media stops.
+// then the host mutes one person, removes another, whose media stops, and
+// ends the meeting.
 //
 // Demo accounts of 云溪市委机关党支部: shengwei (胡丽娟, host of 十二月支委会),
 // dy026 (邓玉兰, its recorder) and dy027 (李春花, a committee member).
@@ -197,6 +198,14 @@ test('three-person meeting room', { timeout: 600_000 }, async (t) => {
   }
   // The recorder keeps receiving the host.
   await waitForVideoPlaying(recorder.page, host.accountId);
+
+  // The host ends the meeting for everyone.
+  await host.page.getByRole('button', { name: '结束会议' }).click();
+  await host.page.getByRole('dialog').getByRole('button', { name: '结束会议' }).click();
+  for (const person of [host, recorder]) {
+    await person.page.getByTestId('room-left').getByText('会议已结束。').waitFor();
+    assert.equal(await person.page.getByRole('button', { name: '重新进入' }).count(), 0, 'an ended meeting cannot be entered again');
+  }
 
   for (const person of people) assert.deepEqual(person.pageErrors, []);
 });

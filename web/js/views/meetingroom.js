@@ -25,8 +25,8 @@ import { createChat, participantMarks, participantsPanel } from './roompanels.js
 
 const PANELS = ['participants', 'chat', 'votes', 'minutes'];
 
-/** Left reasons after which entering again cannot succeed. */
-const FINAL_REASONS = new Set(['ended', 'cancelled']);
+/** Left reasons and join errors after which entering again cannot succeed. */
+const FINAL_REASONS = new Set(['ended', 'meeting_ended', 'meeting_cancelled']);
 
 export function renderMeetingRoom(outlet, id, { navigate }) {
   let closed = false;
@@ -195,7 +195,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     clearRemote();
     const reason = message.error ? 'error' : message.reason;
     const text = message.error ? message.error.message : t(`room.left.${reason}`);
-    const again = !FINAL_REASONS.has(reason) && !(message.error && FINAL_REASONS.has(String(message.error.code).replace('meeting_', '')));
+    const again = !FINAL_REASONS.has(message.error ? message.error.code : reason);
     screen(
       h(
         'div',

@@ -77,6 +77,7 @@ export class RoomConnection {
     const stream = new MediaStream([microphone, camera].filter(Boolean));
     if (microphone) this.senders.set('microphone', peer.addTransceiver(microphone, { direction: 'sendrecv', streams: [stream] }));
     else peer.addTransceiver('audio', { direction: 'recvonly' });
+    // TODO: send the camera as simulcast and cap small or hidden tiles with `meeting_layer`.
     if (camera) this.senders.set('camera', peer.addTransceiver(camera, { direction: 'sendrecv', streams: [stream] }));
     peer.addEventListener('track', (event) => this.onTrack(event));
     await peer.setLocalDescription(await peer.createOffer());
