@@ -520,9 +520,9 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
   }
 
   function playAudio(tracks) {
-    const wanted = new Set(tracks.map((track) => track.id));
+    const received = new Set(tracks.map((track) => track.id));
     for (const element of [...audioBox.children]) {
-      if (!wanted.has(element.dataset.track)) element.remove();
+      if (!received.has(element.dataset.track)) element.remove();
     }
     for (const track of tracks) {
       if (audioBox.querySelector(`[data-track="${CSS.escape(track.id)}"]`)) continue;
