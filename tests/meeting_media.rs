@@ -1118,6 +1118,8 @@ async fn recording_mixes_speakers() {
     let elsewhere = tone_power(&pcm, 3000.0);
     assert!(tone > 1e5, "tone power {tone}");
     assert!(tone > 100.0 * elsewhere, "tone {tone} against {elsewhere}");
+}
+
 /// Returns a person's entry in a live snapshot's participant list.
 fn entry_of(snapshot: &Value, account_id: i64) -> Value {
     snapshot["participants"]
