@@ -198,7 +198,9 @@ impl Sfu {
             .await?
     }
 
-    /// Subscribes a participant to a track; an [`SfuEvent::Offer`] follows.
+    /// Subscribes a participant to a track; an [`SfuEvent::Offer`] follows. Fails with
+    /// [`SfuError::CodecNotSupported`] when the participant's offers do not list the track's
+    /// video codec.
     pub async fn subscribe(
         &self,
         room: &RoomId,

@@ -1,5 +1,6 @@
 //! Errors returned to the caller of the engine.
 
+use crate::forward::codec::VideoCodec;
 use crate::ids::{ParticipantId, RoomId, TrackId};
 
 /// Failure of an engine operation.
@@ -21,6 +22,15 @@ pub enum SfuError {
     /// The track is not published in the subscriber's room.
     #[error("track {0} not found")]
     TrackNotFound(TrackId),
+    /// The subscriber's offers do not list the video codec the track is sent with, and the
+    /// engine does not transcode.
+    #[error("track {track} is sent as {codec:?}, which the subscriber cannot decode")]
+    CodecNotSupported {
+        /// The track.
+        track: TrackId,
+        /// Codec the publisher sends.
+        codec: VideoCodec,
+    },
     /// The SDP could not be parsed or applied.
     #[error("invalid SDP: {0}")]
     InvalidSdp(String),

@@ -1,5 +1,6 @@
 //! Events the engine reports to its caller.
 
+use crate::forward::codec::VideoCodec;
 use crate::forward::keyframe::KeyframeStats;
 use crate::ids::{MediaKind, ParticipantId, Rid, RoomId, TrackId};
 
@@ -56,6 +57,19 @@ pub enum SfuEvent {
         participant: ParticipantId,
         /// SDP offer.
         sdp: String,
+    },
+    /// A subscriber cannot decode the video codec of a track, so it is not subscribed to
+    /// it. The engine does not transcode, so the track becomes available to the subscriber
+    /// only if its publisher publishes it again with another codec.
+    TrackUndecodable {
+        /// Room of the track.
+        room: RoomId,
+        /// Participant that cannot decode the track.
+        subscriber: ParticipantId,
+        /// The track.
+        track: TrackId,
+        /// Codec the publisher sends.
+        codec: VideoCodec,
     },
     /// The loudest participant changed, after smoothing.
     ActiveSpeakerChanged {

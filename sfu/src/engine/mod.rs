@@ -1,5 +1,6 @@
 //! The engine core: shards of rooms and peers on the `rtc` stack, and the tokio driver.
 
+pub mod codecs;
 pub mod deliver_rtcp;
 pub mod driver;
 pub mod media;

@@ -9,6 +9,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
+use super::codecs::decodable_video_codecs;
 use super::participant::{Connection, Negotiation, PublishedTrack, Subscription, TrackCodec};
 use super::shard::Shard;
 use crate::error::SfuError;
@@ -17,7 +18,7 @@ use crate::forward::cache::PacketCache;
 use crate::forward::codec::VideoCodec;
 use crate::forward::forwarder::Forwarder;
 use crate::ids::{MediaKind, ParticipantId, RoomId, TrackId};
-use crate::sdp::{self, AUDIO_LEVEL_URI};
+use crate::sdp::{self, AUDIO_LEVEL_URI, MediaSection};
 
 impl Shard {
     /// Applies a new offer from a connected participant and returns the answer.
@@ -27,12 +28,27 @@ impl Shard {
         participant: &ParticipantId,
         offer: String,
     ) -> Result<String, SfuError> {
+        let sections = sdp::summarize(&offer)?;
+        let room = self.participant_mut(participant)?.room.clone();
+        let allowed = self.room_video_codecs(&room, participant);
         let entry = self.participant_mut(participant)?;
         if let Negotiation::AwaitingAnswer { .. } = entry.negotiation {
             return Err(SfuError::NegotiationInProgress(participant.clone()));
         }
-        let answer = entry.peer.accept_offer(now, offer.clone())?;
-        self.update_published(now, participant, &offer)?;
+        // Tracks already published keep their codec: subscribers' senders were negotiated
+        // for it.
+        let new_sections: Vec<MediaSection> = sections
+            .iter()
+            .filter(|section| !entry.published.contains_key(&section.mid))
+            .cloned()
+            .collect();
+        let answer = entry
+            .peer
+            .accept_offer(now, offer, &new_sections, allowed.as_ref())?;
+        if let Some(decoders) = decodable_video_codecs(&sections) {
+            entry.video_decoders = Some(decoders);
+        }
+        self.update_published(now, participant, &sections)?;
         self.flush(now);
         Ok(answer)
     }
@@ -186,15 +202,14 @@ impl Shard {
         &mut self,
         now: Instant,
         participant: &ParticipantId,
-        offer: &str,
+        sections: &[MediaSection],
     ) -> Result<(), SfuError> {
-        let sections = sdp::summarize(offer)?;
         let entry = self.participant_mut(participant)?;
         let room = entry.room.clone();
         let mut added = Vec::new();
         let mut removed = Vec::new();
 
-        for section in &sections {
+        for section in sections {
             let audio_level_id = section.extension_id(AUDIO_LEVEL_URI);
             match (
                 section.direction.sends(),
@@ -285,7 +300,7 @@ impl Shard {
             .cloned()
             .collect();
         for member in members {
-            if self.add_subscription(&member, track).is_ok() {
+            if self.auto_subscribe(&member, track) {
                 self.send_offer(now, &member);
             }
         }
@@ -314,10 +329,26 @@ impl Shard {
             .collect();
         let mut added = false;
         for track in tracks {
-            added |= self.add_subscription(member, &track).is_ok();
+            added |= self.auto_subscribe(member, &track);
         }
         if added {
             self.send_offer(now, member);
+        }
+    }
+
+    /// Adds a subscription for automatic subscription and returns true when it was added.
+    /// A subscriber that cannot decode the track gets [`SfuEvent::TrackUndecodable`] instead.
+    fn auto_subscribe(&mut self, subscriber: &ParticipantId, track: &TrackId) -> bool {
+        match self.add_subscription(subscriber, track) {
+            Ok(()) => true,
+            Err(SfuError::CodecNotSupported { codec, .. }) => {
+                self.report_undecodable(subscriber, track, codec);
+                false
+            }
+            Err(err) => {
+                tracing::debug!(%subscriber, %track, error = %err, "automatic subscription failed");
+                false
+            }
         }
     }
 
@@ -328,6 +359,7 @@ impl Shard {
         track: &TrackId,
     ) -> Result<(), SfuError> {
         let (kind, codec, top_layer) = self.published_track(subscriber, track)?;
+        self.check_decodable(subscriber, track, codec.video)?;
         let entry = self.participant_mut(subscriber)?;
         if entry.subscriptions.contains_key(track) {
             return Ok(());

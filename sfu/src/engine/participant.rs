@@ -134,6 +134,9 @@ pub struct Participant {
     /// Kinds of media whose packets from this participant reach nobody, for example
     /// audio while the meeting host has muted the participant.
     pub blocked: HashSet<MediaKind>,
+    /// Video codecs the participant can decode, from its latest offer; `None` while no
+    /// offer had a video section.
+    pub video_decoders: Option<HashSet<VideoCodec>>,
 }
 
 impl Participant {
@@ -151,6 +154,7 @@ impl Participant {
             subscriptions: HashMap::new(),
             sender_tracks: HashMap::new(),
             blocked: HashSet::new(),
+            video_decoders: None,
         }
     }
 }

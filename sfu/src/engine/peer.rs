@@ -4,6 +4,7 @@
 //! own random ICE credentials, so the shard can route a connectivity check to the right peer
 //! by the ufrag in its USERNAME. The shared socket's address is the only local candidate.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -27,9 +28,11 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use super::codecs;
 use super::deliver_rtcp::{self, DeliverRtcp};
 use crate::error::SfuError;
-use crate::sdp::AUDIO_LEVEL_URI;
+use crate::forward::codec::VideoCodec;
+use crate::sdp::{AUDIO_LEVEL_URI, MediaSection};
 
 /// A participant's peer connection and the addresses it is reached on.
 pub struct Peer {
@@ -91,13 +94,23 @@ impl Peer {
         })
     }
 
-    /// Applies a remote offer and returns the answer SDP.
-    pub fn accept_offer(&mut self, now: Instant, sdp: String) -> Result<String, SfuError> {
+    /// Applies a remote offer and returns the answer SDP. The answer to each of the
+    /// `new_video` sections keeps only the codecs in `allowed`, when it offers any of them.
+    pub fn accept_offer(
+        &mut self,
+        now: Instant,
+        sdp: String,
+        new_video: &[MediaSection],
+        allowed: Option<&HashSet<VideoCodec>>,
+    ) -> Result<String, SfuError> {
         let offer = RTCSessionDescription::offer(crate::sdp::unify_bundle_credentials(&sdp))
             .map_err(invalid_sdp)?;
         self.pc
             .set_remote_description(now, offer)
             .map_err(invalid_sdp)?;
+        if let Some(allowed) = allowed {
+            codecs::restrict_publishing_codecs(&mut self.pc, new_video, allowed)?;
+        }
         let answer = self.pc.create_answer(None)?;
         let answer_sdp = answer.sdp.clone();
         self.pc.set_local_description(now, answer)?;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rtc::sansio::Protocol;
 
+use super::codecs::decodable_video_codecs;
 use super::participant::{Connection, Participant};
 use super::peer::Peer;
 use super::room::{Room, RoomOptions};
@@ -22,6 +23,7 @@ use super::stun;
 use crate::error::SfuError;
 use crate::event::SfuEvent;
 use crate::ids::{ParticipantId, RoomId};
+use crate::sdp;
 
 /// A participant that has not connected within this time after joining is removed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -140,18 +142,21 @@ impl Shard {
             return Err(SfuError::ParticipantExists(participant));
         }
 
+        let sections = sdp::summarize(&offer)?;
+        let allowed = self.room_video_codecs(room, &participant);
         let mut peer = Peer::new(now, self.local_addr, self.advertised)?;
-        let answer = peer.accept_offer(now, offer.clone())?;
+        let answer = peer.accept_offer(now, offer, &sections, allowed.as_ref())?;
         self.by_ufrag
             .insert(peer.ufrag.clone(), participant.clone());
-        let entry = Participant::new(participant.clone(), room.clone(), peer, now);
+        let mut entry = Participant::new(participant.clone(), room.clone(), peer, now);
+        entry.video_decoders = decodable_video_codecs(&sections);
         self.participants.insert(participant.clone(), entry);
         if let Some(room) = self.rooms.get_mut(room) {
             room.members.insert(participant.clone());
         }
         tracing::info!(%room, %participant, "participant joined");
 
-        self.update_published(now, &participant, &offer)?;
+        self.update_published(now, &participant, &sections)?;
         self.auto_subscribe_member(now, &participant);
         self.flush(now);
         Ok(answer)

@@ -12,13 +12,13 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
 };
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
-    RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use sfu::{ParticipantId, RoomId, Sfu, SfuEvent};
@@ -82,6 +82,10 @@ impl PeerConnectionEventHandler for Handler {
 pub struct Publishing {
     pub video: Arc<TrackLocalStaticRTP>,
     pub video_ssrc: u32,
+    /// Payload type the client's media engine gives the video codec.
+    pub video_pt: u8,
+    /// MIME type of the video codec.
+    pub video_mime: String,
     pub audio: Arc<TrackLocalStaticRTP>,
     pub audio_ssrc: u32,
 }
@@ -107,21 +111,73 @@ impl Client {
             client.publishing = Some(Publishing {
                 video,
                 video_ssrc,
+                video_pt: VP8_PT,
+                video_mime: MIME_TYPE_VP8.to_owned(),
                 audio,
                 audio_ssrc,
             });
         } else {
-            client
-                .pc
-                .add_transceiver_from_kind(
-                    RtpCodecKind::Audio,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Recvonly,
-                        ..Default::default()
-                    }),
-                )
-                .await
+            client.receive(RtpCodecKind::Audio).await;
+        }
+        client
+    }
+
+    /// Adds a receive-only transceiver of `kind`.
+    pub async fn receive(&self, kind: RtpCodecKind) {
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            ..Default::default()
+        };
+        self.pc
+            .add_transceiver_from_kind(kind, Some(init))
+            .await
+            .unwrap();
+    }
+
+    /// Creates a client whose only video codecs are `video_codecs` (MIME types such as
+    /// [`MIME_TYPE_VP8`], in preference order). With `publish` set it publishes Opus and a
+    /// video track sent as that codec; otherwise it offers to receive audio and video.
+    pub async fn with_video_codecs(video_codecs: &[&str], publish: Option<&str>) -> Client {
+        let mut media_engine = MediaEngine::default();
+        for codec in audio_codecs() {
+            media_engine
+                .register_codec(codec, RtpCodecKind::Audio)
                 .unwrap();
+        }
+        for mime in video_codecs {
+            media_engine
+                .register_codec(video_codec(mime), RtpCodecKind::Video)
+                .unwrap();
+        }
+        let mut client = Client::build(media_engine).await;
+        match publish {
+            Some(mime) => {
+                let video_pt = video_codec(mime).payload_type;
+                let (video, video_ssrc) =
+                    local_track(&*client.pc, RtpCodecKind::Video, mime, 90_000, 0).await;
+                // Offer every registered video codec, not only the one the track is sent
+                // as, the way a browser offers all it can encode.
+                let preferences = video_codecs.iter().map(|mime| video_codec(mime)).collect();
+                let transceivers = client.pc.get_transceivers().await;
+                transceivers[0]
+                    .set_codec_preferences(preferences)
+                    .await
+                    .unwrap();
+                let (audio, audio_ssrc) =
+                    local_track(&*client.pc, RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2).await;
+                client.publishing = Some(Publishing {
+                    video,
+                    video_ssrc,
+                    video_pt,
+                    video_mime: mime.to_owned(),
+                    audio,
+                    audio_ssrc,
+                });
+            }
+            None => {
+                client.receive(RtpCodecKind::Audio).await;
+                client.receive(RtpCodecKind::Video).await;
+            }
         }
         client
     }
@@ -130,6 +186,10 @@ impl Client {
     pub async fn empty() -> Client {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
+        Client::build(media_engine).await
+    }
+
+    async fn build(mut media_engine: MediaEngine) -> Client {
         media_engine
             .register_header_extension(
                 RTCRtpHeaderExtensionCapability {
@@ -191,6 +251,47 @@ impl Client {
     }
 }
 
+/// Opus as `rtc` registers it by default.
+fn audio_codecs() -> Vec<RTCRtpCodecParameters> {
+    vec![RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: Vec::new(),
+        },
+        payload_type: OPUS_PT,
+    }]
+}
+
+/// Builds a video codec with the payload type and format parameters `rtc` registers by default.
+pub fn video_codec(mime: &str) -> RTCRtpCodecParameters {
+    let (payload_type, fmtp) = match mime {
+        MIME_TYPE_VP8 => (VP8_PT, ""),
+        MIME_TYPE_VP9 => (98, "profile-id=0"),
+        MIME_TYPE_H264 => (
+            102,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+        ),
+        other => panic!("no test parameters for {other}"),
+    };
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: vec![feedback("nack", ""), feedback("nack", "pli")],
+        },
+        payload_type,
+    }
+}
+
 /// Adds a local track with a random SSRC and keeps its feedback queue drained.
 pub async fn local_track(
     pc: &dyn PeerConnection,
@@ -239,6 +340,15 @@ pub fn vp8_frame(number: u32, keyframe: bool) -> Vec<u8> {
     payload
 }
 
+/// H.264 payload of one whole frame: a single NAL unit, IDR (type 5) for a keyframe and a
+/// non-IDR slice (type 1) otherwise, with a frame number.
+pub fn h264_frame(number: u32, keyframe: bool) -> Vec<u8> {
+    let mut payload = vec![if keyframe { 0x65 } else { 0x41 }];
+    payload.extend_from_slice(&number.to_be_bytes());
+    payload.extend_from_slice(&[0xab; 40]);
+    payload
+}
+
 pub fn is_vp8_keyframe(payload: &[u8]) -> bool {
     payload.len() > 1 && payload[1] & 0x01 == 0
 }
@@ -259,13 +369,18 @@ pub fn spawn_media(
         let mut seq: u16 = 65_000;
         let mut audio_seq: u16 = 100;
         for number in 0u32.. {
-            let payload = vp8_frame(number, number % keyframe_every == 0);
+            let keyframe = number % keyframe_every == 0;
+            let payload = if publishing.video_mime == MIME_TYPE_H264 {
+                h264_frame(number, keyframe)
+            } else {
+                vp8_frame(number, keyframe)
+            };
             sent_by_task.lock().unwrap().push(payload.clone());
             let packet = rtp::Packet {
                 header: rtp::Header {
                     version: 2,
                     marker: true,
-                    payload_type: VP8_PT,
+                    payload_type: publishing.video_pt,
                     sequence_number: seq,
                     timestamp: number.wrapping_mul(3000),
                     ssrc: publishing.video_ssrc,
@@ -325,6 +440,24 @@ pub fn spawn_event_pump(
     seen
 }
 
+/// Starts a one-shard engine with an automatically subscribing room and an event pump.
+pub async fn start_room() -> (Sfu, RoomId, Clients, Arc<Mutex<Vec<SfuEvent>>>) {
+    init_tracing();
+    let config = sfu::SfuConfig {
+        shards: 1,
+        ..sfu::SfuConfig::default()
+    };
+    let (sfu, events) = Sfu::start(config).await.unwrap();
+    let room = RoomId::from("room");
+    let options = sfu::RoomOptions {
+        auto_subscribe: true,
+    };
+    sfu.create_room(room.clone(), options).await.unwrap();
+    let clients = Clients::default();
+    let seen = spawn_event_pump(sfu.clone(), room.clone(), Arc::clone(&clients), events);
+    (sfu, room, clients, seen)
+}
+
 /// Polls `condition` every 50 ms until it holds, failing the test after [`PATIENCE`].
 pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
@@ -342,7 +475,20 @@ pub async fn join(
     name: &str,
     publish: bool,
 ) -> Arc<Client> {
-    let client = Arc::new(Client::new(publish).await);
+    let client = Client::new(publish).await;
+    join_client(sfu, room, clients, name, client).await.0
+}
+
+/// Joins `client` to the room, waits until it is connected and returns it with the
+/// engine's answer to its offer.
+pub async fn join_client(
+    sfu: &Sfu,
+    room: &RoomId,
+    clients: &Clients,
+    name: &str,
+    client: Client,
+) -> (Arc<Client>, String) {
+    let client = Arc::new(client);
     let participant = ParticipantId::from(name);
     clients
         .lock()
@@ -353,13 +499,13 @@ pub async fn join(
         .join(room, participant, offer)
         .await
         .expect("join accepted");
-    client.apply_answer(answer).await;
+    client.apply_answer(answer.clone()).await;
     let waiting = Arc::clone(&client);
     wait_for(&format!("{name} to connect"), move || {
         waiting.is_connected()
     })
     .await;
-    client
+    (client, answer)
 }
 
 /// Number of open file descriptors of this process.
