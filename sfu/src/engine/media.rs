@@ -5,6 +5,7 @@ use std::time::Instant;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
 use rtc::sansio::Protocol;
@@ -13,7 +14,7 @@ use super::participant::Subscription;
 use super::shard::Shard;
 use crate::event::SfuEvent;
 use crate::forward::cache::RtxStream;
-use crate::forward::forwarder::{Action, SourcePacket};
+use crate::forward::forwarder::{Action, SourcePacket, State};
 use crate::forward::keyframe::Request;
 use crate::ids::{MediaKind, ParticipantId, TrackId};
 use crate::tap::AudioPacket;
@@ -208,7 +209,9 @@ impl Shard {
         self.want_keyframes(now, &received.track, &awaited_layers);
     }
 
-    /// Layer a subscriber should receive now, or `None` for audio and unknown tracks.
+    /// Layer a subscriber should receive now, or `None` for audio and unknown tracks: the
+    /// highest active layer up to the subscription's maximum that fits the subscriber's
+    /// share of its bandwidth estimate.
     fn target_layer(
         &self,
         now: Instant,
@@ -223,14 +226,24 @@ impl Shard {
         if published.kind != MediaKind::Video {
             return None;
         }
-        let max_layer = self
-            .participants
-            .get(subscriber)?
+        let entry = self.participants.get(subscriber)?;
+        let subscription = entry.subscriptions.get(track)?;
+        let receiving = entry
             .subscriptions
-            .get(track)?
-            .max_layer;
-        // TODO: pass the subscriber's bandwidth estimate (TWCC or REMB) to the choice.
-        published.monitor.select(max_layer, None, now)
+            .values()
+            .filter(|subscription| !subscription.paused);
+        let (video, audio): (Vec<_>, Vec<_>) =
+            receiving.partition(|subscription| subscription.kind == MediaKind::Video);
+        let budget = entry.downlink.video_budget(now, audio.len(), video.len());
+        let current = match subscription.forwarder.state() {
+            State::Forwarding { layer, .. } => Some(layer),
+            _ => None,
+        };
+        // TODO: read the subscribers' transport-wide feedback (TWCC) as well; today only
+        // REMB reports set the estimate.
+        published
+            .monitor
+            .select(subscription.max_layer, budget, current, now)
     }
 
     fn want_keyframes(&mut self, now: Instant, track: &TrackId, layers: &[usize]) {
@@ -303,6 +316,16 @@ impl Shard {
         let Some(entry) = self.participants.get_mut(id) else {
             return;
         };
+        // A REMB estimate covers the subscriber's whole downlink, whichever sender it names.
+        for packet in &packets {
+            if let Some(remb) = packet
+                .as_any()
+                .downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+            {
+                tracing::trace!(participant = %id, bitrate = remb.bitrate, "bandwidth estimate");
+                entry.downlink.on_report(remb.bitrate as u64, now);
+            }
+        }
         let Some(track) = entry.sender_tracks.get(rtc_track).cloned() else {
             return;
         };
@@ -316,7 +339,7 @@ impl Shard {
             let any = packet.as_any();
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                 keyframe_layer = match subscription.forwarder.state() {
-                    crate::forward::forwarder::State::Forwarding { layer, .. } => Some(layer),
+                    State::Forwarding { layer, .. } => Some(layer),
                     _ => None,
                 };
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {

@@ -411,6 +411,7 @@ impl Shard {
             track.clone(),
             Subscription {
                 track: track.clone(),
+                kind,
                 sender,
                 sender_track: sender_track.clone(),
                 ssrc,

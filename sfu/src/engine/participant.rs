@@ -8,6 +8,7 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 
 use super::peer::Peer;
+use crate::forward::bandwidth::DownlinkEstimate;
 use crate::forward::cache::{PacketCache, RtxStream};
 use crate::forward::codec::VideoCodec;
 use crate::forward::forwarder::Forwarder;
@@ -100,6 +101,7 @@ impl PublishedTrack {
 /// One subscriber's copy of a published track.
 pub struct Subscription {
     pub track: TrackId,
+    pub kind: MediaKind,
     pub sender: RTCRtpSenderId,
     /// `rtc` track id of the sender, which tags RTCP about it.
     pub sender_track: String,
@@ -137,6 +139,8 @@ pub struct Participant {
     /// Video codecs the participant can decode, from its latest offer; `None` while no
     /// offer had a video section.
     pub video_decoders: Option<HashSet<VideoCodec>>,
+    /// Bandwidth the participant reported it can receive.
+    pub downlink: DownlinkEstimate,
 }
 
 impl Participant {
@@ -155,6 +159,7 @@ impl Participant {
             sender_tracks: HashMap::new(),
             blocked: HashSet::new(),
             video_decoders: None,
+            downlink: DownlinkEstimate::default(),
         }
     }
 }

@@ -23,7 +23,7 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind, TYPE_RTCP_FB_CCM,
-    TYPE_RTCP_FB_NACK,
+    TYPE_RTCP_FB_GOOG_REMB, TYPE_RTCP_FB_NACK,
 };
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -181,6 +181,9 @@ fn configure_media(media_engine: &mut MediaEngine) -> Result<Registry, SfuError>
         (RtpCodecKind::Video, TYPE_RTCP_FB_NACK, ""),
         (RtpCodecKind::Video, TYPE_RTCP_FB_NACK, "pli"),
         (RtpCodecKind::Video, TYPE_RTCP_FB_CCM, "fir"),
+        // Subscribers report their downlink estimate in REMB messages, which choose the
+        // simulcast layer they receive.
+        (RtpCodecKind::Video, TYPE_RTCP_FB_GOOG_REMB, ""),
     ] {
         media_engine.register_feedback(
             RTCPFeedback {

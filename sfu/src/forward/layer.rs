@@ -12,6 +12,11 @@ pub const INACTIVE_AFTER: Duration = Duration::from_secs(1);
 /// Length of the window over which a layer's bitrate is measured.
 const BITRATE_WINDOW: Duration = Duration::from_secs(1);
 
+/// Switching up to a higher layer needs this factor of its bitrate (in percent) to fit the
+/// bandwidth, so an estimate close to a layer's bitrate does not switch back and forth,
+/// each switch costing a keyframe.
+const UPGRADE_HEADROOM_PERCENT: u64 = 125;
+
 #[derive(Debug, Clone, Copy, Default)]
 struct LayerStats {
     last_packet: Option<Instant>,
@@ -60,19 +65,25 @@ impl LayerMonitor {
 
     /// Chooses the layer to forward: the highest active layer not above `max_layer` whose
     /// bitrate fits `bandwidth_bps` (when an estimate exists), else the lowest active
-    /// layer, or `None` when no layer is active.
+    /// layer, or `None` when no layer is active. A layer above `current` must fit with
+    /// [`UPGRADE_HEADROOM_PERCENT`] of its bitrate.
     pub fn select(
         &self,
         max_layer: usize,
         bandwidth_bps: Option<u64>,
+        current: Option<usize>,
         now: Instant,
     ) -> Option<usize> {
         let active: Vec<usize> = (0..self.layers.len())
             .filter(|&layer| self.is_active(layer, now))
             .collect();
         let fits = |layer: &&usize| {
-            **layer <= max_layer
-                && bandwidth_bps.is_none_or(|bandwidth| self.bitrate_bps(**layer) <= bandwidth)
+            let layer = **layer;
+            let mut needed = self.bitrate_bps(layer);
+            if current.is_some_and(|current| layer > current) {
+                needed = needed * UPGRADE_HEADROOM_PERCENT / 100;
+            }
+            layer <= max_layer && bandwidth_bps.is_none_or(|bandwidth| needed <= bandwidth)
         };
         active.iter().rev().find(fits).or(active.first()).copied()
     }
@@ -98,9 +109,9 @@ mod tests {
         let now = Instant::now();
         let monitor = monitor_with_layers(&[(0, 100), (1, 400), (2, 1200)], now);
         let later = now + Duration::from_millis(1200);
-        assert_eq!(monitor.select(2, None, later), Some(2));
-        assert_eq!(monitor.select(1, None, later), Some(1));
-        assert_eq!(monitor.select(0, None, later), Some(0));
+        assert_eq!(monitor.select(2, None, None, later), Some(2));
+        assert_eq!(monitor.select(1, None, None, later), Some(1));
+        assert_eq!(monitor.select(0, None, None, later), Some(0));
     }
 
     #[test]
@@ -110,7 +121,7 @@ mod tests {
         let later = now + Duration::from_secs(3);
         monitor.on_packet(0, 100, later);
         monitor.on_packet(1, 400, later);
-        assert_eq!(monitor.select(2, None, later), Some(1));
+        assert_eq!(monitor.select(2, None, None, later), Some(1));
         assert!(!monitor.is_active(2, later));
     }
 
@@ -120,13 +131,34 @@ mod tests {
         let monitor = monitor_with_layers(&[(0, 100), (1, 400), (2, 1200)], now);
         let later = now + Duration::from_millis(1200);
         let low_bandwidth = monitor.bitrate_bps(1) + 1;
-        assert_eq!(monitor.select(2, Some(low_bandwidth), later), Some(1));
-        assert_eq!(monitor.select(2, Some(1), later), Some(0));
+        assert_eq!(monitor.select(2, Some(low_bandwidth), None, later), Some(1));
+        assert_eq!(monitor.select(2, Some(1), None, later), Some(0));
+    }
+
+    #[test]
+    fn upgrade_needs_headroom() {
+        let now = Instant::now();
+        let monitor = monitor_with_layers(&[(0, 100), (1, 400), (2, 1200)], now);
+        let later = now + Duration::from_millis(1200);
+        let just_enough = monitor.bitrate_bps(2);
+        assert_eq!(
+            monitor.select(2, Some(just_enough), Some(2), later),
+            Some(2)
+        );
+        assert_eq!(
+            monitor.select(2, Some(just_enough), Some(1), later),
+            Some(1)
+        );
+        let with_headroom = just_enough * 5 / 4;
+        assert_eq!(
+            monitor.select(2, Some(with_headroom), Some(1), later),
+            Some(2)
+        );
     }
 
     #[test]
     fn no_active_layer() {
         let monitor = LayerMonitor::default();
-        assert_eq!(monitor.select(2, None, Instant::now()), None);
+        assert_eq!(monitor.select(2, None, None, Instant::now()), None);
     }
 }

@@ -4,6 +4,7 @@
 //! current time and packet metadata and returns what to send. The engine applies the
 //! results to real packets, and the tests drive the same code on a simulated clock.
 
+pub mod bandwidth;
 pub mod cache;
 pub mod codec;
 pub mod forwarder;

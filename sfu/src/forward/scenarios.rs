@@ -3,8 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::bandwidth::DownlinkEstimate;
 use super::forwarder::{Action, DropReason, Forwarder, SourcePacket, State};
 use super::keyframe::{KeyframeRequester, Request};
+use super::layer::LayerMonitor;
 
 const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 const TICKS_PER_FRAME: u32 = 3000;
@@ -376,4 +378,70 @@ fn keyframe_requests_repeat_until_forwarded() {
     );
     assert_eq!(requester.poll_timeout(), None);
     assert!(!subscriber.received.is_empty());
+}
+
+/// A subscriber whose REMB estimate drops twice is moved down one layer at a time, each
+/// switch on a keyframe of the new layer, and the outgoing stream stays continuous.
+#[test]
+fn limited_estimate_lowers_layer_at_keyframes() {
+    // Packet sizes that give about 72, 288 and 864 kbit/s at 30 frames per second.
+    const PACKET_BYTES: [usize; 3] = [100, 400, 1200];
+    let mut publisher = Publisher::new(3, 7_000);
+    let mut monitor = LayerMonitor::default();
+    let mut estimate = DownlinkEstimate::default();
+    let mut forwarder = Forwarder::new(90_000, true, 0);
+    let mut subscriber = Subscriber::default();
+    let mut layers_at = Vec::new();
+
+    for frame in 0..300 {
+        let now = publisher.now;
+        match frame {
+            100 => estimate.on_report(400_000, now),
+            // Kept fresh: reports arrive about once a second.
+            130 | 160 => estimate.on_report(400_000, now),
+            200 | 230 | 260 | 290 => estimate.on_report(120_000, now),
+            _ => {}
+        }
+        let current = match forwarder.state() {
+            State::Forwarding { layer, .. } => Some(layer),
+            _ => None,
+        };
+        let budget = estimate.video_budget(now, 0, 1);
+        if let Some(target) = monitor.select(2, budget, current, now) {
+            forwarder.set_target(target);
+        }
+
+        for packet in publisher.frame() {
+            monitor.on_packet(packet.layer, PACKET_BYTES[packet.layer], packet.arrival);
+            let action = subscriber.deliver(&mut forwarder, &packet);
+            if let Action::Forward { switched: true, .. } = action {
+                assert!(
+                    packet.keyframe,
+                    "switched on a delta frame at frame {frame}"
+                );
+            }
+        }
+        // The publisher sends a keyframe in the frame after a request.
+        if let Some(layer) = forwarder.awaited_keyframe() {
+            publisher.keyframe_pending[layer] = true;
+        }
+        if let State::Forwarding { layer, .. } = forwarder.state() {
+            layers_at.push(layer);
+        }
+    }
+
+    assert_eq!(
+        layers_at[90], 2,
+        "unlimited subscriber is not on the top layer"
+    );
+    assert_eq!(
+        layers_at[190], 1,
+        "400 kbit/s does not give the middle layer"
+    );
+    assert_eq!(
+        layers_at[295], 0,
+        "120 kbit/s does not give the lowest layer"
+    );
+    assert_consecutive(&subscriber.sequence_numbers());
+    assert_timestamps_advance(&subscriber.received);
 }

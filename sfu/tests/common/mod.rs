@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_simulcast_extension_headers, register_default_interceptors,
+};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
 };
@@ -43,6 +45,10 @@ pub struct Received {
     /// Arrival time of each entry of `video`.
     pub video_arrivals: Vec<Instant>,
     pub audio: Vec<Vec<u8>>,
+    /// The remote video track, for sending RTCP about it.
+    pub video_track: Option<Arc<dyn TrackRemote>>,
+    /// SSRC of the received video.
+    pub video_ssrc: Option<u32>,
 }
 
 #[derive(Default)]
@@ -62,11 +68,15 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let received = Arc::clone(&self.received);
         let video = track.kind().await == RtpCodecKind::Video;
+        if video {
+            self.received.lock().unwrap().video_track = Some(Arc::clone(&track));
+        }
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(packet) = event {
                     let mut received = received.lock().unwrap();
                     if video {
+                        received.video_ssrc = Some(packet.header.ssrc);
                         received.video.push(packet.payload.to_vec());
                         received.video_arrivals.push(Instant::now());
                     } else {
@@ -182,6 +192,17 @@ impl Client {
         client
     }
 
+    /// Creates a client that publishes one VP8 track in the simulcast layers `rids`
+    /// (lowest first) and nothing else.
+    pub async fn simulcast_publisher(rids: &[&str]) -> (Client, Simulcast) {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs().unwrap();
+        configure_simulcast_extension_headers(&mut media_engine).unwrap();
+        let client = Client::build(media_engine).await;
+        let simulcast = simulcast_track(&*client.pc, rids).await;
+        (client, simulcast)
+    }
+
     /// Creates a client with no transceivers.
     pub async fn empty() -> Client {
         let mut media_engine = MediaEngine::default();
@@ -249,6 +270,57 @@ impl Client {
         let received = self.received.lock().unwrap();
         (received.video.len(), received.audio.len())
     }
+}
+
+/// A simulcast video track: one SSRC per layer, lowest layer first.
+pub struct Simulcast {
+    pub track: Arc<TrackLocalStaticRTP>,
+    /// Rid and SSRC of each layer.
+    pub layers: Vec<(String, u32)>,
+}
+
+/// Adds a VP8 track sent in the simulcast layers `rids` (lowest first).
+pub async fn simulcast_track(pc: &dyn PeerConnection, rids: &[&str]) -> Simulcast {
+    let layers: Vec<(String, u32)> = rids
+        .iter()
+        .map(|rid| ((*rid).to_owned(), rand::random::<u32>()))
+        .collect();
+    let encodings = layers
+        .iter()
+        .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: rid.clone(),
+                ssrc: Some(*ssrc),
+                ..Default::default()
+            },
+            codec: video_codec(MIME_TYPE_VP8).rtp_codec,
+            ..Default::default()
+        })
+        .collect();
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "publisher".to_owned(),
+        "simulcast".to_owned(),
+        "simulcast".to_owned(),
+        RtpCodecKind::Video,
+        encodings,
+    )));
+    pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await
+        .unwrap();
+    let feedback = Arc::clone(&track);
+    tokio::spawn(async move { while feedback.poll().await.is_some() {} });
+    Simulcast { track, layers }
+}
+
+/// Id that an SDP's `a=extmap` lines give the header extension `uri`.
+pub fn extension_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines().find_map(|line| {
+        let rest = line.strip_prefix("a=extmap:")?;
+        let (id, value) = rest.split_once(' ')?;
+        (value.split_whitespace().next() == Some(uri))
+            .then(|| id.split('/').next()?.parse().ok())
+            .flatten()
+    })
 }
 
 /// Opus as `rtc` registers it by default.
