@@ -12,6 +12,9 @@
 //! - `POST /join?id=NAME` takes the page's offer and returns the answer.
 //! - `GET /offer?id=NAME` waits up to two seconds for an engine offer (204 when none).
 //! - `POST /answer?id=NAME` takes the answer to that offer.
+//! - `POST /report?id=NAME` stores a page's media report (JSON), and `GET /report?id=NAME`
+//!   returns the latest one (204 when none). Pages opened with `?post=1` send one every
+//!   second, for browsers that no test driver can query.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,10 +32,14 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// Engine offers waiting to be fetched by each participant's page.
 type Offers = Arc<Mutex<HashMap<ParticipantId, Vec<String>>>>;
 
+/// Latest media report posted by each participant's page.
+type Reports = Arc<Mutex<HashMap<ParticipantId, String>>>;
+
 struct App {
     sfu: Sfu,
     room: RoomId,
     offers: Offers,
+    reports: Reports,
 }
 
 #[tokio::main]
@@ -57,7 +64,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    let app = Arc::new(App { sfu, room, offers });
+    let app = Arc::new(App {
+        sfu,
+        room,
+        offers,
+        reports: Reports::default(),
+    });
     loop {
         let (stream, _) = listener.accept().await?;
         let app = Arc::clone(&app);
@@ -121,6 +133,14 @@ async fn route(app: &App, request: Request) -> (u16, &'static str, String) {
         }
         ("GET", "/offer", Some(id)) => match next_offer(&app.offers, &id).await {
             Some(offer) => (200, text, offer),
+            None => (204, text, String::new()),
+        },
+        ("POST", "/report", Some(id)) => {
+            app.reports.lock().unwrap().insert(id, request.body);
+            (200, text, String::new())
+        }
+        ("GET", "/report", Some(id)) => match app.reports.lock().unwrap().get(&id) {
+            Some(report) => (200, "application/json", report.clone()),
             None => (204, text, String::new()),
         },
         _ => (404, text, "not found".to_owned()),

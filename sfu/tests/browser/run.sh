@@ -1,6 +1,7 @@
 #!/bin/sh
 # Browser end-to-end test of the SFU: builds the meeting example, installs the test's npm
-# modules, and has two, then five, headless Chromium pages meet through it on loopback.
+# modules, and has two, then five, headless Chromium pages meet through it on loopback,
+# then a headless Firefox page with a Chromium page.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 target=${CARGO_TARGET_DIR:-$here/../../../target}
