@@ -55,6 +55,8 @@ impl Peer {
         let ufrag = Alphanumeric.sample_string(&mut rand::rng(), 16);
         let password = Alphanumeric.sample_string(&mut rand::rng(), 32);
 
+        // NOTE: an ICE restart keeps these credentials (`rtc` reuses the configured ones), so
+        // the shard's route by ufrag stays valid. A browser would change its own on a restart.
         let settings = SettingEngineBuilder::new()
             .with_lite(true)
             .with_ice_credentials(ufrag.clone(), password)

@@ -29,7 +29,8 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCPeerConnectionState,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceConnectionState,
+    RTCPeerConnectionState,
 };
 
 pub const VP8_PT: u8 = 96;
@@ -55,10 +56,15 @@ pub struct Received {
 struct Handler {
     received: Arc<Mutex<Received>>,
     connected: Arc<Mutex<bool>>,
+    ice_states: Arc<Mutex<Vec<RTCIceConnectionState>>>,
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        self.ice_states.lock().unwrap().push(state);
+    }
+
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         if state == RTCPeerConnectionState::Connected {
             *self.connected.lock().unwrap() = true;
@@ -105,6 +111,8 @@ pub struct Client {
     pub pc: Box<dyn PeerConnection>,
     pub received: Arc<Mutex<Received>>,
     connected: Arc<Mutex<bool>>,
+    /// ICE connection states in the order they were reached.
+    pub ice_states: Arc<Mutex<Vec<RTCIceConnectionState>>>,
     pub publishing: Option<Publishing>,
 }
 
@@ -224,6 +232,7 @@ impl Client {
         let handler = Arc::new(Handler::default());
         let received = Arc::clone(&handler.received);
         let connected = Arc::clone(&handler.connected);
+        let ice_states = Arc::clone(&handler.ice_states);
         let pc = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_media_engine(media_engine)
@@ -237,6 +246,7 @@ impl Client {
             pc: Box::new(pc),
             received,
             connected,
+            ice_states,
             publishing: None,
         }
     }
