@@ -6,6 +6,9 @@
 //! track that is already published is not subscribed to it and gets
 //! [`SfuEvent::TrackUndecodable`] instead. A member whose offers have no video section has
 //! unknown decoders and does not narrow the choice.
+//!
+//! NOTE: such a member is subscribed to every video track, and its answer to the engine's
+//! offer is not checked for the track's codec, so no event reports a codec it rejects.
 
 use std::collections::HashSet;
 
