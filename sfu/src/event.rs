@@ -59,7 +59,7 @@ pub enum SfuEvent {
         sdp: String,
     },
     /// A subscriber cannot decode the video codec of a track, so it is not subscribed to
-    /// it. The engine does not transcode, so the track becomes available to the subscriber
+    /// it, or its subscription was removed when its answer rejected the codec. The engine does not transcode, so the track becomes available to the subscriber
     /// only if its publisher publishes it again with another codec.
     TrackUndecodable {
         /// Room of the track.

@@ -11,6 +11,7 @@ use common::{Client, join_client, spawn_media, start_room, wait_for};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use sfu::forward::codec::VideoCodec;
 use sfu::{ParticipantId, SfuEvent};
 
@@ -103,5 +104,42 @@ async fn undecodable_member_gets_event() {
 
     // Audio and video for the H.264 viewer, audio only for the VP8 viewer.
     assert_eq!(sfu.stats().await.unwrap().subscriptions, 3);
+    sfu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_rejecting_codec_gets_event() {
+    let (sfu, room, clients, seen) = start_room().await;
+    let publisher = Client::with_video_codecs(&[MIME_TYPE_H264], Some(MIME_TYPE_H264)).await;
+    let (publisher, _) = join_client(&sfu, &room, &clients, "publisher", publisher).await;
+    let (media, _) = spawn_media(Arc::clone(&publisher), 10);
+
+    // It offers only audio, so the engine learns that it lacks H.264 from its answer.
+    let viewer = Client::empty_with_video_codecs(&[MIME_TYPE_VP8]).await;
+    viewer.receive(RtpCodecKind::Audio).await;
+    let (viewer, _) = join_client(&sfu, &room, &clients, "viewer", viewer).await;
+
+    let watching = Arc::clone(&seen);
+    wait_for("an undecodable track event", move || {
+        !undecodable_events(&watching).is_empty()
+    })
+    .await;
+    let receiving = Arc::clone(&viewer);
+    wait_for("audio at the viewer", move || receiving.counts().1 >= 20).await;
+    media.abort();
+
+    let events = undecodable_events(&seen);
+    assert_eq!(events.len(), 1, "events: {events:?}");
+    let SfuEvent::TrackUndecodable {
+        subscriber, codec, ..
+    } = &events[0]
+    else {
+        unreachable!();
+    };
+    assert_eq!(*subscriber, ParticipantId::from("viewer"));
+    assert_eq!(*codec, VideoCodec::H264);
+    assert_eq!(viewer.counts().0, 0, "undecodable video was forwarded");
+    // Only the audio subscription is left.
+    assert_eq!(sfu.stats().await.unwrap().subscriptions, 1);
     sfu.shutdown().await;
 }

@@ -7,8 +7,9 @@
 //! [`SfuEvent::TrackUndecodable`] instead. A member whose offers have no video section has
 //! unknown decoders and does not narrow the choice.
 //!
-//! NOTE: such a member is subscribed to every video track, and its answer to the engine's
-//! offer is not checked for the track's codec, so no event reports a codec it rejects.
+//! Such a member is subscribed to every video track. When its answer to the engine's offer
+//! does not accept a track's codec, the subscription is removed and the member gets the
+//! same event.
 
 use std::collections::HashSet;
 
@@ -127,6 +128,55 @@ impl Shard {
             });
         }
         Ok(())
+    }
+
+    /// Video tracks newly offered to `subscriber` whose codec its answer does not accept,
+    /// with that codec. A section the answer rejects (port 0) lists none of the offered
+    /// codecs.
+    pub(crate) fn rejected_video_codecs(
+        &mut self,
+        subscriber: &ParticipantId,
+        answer: &[MediaSection],
+    ) -> Vec<(TrackId, VideoCodec)> {
+        let Some(entry) = self.participants.get_mut(subscriber) else {
+            return Vec::new();
+        };
+        let pc = &mut entry.peer.pc;
+        let transceivers: Vec<_> = pc.get_transceivers().collect();
+        let sender_mids: Vec<_> = transceivers
+            .into_iter()
+            .filter_map(|id| {
+                let transceiver = pc.rtp_transceiver(id)?;
+                Some((transceiver.sender()?, transceiver.mid().clone()?))
+            })
+            .collect();
+
+        let mut rejected = Vec::new();
+        for subscription in entry.subscriptions.values() {
+            let Some(codec) = subscription
+                .video_codec
+                .filter(|_| !subscription.negotiated)
+            else {
+                continue;
+            };
+            let Some((_, mid)) = sender_mids
+                .iter()
+                .find(|(sender, _)| *sender == subscription.sender)
+            else {
+                continue;
+            };
+            let Some(section) = answer.iter().find(|section| section.mid == *mid) else {
+                continue;
+            };
+            let accepted = section
+                .codecs
+                .iter()
+                .any(|name| VideoCodec::from_mime(name) == Some(codec));
+            if !accepted {
+                rejected.push((subscription.track.clone(), codec));
+            }
+        }
+        rejected
     }
 
     /// Announces that a subscriber was not subscribed to a track it cannot decode.

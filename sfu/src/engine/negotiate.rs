@@ -66,12 +66,22 @@ impl Shard {
                 "answer received but no engine offer is pending".to_owned(),
             ));
         };
+        let sections = sdp::summarize(&answer)?;
         entry.peer.accept_answer(now, answer)?;
         entry.negotiation = Negotiation::Stable;
-        for subscription in entry.subscriptions.values_mut() {
-            subscription.negotiated = true;
+        let rejected = self.rejected_video_codecs(participant, &sections);
+        for (track, codec) in &rejected {
+            if let Err(err) = self.remove_subscription(participant, track) {
+                tracing::debug!(%participant, %track, error = %err, "removing subscription failed");
+            }
+            self.report_undecodable(participant, track, *codec);
         }
-        if again {
+        if let Some(entry) = self.participants.get_mut(participant) {
+            for subscription in entry.subscriptions.values_mut() {
+                subscription.negotiated = true;
+            }
+        }
+        if again || !rejected.is_empty() {
             self.send_offer(now, participant);
         }
         self.dirty.insert(participant.clone());
@@ -99,6 +109,18 @@ impl Shard {
         subscriber: &ParticipantId,
         track: &TrackId,
     ) -> Result<(), SfuError> {
+        self.remove_subscription(subscriber, track)?;
+        self.send_offer(now, subscriber);
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Removes a subscription and its sender, without negotiating.
+    pub(crate) fn remove_subscription(
+        &mut self,
+        subscriber: &ParticipantId,
+        track: &TrackId,
+    ) -> Result<(), SfuError> {
         let entry = self.participant_mut(subscriber)?;
         let subscription = entry
             .subscriptions
@@ -114,8 +136,6 @@ impl Shard {
         {
             subscribers.remove(subscriber);
         }
-        self.send_offer(now, subscriber);
-        self.flush(now);
         Ok(())
     }
 
@@ -412,6 +432,7 @@ impl Shard {
             Subscription {
                 track: track.clone(),
                 kind,
+                video_codec: codec.video,
                 sender,
                 sender_track: sender_track.clone(),
                 ssrc,

@@ -102,6 +102,8 @@ impl PublishedTrack {
 pub struct Subscription {
     pub track: TrackId,
     pub kind: MediaKind,
+    /// Video codec the track is sent with; `None` for audio.
+    pub video_codec: Option<VideoCodec>,
     pub sender: RTCRtpSenderId,
     /// `rtc` track id of the sender, which tags RTCP about it.
     pub sender_track: String,

@@ -156,18 +156,7 @@ impl Client {
     /// [`MIME_TYPE_VP8`], in preference order). With `publish` set it publishes Opus and a
     /// video track sent as that codec; otherwise it offers to receive audio and video.
     pub async fn with_video_codecs(video_codecs: &[&str], publish: Option<&str>) -> Client {
-        let mut media_engine = MediaEngine::default();
-        for codec in audio_codecs() {
-            media_engine
-                .register_codec(codec, RtpCodecKind::Audio)
-                .unwrap();
-        }
-        for mime in video_codecs {
-            media_engine
-                .register_codec(video_codec(mime), RtpCodecKind::Video)
-                .unwrap();
-        }
-        let mut client = Client::build(media_engine).await;
+        let mut client = Client::empty_with_video_codecs(video_codecs).await;
         match publish {
             Some(mime) => {
                 let video_pt = video_codec(mime).payload_type;
@@ -209,6 +198,22 @@ impl Client {
         let client = Client::build(media_engine).await;
         let simulcast = simulcast_track(&*client.pc, rids).await;
         (client, simulcast)
+    }
+
+    /// Creates a client with no transceivers whose only video codecs are `video_codecs`.
+    pub async fn empty_with_video_codecs(video_codecs: &[&str]) -> Client {
+        let mut media_engine = MediaEngine::default();
+        for codec in audio_codecs() {
+            media_engine
+                .register_codec(codec, RtpCodecKind::Audio)
+                .unwrap();
+        }
+        for mime in video_codecs {
+            media_engine
+                .register_codec(video_codec(mime), RtpCodecKind::Video)
+                .unwrap();
+        }
+        Client::build(media_engine).await
     }
 
     /// Creates a client with no transceivers.
