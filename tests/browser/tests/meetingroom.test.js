@@ -3,9 +3,10 @@
 // loopback. The host locks the meeting, so the third person waits in the
 // lobby until admitted. Every page must decode the other two people's
 // video, also after one page's hub connection drops and it enters again. A
-// motion is voted on from the room pages and its result shown;
-// then the host mutes one person, removes another, whose media stops, and
-// ends the meeting.
+// motion is voted on from the room pages and its result shown, and the
+// host records the meeting's audio for a while, shown on every page. Then
+// the host mutes one person, removes another, whose media stops, and ends
+// the meeting.
 //
 // Demo accounts of 云溪市委机关党支部: shengwei (胡丽娟, host of 十二月支委会),
 // dy026 (邓玉兰, its recorder) and dy027 (李春花, a committee member).
@@ -178,6 +179,26 @@ test('three-person meeting room', { timeout: 600_000 }, async (t) => {
   await host.page.getByRole('button', { name: '聊天', exact: true }).click();
   await host.page.getByTestId('room-chat').getByText('纪要稍后发出').waitFor();
 
+  // The host records for a while; everyone sees that the meeting is recorded.
+  await host.page.getByRole('button', { name: '开始录音' }).click();
+  for (const person of people) {
+    await person.page.getByTestId('recording-indicator').waitFor();
+  }
+  const hostApi = await apiSession(server.url, 'shengwei');
+  const recordingGrew = async () => {
+    const recordings = await hostApi('GET', `/api/meetings/${meeting.id}/recordings`);
+    return recordings.length === 1 && recordings[0].size > 4000;
+  };
+  const deadline = Date.now() + MEDIA_TIMEOUT_MS;
+  while (!(await recordingGrew())) {
+    assert.ok(Date.now() < deadline, 'the recording does not grow');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  await host.page.getByRole('button', { name: '停止录音' }).click();
+  for (const person of people) {
+    await person.page.getByTestId('recording-indicator').waitFor({ state: 'detached' });
+  }
+
   // The host mutes the recorder, whose page follows.
   await host.page.getByRole('button', { name: '参会人', exact: true }).click();
   await host.page.getByRole('button', { name: '将邓玉兰静音' }).click();
@@ -206,6 +227,12 @@ test('three-person meeting room', { timeout: 600_000 }, async (t) => {
     await person.page.getByTestId('room-left').getByText('会议已结束。').waitFor();
     assert.equal(await person.page.getByRole('button', { name: '重新进入' }).count(), 0, 'an ended meeting cannot be entered again');
   }
+
+  // The meeting page offers the recording for download.
+  await host.page.goto(`${server.url}/meetings/${meeting.id}`);
+  const download = host.page.getByTestId('recordings').getByRole('link', { name: /^下载录音/ });
+  await download.waitFor();
+  assert.match(await download.getAttribute('href'), new RegExp(`^/api/meetings/${meeting.id}/recordings/\\d+$`));
 
   for (const person of people) assert.deepEqual(person.pageErrors, []);
 });

@@ -1,6 +1,6 @@
 // One meeting's page: details, agenda, the roll with live quorum numbers,
 // leave requests (请假) and their decisions, votes and their results, the
-// minutes and the calendar file. Which controls show follows the `can`
+// minutes, the audio recordings and the calendar file. Which controls show follows the `can`
 // flags of GET /api/meetings/ID; the server checks every action again.
 //
 // Live: the page subscribes to `meeting:ID` from the `seq` its snapshot
@@ -19,6 +19,7 @@ import { votesPanel } from './meetingvotes.js';
 export function renderMeetingDetail(outlet, id) {
   let closed = false;
   let view = null;
+  let recordings = [];
   let unsubscribe = null;
   let busy = false;
   /** Numbers each snapshot request, so a late response never replaces a newer one. */
@@ -243,11 +244,33 @@ export function renderMeetingDetail(outlet, id) {
     );
   }
 
+  function recordingsCard() {
+    if (recordings.length === 0) return null;
+    return meetingCard(
+      t('meet.recordings'),
+      null,
+      h(
+        'ul',
+        { class: 'leave-list', 'data-testid': 'recordings' },
+        recordings.map((entry) =>
+          h(
+            'li',
+            {},
+            `${formatDateMinutes(entry.started_at)} · ${entry.started_by_name} · `,
+            entry.recording
+              ? h('strong', {}, t('room.recording'))
+              : h('a', { href: path(`/recordings/${entry.id}`), download: `meeting-${id}-${entry.id}.ogg` }, t('meet.recordingDownload', { minutes: Math.max(1, Math.round(entry.duration_ms / 60000)) })),
+          ),
+        ),
+      ),
+    );
+  }
+
   function draw() {
     const scroll = outlet.scrollTop;
     replace(
       outlet,
-      h('section', { class: 'page meeting-page' }, header(), agendaCard(), rollCard(), leaveCard(), votesPanel({ view, path, act, reload: load }), minutes.render(view), liveRegion),
+      h('section', { class: 'page meeting-page' }, header(), agendaCard(), rollCard(), leaveCard(), votesPanel({ view, path, act, reload: load }), minutes.render(view), recordingsCard(), liveRegion),
     );
     outlet.scrollTop = scroll;
   }
@@ -263,6 +286,7 @@ export function renderMeetingDetail(outlet, id) {
       'meeting.started': () => t('meet.liveStarted'),
       'meeting.ended': () => t('meet.liveEnded'),
       'meeting.cancelled': () => t('meet.liveCancelled'),
+      'meeting.recording': () => t(data.recording ? 'room.recordingStarted' : 'room.recordingStopped'),
     };
     const message = messages[event.kind] ? messages[event.kind]() : null;
     if (message) {
@@ -276,8 +300,9 @@ export function renderMeetingDetail(outlet, id) {
     loadTicket += 1;
     const ticket = loadTicket;
     let next;
+    let nextRecordings;
     try {
-      next = await api.get(path());
+      [next, nextRecordings] = await Promise.all([api.get(path()), api.get(path('/recordings'))]);
     } catch (error) {
       if (!closed && ticket === loadTicket) replace(outlet, h('section', { class: 'page' }, errorState(error, load)));
       return;
@@ -285,6 +310,7 @@ export function renderMeetingDetail(outlet, id) {
     if (closed || ticket !== loadTicket) return;
     const first = !view;
     view = next;
+    recordings = nextRecordings;
     draw();
     if (first) {
       outlet.querySelector('h1').focus({ preventScroll: true });

@@ -42,6 +42,8 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
   let panel = 'participants';
   let rejoinOnReconnect = false;
   let room = null;
+  // Whether an audio recording of the meeting is running; shown to everyone.
+  let recording = false;
   const live = { participants: new Map(), lobby: [], locked: false };
   /** Received tracks by `PARTICIPANT/MID`. */
   const remote = new Map();
@@ -102,9 +104,22 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     if (first) {
       unsubscribe = hub.subscribe(`meeting:${id}`, { onEvent: onMeetingEvent, onReset: load }, { since: view.seq });
       showCheck();
+      loadRecording();
       return;
     }
     if (room) drawRecord();
+  }
+
+  /** Learns whether an audio recording is running; hub events keep it current after. */
+  async function loadRecording() {
+    try {
+      const recordings = await api.get(path('/recordings'));
+      recording = recordings.some((entry) => entry.recording);
+    } catch (error) {
+      // The room works without it; the next recording event corrects the state.
+      recording = false;
+    }
+    if (!closed && room) drawRecord();
   }
 
   function onMeetingEvent(event) {
@@ -114,6 +129,15 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
       return;
     }
     const data = event.data || {};
+    if (event.kind === 'meeting.recording') {
+      recording = Boolean(data.recording);
+      say(recording ? t('room.recordingStarted') : t('room.recordingStopped'));
+      if (room) {
+        drawRecord();
+        drawControls();
+      }
+      return;
+    }
     const messages = {
       'vote.opened': () => t('meet.liveVoteOpened', { title: data.title }),
       'vote.closed': () => t('meet.liveVoteClosed', { title: data.title }),
@@ -346,6 +370,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
       await act(() => api.post(path('/live/remove'), { account_id: entry.account_id }), t('room.removed', { name: entry.name }));
     },
     lock: () => act(() => api.post(path(live.locked ? '/live/unlock' : '/live/lock'))),
+    record: () => act(() => api.post(path(recording ? '/recording/stop' : '/recording/start'))),
     async end() {
       if (!(await confirmDialog(t('room.endTitle'), t('room.endConfirm'), t('room.end'), true))) return;
       await act(() => api.post(path('/live/end')));
@@ -389,6 +414,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
         drawStage();
       }),
       lock: controlButton('', host.lock),
+      record: controlButton('', host.record),
       end: controlButton(t('room.end'), host.end, { class: 'button room-control button-danger-outline' }),
       leave: controlButton(t('room.leave'), leave, { class: 'button room-control button-danger' }),
     };
@@ -440,6 +466,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
       room.header.querySelector('.room-facts'),
       meetingStatusTag(view.meeting.status),
       h('span', { class: q.quorate ? 'quorum quorum-yes' : 'quorum', 'data-testid': 'quorum' }, t('meet.quorum', { required: q.required, present: q.present }), ' ', h('strong', {}, q.quorate ? t('meet.quorate') : t('meet.notQuorate'))),
+      recording ? h('span', { class: 'room-recording', 'data-testid': 'recording-indicator' }, t('room.recording')) : null,
     );
     const votes = votesPanel({ view, path, act, reload: load });
     replace(room.votes, votes || h('p', { class: 'muted' }, view.decides ? t('meet.noVotes') : t('room.noVoting')));
@@ -475,6 +502,9 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     c.layout.textContent = layout === 'grid' ? t('room.speakerView') : t('room.gridView');
     c.lock.textContent = live.locked ? t('room.unlock') : t('room.lock');
     c.lock.hidden = !isHost();
+    c.record.textContent = recording ? t('room.recordStop') : t('room.recordStart');
+    c.record.setAttribute('aria-pressed', String(recording));
+    c.record.hidden = !isHost();
     c.end.hidden = !isHost();
   }
 
