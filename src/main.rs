@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create a TLS certificate for the server's names and addresses.
     Cert(CertArgs),
     /// Write a consistent snapshot of the database and stored files.

@@ -121,7 +121,7 @@ async fn round_trip(from: Backend, to: Backend) {
         String::from_utf8_lossy(&output.stdout)
     );
 
-    let blob = server::files::blob_path(target.data_path(), &sha256);
+    let blob = server::files::blob_path(&target.data_path().join("files"), &sha256);
     assert_eq!(std::fs::read(blob).unwrap(), "学习材料".as_bytes());
     let restored = TestServer::start_on(target, None).await;
     assert_eq!(snapshot(&restored).await, before);

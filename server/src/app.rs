@@ -103,6 +103,14 @@ async fn api_not_found() -> AppError {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    if !state.hub.broker_connected() {
+        tracing::warn!("readiness check failed: not connected to NATS");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "message broker unreachable",
+        )
+            .into_response();
+    }
     match state.db.ping().await {
         Ok(()) => "ready".into_response(),
         Err(error) => {

@@ -23,6 +23,17 @@ pub struct StoreArgs {
     /// TOML configuration file. Flags and environment variables override it.
     #[arg(long, short = 'c', env = "DANGWU_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// Directory of stored files (attachments, generated calendar files). Nodes
+    /// sharing one database must share it, e.g. over NFS. [default: DATA_DIR/files]
+    #[arg(long, env = "DANGWU_FILES_DIR")]
+    pub files_dir: Option<PathBuf>,
+
+    /// PKCS#8 PEM file of the Ed25519 key that signs the audit head, created on
+    /// first start if missing. Nodes sharing one database must use the same key.
+    /// [default: DATA_DIR/audit-signing-key.pem]
+    #[arg(long, env = "DANGWU_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
 }
 
 /// Options of `dangwu serve`.
@@ -74,6 +85,22 @@ pub struct ServeArgs {
     /// meeting share one shard. [default: number of CPU cores]
     #[arg(long, env = "DANGWU_MEDIA_SHARDS")]
     pub media_shards: Option<usize>,
+
+    /// NATS server URL, e.g. nats://10.1.2.5:4222. With it, live events reach the
+    /// clients of every node that shares this database; the server needs JetStream
+    /// enabled. [default: none, events stay within this process]
+    #[arg(long, env = "DANGWU_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// First token of the NATS subjects and name of the JetStream stream, so that
+    /// several deployments can share one NATS server. [default: dangwu]
+    #[arg(long, env = "DANGWU_NATS_PREFIX")]
+    pub nats_prefix: Option<String>,
+
+    /// Name of this node in logs, NATS connection names and background-task
+    /// leases; unique per node. [default: random at each start]
+    #[arg(long, env = "DANGWU_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -91,6 +118,11 @@ struct FileConfig {
     media_port: Option<u16>,
     media_advertise: Option<IpAddr>,
     media_shards: Option<usize>,
+    files_dir: Option<PathBuf>,
+    audit_key_file: Option<PathBuf>,
+    nats_url: Option<String>,
+    nats_prefix: Option<String>,
+    node_id: Option<String>,
 }
 
 /// Where the data lives, resolved from [`StoreArgs`].
@@ -98,7 +130,38 @@ struct FileConfig {
 pub struct StoreConfig {
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// Stored files, when not `DATA_DIR/files`.
+    pub files_dir: Option<PathBuf>,
+    /// Audit signing key file, when not `DATA_DIR/audit-signing-key.pem`.
+    pub audit_key_file: Option<PathBuf>,
 }
+
+impl StoreConfig {
+    /// The directory of stored files.
+    pub fn files_dir(&self) -> PathBuf {
+        self.files_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("files"))
+    }
+
+    /// The audit signing key file.
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.audit_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(crate::audit::key::KEY_FILE))
+    }
+}
+
+/// The NATS connection that carries hub events between nodes.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    pub url: String,
+    /// First subject token and stream name stem, validated by [`valid_nats_prefix`].
+    pub prefix: String,
+}
+
+/// Default of `nats_prefix`.
+pub const DEFAULT_NATS_PREFIX: &str = "dangwu";
 
 /// Addresses and shards of the meeting media engine, resolved from the `media_*` options.
 #[derive(Debug, Clone)]
@@ -134,6 +197,10 @@ pub struct Config {
     pub log_level: String,
     pub demo: bool,
     pub media: MediaConfig,
+    /// Hub transport between nodes; `None` keeps events in this process.
+    pub nats: Option<NatsConfig>,
+    /// This node's name, unique among the nodes sharing the database.
+    pub node_id: String,
 }
 
 /// An error in the configuration file or in the combination of options.
@@ -159,6 +226,14 @@ pub enum ConfigError {
     MediaShards,
     #[error("media_port {port} plus {shards} shards exceeds the last UDP port 65535")]
     MediaPorts { port: u16, shards: usize },
+    #[error(
+        "invalid nats_prefix {0:?}: use letters, digits, '-' and '_' in tokens separated by single dots"
+    )]
+    NatsPrefix(String),
+    #[error("nats_prefix is set but nats_url is not")]
+    NatsPrefixWithoutUrl,
+    #[error("invalid node_id {0:?}: use 1 to 64 letters, digits, '-', '_' or '.'")]
+    NodeId(String),
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
@@ -201,6 +276,11 @@ fn store_config(args: &StoreArgs, file: &FileConfig) -> StoreConfig {
     StoreConfig {
         data_dir,
         database_url,
+        files_dir: args.files_dir.clone().or_else(|| file.files_dir.clone()),
+        audit_key_file: args
+            .audit_key_file
+            .clone()
+            .or_else(|| file.audit_key_file.clone()),
     }
 }
 
@@ -210,6 +290,12 @@ impl ServeArgs {
         let file = read_file(self.store.config.as_deref())?;
         let store = store_config(&self.store, &file);
         let media = media_config(self, &file)?;
+        let nats = nats_config(self, &file)?;
+        let node_id = match self.node_id.clone().or_else(|| file.node_id.clone()) {
+            Some(id) if valid_node_id(&id) => id,
+            Some(id) => return Err(ConfigError::NodeId(id)),
+            None => uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+        };
         let listen = self
             .listen
             .or(file.listen)
@@ -239,8 +325,48 @@ impl ServeArgs {
                 .unwrap_or_else(|| "info".to_owned()),
             demo: self.demo,
             media,
+            nats,
+            node_id,
         })
     }
+}
+
+fn nats_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<NatsConfig>, ConfigError> {
+    let url = args.nats_url.clone().or_else(|| file.nats_url.clone());
+    let prefix = args
+        .nats_prefix
+        .clone()
+        .or_else(|| file.nats_prefix.clone());
+    let Some(url) = url else {
+        return match prefix {
+            Some(_) => Err(ConfigError::NatsPrefixWithoutUrl),
+            None => Ok(None),
+        };
+    };
+    let prefix = prefix.unwrap_or_else(|| DEFAULT_NATS_PREFIX.to_owned());
+    if !valid_nats_prefix(&prefix) {
+        return Err(ConfigError::NatsPrefix(prefix));
+    }
+    Ok(Some(NatsConfig { url, prefix }))
+}
+
+/// Checks that a NATS prefix is a plain subject (no wildcards or spaces) whose
+/// tokens also make a valid JetStream stream name once the dots become '_'.
+pub fn valid_nats_prefix(prefix: &str) -> bool {
+    prefix.len() <= 64
+        && prefix.split('.').all(|token| {
+            !token.is_empty()
+                && token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+fn valid_node_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn media_config(args: &ServeArgs, file: &FileConfig) -> Result<MediaConfig, ConfigError> {
@@ -351,6 +477,75 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(zero.resolve(), Err(ConfigError::MediaShards)));
+    }
+
+    #[test]
+    fn nats_and_shared_paths_from_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dangwu.toml");
+        std::fs::write(
+            &path,
+            "nats_url = \"nats://127.0.0.1:4222\"\nnats_prefix = \"prov.a\"\nnode_id = \"node-1\"\n\
+             files_dir = \"/srv/shared/files\"\naudit_key_file = \"/etc/dangwu/audit.pem\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            store: StoreArgs {
+                config: Some(path),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let config = args.resolve().unwrap();
+        let nats = config.nats.unwrap();
+        assert_eq!(nats.url, "nats://127.0.0.1:4222");
+        assert_eq!(nats.prefix, "prov.a");
+        assert_eq!(config.node_id, "node-1");
+        assert_eq!(config.store.files_dir(), PathBuf::from("/srv/shared/files"));
+        assert_eq!(
+            config.store.audit_key_path(),
+            PathBuf::from("/etc/dangwu/audit.pem")
+        );
+    }
+
+    #[test]
+    fn single_node_defaults() {
+        let config = ServeArgs::default().resolve().unwrap();
+        assert!(config.nats.is_none());
+        assert_eq!(config.node_id.len(), 12);
+        assert_eq!(config.store.files_dir(), PathBuf::from("data/files"));
+        assert_eq!(
+            config.store.audit_key_path(),
+            PathBuf::from("data/audit-signing-key.pem")
+        );
+    }
+
+    #[test]
+    fn bad_nats_options_are_rejected() {
+        for prefix in ["", "a..b", "a.*", "a b", "a.>", ".a"] {
+            let args = ServeArgs {
+                nats_url: Some("nats://127.0.0.1:4222".into()),
+                nats_prefix: Some(prefix.into()),
+                ..Default::default()
+            };
+            assert!(
+                matches!(args.resolve(), Err(ConfigError::NatsPrefix(_))),
+                "{prefix:?}"
+            );
+        }
+        let without_url = ServeArgs {
+            nats_prefix: Some("dangwu".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            without_url.resolve(),
+            Err(ConfigError::NatsPrefixWithoutUrl)
+        ));
+        let bad_node = ServeArgs {
+            node_id: Some("node 1".into()),
+            ..Default::default()
+        };
+        assert!(matches!(bad_node.resolve(), Err(ConfigError::NodeId(_))));
     }
 
     #[test]

@@ -92,7 +92,7 @@ async fn upload(
     let name = check_name(&query.name)?;
     let mime = check_type(&name, &body)?;
     let sha256 = hex::encode(Sha256::digest(&body));
-    write_blob(&state.config.store.data_dir, &sha256, &body).await?;
+    write_blob(&state.config.store.files_dir(), &sha256, &body).await?;
     sqlx::query(
         "INSERT INTO stored_files (sha256, size, mime, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (sha256) DO NOTHING",
@@ -211,7 +211,7 @@ pub fn check_type(name: &str, bytes: &[u8]) -> AppResult<&'static str> {
 /// inside the caller's transaction, with the same type check as uploads.
 pub async fn store_generated(
     conn: &mut sqlx::AnyConnection,
-    data_dir: &Path,
+    files_dir: &Path,
     name: &str,
     bytes: Vec<u8>,
 ) -> AppResult<StoredFile> {
@@ -219,7 +219,7 @@ pub async fn store_generated(
     let mime = check_type(&name, &bytes)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let size = bytes.len() as i64;
-    write_blob(data_dir, &sha256, &Bytes::from(bytes)).await?;
+    write_blob(files_dir, &sha256, &Bytes::from(bytes)).await?;
     sqlx::query(
         "INSERT INTO stored_files (sha256, size, mime, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (sha256) DO NOTHING",
@@ -238,15 +238,15 @@ pub async fn store_generated(
     })
 }
 
-/// Path of a stored file's bytes.
-pub fn blob_path(data_dir: &Path, sha256: &str) -> PathBuf {
-    data_dir.join("files").join(&sha256[..2]).join(sha256)
+/// Path of a stored file's bytes inside the files directory.
+pub fn blob_path(files_dir: &Path, sha256: &str) -> PathBuf {
+    files_dir.join(&sha256[..2]).join(sha256)
 }
 
 /// Writes the bytes once: to a temporary file, synced, then renamed into
 /// place, so a crash never leaves a partial file under a valid hash.
-async fn write_blob(data_dir: &Path, sha256: &str, bytes: &Bytes) -> AppResult<()> {
-    let path = blob_path(data_dir, sha256);
+async fn write_blob(files_dir: &Path, sha256: &str, bytes: &Bytes) -> AppResult<()> {
+    let path = blob_path(files_dir, sha256);
     if tokio::fs::try_exists(&path).await.unwrap_or(false) {
         return Ok(());
     }
@@ -267,8 +267,8 @@ async fn write_blob(data_dir: &Path, sha256: &str, bytes: &Bytes) -> AppResult<(
 }
 
 /// Reads a stored file's bytes.
-pub async fn read_blob(data_dir: &Path, sha256: &str) -> AppResult<Vec<u8>> {
-    tokio::fs::read(blob_path(data_dir, sha256))
+pub async fn read_blob(files_dir: &Path, sha256: &str) -> AppResult<Vec<u8>> {
+    tokio::fs::read(blob_path(files_dir, sha256))
         .await
         .map_err(AppError::internal)
 }

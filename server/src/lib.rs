@@ -21,6 +21,7 @@ pub mod http;
 pub mod hub;
 pub mod i18n;
 pub mod import;
+pub mod lease;
 pub mod meetings;
 pub mod members;
 pub mod notices;

@@ -14,11 +14,18 @@ use crate::auth::accounts::bootstrap_system_accounts;
 use crate::config::Config;
 use crate::db::Db;
 use crate::hub::{Hub, HubConfig};
+use crate::lease;
 use crate::meetings::live::Live;
 use crate::state::AppState;
 
 /// How long in-flight requests may run after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Lease held while creating the built-in accounts and the demo data.
+const STARTUP_LEASE: &str = "startup";
+/// Longest a node that died during its first start blocks the others.
+const STARTUP_LEASE_TTL: Duration = Duration::from_secs(120);
+/// How often old hub events are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
 pub fn metrics_handle() -> PrometheusHandle {
@@ -53,7 +60,17 @@ impl Server {
     /// Like [`Server::bind`], with the hub's limits and timers given.
     pub async fn bind_with(config: Config, hub: HubConfig) -> anyhow::Result<Self> {
         let db = Db::open(&config.store).await?;
-        let key = audit::load_or_create_key(&config.store.data_dir)?;
+        let key = audit::load_or_create_key_at(&config.store.audit_key_path())?;
+        // Nodes starting together on an empty database would each create the
+        // built-in accounts; the lease lets one do it and the others find them.
+        lease::acquire(
+            &db,
+            STARTUP_LEASE,
+            &config.node_id,
+            STARTUP_LEASE_TTL,
+            Duration::from_millis(200),
+        )
+        .await?;
         let fixed_password = config.demo.then_some(crate::demo::DEMO_PASSWORD);
         for (username, password) in bootstrap_system_accounts(&db, &key, fixed_password).await? {
             if !config.demo {
@@ -66,20 +83,18 @@ impl Server {
             crate::demo::seed(&db, &key).await?;
             crate::demo::print_logins(&config.public_url);
         }
+        lease::release(&db, STARTUP_LEASE, &config.node_id).await?;
         let (live, media_events) = Live::start(&config.media)
             .await
             .map_err(|error| anyhow::anyhow!("failed to start the media engine: {error}"))?;
         for addr in live.media_addrs() {
             tracing::info!(%addr, "media listening (udp)");
         }
-        let state = AppState::new(
-            db,
-            key,
-            config.clone(),
-            Some(metrics_handle()),
-            Hub::local_with(hub),
-            live,
-        );
+        let hub = match &config.nats {
+            None => Hub::local_with(hub),
+            Some(nats) => Hub::with_nats(hub, nats, &config.node_id).await?,
+        };
+        let state = AppState::new(db, key, config.clone(), Some(metrics_handle()), hub, live);
         Live::spawn_events(state.clone(), media_events);
         let router = crate::app::build(state.clone());
         let listener = TcpListener::bind(config.listen).await?;
@@ -104,7 +119,10 @@ impl Server {
             listener,
             router,
         } = self;
-        let pruner = tokio::spawn(prune_hub_events(state.db.clone()));
+        let pruner = tokio::spawn(prune_hub_events(
+            state.db.clone(),
+            state.config.node_id.clone(),
+        ));
         let deadlines = tokio::spawn(crate::approvals::deadlines::run(state.clone()));
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         match &state.config.tls {
@@ -143,17 +161,21 @@ impl Server {
     }
 }
 
-/// Deletes hub events past their retention period, hourly.
-async fn prune_hub_events(db: Db) {
-    let mut interval = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        interval.tick().await;
-        match crate::hub::store::prune(&db, crate::hub::store::RETENTION_MS).await {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, "pruned old hub events"),
-            Err(error) => tracing::error!(%error, "failed to prune hub events"),
+/// Deletes hub events past their retention period, hourly, on the node that
+/// holds the `hub-prune` lease.
+async fn prune_hub_events(db: Db, node_id: String) {
+    let pruned = db.clone();
+    lease::run_periodically(db, "hub-prune", node_id, PRUNE_INTERVAL, move || {
+        let db = pruned.clone();
+        async move {
+            match crate::hub::store::prune(&db, crate::hub::store::RETENTION_MS).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "pruned old hub events"),
+                Err(error) => tracing::error!(%error, "failed to prune hub events"),
+            }
         }
-    }
+    })
+    .await
 }
 
 /// Completes on SIGINT or SIGTERM.

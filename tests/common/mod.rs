@@ -138,6 +138,8 @@ impl Store {
         StoreConfig {
             data_dir: self.data_dir.path().to_owned(),
             database_url: self.database_url.clone(),
+            files_dir: None,
+            audit_key_file: None,
         }
     }
 
@@ -215,6 +217,8 @@ pub fn config(store: &Store, tls: Option<(PathBuf, PathBuf)>) -> Config {
             shards: 1,
             ..Default::default()
         },
+        nats: None,
+        node_id: "test".to_owned(),
     }
 }
 

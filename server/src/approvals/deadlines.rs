@@ -5,9 +5,9 @@
 //!
 //! The superior is the secretary (书记) of the assignee's organization, or of
 //! the nearest ancestor organization with a secretary who is not the
-//! assignee. Each reminder and escalation happens once per task: the sweep
-//! claims a task with a conditional update, so several nodes sweeping the
-//! same database do not repeat them.
+//! assignee. Each reminder and escalation happens once per task: one node
+//! at a time sweeps (it holds a lease), and the sweep claims a task with a
+//! conditional update, so a node that takes over does not repeat them.
 
 use std::time::Duration;
 
@@ -56,22 +56,35 @@ pub struct Swept {
     pub escalated: usize,
 }
 
-/// Runs [`sweep`] every [`SWEEP_INTERVAL`] until the task is aborted.
+/// Runs [`sweep`] every [`SWEEP_INTERVAL`] until the task is aborted, on
+/// the node that holds the `approval-deadlines` lease.
 pub async fn run(state: AppState) {
-    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
-    loop {
-        interval.tick().await;
-        match sweep(&state, Utc::now()).await {
-            Ok(swept) if swept != Swept::default() => {
-                tracing::info!(
-                    reminded = swept.reminded,
-                    escalated = swept.escalated,
-                    "approval deadlines swept"
-                );
-            }
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, "approval deadline sweep failed"),
+    let db = state.db.clone();
+    let holder = state.config.node_id.clone();
+    crate::lease::run_periodically(
+        db,
+        "approval-deadlines",
+        holder,
+        SWEEP_INTERVAL,
+        move || {
+            let state = state.clone();
+            async move { sweep_and_log(&state).await }
+        },
+    )
+    .await
+}
+
+async fn sweep_and_log(state: &AppState) {
+    match sweep(state, Utc::now()).await {
+        Ok(swept) if swept != Swept::default() => {
+            tracing::info!(
+                reminded = swept.reminded,
+                escalated = swept.escalated,
+                "approval deadlines swept"
+            );
         }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "approval deadline sweep failed"),
     }
 }
 

@@ -143,7 +143,7 @@ async fn download_attachment(
     let sha256: String = row.try_get("sha256")?;
     let name: String = row.try_get("name")?;
     let mime: String = row.try_get("mime")?;
-    let bytes = files::read_blob(&state.config.store.data_dir, &sha256).await?;
+    let bytes = files::read_blob(&state.config.store.files_dir(), &sha256).await?;
     Ok(files::download(&name, mime, bytes))
 }
 

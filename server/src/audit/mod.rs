@@ -11,7 +11,7 @@
 pub mod key;
 mod routes;
 
-pub use key::{load_or_create_key, load_verifying_key};
+pub use key::{load_or_create_key, load_or_create_key_at, load_verifying_key};
 pub use routes::router;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -304,7 +304,7 @@ pub async fn verify_command(
     store: &crate::config::StoreConfig,
 ) -> anyhow::Result<std::process::ExitCode> {
     let db = Db::open_existing(store).await?;
-    let key = load_verifying_key(&store.data_dir)?;
+    let key = load_verifying_key(&store.audit_key_path())?;
     let outcome = verify(&db, &key).await?;
     let actions = crate::approvals::record::verify_stored_actions(&db, &key).await?;
     db.close().await;

@@ -502,6 +502,8 @@ mod tests {
         let store = crate::config::StoreConfig {
             data_dir: dir.path().to_owned(),
             database_url: format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+            files_dir: None,
+            audit_key_file: None,
         };
         let db = crate::db::Db::open(&store).await.unwrap();
         let key = crate::audit::load_or_create_key(dir.path()).unwrap();

@@ -4,15 +4,16 @@
 //! Features change state and append events in one transaction
 //! ([`store::append`]), then hand the committed events to [`Hub::publish`].
 //! Publishing goes through a [`Transport`]: the in-process one delivers to
-//! this node's connections directly; a multi-node transport can fan out
-//! through a message broker and call [`Registry::deliver`] on every node,
-//! without any feature changing.
+//! this node's connections directly; the NATS one ([`nats`]) also fans out
+//! to every other node sharing the database, which calls
+//! [`Registry::deliver`] there, without any feature changing.
 //!
 //! Every connection has a bounded queue. Delivery never waits on it: a full
 //! queue marks the connection as a slow consumer, which then closes with
 //! [`protocol::close::SLOW_CONSUMER`] while every other connection goes on.
 
 mod connection;
+pub mod nats;
 pub mod protocol;
 pub mod registry;
 pub mod store;
@@ -75,6 +76,8 @@ pub struct Hub {
     pub registry: Arc<Registry>,
     pub config: Arc<HubConfig>,
     transport: Arc<dyn Transport>,
+    /// The broker link of a multi-node hub.
+    nats: Option<Arc<nats::NatsLink>>,
 }
 
 impl Default for Hub {
@@ -99,7 +102,31 @@ impl Hub {
             registry,
             config: Arc::new(config),
             transport,
+            nats: None,
         }
+    }
+
+    /// A hub whose events reach the connections of every node that uses the
+    /// same NATS stream and database.
+    pub async fn with_nats(
+        config: HubConfig,
+        nats: &crate::config::NatsConfig,
+        node_id: &str,
+    ) -> Result<Self, nats::NatsError> {
+        let registry = Arc::new(Registry::default());
+        let (transport, link) = nats::start(nats, node_id, registry.clone()).await?;
+        Ok(Self {
+            registry,
+            config: Arc::new(config),
+            transport: Arc::new(transport),
+            nats: Some(Arc::new(link)),
+        })
+    }
+
+    /// Whether events can reach other nodes: always true for a single-node
+    /// hub, and true for a multi-node hub while it is connected to NATS.
+    pub fn broker_connected(&self) -> bool {
+        self.nats.as_ref().is_none_or(|link| link.is_connected())
     }
 
     /// Publishes events that were stored in a transaction that has committed.

@@ -380,7 +380,7 @@ async fn invite(
     let file_name = format!("meeting-{}.ics", meeting.id);
     let file = files::store_generated(
         conn,
-        &state.config.store.data_dir,
+        &state.config.store.files_dir(),
         &file_name,
         calendar.into_bytes(),
     )

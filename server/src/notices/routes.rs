@@ -603,7 +603,7 @@ async fn attachment(
     .bind(position)
     .fetch_one(&state.db.pool)
     .await?;
-    let bytes = files::read_blob(&state.config.store.data_dir, &sha256).await?;
+    let bytes = files::read_blob(&state.config.store.files_dir(), &sha256).await?;
     Ok(files::download(&info.name, info.mime.clone(), bytes))
 }
 

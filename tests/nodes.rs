@@ -1,0 +1,648 @@
+//! Several nodes: three `dangwu serve` processes on loopback that share one
+//! PostgreSQL schema, one NATS server (under a subject prefix of their own),
+//! one files directory and one audit key. The tests check that hub events
+//! reach every node in the same order and resume on another node, that
+//! concurrent audit appends keep one chain, and that a node killed with
+//! SIGKILL loses nothing acknowledged.
+//! Background-task leases are checked on both database backends.
+//!
+//! Needs PostgreSQL (see tests/common) and NATS with JetStream on
+//! 127.0.0.1:4222, or the URL in `DANGWU_TEST_NATS`; `scripts/services`
+//! starts both.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Backend, PATIENCE, Store};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+on_both_backends!(lease_has_one_holder);
+
+fn nats_url() -> String {
+    std::env::var("DANGWU_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One `dangwu serve` process.
+struct Node {
+    child: Child,
+    base: String,
+    port: u16,
+}
+
+/// Three nodes over one store, NATS prefix and shared directory.
+struct Cluster {
+    store: Store,
+    shared: TempDir,
+    prefix: String,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Starts three nodes at once. Whichever takes the startup lease first
+    /// seeds the demo province, and the others find it.
+    async fn start() -> Self {
+        common::install_crypto_provider();
+        let store = Store::new(Backend::Postgres).await;
+        let shared = tempfile::tempdir().unwrap();
+        let prefix = common::unique_name("nodes").replace('_', "-");
+        let mut cluster = Self {
+            store,
+            shared,
+            prefix,
+            nodes: Vec::new(),
+        };
+        for index in 0..3 {
+            let node = cluster.spawn(index, free_port());
+            cluster.nodes.push(node);
+        }
+        for index in 0..3 {
+            cluster.wait_ready(index).await;
+        }
+        cluster
+    }
+
+    fn node_dir(&self, index: usize) -> PathBuf {
+        self.shared.path().join(format!("node-{index}"))
+    }
+
+    fn audit_key(&self) -> PathBuf {
+        self.shared.path().join("audit-signing-key.pem")
+    }
+
+    fn spawn(&self, index: usize, port: u16) -> Node {
+        let dir = self.node_dir(index);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_dangwu"))
+            .arg("serve")
+            .arg("--demo")
+            .args(["--log-level", "warn", "--media-shards", "1"])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--database-url")
+            .arg(&self.store.database_url)
+            .arg("--files-dir")
+            .arg(self.shared.path().join("files"))
+            .arg("--audit-key-file")
+            .arg(self.audit_key())
+            .arg("--nats-url")
+            .arg(nats_url())
+            .arg("--nats-prefix")
+            .arg(&self.prefix)
+            .arg("--node-id")
+            .arg(format!("node-{index}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start dangwu serve");
+        Node {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+        }
+    }
+
+    async fn wait_ready(&self, index: usize) {
+        let base = &self.nodes[index].base;
+        let deadline = tokio::time::Instant::now() + PATIENCE * 2;
+        while tokio::time::Instant::now() < deadline {
+            let response = reqwest::get(format!("{base}/readyz")).await;
+            if response.is_ok_and(|r| r.status() == StatusCode::OK) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = std::fs::read_to_string(self.node_dir(index).join("serve.log"));
+        panic!("node {index} at {base} did not become ready; log: {log:?}");
+    }
+
+    fn base(&self, index: usize) -> &str {
+        &self.nodes[index].base
+    }
+
+    /// Kills a node with SIGKILL, as a crash would.
+    fn kill(&mut self, index: usize) {
+        let child = &mut self.nodes[index].child;
+        child.kill().expect("SIGKILL the node");
+        child.wait().unwrap();
+    }
+
+    /// Starts a killed node again on its old port.
+    async fn restart(&mut self, index: usize) {
+        let port = self.nodes[index].port;
+        self.nodes[index] = self.spawn(index, port);
+        self.wait_ready(index).await;
+    }
+
+    /// Checks the audit chain with `dangwu audit verify` over the shared
+    /// database and key.
+    fn verify_audit(&self) {
+        let output = Command::new(env!("CARGO_BIN_EXE_dangwu"))
+            .args(["audit", "verify", "--data-dir"])
+            .arg(self.node_dir(0))
+            .arg("--database-url")
+            .arg(&self.store.database_url)
+            .arg("--audit-key-file")
+            .arg(self.audit_key())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "audit verify: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Stops every node and deletes the NATS stream of this cluster,
+    /// checking that the nodes created it.
+    async fn finish(mut self) {
+        for node in &mut self.nodes {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+        let client = async_nats::connect(nats_url()).await.unwrap();
+        let jetstream = async_nats::jetstream::new(client);
+        let stream = server::hub::nats::stream_name(&self.prefix);
+        jetstream
+            .delete_stream(&stream)
+            .await
+            .unwrap_or_else(|error| panic!("delete NATS stream {stream}: {error}"));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+}
+
+/// A logged-in demo account, usable on every node.
+#[derive(Clone)]
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+async fn login(base: &str, username: &str) -> Session {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": username, "password": server::demo::DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "login {username}");
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let body: Value = response.json().await.unwrap();
+    Session {
+        cookie,
+        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn request(
+    method: reqwest::Method,
+    url: String,
+    session: &Session,
+    body: Option<Value>,
+) -> reqwest::Result<(StatusCode, Value)> {
+    let client = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let mut builder = client
+        .request(method, url)
+        .header("cookie", &session.cookie)
+        .header("x-csrf-token", &session.csrf);
+    if let Some(body) = body {
+        builder = builder.json(&body);
+    }
+    let response = builder.send().await?;
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+async fn post(base: &str, session: &Session, path: &str, body: Value) -> Value {
+    let (status, body) = request(
+        reqwest::Method::POST,
+        format!("{base}{path}"),
+        session,
+        Some(body),
+    )
+    .await
+    .unwrap();
+    assert!(status.is_success(), "POST {path}: {status} {body}");
+    body
+}
+
+async fn get(base: &str, session: &Session, path: &str) -> Value {
+    let (status, body) = request(reqwest::Method::GET, format!("{base}{path}"), session, None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+    body
+}
+
+/// Creates and submits a document drafted by `dangyuan` with a one-step
+/// route to the branch secretary `zhibu`; returns its id.
+async fn submitted_document(base: &str, drafter: &Session) -> i64 {
+    let secretary = login(base, "zhibu").await;
+    let orgs = get(base, drafter, "/api/orgs").await;
+    let org_id = orgs[0]["id"].as_i64().unwrap();
+    let template = json!({"org_id": org_id, "definition": {"name": "书记审批", "steps": [
+        {"id": "sign", "name": "书记签发", "kind": {"type": "single"},
+         "assignees": [{"role": {"role": "secretary", "org": "issuing"}}]}]}});
+    let saved = post(base, &secretary, "/api/approvals/templates", template).await;
+    let document = json!({"org_id": org_id, "title": "多节点检查", "doc_type": "请示",
+        "security_level": "internal", "template_id": saved["id"]});
+    let view = post(base, drafter, "/api/documents", document).await;
+    let id = view["document"]["id"].as_i64().unwrap();
+    let submit = json!({"action": "submit", "based_on_version": 0});
+    post(
+        base,
+        drafter,
+        &format!("/api/documents/{id}/actions"),
+        submit,
+    )
+    .await;
+    id
+}
+
+/// Posts a comment; returns whether the server acknowledged it, with the
+/// reason when it did not.
+async fn try_comment(
+    base: &str,
+    session: &Session,
+    document: i64,
+    text: &str,
+) -> Result<(), String> {
+    let body = json!({"action": "comment", "based_on_version": 1, "text": text});
+    let url = format!("{base}/api/documents/{document}/actions");
+    match request(reqwest::Method::POST, url, session, Some(body)).await {
+        Ok((StatusCode::OK, _)) => Ok(()),
+        Ok((status, body)) => Err(format!("{status} {body}")),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+async fn comment(base: &str, session: &Session, document: i64, text: &str) -> bool {
+    let result = try_comment(base, session, document, text).await;
+    if let Err(reason) = &result {
+        eprintln!("comment {text:?} through {base} failed: {reason}");
+    }
+    result.is_ok()
+}
+
+/// Posts `count` comments through one node, one after another, and returns
+/// the texts that were acknowledged before the first failure other than a
+/// stale version.
+fn spawn_writer(
+    base: String,
+    session: Session,
+    document: i64,
+    label: &'static str,
+    count: usize,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        for n in 0..count {
+            let text = format!("{label} 意见 {n}");
+            // Actions on one document are serialized: a comment that raced
+            // another one is rejected as stale, and a client sends it again.
+            let mut result = try_comment(&base, &session, document, &text).await;
+            while result
+                .as_ref()
+                .is_err_and(|reason| reason.contains("stale_version"))
+            {
+                result = try_comment(&base, &session, document, &text).await;
+            }
+            if result.is_err() {
+                break;
+            }
+            acknowledged.push(text);
+        }
+        acknowledged
+    })
+}
+
+async fn connect(base: &str, session: &Session) -> Ws {
+    let url = format!("{}/ws?v=1", base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", session.cookie.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let welcome = next_json(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome");
+    ws
+}
+
+/// Reads the next JSON message, skipping control frames. The server's
+/// pings do not extend the wait.
+async fn next_json(ws: &mut Ws) -> Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("a message within the timeout")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Subscribes and returns the topic's sequence number at that moment.
+async fn subscribe(ws: &mut Ws, topic: &str, since: Option<i64>) -> i64 {
+    let mut message = json!({"type": "subscribe", "id": "s", "topic": topic});
+    if let Some(since) = since {
+        message["since"] = json!(since);
+    }
+    ws.send(Message::text(message.to_string())).await.unwrap();
+    loop {
+        let reply = next_json(ws).await;
+        match reply["type"].as_str() {
+            Some("subscribed") => return reply["seq"].as_i64().unwrap(),
+            Some("presence") => continue,
+            _ => panic!("unexpected reply to subscribe: {reply}"),
+        }
+    }
+}
+
+/// Reads events until the one with sequence number `until`, checking that
+/// they come without gaps or repeats after `after`; returns them.
+async fn events_until(ws: &mut Ws, topic: &str, after: i64, until: i64) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut last = after;
+    while last < until {
+        let message = next_json(ws).await;
+        if message["type"] != "event" {
+            assert_ne!(message["type"], "reset", "unexpected reset: {message}");
+            continue;
+        }
+        assert_eq!(message["topic"], topic);
+        let seq = message["seq"].as_i64().unwrap();
+        assert_eq!(seq, last + 1, "events out of order or missing: {message}");
+        last = seq;
+        events.push(message);
+    }
+    events
+}
+
+fn comment_text(event: &Value) -> Option<&str> {
+    event["data"]["action"]["text"].as_str()
+}
+
+async fn topic_head(store: &Store, topic: &str) -> i64 {
+    let mut conn = store.connect().await;
+    sqlx::query_scalar("SELECT last_seq FROM hub_topics WHERE topic = $1")
+        .bind(topic)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_events_cross_nodes_and_resume() {
+    let cluster = Cluster::start().await;
+    let drafter = login(cluster.base(0), "dangyuan").await;
+    let document = submitted_document(cluster.base(0), &drafter).await;
+    let topic = format!("document:{document}");
+
+    let mut on_node1 = connect(cluster.base(1), &drafter).await;
+    let mut on_node2 = connect(cluster.base(2), &drafter).await;
+    let start = subscribe(&mut on_node1, &topic, None).await;
+    assert_eq!(subscribe(&mut on_node2, &topic, None).await, start);
+
+    // Events committed on node 0 alone reach the other nodes' clients live.
+    for n in 0..5 {
+        assert!(comment(cluster.base(0), &drafter, document, &format!("单点 {n}")).await);
+    }
+    let seen1 = events_until(&mut on_node1, &topic, start, start + 5).await;
+    let seen2 = events_until(&mut on_node2, &topic, start, start + 5).await;
+    assert_eq!(seen1, seen2);
+    assert_eq!(comment_text(&seen1[4]), Some("单点 4"));
+
+    // Writers on all three nodes at once: every client sees one order.
+    let writers = [
+        spawn_writer(cluster.base(0).into(), drafter.clone(), document, "甲", 15),
+        spawn_writer(cluster.base(1).into(), drafter.clone(), document, "乙", 15),
+        spawn_writer(cluster.base(2).into(), drafter.clone(), document, "丙", 15),
+    ];
+    for writer in writers {
+        assert_eq!(writer.await.unwrap().len(), 15);
+    }
+    let head = topic_head(&cluster.store, &topic).await;
+    assert_eq!(head, start + 5 + 45);
+    let seen1 = events_until(&mut on_node1, &topic, start + 5, head).await;
+    let seen2 = events_until(&mut on_node2, &topic, start + 5, head).await;
+    assert_eq!(seen1, seen2, "clients on two nodes saw different orders");
+
+    // The client on node 1 drops, events go on, and it resumes on node 0.
+    on_node1.close(None).await.unwrap();
+    for n in 0..4 {
+        assert!(comment(cluster.base(2), &drafter, document, &format!("离线 {n}")).await);
+    }
+    let mut resumed = connect(cluster.base(0), &drafter).await;
+    assert_eq!(subscribe(&mut resumed, &topic, Some(head)).await, head + 4);
+    let replayed = events_until(&mut resumed, &topic, head, head + 4).await;
+    let texts: Vec<_> = replayed.iter().filter_map(comment_text).collect();
+    assert_eq!(texts, ["离线 0", "离线 1", "离线 2", "离线 3"]);
+    assert!(comment(cluster.base(1), &drafter, document, "恢复后").await);
+    let live = events_until(&mut resumed, &topic, head + 4, head + 5).await;
+    assert_eq!(comment_text(&live[0]), Some("恢复后"));
+
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_appends_from_nodes_keep_one_chain() {
+    let cluster = Cluster::start().await;
+    let drafter = login(cluster.base(0), "dangyuan").await;
+    let document = submitted_document(cluster.base(0), &drafter).await;
+    let writers = [
+        spawn_writer(cluster.base(0).into(), drafter.clone(), document, "甲", 25),
+        spawn_writer(cluster.base(1).into(), drafter.clone(), document, "乙", 25),
+        spawn_writer(cluster.base(2).into(), drafter.clone(), document, "丙", 25),
+    ];
+    for writer in writers {
+        assert_eq!(writer.await.unwrap().len(), 25);
+    }
+
+    let mut conn = cluster.store.connect().await;
+    let comments: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'document.comment' AND target_id = $1",
+    )
+    .bind(document.to_string())
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(comments, 75);
+    let (count, max_seq): (i64, i64) = sqlx::query_as("SELECT COUNT(*), MAX(seq) FROM audit_log")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count, max_seq, "audit sequence numbers have gaps");
+    let forks: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT prev_hash FROM audit_log GROUP BY prev_hash \
+         HAVING COUNT(*) > 1) AS shared",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(forks, 0, "two entries follow the same entry");
+    cluster.verify_audit();
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_loses_nothing_acknowledged() {
+    let mut cluster = Cluster::start().await;
+    let drafter = login(cluster.base(0), "dangyuan").await;
+    let document = submitted_document(cluster.base(0), &drafter).await;
+    let topic = format!("document:{document}");
+    let mut watcher = connect(cluster.base(0), &drafter).await;
+    let start = subscribe(&mut watcher, &topic, None).await;
+
+    let victim = spawn_writer(cluster.base(1).into(), drafter.clone(), document, "乙", 400);
+    let survivors = [
+        spawn_writer(cluster.base(0).into(), drafter.clone(), document, "甲", 30),
+        spawn_writer(cluster.base(2).into(), drafter.clone(), document, "丙", 30),
+    ];
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    cluster.kill(1);
+    let mut acknowledged = victim.await.unwrap();
+    assert!(!acknowledged.is_empty(), "node 1 acknowledged comments");
+    assert!(
+        acknowledged.len() < 400,
+        "the kill landed during the writes"
+    );
+    for survivor in survivors {
+        let written = survivor.await.unwrap();
+        assert_eq!(written.len(), 30, "surviving nodes keep working");
+        acknowledged.extend(written);
+    }
+
+    // Every acknowledged comment is stored and was delivered, in order.
+    let view = get(
+        cluster.base(2),
+        &drafter,
+        &format!("/api/documents/{document}"),
+    )
+    .await;
+    let stored: Vec<&str> = view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|entry| entry["action"]["text"].as_str())
+        .collect();
+    for text in &acknowledged {
+        assert!(stored.contains(&text.as_str()), "{text:?} lost");
+    }
+    let head = topic_head(&cluster.store, &topic).await;
+    let events = events_until(&mut watcher, &topic, start, head).await;
+    let delivered: Vec<&str> = events.iter().filter_map(comment_text).collect();
+    for text in &acknowledged {
+        assert!(delivered.contains(&text.as_str()), "{text:?} not delivered");
+    }
+
+    // The killed node comes back and serves the same state.
+    cluster.restart(1).await;
+    let view = get(
+        cluster.base(1),
+        &drafter,
+        &format!("/api/documents/{document}"),
+    )
+    .await;
+    let count = view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["action"]["text"].is_string())
+        .count();
+    assert_eq!(count, stored.len());
+    cluster.verify_audit();
+    cluster.finish().await;
+}
+
+async fn lease_has_one_holder(backend: Backend) {
+    let store = Store::new(backend).await;
+    let db = server::db::Db::open(&store.config()).await.unwrap();
+    let ttl = Duration::from_millis(400);
+    let acquire = |holder: &'static str| {
+        let db = db.clone();
+        async move {
+            server::lease::try_acquire(&db, "sweep", holder, ttl)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(acquire("a").await, "a free lease is taken");
+    assert!(!acquire("b").await, "a held lease is not taken");
+    assert!(acquire("a").await, "the holder renews");
+    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    assert!(acquire("b").await, "an expired lease is taken over");
+    assert!(!acquire("a").await, "the old holder lost it");
+    server::lease::release(&db, "sweep", "a").await.unwrap();
+    assert!(!acquire("a").await, "release by a non-holder does nothing");
+    server::lease::release(&db, "sweep", "b").await.unwrap();
+    assert!(acquire("a").await, "a released lease is free");
+
+    // Racing nodes: exactly one of many concurrent takers wins.
+    let racers: Vec<_> = ["r1", "r2", "r3", "r4", "r5", "r6"]
+        .into_iter()
+        .map(|holder| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                server::lease::try_acquire(&db, "race", holder, Duration::from_secs(60))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        winners += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    db.close().await;
+}
