@@ -548,6 +548,60 @@ mod tests {
         assert!(matches!(bad_node.resolve(), Err(ConfigError::NodeId(_))));
     }
 
+    /// The sample in deploy/ with every commented-out `# key = value` line
+    /// switched on must parse and set every key, so that it lists them all.
+    #[test]
+    fn sample_config_sets_every_option() {
+        let sample = include_str!("../../deploy/dangwu.toml");
+        let enabled: Vec<&str> = sample.lines().map(uncomment_setting).collect();
+        let file: FileConfig = toml::from_str(&enabled.join("\n")).unwrap();
+        let FileConfig {
+            listen,
+            data_dir,
+            database_url,
+            public_url,
+            tls_cert,
+            tls_key,
+            log_level,
+            media_bind,
+            media_port,
+            media_advertise,
+            media_shards,
+            files_dir,
+            audit_key_file,
+            nats_url,
+            nats_prefix,
+            node_id,
+        } = file;
+        assert!(listen.is_some(), "listen");
+        assert!(data_dir.is_some(), "data_dir");
+        assert!(database_url.is_some(), "database_url");
+        assert!(public_url.is_some(), "public_url");
+        assert!(tls_cert.is_some(), "tls_cert");
+        assert!(tls_key.is_some(), "tls_key");
+        assert!(log_level.is_some(), "log_level");
+        assert!(media_bind.is_some(), "media_bind");
+        assert!(media_port.is_some(), "media_port");
+        assert!(media_advertise.is_some(), "media_advertise");
+        assert!(media_shards.is_some(), "media_shards");
+        assert!(files_dir.is_some(), "files_dir");
+        assert!(audit_key_file.is_some(), "audit_key_file");
+        assert!(nats_url.is_some(), "nats_url");
+        assert!(nats_prefix.as_deref().is_some_and(valid_nats_prefix));
+        assert!(node_id.as_deref().is_some_and(valid_node_id));
+    }
+
+    /// Turns `# key = value` into `key = value` and leaves other lines.
+    fn uncomment_setting(line: &str) -> &str {
+        let Some(rest) = line.strip_prefix("# ") else {
+            return line;
+        };
+        let is_setting = rest
+            .split_once(" = ")
+            .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        if is_setting { rest } else { line }
+    }
+
     #[test]
     fn unknown_file_key_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
