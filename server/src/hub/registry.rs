@@ -131,6 +131,7 @@ impl Registry {
     }
 
     /// The people online on a topic, one entry per account.
+    // TODO(hub): with several nodes this counts only this node's connections.
     pub fn presence(&self, topic: &str) -> Vec<PresenceEntry> {
         let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
         topics
