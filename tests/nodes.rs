@@ -2,8 +2,9 @@
 //! PostgreSQL schema, one NATS server (under a subject prefix of their own),
 //! one files directory and one audit key. The tests check that hub events
 //! reach every node in the same order and resume on another node, that
-//! concurrent audit appends keep one chain, and that a node killed with
-//! SIGKILL loses nothing acknowledged.
+//! concurrent audit appends keep one chain, that a node killed with
+//! SIGKILL loses nothing acknowledged, and that delivery resumes after the
+//! NATS server restarts.
 //! Background-task leases are checked on both database backends.
 //!
 //! Needs PostgreSQL (see tests/common) and NATS with JetStream on
@@ -53,6 +54,7 @@ struct Node {
 struct Cluster {
     store: Store,
     shared: TempDir,
+    nats_url: String,
     prefix: String,
     nodes: Vec<Node>,
 }
@@ -61,6 +63,11 @@ impl Cluster {
     /// Starts three nodes at once. Whichever takes the startup lease first
     /// seeds the demo province, and the others find it.
     async fn start() -> Self {
+        Self::start_on(nats_url()).await
+    }
+
+    /// Starts three nodes on the given NATS server.
+    async fn start_on(nats_url: String) -> Self {
         common::install_crypto_provider();
         let store = Store::new(Backend::Postgres).await;
         let shared = tempfile::tempdir().unwrap();
@@ -68,6 +75,7 @@ impl Cluster {
         let mut cluster = Self {
             store,
             shared,
+            nats_url,
             prefix,
             nodes: Vec::new(),
         };
@@ -112,7 +120,7 @@ impl Cluster {
             .arg("--audit-key-file")
             .arg(self.audit_key())
             .arg("--nats-url")
-            .arg(nats_url())
+            .arg(&self.nats_url)
             .arg("--nats-prefix")
             .arg(&self.prefix)
             .arg("--node-id")
@@ -129,17 +137,22 @@ impl Cluster {
     }
 
     async fn wait_ready(&self, index: usize) {
+        self.wait_readiness(index, StatusCode::OK).await;
+    }
+
+    /// Polls `/readyz` of a node until it returns `expected`.
+    async fn wait_readiness(&self, index: usize, expected: StatusCode) {
         let base = &self.nodes[index].base;
         let deadline = tokio::time::Instant::now() + PATIENCE * 2;
         while tokio::time::Instant::now() < deadline {
             let response = reqwest::get(format!("{base}/readyz")).await;
-            if response.is_ok_and(|r| r.status() == StatusCode::OK) {
+            if response.is_ok_and(|r| r.status() == expected) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let log = std::fs::read_to_string(self.node_dir(index).join("serve.log"));
-        panic!("node {index} at {base} did not become ready; log: {log:?}");
+        panic!("/readyz of node {index} at {base} never returned {expected}; log: {log:?}");
     }
 
     fn base(&self, index: usize) -> &str {
@@ -187,7 +200,7 @@ impl Cluster {
             let _ = node.child.kill();
             let _ = node.child.wait();
         }
-        let client = async_nats::connect(nats_url()).await.unwrap();
+        let client = async_nats::connect(self.nats_url.as_str()).await.unwrap();
         let jetstream = async_nats::jetstream::new(client);
         let stream = server::hub::nats::stream_name(&self.prefix);
         jetstream
@@ -601,6 +614,128 @@ async fn killed_node_loses_nothing_acknowledged() {
         .count();
     assert_eq!(count, stored.len());
     cluster.verify_audit();
+    cluster.finish().await;
+}
+
+/// A NATS server of this test's own on a free loopback port, so that it
+/// can be killed without disturbing other tests.
+struct PrivateNats {
+    child: Child,
+    port: u16,
+    store_dir: TempDir,
+}
+
+impl PrivateNats {
+    fn start() -> Self {
+        let store_dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Self::spawn(port, store_dir.path());
+        Self {
+            child,
+            port,
+            store_dir,
+        }
+    }
+
+    fn spawn(port: u16, store_dir: &std::path::Path) -> Child {
+        let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());
+        Command::new(&binary)
+            .args(["-a", "127.0.0.1", "-js", "-p"])
+            .arg(port.to_string())
+            .arg("-sd")
+            .arg(store_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {binary} (set NATS_SERVER): {error}"))
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_listening(&self) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    async fn restart(&mut self) {
+        self.child = Self::spawn(self.port, self.store_dir.path());
+        self.wait_listening().await;
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_restart_resumes_delivery() {
+    let mut nats = PrivateNats::start();
+    nats.wait_listening().await;
+    let cluster = Cluster::start_on(nats.url()).await;
+    let drafter = login(cluster.base(0), "dangyuan").await;
+    let document = submitted_document(cluster.base(0), &drafter).await;
+    let topic = format!("document:{document}");
+    let mut watcher = connect(cluster.base(1), &drafter).await;
+    let start = subscribe(&mut watcher, &topic, None).await;
+    assert!(comment(cluster.base(0), &drafter, document, "之前").await);
+    events_until(&mut watcher, &topic, start, start + 1).await;
+
+    // Without NATS the nodes are not ready, but writes still succeed.
+    nats.kill();
+    cluster
+        .wait_readiness(0, StatusCode::SERVICE_UNAVAILABLE)
+        .await;
+    cluster
+        .wait_readiness(1, StatusCode::SERVICE_UNAVAILABLE)
+        .await;
+    assert!(comment(cluster.base(0), &drafter, document, "中断时").await);
+
+    // The restarted server lost the in-memory stream; the nodes recreate it
+    // and the client on node 1 gets both events, in order.
+    nats.restart().await;
+    cluster.wait_ready(0).await;
+    cluster.wait_ready(1).await;
+    // Publishes fail until a node has recreated the stream, so comments go
+    // out until one of them reaches node 1.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut sent = 0;
+    let first = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no event after the restart"
+        );
+        let text = format!("恢复后 {sent}");
+        assert!(comment(cluster.base(0), &drafter, document, &text).await);
+        sent += 1;
+        if let Ok(message) =
+            tokio::time::timeout(Duration::from_secs(2), next_json(&mut watcher)).await
+        {
+            break message;
+        }
+    };
+    assert_eq!(first["type"], "event", "{first}");
+    assert_eq!(first["seq"], start + 2);
+    assert_eq!(comment_text(&first), Some("中断时"));
+    let head = topic_head(&cluster.store, &topic).await;
+    assert_eq!(head, start + 2 + sent);
+    let rest = events_until(&mut watcher, &topic, start + 2, head).await;
+    assert_eq!(comment_text(&rest[0]), Some("恢复后 0"));
     cluster.finish().await;
 }
 

@@ -111,14 +111,15 @@ pub async fn start(
         .await?;
     let context = jetstream::new(client.clone());
     let name = stream_name(&config.prefix);
-    let stream = context
-        .get_or_create_stream(stream::Config {
-            name: name.clone(),
-            subjects: vec![subject(&config.prefix, ">")],
-            max_age: STREAM_MAX_AGE,
-            storage: stream::StorageType::Memory,
-            ..Default::default()
-        })
+    let stream_config = stream::Config {
+        name: name.clone(),
+        subjects: vec![subject(&config.prefix, ">")],
+        max_age: STREAM_MAX_AGE,
+        storage: stream::StorageType::Memory,
+        ..Default::default()
+    };
+    context
+        .get_or_create_stream(stream_config.clone())
         .await
         .map_err(|source| NatsError::Stream {
             stream: name.clone(),
@@ -127,13 +128,18 @@ pub async fn start(
     tracing::info!(stream = %name, node_id, "hub events shared through NATS");
 
     let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
+    let receiver = tokio::spawn(receive_loop(
+        context.clone(),
+        stream_config,
+        node_id.to_owned(),
+        registry.clone(),
+    ));
     let publisher = tokio::spawn(publish_loop(
         context,
         config.prefix.clone(),
         node_id.to_owned(),
         outgoing_rx,
     ));
-    let receiver = tokio::spawn(receive_loop(stream, node_id.to_owned(), registry.clone()));
     let transport = NatsTransport {
         registry,
         outgoing: outgoing_tx,
@@ -211,15 +217,41 @@ fn report_publish(result: Result<(), (String, i64, String)>, failing: &mut bool)
 }
 
 /// Reads every event from the stream and delivers other nodes' events here.
+///
 /// A consumer that ends is recreated after the last stream sequence seen.
-async fn receive_loop(stream: stream::Stream, node_id: String, registry: Arc<Registry>) {
-    let mut deliver_policy = consumer::DeliverPolicy::New;
+/// The stream is created again when it is missing, as it is after a restart
+/// of a NATS server that kept it in memory. A new stream numbers its
+/// messages from 1 again, so reading then starts with new messages.
+async fn receive_loop(
+    context: jetstream::Context,
+    config: stream::Config,
+    node_id: String,
+    registry: Arc<Registry>,
+) {
+    let mut position: Option<(time::OffsetDateTime, u64)> = None;
     loop {
-        let config = consumer::pull::OrderedConfig {
+        let stream = match context.get_or_create_stream(config.clone()).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, stream = %config.name, "failed to open the NATS hub stream, retrying");
+                tokio::time::sleep(RETRY_DELAY).await;
+                continue;
+            }
+        };
+        let created = stream.cached_info().created;
+        let deliver_policy = match position {
+            Some((read_from, last)) if read_from == created => {
+                consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: last + 1,
+                }
+            }
+            _ => consumer::DeliverPolicy::New,
+        };
+        let consumer_config = consumer::pull::OrderedConfig {
             deliver_policy,
             ..Default::default()
         };
-        let messages = match stream.create_consumer(config).await {
+        let messages = match stream.create_consumer(consumer_config).await {
             Ok(consumer) => consumer.messages().await.map_err(|error| error.to_string()),
             Err(error) => Err(error.to_string()),
         };
@@ -235,14 +267,12 @@ async fn receive_loop(stream: stream::Stream, node_id: String, registry: Arc<Reg
             let message = match message {
                 Ok(message) => message,
                 Err(error) => {
-                    tracing::warn!(%error, "NATS hub consumer failed");
+                    tracing::warn!(%error, "NATS hub consumer failed, recreating it");
                     break;
                 }
             };
             if let Ok(info) = message.info() {
-                deliver_policy = consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: info.stream_sequence + 1,
-                };
+                position = Some((created, info.stream_sequence));
             }
             receive(&message, &node_id, &registry);
         }
