@@ -20,7 +20,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::Transport;
@@ -40,6 +40,8 @@ const OUTGOING_QUEUE: usize = 65_536;
 const MAX_IN_FLIGHT: usize = 256;
 /// Pause before recreating a consumer that failed.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Longest wait at start for the first consumer.
+const FIRST_CONSUMER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A failure to set up the NATS link at start.
 #[derive(Debug, thiserror::Error)]
@@ -128,12 +130,24 @@ pub async fn start(
     tracing::info!(stream = %name, node_id, "hub events shared through NATS");
 
     let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
+    let (reading_tx, reading_rx) = oneshot::channel();
     let receiver = tokio::spawn(receive_loop(
         context.clone(),
         stream_config,
         node_id.to_owned(),
         registry.clone(),
+        reading_tx,
     ));
+    // Other nodes' events reach this node's clients only once the consumer
+    // exists, so the node waits for it before it reports ready.
+    if tokio::time::timeout(FIRST_CONSUMER_TIMEOUT, reading_rx)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "NATS hub consumer not created within {FIRST_CONSUMER_TIMEOUT:?}, still trying"
+        );
+    }
     let publisher = tokio::spawn(publish_loop(
         context,
         config.prefix.clone(),
@@ -227,7 +241,9 @@ async fn receive_loop(
     config: stream::Config,
     node_id: String,
     registry: Arc<Registry>,
+    reading: oneshot::Sender<()>,
 ) {
+    let mut reading = Some(reading);
     let mut position: Option<(time::OffsetDateTime, u64)> = None;
     loop {
         let stream = match context.get_or_create_stream(config.clone()).await {
@@ -263,6 +279,9 @@ async fn receive_loop(
                 continue;
             }
         };
+        if let Some(reading) = reading.take() {
+            let _ = reading.send(());
+        }
         while let Some(message) = messages.next().await {
             let message = match message {
                 Ok(message) => message,
