@@ -22,7 +22,7 @@ use crate::state::AppState;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Lease held while creating the built-in accounts and the demo data.
 const STARTUP_LEASE: &str = "startup";
-/// Longest a node that died during its first start blocks the others.
+/// Maximum time that a node which died during its first start blocks the others.
 const STARTUP_LEASE_TTL: Duration = Duration::from_secs(120);
 /// How often old hub events are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);

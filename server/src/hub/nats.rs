@@ -40,7 +40,7 @@ const OUTGOING_QUEUE: usize = 65_536;
 const MAX_IN_FLIGHT: usize = 256;
 /// Pause before recreating a consumer that failed.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
-/// Longest wait at start for the first consumer.
+/// Maximum wait at start for the first consumer.
 const FIRST_CONSUMER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A failure to set up the NATS link at start.
