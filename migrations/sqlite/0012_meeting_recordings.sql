@@ -1,5 +1,5 @@
 -- Audio recordings of meetings: one mixed Ogg Opus file per recording,
--- written under the data directory's recordings/ folder while it runs.
+-- written into the stored files directory's recordings/ folder while it runs.
 CREATE TABLE meeting_recordings (
     id           INTEGER PRIMARY KEY,
     meeting_id   BIGINT NOT NULL REFERENCES meetings (id),

@@ -1,7 +1,7 @@
 //! Audio recordings of meetings (会议录音). The host starts and stops a recording of the
 //! live meeting. The server taps the room's audio in the media engine, decodes and mixes
-//! the speakers with libopus, and writes one mono Ogg Opus file under the data
-//! directory's `recordings/` folder. Those who may read the meeting's record list and
+//! the speakers with libopus, and writes one mono Ogg Opus file into the `recordings/`
+//! folder of the stored files directory. Those who may read the meeting's record list and
 //! download its recordings.
 
 mod mixer;
@@ -89,8 +89,10 @@ pub struct RecordingView {
     pub recording: bool,
 }
 
+/// Recordings live among the stored files, so that every node reaches them and backups
+/// carry them.
 fn recordings_dir(state: &AppState) -> PathBuf {
-    state.config.store.data_dir.join("recordings")
+    state.config.store.files_dir().join("recordings")
 }
 
 async fn host_only(state: &AppState, caller: &Caller, meeting_id: i64) -> AppResult<()> {
