@@ -15,8 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::{
-    approvals, audit, auth, calendar, files, http, hub, i18n, import, meetings, members, notices,
-    org, todo, web,
+    approvals, audit, auth, calendar, files, http, hub, i18n, import, learning, meetings, members,
+    notices, org, todo, web,
 };
 
 /// Largest accepted request body, in bytes (1 MiB). Uploads get their own
@@ -38,6 +38,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "approvals", description = "Document approval: templates, documents, workflow actions"),
         (name = "todo", description = "The signed-in user's to-do counts"),
         (name = "meetings", description = "Meetings: scheduling, attendance, votes, minutes, the archive, live media and host controls"),
+        (name = "learning", description = "Online learning: courses, lessons, credit hours, exams and reports"),
     )
 )]
 struct ApiDoc;
@@ -59,6 +60,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(calendar::router())
         .merge(meetings::router())
         .merge(meetings::live::router())
+        .merge(learning::router())
         .split_for_parts()
 }
 

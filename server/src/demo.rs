@@ -161,6 +161,7 @@ pub async fn seed(db: &Db, key: &ed25519_dalek::SigningKey) -> anyhow::Result<()
     let org_ids = insert_orgs(&mut tx).await?;
     let members = insert_members(&mut tx, &org_ids).await?;
     crate::meetings::demo::seed(&mut tx, "云溪市委机关党支部").await?;
+    crate::learning::demo::seed(&mut tx, "东城区机关第一党支部").await?;
     audit::append(
         &mut tx,
         key,

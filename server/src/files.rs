@@ -245,7 +245,7 @@ pub fn blob_path(files_dir: &Path, sha256: &str) -> PathBuf {
 
 /// Writes the bytes once: to a temporary file, synced, then renamed into
 /// place, so a crash never leaves a partial file under a valid hash.
-async fn write_blob(files_dir: &Path, sha256: &str, bytes: &Bytes) -> AppResult<()> {
+pub async fn write_blob(files_dir: &Path, sha256: &str, bytes: &Bytes) -> AppResult<()> {
     let path = blob_path(files_dir, sha256);
     if tokio::fs::try_exists(&path).await.unwrap_or(false) {
         return Ok(());

@@ -22,6 +22,7 @@ pub mod hub;
 pub mod i18n;
 pub mod import;
 pub mod lease;
+pub mod learning;
 pub mod meetings;
 pub mod members;
 pub mod notices;

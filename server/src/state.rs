@@ -19,6 +19,8 @@ pub struct Inner {
     pub hub: crate::hub::Hub,
     /// Live meeting rooms and the media engine.
     pub live: Arc<crate::meetings::live::Live>,
+    /// Active study sessions, whose progress the server counts.
+    pub study: Arc<crate::learning::Tracker>,
 }
 
 impl AppState {
@@ -37,6 +39,7 @@ impl AppState {
             metrics,
             hub,
             live,
+            study: Arc::default(),
         }))
     }
 }

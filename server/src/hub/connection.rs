@@ -165,6 +165,7 @@ impl Connection {
             .live
             .connection_closed(&self.state, self.id, self.meetings.iter().copied())
             .await;
+        self.state.study.connection_closed(self.id);
         let frame = CloseFrame {
             code: ending.code,
             reason: Utf8Bytes::from(ending.reason.clone()),
@@ -294,10 +295,36 @@ impl Connection {
                 self.send(sink, &ServerMessage::Unsubscribed { id, topic })
                     .await
             }
-            other => match other.into_meeting_request() {
-                Ok(request) => self.on_meeting(sink, request).await,
-                Err(_) => unreachable!("every other client message is a meeting request"),
+            other => match other.into_study_request() {
+                Ok(request) => self.on_study(sink, request).await,
+                Err(other) => match other.into_meeting_request() {
+                    Ok(request) => self.on_meeting(sink, request).await,
+                    Err(_) => unreachable!("every other client message is a meeting request"),
+                },
             },
+        }
+    }
+
+    /// Applies a study-time request and sends its replies.
+    async fn on_study(
+        &mut self,
+        sink: &mut Sink,
+        request: crate::learning::study::Request,
+    ) -> Result<(), Ending> {
+        let id = request.id();
+        let link = crate::learning::study::Link {
+            conn: self.id,
+            queue: self.queue_tx.clone(),
+            kick: self.kick.clone(),
+        };
+        match crate::learning::study::handle(&self.state, &link, &self.principal, request).await {
+            Ok(replies) => {
+                for reply in replies {
+                    self.send_text(sink, reply.text()).await?;
+                }
+                Ok(())
+            }
+            Err(error) => self.send(sink, &self.error(id, error)).await,
         }
     }
 

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::learning::study;
 use crate::meetings::live::Request;
 use crate::meetings::live::protocol as live;
 
@@ -71,6 +72,12 @@ pub enum ClientMessage {
     MeetingMedia(live::MediaState),
     MeetingHand(live::Hand),
     MeetingChat(live::Chat),
+    /// Starts counting study time on a lesson (see docs/protocol.md).
+    StudyStart(study::Start),
+    StudyProgress(study::Progress),
+    /// The answer to an attention check.
+    StudyCheckAnswer(study::Answer),
+    StudyStop(study::Stop),
 }
 
 impl ClientMessage {
@@ -86,6 +93,18 @@ impl ClientMessage {
             Self::MeetingMedia(body) => Request::Media(body),
             Self::MeetingHand(body) => Request::Hand(body),
             Self::MeetingChat(body) => Request::Chat(body),
+            other => return Err(other),
+        })
+    }
+
+    /// Converts a `study_*` message into its study request, and returns any
+    /// other message unchanged as the error.
+    pub fn into_study_request(self) -> Result<study::Request, Self> {
+        Ok(match self {
+            Self::StudyStart(body) => study::Request::Start(body),
+            Self::StudyProgress(body) => study::Request::Progress(body),
+            Self::StudyCheckAnswer(body) => study::Request::Answer(body),
+            Self::StudyStop(body) => study::Request::Stop(body),
             other => return Err(other),
         })
     }

@@ -102,8 +102,15 @@ pub async fn authorize(
                 Err(AppError::forbidden())
             }
         }
-        // TODO(hub): courses authorize here once that feature stores them.
-        Topic::Course(id) => Err(AppError::not_found(("对象", "object"), id)),
+        Topic::Course(id) => {
+            let course =
+                crate::learning::load_course(&mut *state.db.pool.acquire().await?, id).await?;
+            if crate::learning::can_read_course(state, principal, &course).await? {
+                Ok(())
+            } else {
+                Err(AppError::not_found(("课程", "course"), id))
+            }
+        }
     }
 }
 
