@@ -63,6 +63,10 @@ class Hub {
     this.onSessionEnded = () => {};
     this.statusListeners = new Set();
     this.messageListeners = new Set();
+    /** Open requests by id: `{ resolve, reject, timer }`. */
+    this.requests = new Map();
+    /** Listeners of topic-less server messages, by message type. */
+    this.typeListeners = new Map();
   }
 
   /** Opens the connection; call after login. */
@@ -125,6 +129,37 @@ class Hub {
   presence(topic) {
     const state = this.topics.get(topic);
     return state ? state.online : [];
+  }
+
+  /**
+   * Sends a request message (such as `study_start`) with a fresh `id`.
+   * Resolves with the reply that carries the id; rejects with an Error whose
+   * `code` is the server's error code, `offline` when the connection is
+   * down, or `timeout`.
+   */
+  request(message, timeoutMs = 15_000) {
+    this.requestCounter += 1;
+    const id = `q${this.requestCounter}`;
+    return new Promise((resolve, reject) => {
+      const fail = (code, text) => {
+        this.requests.delete(id);
+        reject(Object.assign(new Error(text), { code }));
+      };
+      if (!this.send({ ...message, id })) {
+        fail('offline', 'hub connection is down');
+        return;
+      }
+      const timer = setTimeout(() => fail('timeout', 'no reply from the hub'), timeoutMs);
+      this.requests.set(id, { resolve, reject, timer });
+    });
+  }
+
+  /** Registers `listener(message)` for server messages of one type that are
+   * not replies (such as `study_check`); returns a remover. */
+  onMessageOfType(type, listener) {
+    if (!this.typeListeners.has(type)) this.typeListeners.set(type, new Set());
+    this.typeListeners.get(type).add(listener);
+    return () => this.typeListeners.get(type).delete(listener);
   }
 
   /** Registers `listener(connected)` for connection changes; returns a remover. */
@@ -227,6 +262,14 @@ class Hub {
     } catch {
       return;
     }
+    const request = message.id ? this.requests.get(message.id) : null;
+    if (request) {
+      this.requests.delete(message.id);
+      clearTimeout(request.timer);
+      if (message.type === 'error') request.reject(Object.assign(new Error(message.message), { code: message.code }));
+      else request.resolve(message);
+      return;
+    }
     switch (message.type) {
       case 'welcome':
         this.backoff = BACKOFF_START_MS;
@@ -252,6 +295,7 @@ class Hub {
         break;
       default:
         this.notifyMessage(message);
+        for (const listener of this.typeListeners.get(message.type) || []) listener(message);
         break;
     }
   }

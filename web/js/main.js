@@ -22,6 +22,11 @@ import { mountRegister } from './views/register.js';
 import { mountCalendar } from './views/calendar.js';
 import { mountMeetings } from './views/meetings.js';
 import { mountProgress, mountSent } from './views/sent.js';
+import { mountLearning } from './views/learning.js';
+import { mountCourse } from './views/course.js';
+import { mountLesson } from './views/lesson.js';
+import { mountCertificate, mountExam } from './views/exam.js';
+import { mountLearningReports } from './views/learnreports.js';
 import { hub } from './hub.js';
 import { startCounts, stopCounts } from './todo.js';
 
@@ -42,7 +47,12 @@ const ROUTES = [
   { pattern: /^\/notices\/sent$/, nav: 'notices', view: 'sent' },
   { pattern: /^\/notices\/sent\/(\d+)$/, nav: 'notices', view: 'progress' },
   { pattern: /^\/notices\/new$/, nav: 'notices', view: 'compose' },
-  { pattern: /^\/learning$/, nav: 'learning', view: 'soon' },
+  { pattern: /^\/learning$/, nav: 'learning', view: 'learning' },
+  { pattern: /^\/learning\/courses\/(\d+)$/, nav: 'learning', view: 'course' },
+  { pattern: /^\/learning\/lessons\/(\d+)$/, nav: 'learning', view: 'lesson' },
+  { pattern: /^\/learning\/exams\/(\d+)$/, nav: 'learning', view: 'exam' },
+  { pattern: /^\/learning\/certificates\/(\d+)$/, nav: 'learning', view: 'certificate' },
+  { pattern: /^\/learning\/reports$/, nav: 'learning', view: 'learningReports' },
   { pattern: /^\/org\/import$/, nav: 'org', view: 'org', section: 'import' },
   { pattern: /^\/org(?:\/(\d+))?(?:\/member\/(\d+))?$/, nav: 'org', view: 'org' },
   { pattern: /^\/accounts$/, nav: 'accounts', view: 'accounts' },
@@ -64,6 +74,12 @@ const VIEWS = {
   register: mountRegister,
   calendar: mountCalendar,
   meetings: mountMeetings,
+  learning: mountLearning,
+  course: mountCourse,
+  lesson: mountLesson,
+  exam: mountExam,
+  certificate: mountCertificate,
+  learningReports: mountLearningReports,
 };
 
 let current = null;

@@ -47,7 +47,7 @@ test('english switch changes interface', async (t) => {
   assert.deepEqual(pageErrors, []);
 });
 
-test('coming soon pages and to-do count', async (t) => {
+test('main pages and to-do count', async (t) => {
   const { server, page, pageErrors } = await setup(t);
   await login(page, server.url, 'dangyuan');
   await page.getByRole('heading', { level: 1, name: '东城区机关第一党支部' }).waitFor();
@@ -57,13 +57,13 @@ test('coming soon pages and to-do count', async (t) => {
   await page.getByRole('heading', { level: 1, name: '会议' }).waitFor();
   await page.getByRole('link', { name: '学习', exact: true }).click();
   await page.waitForURL(/\/learning$/);
-  await page.getByRole('heading', { name: '学习即将上线' }).waitFor();
+  await page.getByRole('heading', { level: 2, name: '课程' }).waitFor();
   assert.equal(await page.getByRole('link', { name: '学习', exact: true }).getAttribute('aria-current'), 'page');
   await page.getByRole('link', { name: '审批', exact: true }).click();
   await page.waitForURL(/\/approvals$/);
   await page.getByText('没有待办的公文').waitFor();
   await page.goBack();
-  await page.getByRole('heading', { name: '学习即将上线' }).waitFor();
+  await page.getByRole('heading', { level: 2, name: '课程' }).waitFor();
   assert.deepEqual(pageErrors, []);
 });
 

@@ -1,0 +1,91 @@
+// Learning: a member watches a short video lesson to the end in the lesson
+// player, the server counts the study time over the hub, and the credit
+// hours on the member's learning page go up by the lesson's hours.
+
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { DEMO_PASSWORD, apiSession, login, repoRoot, setup } from '../lib/harness.js';
+
+const BRANCH = '东城区机关第一党支部';
+
+/** Uploads the fixture video to a lesson as the organizer. */
+async function uploadVideo(url, lessonId, seconds) {
+  const response = await fetch(`${url}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'zhibu', password: DEMO_PASSWORD }),
+  });
+  assert.equal(response.status, 200);
+  const cookies = response.headers.getSetCookie().map((cookie) => cookie.split(';')[0]).join('; ');
+  const { csrf_token: csrf } = await response.json();
+  const video = await readFile(path.join(repoRoot, 'tests', 'fixtures', 'lesson.webm'));
+  const upload = await fetch(`${url}/api/learning/lessons/${lessonId}/video?name=lesson.webm&duration_s=${seconds}`, {
+    method: 'POST',
+    headers: { Cookie: cookies, 'X-CSRF-Token': csrf, 'Content-Type': 'application/octet-stream' },
+    body: video,
+  });
+  assert.equal(upload.status, 200, await upload.text());
+}
+
+/** Reads the number of hours shown in an element such as "0.25 学时". */
+async function hoursIn(locator) {
+  const text = await locator.textContent();
+  const match = text.match(/[\d.]+/);
+  assert.ok(match, `no number in ${text}`);
+  return Number(match[0]);
+}
+
+test('watching a lesson to the end adds its hours', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  const organizer = await apiSession(server.url, 'zhibu');
+  const orgs = await organizer('GET', '/api/orgs');
+  const branch = orgs.find((org) => org.name === BRANCH);
+  const course = await organizer('POST', '/api/learning/courses', {
+    org_id: branch.id,
+    title: '三分钟微党课',
+    summary: '浏览器测试课程',
+    category: 'required',
+  });
+  const lesson = await organizer('POST', `/api/learning/courses/${course.id}/lessons`, {
+    title: '微党课第一讲',
+    kind: 'video',
+    duration_s: 3,
+    max_rate: 1,
+  });
+  await uploadVideo(server.url, lesson.id, 3);
+
+  await login(page, server.url, 'dangyuan');
+  await page.getByRole('link', { name: '学习', exact: true }).click();
+  await page.waitForURL(/\/learning$/);
+  const total = page.getByTestId('learn-total');
+  await total.waitFor();
+  const before = await hoursIn(total);
+  await page.getByRole('link', { name: '三分钟微党课' }).click();
+  await page.getByRole('link', { name: '微党课第一讲' }).click();
+  await page.waitForURL(new RegExp(`/learning/lessons/${lesson.id}$`));
+
+  // Autoplay needs no gesture when muted; the button is the person's click.
+  await page.getByTestId('lesson-video').evaluate((video) => {
+    video.muted = true;
+  });
+  await page.getByRole('button', { name: '开始学习' }).click();
+  const credited = page.getByTestId('study-credited');
+  await credited.waitFor({ state: 'visible', timeout: 60_000 });
+  assert.match(await credited.textContent(), /0\.25 学时/);
+
+  await page.getByRole('link', { name: '学习', exact: true }).click();
+  await page.waitForURL(/\/learning$/);
+  await page.getByTestId('learn-total').waitFor();
+  await page.waitForFunction(
+    (expected) => {
+      const element = document.querySelector('[data-testid="learn-total"]');
+      return element && Number(element.textContent.match(/[\d.]+/)[0]) >= expected;
+    },
+    before + 0.25,
+    { timeout: 30_000 },
+  );
+  assert.equal(await hoursIn(page.getByTestId('learn-total')), Math.round((before + 0.25) * 100) / 100);
+  assert.deepEqual(pageErrors, []);
+});
