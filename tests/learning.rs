@@ -357,7 +357,7 @@ async fn course_scoped_to_organizers(backend: Backend) {
     assert_eq!(allowed["type"], "subscribed", "{allowed}");
 }
 
-/// A minimal WebM header (EBML magic and the `webm` doc type) followed by
+/// Builds a minimal WebM header (EBML magic and the `webm` doc type) followed by
 /// filler, enough for the type check and for range requests.
 fn webm_bytes() -> Vec<u8> {
     let mut bytes = vec![

@@ -196,15 +196,20 @@ pub fn check_type(name: &str, bytes: &[u8]) -> AppResult<&'static str> {
         (_, None) => false,
     };
     if !consistent {
-        return Err(AppError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "file_type_mismatch",
-            format!("文件内容与扩展名 .{ext} 不符"),
-            format!("file content does not match its extension .{ext}"),
-        )
-        .field("name"));
+        return Err(type_mismatch(&ext));
     }
     Ok(mime)
+}
+
+/// The error for content that does not match the extension `ext`.
+pub fn type_mismatch(ext: &str) -> AppError {
+    AppError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "file_type_mismatch",
+        format!("文件内容与扩展名 .{ext} 不符"),
+        format!("file content does not match its extension .{ext}"),
+    )
+    .field("name")
 }
 
 /// Stores a file the server produced (a calendar entry, for example)

@@ -97,6 +97,39 @@ pub async fn managed_course(
     }
 }
 
+/// Loads the course of a lesson that the principal may read, or answers
+/// `not_found` for the lesson.
+pub async fn readable_lesson_course(
+    state: &AppState,
+    principal: &Principal,
+    lesson_id: i64,
+) -> AppResult<CourseRef> {
+    let not_found = || AppError::not_found(("课时", "lesson"), lesson_id);
+    let course_id: i64 = sqlx::query_scalar("SELECT course_id FROM learning_lessons WHERE id = $1")
+        .bind(lesson_id)
+        .fetch_optional(&state.db.pool)
+        .await?
+        .ok_or_else(not_found)?;
+    readable_course(state, principal, course_id)
+        .await
+        .map_err(|_| not_found())
+}
+
+/// The organization path of a member, or `not_found` naming `field`.
+pub async fn member_org_path(
+    conn: &mut AnyConnection,
+    member_id: i64,
+    field: &str,
+) -> AppResult<String> {
+    let path: Option<String> = sqlx::query_scalar(
+        "SELECT o.path FROM members m JOIN orgs o ON o.id = m.org_id WHERE m.id = $1",
+    )
+    .bind(member_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    path.ok_or_else(|| AppError::not_found(("党员", "member"), member_id).field(field))
+}
+
 /// Courses assigned to the principal's member, directly or through an
 /// organization whose subtree contains the member, with the earliest
 /// deadline of those assignments.

@@ -9,7 +9,7 @@ use sqlx::Row;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::managed_course;
+use super::access::{managed_course, member_org_path};
 use super::credit::{self, TARGET_ROLES};
 use super::{centi_from_hours, hours};
 use crate::audit;
@@ -121,15 +121,7 @@ async fn assign(
     }
     for (index, member_id) in input.member_ids.iter().enumerate() {
         let field = format!("member_ids[{index}]");
-        let path: Option<String> = sqlx::query_scalar(
-            "SELECT o.path FROM members m JOIN orgs o ON o.id = m.org_id WHERE m.id = $1",
-        )
-        .bind(member_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let path = path.ok_or_else(|| {
-            AppError::not_found(("党员", "member"), member_id).field(field.clone())
-        })?;
+        let path = member_org_path(&mut tx, *member_id, &field).await?;
         if !caller
             .principal
             .can_member(*member_id, &path, Access::Write)

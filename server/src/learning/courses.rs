@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::{assigned_course_ids, managed_course, readable_course};
+use super::access::{assigned_course_ids, managed_course, readable_course, readable_lesson_course};
 use super::{Category, CourseRef, centi_from_hours, check_text, credit, hours};
 use crate::audit;
 use crate::db::now_ms;
@@ -444,23 +444,11 @@ async fn get_lesson(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> AppResult<ApiJson<LessonView>> {
-    let course_id = lesson_course(&state, id).await?;
-    readable_course(&state, &caller.principal, course_id)
-        .await
-        .map_err(|_| AppError::not_found(("课时", "lesson"), id))?;
+    readable_lesson_course(&state, &caller.principal, id).await?;
     let mut conn = state.db.pool.acquire().await?;
     Ok(ApiJson(
         lesson_view(&mut conn, id, caller.principal.member_id).await?,
     ))
-}
-
-/// The course of a lesson, or `not_found`.
-pub(super) async fn lesson_course(state: &AppState, lesson_id: i64) -> AppResult<i64> {
-    sqlx::query_scalar("SELECT course_id FROM learning_lessons WHERE id = $1")
-        .bind(lesson_id)
-        .fetch_optional(&state.db.pool)
-        .await?
-        .ok_or_else(|| AppError::not_found(("课时", "lesson"), lesson_id))
 }
 
 async fn lesson_view(

@@ -331,7 +331,7 @@ fn check_question(question: &NewQuestion) -> AppResult<()> {
     }
 }
 
-/// Whether a given answer earns the question's points.
+/// Checks whether a submitted answer earns the question's points.
 pub fn is_correct(kind: QuestionKind, expected: &Value, given: &Value) -> bool {
     match kind {
         QuestionKind::Single | QuestionKind::TrueFalse => expected == given,
@@ -445,7 +445,7 @@ async fn create_exam(
     Ok((StatusCode::CREATED, ApiJson(exam)))
 }
 
-/// The exams of a course.
+/// Lists the exams of a course.
 pub async fn exams_of(conn: &mut AnyConnection, course_id: i64) -> AppResult<Vec<ExamView>> {
     let rows = sqlx::query(
         "SELECT id, course_id, title, question_count, duration_ms, pass_pct, max_attempts, credit_centi \

@@ -9,6 +9,7 @@ use sqlx::{AnyConnection, Row};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::member_org_path;
 use super::{Category, centi_from_hours, china_year, hours};
 use crate::audit;
 use crate::db::now_ms;
@@ -284,15 +285,7 @@ async fn enter_offline(
     let mut events = Vec::new();
     for (index, member_id) in input.member_ids.iter().enumerate() {
         let field = format!("member_ids[{index}]");
-        let path: Option<String> = sqlx::query_scalar(
-            "SELECT o.path FROM members m JOIN orgs o ON o.id = m.org_id WHERE m.id = $1",
-        )
-        .bind(member_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let path = path.ok_or_else(|| {
-            AppError::not_found(("党员", "member"), member_id).field(field.clone())
-        })?;
+        let path = member_org_path(&mut tx, *member_id, &field).await?;
         // Officers enter hours for their subtree, never for themselves.
         let allowed = caller
             .principal

@@ -4,9 +4,9 @@
 //! reports.
 //!
 //! Rules:
-//! - A course belongs to one organization; officers of that organization and
+//! - A course belongs to one organization. Officers of that organization and
 //!   of its ancestors manage it (lessons, assignments, exams, offline credit
-//!   hours), like every other module.
+//!   hours), as in every other module.
 //! - Members of the owning organization's subtree, members it is assigned
 //!   to, and the security administrator (read only) see it.
 //! - Credit hours are stored in hundredths (`centi`) and enter the ledger

@@ -11,6 +11,7 @@ use sqlx::{AnyConnection, Row};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::member_org_path;
 use super::credit::{self, Target};
 use super::ledger::{MyLearning, YearQuery, entries_of, year_totals};
 use super::{china_year, hours};
@@ -148,7 +149,7 @@ fn figures(lines: &[MemberLine]) -> (i64, f64) {
     )
 }
 
-/// Every member under `path` with their year's hours and target, read in
+/// Reads every member under `path` with their year's hours and target, in
 /// four queries whatever the size of the subtree.
 async fn member_lines(
     conn: &mut AnyConnection,
@@ -409,18 +410,12 @@ async fn member_report(
     Path(id): Path<i64>,
     Query(query): Query<YearQuery>,
 ) -> AppResult<ApiJson<MyLearning>> {
-    let path: Option<String> = sqlx::query_scalar(
-        "SELECT o.path FROM members m JOIN orgs o ON o.id = m.org_id WHERE m.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&state.db.pool)
-    .await?;
-    let path = path.ok_or_else(|| AppError::not_found(("党员", "member"), id))?;
+    let mut conn = state.db.pool.acquire().await?;
+    let path = member_org_path(&mut conn, id, "id").await?;
     if !caller.principal.can_member(id, &path, Access::Read) {
         return Err(AppError::forbidden());
     }
     let year = query.year.unwrap_or_else(|| china_year(now_ms()));
-    let mut conn = state.db.pool.acquire().await?;
     let totals = year_totals(&mut conn, id, year).await?;
     let entries = entries_of(&mut conn, id, year).await?;
     Ok(ApiJson(MyLearning { totals, entries }))

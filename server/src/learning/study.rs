@@ -6,10 +6,11 @@
 //! sequence number that must grow. Per person only one session is active:
 //! starting a second one (another tab or device) pauses the first.
 //!
-//! A progress message counts only while the page is visible, the media is
-//! playing, no attention check is overdue, the segment starts inside the
-//! range already watched from the beginning, and the position advanced no
-//! faster than the lesson's maximum playback rate allows. The rate limit is
+//! A progress message counts only when all of these hold. The page is
+//! visible and the media is playing. No attention check is overdue. The
+//! segment starts within [`StudyRules::slack_ms`] of the range watched from
+//! the beginning. The position advanced no faster than the lesson's maximum
+//! playback rate allows. The rate limit is
 //! a token bucket: it refills at the allowed rate in real time and holds at
 //! most [`StudyRules::slack_ms`], so over any interval `T` at most
 //! `T × rate + slack` of media time is counted, however the messages are
@@ -61,7 +62,7 @@ impl Default for StudyRules {
     }
 }
 
-/// What a session needs to know about its lesson.
+/// The facts of a lesson that counting needs.
 #[derive(Debug, Clone)]
 struct LessonFacts {
     id: i64,
@@ -99,7 +100,7 @@ struct Active {
     check: Option<Check>,
 }
 
-/// How one progress message was counted.
+/// The outcome of one progress message: counted, or the first rule it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -159,8 +160,8 @@ impl Active {
         Status::Counted
     }
 
-    /// Whether the watched range reaches the end of the lesson, within a
-    /// tenth of its length and at most one second.
+    /// Checks whether the watched range reaches the end of the lesson, within
+    /// a tenth of its length and at most one second.
     fn reached_end(&self) -> bool {
         let tolerance = (self.lesson.duration_ms / 10).min(1_000);
         self.watched_until_ms + tolerance >= self.lesson.duration_ms
@@ -472,10 +473,8 @@ async fn load_lesson(
     principal: &Principal,
     lesson_id: i64,
 ) -> AppResult<LessonFacts> {
-    let course_id = super::courses::lesson_course(state, lesson_id).await?;
-    let course = super::access::readable_course(state, principal, course_id)
-        .await
-        .map_err(|_| AppError::not_found(("课时", "lesson"), lesson_id))?;
+    let course = super::access::readable_lesson_course(state, principal, lesson_id).await?;
+    let course_id = course.id;
     let row = sqlx::query(
         "SELECT duration_ms, max_rate_pct, credit_centi FROM learning_lessons WHERE id = $1",
     )

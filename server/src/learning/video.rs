@@ -13,8 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::{managed_course, readable_course};
-use super::courses::{course_updated, lesson_course};
+use super::access::readable_lesson_course;
+use super::courses::course_updated;
 use crate::audit;
 use crate::db::now_ms;
 use crate::error::{AppError, AppResult, ErrorBody};
@@ -58,8 +58,11 @@ async fn upload_video(
     Query(query): Query<VideoQuery>,
     body: Bytes,
 ) -> AppResult<ApiJson<serde_json::Value>> {
-    let course_id = lesson_course(&state, id).await?;
-    managed_course(&state, &caller.principal, course_id).await?;
+    let course = readable_lesson_course(&state, &caller.principal, id).await?;
+    if !course.can_manage(&caller.principal) {
+        return Err(AppError::forbidden());
+    }
+    let course_id = course.id;
     let name = files::check_name(&query.name)?;
     let mime = check_video(&name, &body)?;
     let duration_ms = match query.duration_s {
@@ -138,20 +141,14 @@ fn check_video(name: &str, bytes: &[u8]) -> AppResult<&'static str> {
         _ => matches!(sniffed, Some("mp4" | "m4v" | "mov")),
     };
     if !consistent {
-        return Err(AppError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "file_type_mismatch",
-            format!("文件内容与扩展名 .{ext} 不符"),
-            format!("file content does not match its extension .{ext}"),
-        )
-        .field("name"));
+        return Err(files::type_mismatch(&ext));
     }
     Ok(mime)
 }
 
 /// Streams a lesson's video to a reader of its course. A `Range: bytes=`
-/// header with one range is answered with 206 and that range; several
-/// ranges are answered with the whole file.
+/// header with one range gets 206 and that range; several ranges get the
+/// whole file.
 #[utoipa::path(get, path = "/api/learning/lessons/{id}/video", tag = "learning",
     responses((status = 200, description = "The whole video"), (status = 206, description = "The requested range"),
         (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]
@@ -161,10 +158,7 @@ async fn play_video(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let course_id = lesson_course(&state, id).await?;
-    readable_course(&state, &caller.principal, course_id)
-        .await
-        .map_err(|_| AppError::not_found(("课时", "lesson"), id))?;
+    readable_lesson_course(&state, &caller.principal, id).await?;
     let video: Option<(Option<String>, Option<String>)> =
         sqlx::query_as("SELECT video_sha256, video_mime FROM learning_lessons WHERE id = $1")
             .bind(id)
@@ -233,8 +227,8 @@ fn read_chunks(
 }
 
 /// Parses a `Range` header against a file of `size` bytes into an
-/// inclusive byte range. Returns `None` for a header this server answers
-/// with the whole file (another unit, several ranges), and 416 for a range
+/// inclusive byte range. Returns `None` for a header that gets the whole
+/// file (another unit, several ranges), and 416 for a range
 /// that starts past the end.
 pub fn parse_range(value: &str, size: u64) -> AppResult<Option<(u64, u64)>> {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {

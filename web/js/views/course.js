@@ -1,6 +1,7 @@
-// One course: its lessons with the caller's progress and its exams; for
-// organizers, forms to add lessons, upload videos, assign the course, add
-// questions and create exams. Kept live from the `course:ID` hub topic.
+// One course: its lessons with the caller's progress, and its exams.
+// Organizers also get forms to add lessons, upload videos, assign the
+// course, add questions and create exams. The page reloads on each event of
+// the `course:ID` hub topic.
 //
 // Route: /learning/courses/{id}.
 

@@ -25,7 +25,7 @@ export function formatHours(value) {
   return t('learn.hours', { hours: Math.round(value * 100) / 100 });
 }
 
-/** A labelled bar of hours against a target. */
+/** Renders a labelled bar of hours against a target. */
 function meter(label, value, target, testId) {
   const percent = target > 0 ? Math.min(100, Math.round((value / target) * 100)) : 100;
   return h(
