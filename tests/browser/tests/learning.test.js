@@ -1,6 +1,7 @@
 // Learning: a member watches a short video lesson to the end in the lesson
-// player, the server counts the study time over the hub, and the credit
-// hours on the member's learning page go up by the lesson's hours.
+// player and the credit hours on the learning page go up by the lesson's
+// hours; a member passes the demo exam and opens the certificate; the
+// branch secretary reads the report of who is behind.
 
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -87,5 +88,50 @@ test('watching a lesson to the end adds its hours', async (t) => {
     { timeout: 30_000 },
   );
   assert.equal(await hoursIn(page.getByTestId('learn-total')), Math.round((before + 0.25) * 100) / 100);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('demo exam passes and shows certificate', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  await login(page, server.url, 'dangyuan');
+  await page.getByRole('link', { name: '学习', exact: true }).click();
+  await page.getByRole('link', { name: '学习贯彻党的二十大精神' }).click();
+  await page.getByRole('link', { name: '结业测试' }).click();
+  await page.getByRole('button', { name: '开始考试' }).click();
+
+  const question = (text) => page.locator('fieldset').filter({ hasText: text });
+  await question('根本宗旨').getByLabel('全心全意为人民服务').check();
+  for (const option of ['人口规模巨大', '全体人民共同富裕', '走和平发展道路']) {
+    await question('中国式现代化').getByLabel(option).check();
+  }
+  await question('党费').getByLabel('对').check();
+  await question('思想路线').getByRole('textbox').fill('实事求是');
+  await page.getByRole('button', { name: '交卷' }).click();
+
+  await page.getByText('第 1 次：100/100 分').waitFor();
+  await page.getByText('已通过').waitFor();
+  await page.getByRole('link', { name: '查看证书' }).click();
+  await page.getByRole('heading', { name: '结业证书' }).waitFor();
+  assert.match(await page.locator('.learn-certificate').textContent(), /学习贯彻党的二十大精神/);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('organizer report lists who is behind', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  await login(page, server.url, 'zhibu');
+  await page.getByRole('link', { name: '学习', exact: true }).click();
+  await page.getByRole('link', { name: '组织学习情况' }).click();
+  await page.waitForURL(/\/learning\/reports$/);
+  await page.getByRole('heading', { name: '未完成目标' }).waitFor();
+  const organizer = await apiSession(server.url, 'zhibu');
+  const orgs = await organizer('GET', '/api/orgs');
+  const branch = orgs.find((org) => org.name === BRANCH);
+  const report = await organizer('GET', `/api/learning/reports/orgs/${branch.id}`);
+  assert.ok(report.behind.length > 0, 'the demo branch has members behind the target');
+  const stats = page.locator('.learn-stats');
+  await stats.getByText(String(report.members), { exact: true }).waitFor();
+  const behindRows = page.locator('section.card').filter({ has: page.getByRole('heading', { name: '未完成目标' }) }).locator('tbody tr');
+  assert.equal(await behindRows.count(), report.behind.length);
+  assert.match(await page.getByRole('link', { name: '导出 Excel' }).getAttribute('href'), /format=xlsx/);
   assert.deepEqual(pageErrors, []);
 });
