@@ -842,6 +842,15 @@ async fn exam_grading_retries_and_time(backend: Backend) {
         .await
         .expect(StatusCode::CREATED);
     assert_eq!(attempt["number"], 3);
+    let running = world
+        .member
+        .post_empty(&format!("/api/learning/exams/{exam_id}/attempts"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        running["id"], attempt["id"],
+        "starting again returns the running attempt"
+    );
     let passed = world
         .member
         .post(

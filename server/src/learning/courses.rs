@@ -136,6 +136,8 @@ async fn catalogue(
         .fetch_all(&mut *conn)
         .await?;
     let own_path = caller.principal.own_org_path.clone().unwrap_or_default();
+    // NOTE: every course is checked in turn, with a few queries per visible
+    // course; fine for hundreds of courses, not for tens of thousands.
     let mut courses = Vec::new();
     for row in rows {
         let id: i64 = row.try_get("id")?;

@@ -546,7 +546,9 @@ async fn get_exam(
 /// Starts an attempt with a paper drawn at random, or returns the caller's
 /// attempt that is still running.
 #[utoipa::path(post, path = "/api/learning/exams/{id}/attempts", tag = "learning",
-    responses((status = 201, body = AttemptView), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = AttemptView, description = "A new attempt"),
+        (status = 200, body = AttemptView, description = "The caller's attempt that is still running"),
+        (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn start_attempt(
     State(state): State<AppState>,
     caller: Caller,

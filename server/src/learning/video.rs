@@ -24,6 +24,8 @@ use crate::perm::Caller;
 use crate::state::AppState;
 
 /// Largest accepted lesson video, in bytes (512 MiB).
+// NOTE: the upload is buffered in memory before it is hashed and written,
+// so each upload in flight costs up to this much memory.
 pub const MAX_VIDEO_SIZE: usize = 512 * 1024 * 1024;
 
 /// Bytes read from disk per body chunk while streaming a video.

@@ -135,3 +135,25 @@ test('organizer report lists who is behind', async (t) => {
   assert.match(await page.getByRole('link', { name: '导出 Excel' }).getAttribute('href'), /format=xlsx/);
   assert.deepEqual(pageErrors, []);
 });
+
+test('organizer adds a reading lesson', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  await login(page, server.url, 'zhibu');
+  await page.getByRole('link', { name: '学习', exact: true }).click();
+  await page.getByRole('link', { name: '党史学习教育专题' }).click();
+  await page.getByRole('button', { name: '添加课时' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('课时名称').fill('专题二：延安精神');
+  await dialog.getByLabel('类型').selectOption('reading');
+  await dialog.getByLabel('时长（分钟）').fill('20');
+  await dialog.getByLabel('正文').fill('<p>自力更生、艰苦奋斗</p>');
+  await dialog.getByRole('button', { name: '保存' }).click();
+  await dialog.waitFor({ state: 'detached' });
+
+  const line = page.locator('.learn-lessons li').filter({ hasText: '专题二：延安精神' });
+  await line.waitFor();
+  assert.match(await line.textContent(), /阅读 · 20 分钟 · 0\.5 学时/);
+  await line.getByRole('link', { name: '专题二：延安精神' }).click();
+  await page.getByText('自力更生、艰苦奋斗').waitFor();
+  assert.deepEqual(pageErrors, []);
+});
