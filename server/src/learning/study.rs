@@ -189,6 +189,8 @@ fn next_check_gap(rules: &StudyRules) -> i64 {
 }
 
 /// Active study sessions on this node, one per member.
+// TODO(learning): sessions are per node, so two nodes could each count one
+// lesson for the same person; share them through the hub transport.
 #[derive(Default)]
 pub struct Tracker {
     rules: RwLock<StudyRules>,
@@ -385,33 +387,28 @@ async fn begin(
 ) -> AppResult<Vec<Reply>> {
     let lesson = load_lesson(state, principal, start.lesson_id).await?;
     let now = now_ms();
+    // Two tabs may start at once; the row is created once either way.
+    sqlx::query(
+        "INSERT INTO learning_progress (member_id, lesson_id, position_ms, watched_until_ms, \
+         counted_ms, updated_at) VALUES ($1, $2, 0, 0, 0, $3) \
+         ON CONFLICT (member_id, lesson_id) DO NOTHING",
+    )
+    .bind(member_id)
+    .bind(lesson.id)
+    .bind(now)
+    .execute(&state.db.pool)
+    .await?;
     let stored = sqlx::query(
         "SELECT watched_until_ms, counted_ms, completed_at FROM learning_progress \
          WHERE member_id = $1 AND lesson_id = $2",
     )
     .bind(member_id)
     .bind(lesson.id)
-    .fetch_optional(&state.db.pool)
+    .fetch_one(&state.db.pool)
     .await?;
-    let (watched_until_ms, counted_ms, completed) = match stored {
-        Some(row) => (
-            row.try_get::<i64, _>("watched_until_ms")?,
-            row.try_get::<i64, _>("counted_ms")?,
-            row.try_get::<Option<i64>, _>("completed_at")?.is_some(),
-        ),
-        None => {
-            sqlx::query(
-                "INSERT INTO learning_progress (member_id, lesson_id, position_ms, watched_until_ms, \
-                 counted_ms, updated_at) VALUES ($1, $2, 0, 0, 0, $3)",
-            )
-            .bind(member_id)
-            .bind(lesson.id)
-            .bind(now)
-            .execute(&state.db.pool)
-            .await?;
-            (0, 0, false)
-        }
-    };
+    let watched_until_ms: i64 = stored.try_get("watched_until_ms")?;
+    let counted_ms: i64 = stored.try_get("counted_ms")?;
+    let completed = stored.try_get::<Option<i64>, _>("completed_at")?.is_some();
     let rules = state.study.rules();
     let position_ms = seconds_to_ms("position", start.position)?.clamp(0, lesson.duration_ms);
     let nonce = hex::encode(rand::thread_rng().r#gen::<[u8; 16]>());
