@@ -607,6 +607,20 @@ async fn forged_and_replayed_rejected(backend: Backend) {
     let (ack, _) = play(&mut hub, lesson_id, &nonce, seq, 1.0, 0.5).await;
     assert_eq!(ack["status"], "counted", "{ack}");
     assert_eq!(ack["counted"], 1.5);
+
+    // Organizers see the rejected reports in the report.
+    let report = world
+        .organizer
+        .get(&format!("/api/learning/reports/orgs/{}", world.branch))
+        .await
+        .expect(StatusCode::OK);
+    let line = report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["member_id"] == world.member_id)
+        .unwrap();
+    assert_eq!(line["rejected_reports"], 4);
 }
 
 async fn second_tab_pauses_first(backend: Backend) {
@@ -939,6 +953,7 @@ async fn report_figures_and_exports(backend: Backend) {
         .find(|line| line["name"] == "王书记")
         .unwrap();
     assert_eq!(organizer_line["required_target"], 20.0);
+    assert_eq!(organizer_line["rejected_reports"], 0);
 
     world
         .outsider

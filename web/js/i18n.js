@@ -1082,6 +1082,7 @@ const zh = {
   'learn.col.elective': '选修/目标',
   'learn.col.total': '合计',
   'learn.col.state': '状态',
+  'learn.col.rejected': '被拒进度上报',
 };
 
 const en = {
@@ -2163,6 +2164,7 @@ const en = {
   'learn.col.elective': 'Elective / target',
   'learn.col.total': 'Total',
   'learn.col.state': 'State',
+  'learn.col.rejected': 'Rejected progress reports',
 };
 
 const dictionaries = { zh, en };

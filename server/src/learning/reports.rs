@@ -42,6 +42,9 @@ pub struct MemberLine {
     pub required_target: f64,
     pub elective_target: f64,
     pub met: bool,
+    /// Study progress reports of the year that the server rejected as
+    /// forged, replayed, out of order or too fast.
+    pub rejected_reports: i64,
 }
 
 /// A child organization's figures, for the ranking.
@@ -183,6 +186,7 @@ async fn member_lines(
             entry.1 += centi;
         }
     }
+    let rejected = rejection_counts(conn, &pattern, year).await?;
     let targets = role_targets(conn, year).await?;
     let roles = sqlx::query(
         "SELECT r.member_id, r.role FROM org_roles r JOIN members m ON m.id = r.member_id \
@@ -218,9 +222,41 @@ async fn member_lines(
             required_target: hours(target.required_centi),
             elective_target: hours(target.elective_centi),
             met: required >= target.required_centi && elective >= target.elective_centi,
+            rejected_reports: rejected.get(&member_id).copied().unwrap_or(0),
         });
     }
     Ok(lines)
+}
+
+/// Counts the rejected progress reports per member under a path pattern
+/// in a year.
+async fn rejection_counts(
+    conn: &mut AnyConnection,
+    pattern: &str,
+    year: i64,
+) -> AppResult<HashMap<i64, i64>> {
+    let year = i32::try_from(year).map_err(|_| {
+        AppError::invalid(
+            "year",
+            format!("年份无效：{year}"),
+            format!("invalid year {year}"),
+        )
+    })?;
+    let (from, to) = crate::meetings::list::year_bounds(year)?;
+    let rows = sqlx::query(
+        "SELECT r.member_id, COUNT(*) AS count FROM learning_rejections r \
+         JOIN members m ON m.id = r.member_id JOIN orgs o ON o.id = m.org_id \
+         WHERE o.path LIKE $1 AND r.created_at >= $2 AND r.created_at < $3 GROUP BY r.member_id",
+    )
+    .bind(pattern)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("member_id")?, row.try_get("count")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(AppError::from)
 }
 
 async fn role_targets(conn: &mut AnyConnection, year: i64) -> AppResult<HashMap<String, Target>> {

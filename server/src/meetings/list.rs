@@ -248,7 +248,7 @@ async fn archive(
 }
 
 /// Returns the first and past-the-last millisecond of a year in UTC+8.
-fn year_bounds(year: i32) -> AppResult<(i64, i64)> {
+pub(crate) fn year_bounds(year: i32) -> AppResult<(i64, i64)> {
     let start = |year: i32| {
         chrono::NaiveDate::from_ymd_opt(year, 1, 1)
             .and_then(|d| d.and_hms_opt(0, 0, 0))

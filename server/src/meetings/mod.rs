@@ -15,7 +15,7 @@ mod ics;
 mod input;
 mod kind;
 mod lifecycle;
-mod list;
+pub(crate) mod list;
 pub mod live;
 mod minutes;
 mod presence;

@@ -57,12 +57,13 @@ export function mountLearningReports(outlet) {
         h('td', {}, `${formatHours(line.elective_hours)} / ${formatHours(line.elective_target)}`),
         h('td', {}, formatHours(line.total_hours)),
         h('td', {}, line.met ? t('learn.met') : t('learn.behind')),
+        h('td', {}, line.rejected_reports),
       );
     const table = (lines) =>
       h(
         'table',
         { class: 'table' },
-        h('thead', {}, h('tr', {}, ['member', 'org', 'required', 'elective', 'total', 'state'].map((key) => h('th', {}, t(`learn.col.${key}`))))),
+        h('thead', {}, h('tr', {}, ['member', 'org', 'required', 'elective', 'total', 'state', 'rejected'].map((key) => h('th', {}, t(`learn.col.${key}`))))),
         h('tbody', {}, lines.map(row)),
       );
     replace(
