@@ -16,7 +16,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::{
     approvals, audit, auth, calendar, files, http, hub, i18n, import, learning, meetings, members,
-    notices, org, todo, web,
+    membership, notices, org, todo, web,
 };
 
 /// Largest accepted request body, in bytes (1 MiB). Uploads get their own
@@ -37,6 +37,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "notices", description = "Notices and receipts"),
         (name = "approvals", description = "Document approval: templates, documents, workflow actions"),
         (name = "todo", description = "The signed-in user's to-do counts"),
+        (name = "membership", description = "Membership work: development pipeline, dues, transfers, statistics"),
         (name = "meetings", description = "Meetings: scheduling, attendance, votes, minutes, the archive, live media and host controls"),
         (name = "learning", description = "Online learning: courses, lessons, credit hours, exams and reports"),
     )
@@ -61,6 +62,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(meetings::router())
         .merge(meetings::live::router())
         .merge(learning::router())
+        .merge(membership::router())
         .split_for_parts()
 }
 

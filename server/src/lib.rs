@@ -25,6 +25,7 @@ pub mod learning;
 pub mod lease;
 pub mod meetings;
 pub mod members;
+pub mod membership;
 pub mod notices;
 pub mod org;
 pub mod perm;

@@ -124,6 +124,7 @@ impl Server {
             state.config.node_id.clone(),
         ));
         let deadlines = tokio::spawn(crate::approvals::deadlines::run(state.clone()));
+        let membership = tokio::spawn(crate::membership::reminders::run(state.clone()));
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         match &state.config.tls {
             None => {
@@ -154,6 +155,7 @@ impl Server {
         }
         pruner.abort();
         deadlines.abort();
+        membership.abort();
         state.live.shutdown(&state).await;
         state.db.close().await;
         tracing::info!("server stopped");
