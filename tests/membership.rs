@@ -12,6 +12,7 @@ use server::serve::Server;
 
 const BRANCH: &str = "东城区机关第一党支部";
 const PARENT: &str = "青川市东城区委";
+const RECEIVING: &str = "和平街道第二党支部";
 
 struct Running {
     base: String,
@@ -60,6 +61,31 @@ impl Running {
     async fn org_id(&self, name: &str) -> i64 {
         self.scalar("SELECT id FROM orgs WHERE name = $1", name)
             .await
+    }
+
+    /// Logs in as the account of an officer of the organization.
+    async fn login_officer(&self, org: &str, role: &str) -> Client {
+        let member = self.officer(org, role).await;
+        let username: String =
+            sqlx::query_scalar("SELECT username FROM accounts WHERE member_id = $1")
+                .bind(member)
+                .fetch_one(&self.state.db.pool)
+                .await
+                .unwrap();
+        self.login(&username).await
+    }
+
+    /// The ids of the branch members who hold no officer role.
+    async fn plain_members(&self, org: &str) -> Vec<i64> {
+        let org_id = self.org_id(org).await;
+        sqlx::query_scalar(
+            "SELECT id FROM members WHERE org_id = $1 \
+             AND id NOT IN (SELECT member_id FROM org_roles) ORDER BY id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.state.db.pool)
+        .await
+        .unwrap()
     }
 
     async fn officer(&self, org: &str, role: &str) -> i64 {
@@ -466,9 +492,388 @@ async fn dues_arrears_and_reminder(backend: Backend) {
     assert_eq!(org["members_in_arrears"], 1);
 }
 
+async fn member_org(running: &Running, member: i64) -> i64 {
+    sqlx::query_scalar("SELECT org_id FROM members WHERE id = $1")
+        .bind(member)
+        .fetch_one(&running.state.db.pool)
+        .await
+        .unwrap()
+}
+
+async fn transfer_accepted_and_expired(backend: Backend) {
+    let running = start(backend).await;
+    let zhibu = running.login("zhibu").await;
+    let receiver = running.login_officer(RECEIVING, "secretary").await;
+    let branch = running.org_id(BRANCH).await;
+    let receiving = running.org_id(RECEIVING).await;
+    let members = running.plain_members(BRANCH).await;
+    let (moving, staying) = (members[0], members[1]);
+    let paid = server::membership::dues_rules::Month::of(today()).to_string();
+    let letter = |member: i64| {
+        json!({"member_id": member, "to_org_id": receiving, "valid_days": 30,
+            "dues_paid_until": paid, "reason": "工作调动"})
+    };
+
+    let transfer = zhibu
+        .post("/api/membership/transfers", letter(moving))
+        .await
+        .expect(StatusCode::CREATED);
+    let id = transfer["id"].as_i64().unwrap();
+    assert_eq!(transfer["status"], "pending");
+    assert_eq!(transfer["dues_paid_until"], paid.as_str());
+    zhibu
+        .post("/api/membership/transfers", letter(moving))
+        .await
+        .expect_error(StatusCode::CONFLICT, "transfer_open");
+    let outbox = zhibu
+        .get("/api/membership/transfers?box=outbox")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(outbox[0]["id"], id);
+    let inbox = receiver
+        .get("/api/membership/transfers?box=inbox")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(inbox[0]["id"], id);
+    assert_eq!(member_org(&running, moving).await, branch);
+
+    zhibu
+        .post_empty(&format!("/api/membership/transfers/{id}/accept"))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let accepted = receiver
+        .post_empty(&format!("/api/membership/transfers/{id}/accept"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(accepted["status"], "accepted");
+    assert_eq!(accepted["receipt_on"], today().to_string());
+    assert_eq!(member_org(&running, moving).await, receiving);
+    let seen = zhibu
+        .get(&format!("/api/membership/transfers/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(seen["status"], "accepted");
+
+    let lapsing = zhibu
+        .post("/api/membership/transfers", letter(staying))
+        .await
+        .expect(StatusCode::CREATED);
+    let lapsing = lapsing["id"].as_i64().unwrap();
+    let yesterday = (today() - Days::new(1)).to_string();
+    sqlx::query("UPDATE membership_transfers SET valid_until = $1 WHERE id = $2")
+        .bind(&yesterday)
+        .bind(lapsing)
+        .execute(&running.state.db.pool)
+        .await
+        .unwrap();
+    let late = receiver
+        .post_empty(&format!("/api/membership/transfers/{lapsing}/accept"))
+        .await;
+    late.expect_error(StatusCode::CONFLICT, "transfer_expired");
+    assert!(message(&late).contains(&yesterday), "{}", message(&late));
+    let expired = zhibu
+        .get(&format!("/api/membership/transfers/{lapsing}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(expired["status"], "expired");
+    assert_eq!(member_org(&running, staying).await, branch);
+    zhibu
+        .post("/api/membership/transfers", letter(staying))
+        .await
+        .expect(StatusCode::CREATED);
+}
+
+async fn letter_file_between_deployments(backend: Backend) {
+    let running = start(backend).await;
+    let zhibu = running.login("zhibu").await;
+    let member = running.plain_members(BRANCH).await[0];
+    let paid = server::membership::dues_rules::Month::of(today()).to_string();
+    let transfer = zhibu
+        .post(
+            "/api/membership/transfers",
+            json!({"member_id": member, "to_org_name": "北岭省机关党支部", "valid_days": 60,
+                "dues_paid_until": paid, "reason": "调往外省工作"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let id = transfer["id"].as_i64().unwrap();
+    let file = zhibu
+        .get(&format!("/api/membership/transfers/{id}/letter"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(file["format"], "dangwu-transfer-letter/1");
+
+    let other = common::TestServer::start(backend).await;
+    let admin = other.sysadmin().await;
+    let root = admin.create_org(None, "北岭省委", "committee").await;
+    let target = admin
+        .create_org(Some(root), "北岭省机关党支部", "branch")
+        .await;
+    let mut tampered = file.clone();
+    tampered["content"] = json!(
+        file["content"]
+            .as_str()
+            .unwrap()
+            .replace("调往外省工作", "调往外省学习")
+    );
+    admin
+        .post(
+            "/api/membership/transfers/import",
+            json!({"org_id": target, "file": tampered}),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    let imported = admin
+        .post(
+            "/api/membership/transfers/import",
+            json!({"org_id": target, "file": file}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(imported["transfer"]["status"], "accepted");
+    let new_member = imported["transfer"]["member_id"].as_i64().unwrap();
+    let record = admin
+        .get(&format!("/api/members/{new_member}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(record["org_id"], target);
+    admin
+        .post(
+            "/api/membership/transfers/import",
+            json!({"org_id": target, "file": file}),
+        )
+        .await
+        .expect_error(StatusCode::CONFLICT, "duplicate_id_number");
+
+    let closed = zhibu
+        .post(
+            &format!("/api/membership/transfers/{id}/receipt"),
+            imported["receipt"].clone(),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(closed["status"], "accepted");
+    assert_eq!(closed["receipt_on"], today().to_string());
+    other.stop().await;
+}
+
+fn person_body(org_id: i64, gender: &str, ethnicity: &str, birth: &str, status: &str) -> Value {
+    json!({
+        "org_id": org_id, "name": "统计样本", "gender": gender, "ethnicity": ethnicity,
+        "birth_date": birth, "education": "大学本科", "joined_on": null, "status": status,
+        "phone": "13800000000", "id_number": common::next_id_number(),
+    })
+}
+
+fn count(stats: &Value, table: &str, label: &str) -> i64 {
+    stats["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["table"] == table && row["label"] == label)
+        .map(|row| row["count"].as_i64().unwrap())
+        .unwrap_or(0)
+}
+
+async fn statistics_of_known_dataset(backend: Backend) {
+    use chrono::Datelike;
+    let server = common::TestServer::start(backend).await;
+    let admin = server.sysadmin().await;
+    let root = admin.create_org(None, "统计市委", "committee").await;
+    let first = admin
+        .create_org(Some(root), "统计第一党支部", "branch")
+        .await;
+    let second = admin
+        .create_org(Some(root), "统计第二党支部", "branch")
+        .await;
+    let year = today().year();
+    let dataset = [
+        (
+            first,
+            "female",
+            "汉族",
+            format!("{}-06-01", year - 36),
+            "full",
+        ),
+        (
+            first,
+            "male",
+            "回族",
+            format!("{}-12-31", year - 30),
+            "full",
+        ),
+        (
+            first,
+            "male",
+            "汉族",
+            format!("{}-12-31", year - 31),
+            "probationary",
+        ),
+        (
+            second,
+            "female",
+            "汉族",
+            format!("{}-01-01", year - 61),
+            "full",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (org, gender, ethnicity, birth, status) in &dataset {
+        let member = admin
+            .post(
+                "/api/members",
+                person_body(*org, gender, ethnicity, birth, status),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        ids.push(member["id"].as_i64().unwrap());
+    }
+    let month = server::membership::dues_rules::Month::of(today()).to_string();
+    let transfer = admin
+        .post(
+            "/api/membership/transfers",
+            json!({"member_id": ids[0], "to_org_id": second, "valid_days": 10,
+                "dues_paid_until": month, "reason": "岗位调整"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    admin
+        .post_empty(&format!(
+            "/api/membership/transfers/{}/accept",
+            transfer["id"]
+        ))
+        .await
+        .expect(StatusCode::OK);
+
+    let stats = admin
+        .get(&format!("/api/membership/orgs/{root}/stats?year={year}"))
+        .await
+        .expect(StatusCode::OK);
+    let expected = [
+        ("total", "党员总数", 4),
+        ("status", "full", 3),
+        ("status", "probationary", 1),
+        ("gender", "female", 2),
+        ("gender", "male", 2),
+        ("ethnicity", "汉族", 3),
+        ("ethnicity", "回族", 1),
+        ("age", "30岁及以下", 1),
+        ("age", "31至35岁", 1),
+        ("age", "36至40岁", 1),
+        ("age", "61岁及以上", 1),
+        ("education", "大学本科", 4),
+        ("year", "发展党员", 0),
+        ("year", "转入", 0),
+        ("year", "转出", 0),
+    ];
+    for (table, label, value) in expected {
+        assert_eq!(count(&stats, table, label), value, "{table} {label}");
+    }
+    let first_stats = admin
+        .get(&format!("/api/membership/orgs/{first}/stats?year={year}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(count(&first_stats, "total", "党员总数"), 2);
+    assert_eq!(count(&first_stats, "year", "转出"), 1);
+    let second_stats = admin
+        .get(&format!("/api/membership/orgs/{second}/stats?year={year}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(count(&second_stats, "year", "转入"), 1);
+
+    let csv = admin
+        .get(&format!(
+            "/api/membership/orgs/{root}/stats?year={year}&format=csv"
+        ))
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let text = csv.body.as_str().unwrap().to_owned();
+    assert!(text.starts_with("table,label,count"), "{text}");
+    assert!(text.contains("gender,female,2"), "{text}");
+    let xlsx = admin
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/membership/orgs/{root}/stats?year={year}&format=xlsx"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xlsx.status(), StatusCode::OK);
+    let bytes = xlsx.bytes().await.unwrap();
+    assert_eq!(&bytes[..2], b"PK");
+    admin
+        .get(&format!(
+            "/api/membership/orgs/{root}/stats?year={}",
+            year + 1
+        ))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    server.stop().await;
+}
+
+async fn cadence_lists_laggards(backend: Backend) {
+    use chrono::Datelike;
+    let running = start(backend).await;
+    let shengwei = running.login("shengwei").await;
+    let branch = running.org_id(BRANCH).await;
+    let root = running.org_id("江南省委").await;
+    let year = today().year();
+    let report = shengwei
+        .get(&format!("/api/membership/orgs/{root}/cadence?year={year}"))
+        .await
+        .expect(StatusCode::OK);
+    let line = |report: &Value, kind: &str| {
+        report["orgs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|org| org["org_id"] == branch)
+            .unwrap()["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|line| line["kind"] == kind)
+            .unwrap()
+            .clone()
+    };
+    let before = line(&report, "general_meeting");
+    let elapsed = before["elapsed"].as_u64().unwrap() as usize;
+    assert_eq!(before["missed"].as_array().unwrap().len(), elapsed);
+    if elapsed > 0 {
+        assert!(
+            report["behind"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(branch))
+        );
+    }
+
+    running
+        .past_vote(branch, &format!("{year}-01-15"), "passed")
+        .await;
+    let report = shengwei
+        .get(&format!("/api/membership/orgs/{root}/cadence?year={year}"))
+        .await
+        .expect(StatusCode::OK);
+    let after = line(&report, "general_meeting");
+    let missed = after["missed"].as_array().unwrap();
+    assert!(!missed.contains(&json!(format!("{year}-Q1"))));
+    assert_eq!(missed.len(), elapsed.saturating_sub(1));
+
+    let member = running.login("dangyuan").await;
+    member
+        .get(&format!("/api/membership/orgs/{root}/cadence"))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+}
+
 on_both_backends!(
     full_pipeline,
     under_age_applicant,
     reminders_escalate_to_parent,
     dues_arrears_and_reminder,
+    transfer_accepted_and_expired,
+    letter_file_between_deployments,
+    statistics_of_known_dataset,
+    cadence_lists_laggards,
 );

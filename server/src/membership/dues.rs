@@ -17,14 +17,13 @@ use sqlx::{AnyConnection, Row};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::check_date;
 use super::dues_rules::{self, DuesKind, Month, UNPAID_LIMIT_MONTHS};
 use super::reminders::{organizers_of, send_notice};
+use super::{check_date, officer_org};
 use crate::audit::{self, Actor};
 use crate::db::now_ms;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::ApiJson;
-use crate::org::load_org;
 use crate::perm::{Access, Caller};
 use crate::state::AppState;
 
@@ -270,12 +269,7 @@ async fn org_dues(
     Path(org_id): Path<i64>,
 ) -> AppResult<ApiJson<OrgDues>> {
     let mut conn = state.db.pool.acquire().await?;
-    let org = load_org(&mut conn, org_id).await?;
-    let allowed = caller.principal.can_org(&org.path, Access::Write);
-    caller
-        .principal
-        .check(&state.db, allowed, ("org", org_id), Access::Read)
-        .await?;
+    let org = officer_org(&state, &caller, &mut conn, org_id, "id", Access::Read).await?;
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT m.id FROM members m JOIN orgs o ON o.id = m.org_id WHERE o.path LIKE $1 ORDER BY m.id",
     )

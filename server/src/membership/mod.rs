@@ -1,5 +1,6 @@
 //! Party membership work: the development pipeline (发展党员) with its time
-//! rules, reminders of due steps and dues (党费).
+//! rules, reminders of due steps, dues (党费) and transfers of the
+//! organization relation (组织关系转接).
 //!
 //! Officers of an organization or of its ancestors record and read its
 //! pipeline. The rules live in [`rules`] and [`dues_rules`] as data with
@@ -8,17 +9,25 @@
 //! arrive as notices and `todo.membership_due` or `todo.membership_overdue`
 //! on `user:ID`.
 
+pub mod cadence;
 pub mod dues;
 pub mod dues_rules;
+mod letters;
 mod pipeline;
 pub mod reminders;
 pub mod rules;
+pub mod stats;
 mod steps;
+mod transfers;
 
 use chrono::NaiveDate;
+use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::db::is_unique_violation;
 use crate::error::{AppError, AppResult};
+use crate::org::{Org, load_org};
+use crate::perm::{Access, Caller};
 use crate::state::AppState;
 use rules::{Refusal, Step};
 
@@ -26,6 +35,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     pipeline::router()
         .merge(steps::router())
         .merge(dues::router())
+        .merge(transfers::router())
+        .merge(letters::router())
+        .merge(stats::router())
 }
 
 /// Today in China Standard Time, the time zone of every date in this module.
@@ -53,6 +65,40 @@ fn check_date(field: &str, value: &str) -> AppResult<NaiveDate> {
         ));
     }
     Ok(date)
+}
+
+/// Loads an organization, naming `field` when it is missing, and checks
+/// that the caller is an officer of it or of an ancestor, or holds a grant
+/// on it for `access`.
+async fn officer_org(
+    state: &AppState,
+    caller: &Caller,
+    conn: &mut AnyConnection,
+    org_id: i64,
+    field: &str,
+    access: Access,
+) -> AppResult<Org> {
+    let org = load_org(conn, org_id).await.map_err(|e| e.field(field))?;
+    let allowed = caller.principal.can_org(&org.path, Access::Write);
+    caller
+        .principal
+        .check(&state.db, allowed, ("org", org.id), access)
+        .await?;
+    Ok(org)
+}
+
+/// Maps a failed member insert to 409 when the identity number is taken.
+fn member_insert_error(error: sqlx::Error) -> AppError {
+    if is_unique_violation(&error) {
+        AppError::conflict(
+            "duplicate_id_number",
+            "已有党员使用该身份证号码",
+            "a member with this identity card number already exists",
+        )
+        .field("id_number")
+    } else {
+        error.into()
+    }
 }
 
 /// Checks a required text field: 1 to `max` characters after trimming.

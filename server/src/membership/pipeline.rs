@@ -11,13 +11,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::rules::{self, Due, Facts, History, Stage, Step};
-use super::{check_date, check_text, refusal_error};
+use super::{check_date, check_text, officer_org, refusal_error};
 use crate::audit;
 use crate::db::{is_unique_violation, now_ms};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::ApiJson;
 use crate::members::{Gender, check_id_number, check_person_name, check_phone};
-use crate::org::load_org;
 use crate::perm::{Access, Caller};
 use crate::state::AppState;
 
@@ -126,14 +125,15 @@ async fn create_person(
     let id_number = check_id_number(&input.id_number)?;
 
     let mut tx = state.db.begin().await?;
-    let org = load_org(&mut tx, input.org_id)
-        .await
-        .map_err(|e| e.field("org_id"))?;
-    let allowed = caller.principal.can_org(&org.path, Access::Write);
-    caller
-        .principal
-        .check(&state.db, allowed, ("org", org.id), Access::Write)
-        .await?;
+    let org = officer_org(
+        &state,
+        &caller,
+        &mut tx,
+        input.org_id,
+        "org_id",
+        Access::Write,
+    )
+    .await?;
     let now = now_ms();
     let inserted = sqlx::query_scalar::<_, i64>(
         "INSERT INTO membership_people (org_id, name, gender, ethnicity, birth_date, education, \
@@ -199,12 +199,7 @@ async fn board(
     Path(org_id): Path<i64>,
 ) -> AppResult<ApiJson<Board>> {
     let mut conn = state.db.pool.acquire().await?;
-    let org = load_org(&mut conn, org_id).await?;
-    let allowed = caller.principal.can_org(&org.path, Access::Write);
-    caller
-        .principal
-        .check(&state.db, allowed, ("org", org.id), Access::Read)
-        .await?;
+    let org = officer_org(&state, &caller, &mut conn, org_id, "id", Access::Read).await?;
     let ids: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM membership_people WHERE org_id = $1 ORDER BY id")
             .bind(org_id)

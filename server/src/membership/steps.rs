@@ -318,17 +318,7 @@ async fn apply_stage(
             .bind(person_id)
             .fetch_one(&mut *conn)
             .await
-            .map_err(|error| {
-                if crate::db::is_unique_violation(&error) {
-                    AppError::conflict(
-                        "duplicate_id_number",
-                        "已有党员使用该身份证号码",
-                        "a member with this identity card number already exists",
-                    )
-                } else {
-                    error.into()
-                }
-            })?;
+            .map_err(super::member_insert_error)?;
             sqlx::query("UPDATE membership_people SET member_id = $1 WHERE id = $2")
                 .bind(member_id)
                 .bind(person_id)
