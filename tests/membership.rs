@@ -377,8 +377,18 @@ async fn reminders_escalate_to_parent(backend: Backend) {
     let swept = server::membership::reminders::sweep(&running.state, today())
         .await
         .unwrap();
-    assert_eq!(swept.reminded, 1);
-    assert_eq!(swept.escalated, 1);
+    // The demo pipeline has overdue steps of its own.
+    assert!(swept.reminded >= 1, "{swept:?}");
+    assert!(swept.escalated >= 1, "{swept:?}");
+    let claimed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM membership_reminders WHERE person_id = $1 AND step = 'talk' \
+         AND reminded_at IS NOT NULL AND escalated_at IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_one(&running.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(claimed, 1);
     let again = server::membership::reminders::sweep(&running.state, today())
         .await
         .unwrap();

@@ -3,7 +3,9 @@
 //! committees, a general branch, ten branches with a party group, about
 //! sixty members with officer roles, and an account for every member.
 //! 云溪市委机关党支部 also gets meeting records (see
-//! [`crate::meetings::demo`]), dated relative to the day of seeding.
+//! [`crate::meetings::demo`]) and 东城区机关第一党支部 three people in the
+//! development pipeline (see [`crate::membership::demo`]), dated relative
+//! to the day of seeding.
 //!
 //! Every name and place is invented. The data is generated from fixed lists
 //! with a fixed seed, so every demo start looks the same.
@@ -162,6 +164,7 @@ pub async fn seed(db: &Db, key: &ed25519_dalek::SigningKey) -> anyhow::Result<()
     let members = insert_members(&mut tx, &org_ids).await?;
     crate::meetings::demo::seed(&mut tx, "云溪市委机关党支部").await?;
     crate::learning::demo::seed(&mut tx, "东城区机关第一党支部").await?;
+    crate::membership::demo::seed(&mut tx, "东城区机关第一党支部").await?;
     audit::append(
         &mut tx,
         key,

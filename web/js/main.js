@@ -21,6 +21,7 @@ import { mountTemplates } from './views/templates.js';
 import { mountRegister } from './views/register.js';
 import { mountCalendar } from './views/calendar.js';
 import { mountMeetings } from './views/meetings.js';
+import { mountMembership } from './views/membership.js';
 import { mountProgress, mountSent } from './views/sent.js';
 import { mountLearning } from './views/learning.js';
 import { mountCourse } from './views/course.js';
@@ -53,6 +54,7 @@ const ROUTES = [
   { pattern: /^\/learning\/exams\/(\d+)$/, nav: 'learning', view: 'exam' },
   { pattern: /^\/learning\/certificates\/(\d+)$/, nav: 'learning', view: 'certificate' },
   { pattern: /^\/learning\/reports$/, nav: 'learning', view: 'learningReports' },
+  { pattern: /^\/membership(?:\/(people)\/(\d+)|\/(transfers|dues|stats))?$/, nav: 'membership', view: 'membership' },
   { pattern: /^\/org\/import$/, nav: 'org', view: 'org', section: 'import' },
   { pattern: /^\/org(?:\/(\d+))?(?:\/member\/(\d+))?$/, nav: 'org', view: 'org' },
   { pattern: /^\/accounts$/, nav: 'accounts', view: 'accounts' },
@@ -80,6 +82,7 @@ const VIEWS = {
   exam: mountExam,
   certificate: mountCertificate,
   learningReports: mountLearningReports,
+  membership: mountMembership,
 };
 
 let current = null;

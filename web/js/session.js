@@ -70,9 +70,9 @@ export function canAssignRoles(org) {
 export function navigationFor() {
   const role = session.account ? session.account.system_role : null;
   if (role === 'security_auditor') return ['audit'];
-  if (role === 'system_admin') return ['meetings', 'approvals', 'notices', 'learning', 'org', 'accounts'];
+  if (role === 'system_admin') return ['meetings', 'approvals', 'notices', 'learning', 'membership', 'org', 'accounts'];
   if (role === 'security_admin') return ['org', 'accounts'];
-  return ['meetings', 'approvals', 'notices', 'learning', 'org'];
+  return ['meetings', 'approvals', 'notices', 'learning', 'membership', 'org'];
 }
 
 /** Returns the path an account opens after login. */

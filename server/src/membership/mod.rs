@@ -10,6 +10,7 @@
 //! on `user:ID`.
 
 pub mod cadence;
+pub mod demo;
 pub mod dues;
 pub mod dues_rules;
 mod letters;
