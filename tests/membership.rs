@@ -412,6 +412,20 @@ async fn reminders_escalate_to_parent(backend: Backend) {
         );
     }
 
+    let organizer_client = running.login_officer(BRANCH, "organization_member").await;
+    let todo_before = organizer_client
+        .get("/api/todo")
+        .await
+        .expect(StatusCode::OK);
+    let due_before = todo_before["membership_due"].as_i64().unwrap();
+    assert!(due_before >= 1, "{todo_before}");
+    let parent_client = running.login_officer(PARENT, "secretary").await;
+    let parent_todo = parent_client.get("/api/todo").await.expect(StatusCode::OK);
+    assert!(
+        parent_todo["membership_due"].as_i64().unwrap() >= 1,
+        "{parent_todo}"
+    );
+
     let late = step(
         &zhibu,
         id,
@@ -434,6 +448,14 @@ async fn reminders_escalate_to_parent(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(open, 0);
+    let todo_after = organizer_client
+        .get("/api/todo")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        todo_after["membership_due"].as_i64().unwrap(),
+        due_before - 1
+    );
 }
 
 async fn dues_arrears_and_reminder(backend: Backend) {

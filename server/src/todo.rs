@@ -28,6 +28,9 @@ pub struct TodoCounts {
     /// Leave requests waiting for the user's decision as host or recorder
     /// of a meeting that has not ended.
     pub meeting_leave_pending: i64,
+    /// Development steps reminded or escalated to the user and not yet
+    /// recorded.
+    pub membership_due: i64,
     pub total: i64,
     /// The `user:ID` topic's sequence number these counts include.
     pub seq: i64,
@@ -42,6 +45,10 @@ async fn todo_counts(
 ) -> AppResult<ApiJson<TodoCounts>> {
     let seq =
         crate::hub::store::head(&state.db, &format!("user:{}", caller.session.account.id)).await?;
+    let membership_due = match caller.session.account.member_id {
+        Some(member_id) => crate::membership::reminders::open_count(&state.db, member_id).await?,
+        None => 0,
+    };
     let (notices_unread, approvals_pending, meeting_leave_pending) = match caller
         .session
         .account
@@ -76,7 +83,8 @@ async fn todo_counts(
         notices_unread,
         approvals_pending,
         meeting_leave_pending,
-        total: notices_unread + approvals_pending + meeting_leave_pending,
+        membership_due,
+        total: notices_unread + approvals_pending + meeting_leave_pending + membership_due,
         seq,
     }))
 }

@@ -9,7 +9,7 @@ import { hub } from './hub.js';
 import { t } from './i18n.js';
 import { session } from './session.js';
 
-const counts = { notices: 0, approvals: 0, total: 0 };
+const counts = { notices: 0, approvals: 0, membership: 0, total: 0 };
 let unsubscribe = null;
 let loading = null;
 
@@ -23,6 +23,7 @@ function draw() {
   }
   drawNavBadge('notices', counts.notices, 'notices-unread', 'notices.navUnread');
   drawNavBadge('approvals', counts.approvals, 'approvals-pending', 'approvals.navPending');
+  drawNavBadge('membership', counts.membership, 'membership-due', 'mem.navDue');
 }
 
 /** Draws or removes the count badge on one navigation entry. */
@@ -54,6 +55,7 @@ export function refreshCounts() {
       const todo = await api.get('/api/todo');
       counts.notices = todo.notices_unread;
       counts.approvals = todo.approvals_pending || 0;
+      counts.membership = todo.membership_due || 0;
       counts.total = todo.total;
     } catch {
       // The badges keep their last values until the next event or page load.
@@ -84,6 +86,8 @@ function onEvent(event) {
     announce(t('approvals.todoOverdue', { title: data.title }));
   } else if (event.kind === 'todo.escalated') {
     announce(t('approvals.todoEscalated', { title: data.title, name: data.member_name }));
+  } else if (event.kind === 'todo.membership_due' || event.kind === 'todo.membership_overdue') {
+    announce(t(`mem.${event.kind === 'todo.membership_due' ? 'todoDue' : 'todoOverdue'}`, { name: data.name, date: data.due_on }));
   } else if (event.kind === 'document.copied') {
     announce(t('approvals.copied', { title: data.title }));
   } else if (event.kind === 'document.drafter') {

@@ -31,9 +31,11 @@ pub struct Swept {
     pub escalated: usize,
 }
 
-/// Runs [`sweep`] every [`SWEEP_INTERVAL`] until the task is aborted.
+/// Runs [`sweep`] and the dues sweep every [`SWEEP_INTERVAL`], the first
+/// time one interval after start, until the task is aborted.
 pub async fn run(state: AppState) {
-    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    let first = tokio::time::Instant::now() + SWEEP_INTERVAL;
+    let mut interval = tokio::time::interval_at(first, SWEEP_INTERVAL);
     loop {
         interval.tick().await;
         let today = super::today();
@@ -191,6 +193,26 @@ async fn parent_of(conn: &mut AnyConnection, org_id: i64) -> AppResult<Option<i6
             .await?
             .flatten(),
     )
+}
+
+/// Counts the reminders and escalations sent to a member whose step is not
+/// recorded yet: reminders of organizations where the member is the
+/// organizer (组织委员, or 书记 without one), and escalations from their
+/// child organizations.
+pub async fn open_count(db: &crate::db::Db, member_id: i64) -> AppResult<i64> {
+    let organizer_of = "SELECT r.org_id FROM org_roles r WHERE r.member_id = $1 AND (r.role = 'organization_member' \
+         OR (r.role = 'secretary' AND NOT EXISTS (SELECT 1 FROM org_roles x \
+         WHERE x.org_id = r.org_id AND x.role = 'organization_member')))";
+    let count: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM membership_reminders m JOIN membership_people p ON p.id = m.person_id \
+         JOIN orgs o ON o.id = p.org_id WHERE m.done_at IS NULL AND \
+         ((m.reminded_at IS NOT NULL AND p.org_id IN ({organizer_of})) \
+         OR (m.escalated_at IS NOT NULL AND o.parent_id IN ({organizer_of})))"
+    ))
+    .bind(member_id)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(count)
 }
 
 /// The organization's 组织委员, or its 书记 when it has none.
