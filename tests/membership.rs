@@ -75,7 +75,7 @@ impl Running {
         self.login(&username).await
     }
 
-    /// The ids of the branch members who hold no officer role.
+    /// Lists the branch members who have no officer role.
     async fn plain_members(&self, org: &str) -> Vec<i64> {
         let org_id = self.org_id(org).await;
         sqlx::query_scalar(

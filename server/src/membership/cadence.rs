@@ -98,8 +98,8 @@ pub fn requirements(kind: OrgKind) -> &'static [Requirement] {
     }
 }
 
-/// The periods of `year` that ended by `today` without a meeting on any
-/// of `held` (the days of the ended meetings of the required kind).
+/// Lists the periods of `year` that ended by `today` without a meeting on
+/// any of `held` (the days of the ended meetings of the required kind).
 pub fn missed_periods(
     period: Period,
     year: i32,
@@ -117,7 +117,7 @@ pub fn missed_periods(
         .collect()
 }
 
-/// The number of periods of `year` that ended by `today`.
+/// Counts the periods of `year` that ended by `today`.
 pub fn elapsed_periods(period: Period, year: i32, today: NaiveDate) -> u32 {
     (1..=period.per_year())
         .filter(|index| period.last_day(year, *index) < today)

@@ -113,7 +113,7 @@ pub async fn seed(conn: &mut AnyConnection, branch: &str) -> Result<(), sqlx::Er
     Ok(())
 }
 
-/// A valid identity number for the birth date, in a region code that the
+/// Builds a valid identity number for the birth date, in a region code that the
 /// demo members do not use.
 fn id_number(birth: &str, index: usize, female: bool) -> String {
     let birth = NaiveDate::parse_from_str(birth, "%Y-%m-%d").expect("demo birth dates are valid");

@@ -5,7 +5,7 @@
 //! signature (the key that signs the audit trail). The receiving deployment
 //! imports the file into one of its organizations: it checks the signature
 //! and the validity, adds the member and records the transfer as accepted,
-//! and answers with a signed receipt (回执) for the sender.
+//! and returns a signed receipt (回执) for the sender.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -185,9 +185,9 @@ fn bad_letter(reason: impl std::fmt::Display) -> AppError {
 
 /// Imports a signed letter from another deployment into an organization the
 /// caller manages, and returns the signed receipt.
-// NOTE: the signature proves the file is unchanged since the named key
-// signed it; whether that key belongs to the sending committee is checked
-// by the officer who receives the file, outside Dangwu.
+// NOTE: the signature proves that the file is unchanged since the named
+// key signed it. Whether that key belongs to the sending committee is for
+// the receiving officer to check, outside Dangwu.
 #[utoipa::path(post, path = "/api/membership/transfers/import", tag = "membership", request_body = LetterImport,
     responses((status = 201, body = Imported), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]

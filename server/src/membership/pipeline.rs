@@ -281,7 +281,7 @@ pub(super) async fn load_history(conn: &mut AnyConnection, person_id: i64) -> Ap
     Ok(history)
 }
 
-/// Loads a person with their timeline, or answers 404.
+/// Loads a person with their timeline, or returns 404.
 pub(super) async fn load_detail(conn: &mut AnyConnection, id: i64) -> AppResult<PersonDetail> {
     let row = sqlx::query(
         "SELECT p.id, p.org_id, o.name AS org_name, p.member_id, p.name, p.gender, p.ethnicity, \

@@ -1,10 +1,10 @@
 //! Reminders of due pipeline steps. A periodic sweep finds the steps due
-//! within [`REMIND_DAYS_BEFORE`] days and tells the organization's 组织委员
-//! (or its 书记 when it has none) with a notice and a to-do event; once a
-//! step is overdue it tells the parent organization's 组织委员 or 书记 the
-//! same way. Each reminder and escalation happens once per due date: the
-//! sweep claims it with a conditional write first, so several nodes sweeping
-//! one database do not repeat it.
+//! within [`REMIND_DAYS_BEFORE`] days and notifies the organization's
+//! 组织委员 (or its 书记 when it has none) with a notice and a to-do event.
+//! Once a step is overdue, it notifies the parent organization's 组织委员 or
+//! 书记 the same way. Each reminder and escalation happens once per due
+//! date, because the sweep claims it with a conditional write first, so
+//! several nodes sweeping one database do not repeat it.
 
 use std::time::Duration;
 
@@ -215,7 +215,7 @@ pub async fn open_count(db: &crate::db::Db, member_id: i64) -> AppResult<i64> {
     Ok(count)
 }
 
-/// The organization's 组织委员, or its 书记 when it has none.
+/// Returns the organization's 组织委员, or its 书记 when it has none.
 pub async fn organizers_of(conn: &mut AnyConnection, org_id: i64) -> AppResult<Vec<i64>> {
     for role in ["organization_member", "secretary"] {
         let members: Vec<i64> = sqlx::query_scalar(

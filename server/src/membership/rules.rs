@@ -323,12 +323,12 @@ pub fn add_months(date: NaiveDate, months: u32) -> NaiveDate {
         .unwrap_or(NaiveDate::MAX)
 }
 
-/// The first day on which a person born on `birth` is `MIN_AGE_YEARS` old.
+/// Returns the first day on which a person born on `birth` is `MIN_AGE_YEARS` old.
 pub fn adult_on(birth: NaiveDate) -> NaiveDate {
     add_months(birth, 12 * MIN_AGE_YEARS)
 }
 
-/// Whether a training of `days` days or `hours` hours is long enough.
+/// Checks whether a training of `days` days or `hours` hours is long enough.
 pub fn training_is_enough(days: u32, hours: u32) -> bool {
     days >= MIN_TRAINING_DAYS || hours >= MIN_TRAINING_HOURS
 }
@@ -340,7 +340,7 @@ pub struct History {
 }
 
 impl History {
-    /// The date of the latest record of `step`.
+    /// Returns the date of the latest record of `step`.
     pub fn last(&self, step: Step) -> Option<NaiveDate> {
         self.steps
             .iter()
@@ -353,7 +353,7 @@ impl History {
         self.last(step).is_some()
     }
 
-    /// The stage reached by the latest stage-moving step.
+    /// Returns the stage reached by the latest stage-moving step.
     pub fn stage(&self) -> Option<Stage> {
         self.steps
             .iter()
@@ -362,7 +362,7 @@ impl History {
     }
 }
 
-/// Why a step may not be recorded as given.
+/// The reason a step is rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The person is in a stage where the step does not belong.
@@ -400,7 +400,7 @@ pub enum Refusal {
     TrainingTooShort,
 }
 
-/// What is recorded with a step, as far as the rules look at it.
+/// The facts of a step that the rules check.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Facts {
     pub birth: Option<NaiveDate>,
@@ -554,7 +554,8 @@ pub struct Due {
     pub source: &'static str,
 }
 
-/// The steps now due for a person: open deadlines and periodic records.
+/// Lists the steps now due for a person: open deadlines and periodic
+/// records.
 pub fn due_steps(history: &History) -> Vec<Due> {
     let Some(stage) = history.stage() else {
         return Vec::new();

@@ -156,8 +156,8 @@ async fn cadence_report(
     Ok(ApiJson(CadenceReport { year, orgs, behind }))
 }
 
-/// The China Standard Time days of the organization's ended meetings of
-/// one kind that started in `year`.
+/// Loads the China Standard Time days of the organization's ended
+/// meetings of one kind that started in `year`.
 async fn meeting_days(
     conn: &mut AnyConnection,
     org_id: i64,
@@ -280,7 +280,7 @@ pub async fn compute(conn: &mut AnyConnection, path: &str, year: i32) -> AppResu
     Ok(rows)
 }
 
-/// The age band of someone born on `birth` (`YYYY-MM-DD`) on `on`.
+/// Returns the age band of someone born on `birth` (`YYYY-MM-DD`) on `on`.
 fn age_band(birth: &str, on: NaiveDate) -> &'static str {
     let Ok(birth) = NaiveDate::parse_from_str(birth, "%Y-%m-%d") else {
         return OLDEST_BAND;

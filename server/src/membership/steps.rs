@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(record_step))
 }
 
-/// Longest note or exception reason, in characters.
+/// Maximum length of a note or exception reason, in characters.
 const MAX_TEXT_CHARS: usize = 500;
 
 /// One step to record.
@@ -54,7 +54,8 @@ pub struct NewStep {
     /// The closed motion of the branch meeting, for `branch_meeting` and
     /// `confirmation`.
     pub vote_id: Option<i64>,
-    /// Why a deadline was missed or extended; required for a late step.
+    /// The reason for a late or extended step, required once a deadline
+    /// has passed.
     pub reason: Option<String>,
 }
 
@@ -228,7 +229,7 @@ async fn check_contacts(
     Ok(())
 }
 
-/// A linked vote is the passed, closed motion of a 党员大会 of the person's
+/// Checks that a linked vote is the passed, closed motion of a 党员大会 of the person's
 /// organization, held on the step's date (China Standard Time).
 async fn check_vote(
     conn: &mut AnyConnection,

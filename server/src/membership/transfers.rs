@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reject_transfer))
 }
 
-/// Longest validity of a letter, in days.
+/// Maximum validity of a letter, in days.
 pub const MAX_VALID_DAYS: u64 = 90;
 
 /// A new transfer: to an organization of this deployment (`to_org_id`) or
@@ -473,7 +473,7 @@ async fn publish(
     Ok(outgoing)
 }
 
-/// Loads one transfer or answers 404.
+/// Loads one transfer, or returns 404.
 pub async fn load_transfer(conn: &mut AnyConnection, id: i64) -> AppResult<Transfer> {
     let row = sqlx::query(
         "SELECT t.id, t.member_id, m.name AS member_name, t.from_org_id, t.from_org_name, \
