@@ -546,6 +546,25 @@ async fn transfer_accepted_and_expired(backend: Backend) {
             "dues_paid_until": paid, "reason": "工作调动"})
     };
 
+    let destinations = zhibu
+        .get("/api/membership/transfers/destinations")
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        destinations
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|org| org["id"] == receiving),
+        "{destinations}"
+    );
+    running
+        .login("dangyuan")
+        .await
+        .get("/api/membership/transfers/destinations")
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+
     let transfer = zhibu
         .post("/api/membership/transfers", letter(moving))
         .await

@@ -37,6 +37,44 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_transfer))
         .routes(routes!(accept_transfer))
         .routes(routes!(reject_transfer))
+        .routes(routes!(destinations))
+}
+
+/// An organization a letter may be addressed to.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Destination {
+    pub id: i64,
+    pub name: String,
+}
+
+/// Lists every organization of the deployment by name, for officers who
+/// issue letters. A sending organization names the receiving one, which
+/// usually lies outside the sender's subtree, so the names (and nothing
+/// else) of all organizations are visible here.
+#[utoipa::path(get, path = "/api/membership/transfers/destinations", tag = "membership",
+    responses((status = 200, body = Vec<Destination>), (status = 403, body = ErrorBody)))]
+async fn destinations(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> AppResult<ApiJson<Vec<Destination>>> {
+    let issues_letters = caller.principal.is(crate::auth::SystemRole::SystemAdmin)
+        || !caller.principal.officer_paths.is_empty();
+    if !issues_letters {
+        return Err(AppError::forbidden());
+    }
+    let rows = sqlx::query("SELECT id, name FROM orgs ORDER BY path")
+        .fetch_all(&state.db.pool)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Destination {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map(ApiJson)
+        .map_err(Into::into)
 }
 
 /// Maximum validity of a letter, in days.

@@ -65,7 +65,7 @@ export function renderTransfers(outlet) {
     const [inbox, outbox, allOrgs, members] = await Promise.all([
       api.get('/api/membership/transfers?box=inbox'),
       api.get('/api/membership/transfers?box=outbox'),
-      api.get('/api/orgs'),
+      api.get('/api/membership/transfers/destinations'),
       memberOptions(chosenOrg()),
     ]);
     const redraw = () => renderTransfers(outlet);
@@ -113,7 +113,12 @@ export function renderTransfers(outlet) {
       'select',
       { name: 'to_org_id' },
       allOrgs.filter((org) => org.id !== chosenOrg()).map((org) => h('option', { value: String(org.id) }, org.name)),
+      h('option', { value: '' }, t('mem.outside')),
     );
+    const letterLink = (transfer) =>
+      transfer.to_org_id === null && transfer.status === 'pending'
+        ? h('a', { href: `/api/membership/transfers/${transfer.id}/letter`, download: `${transfer.letter_no}.json` }, t('mem.exportLetter'))
+        : transfer.receipt_on ? t('mem.receiptOn', { date: formatDate(transfer.receipt_on) }) : null;
     const form = submitter(
       h(
         'form',
@@ -121,6 +126,7 @@ export function renderTransfers(outlet) {
         h('h2', { class: 'card-title' }, t('mem.issue')),
         field(t('mem.col.member'), h('select', { name: 'member_id' }, members)),
         field(t('mem.toOrg'), destination),
+        field(t('mem.outsideName'), h('input', { name: 'to_org_name', type: 'text' }), t('mem.outsideHint')),
         field(t('mem.validDays'), h('input', { name: 'valid_days', type: 'number', min: '1', max: '90', value: '30' })),
         field(t('mem.col.duesPaid'), h('input', { name: 'dues_paid_until', type: 'month', value: thisMonth() })),
         field(t('mem.transferReason'), h('input', { name: 'reason', type: 'text', required: true })),
@@ -130,7 +136,8 @@ export function renderTransfers(outlet) {
       async (data) => {
         await api.post('/api/membership/transfers', {
           member_id: Number(data.member_id),
-          to_org_id: Number(data.to_org_id),
+          to_org_id: data.to_org_id ? Number(data.to_org_id) : null,
+          to_org_name: data.to_org_id ? '' : data.to_org_name,
           valid_days: Number(data.valid_days),
           dues_paid_until: data.dues_paid_until,
           reason: data.reason,
@@ -139,7 +146,7 @@ export function renderTransfers(outlet) {
         redraw();
       },
     );
-    replace(content, table(t('mem.inbox'), inbox, decide), table(t('mem.outbox'), outbox, null), form);
+    replace(content, table(t('mem.inbox'), inbox, decide), table(t('mem.outbox'), outbox, letterLink), form);
   });
 }
 
