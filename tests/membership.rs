@@ -13,6 +13,7 @@ use server::serve::Server;
 const BRANCH: &str = "东城区机关第一党支部";
 const PARENT: &str = "青川市东城区委";
 const RECEIVING: &str = "和平街道第二党支部";
+const OTHER_DISTRICT: &str = "西城区教育系统党支部";
 
 struct Running {
     base: String,
@@ -918,6 +919,59 @@ async fn cadence_lists_laggards(backend: Backend) {
         .expect_error(StatusCode::FORBIDDEN, "forbidden");
 }
 
+async fn mobile_member_pays_dues_at_host(backend: Backend) {
+    let running = start(backend).await;
+    let zhibu = running.login("zhibu").await;
+    // The secretary of a branch in another district, who has no role above
+    // the member's branch.
+    let host = running.login_officer(OTHER_DISTRICT, "secretary").await;
+    let receiving = running.org_id(OTHER_DISTRICT).await;
+    let member = running.plain_members(BRANCH).await[0];
+    let month = server::membership::dues_rules::Month::of(today()).to_string();
+    let payment = json!({"month": month, "amount_fen": 100, "paid_on": today().to_string()});
+    let path = format!("/api/membership/dues/members/{member}/payments");
+    host.post(&path, payment.clone())
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+
+    let registration = zhibu
+        .post(
+            "/api/membership/mobile",
+            json!({"member_id": member, "host_org_id": receiving,
+                "starts_on": today().to_string(), "reason": "外派驻点工作"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(registration["status"], "active");
+    zhibu
+        .post(
+            "/api/membership/mobile",
+            json!({"member_id": member, "host_org_id": receiving,
+                "starts_on": today().to_string(), "reason": "重复登记"}),
+        )
+        .await
+        .expect_error(StatusCode::CONFLICT, "mobile_registered");
+    let listed = host
+        .get("/api/membership/mobile")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed[0]["member_id"], member);
+    host.post(&path, payment.clone())
+        .await
+        .expect(StatusCode::CREATED);
+
+    let id = registration["id"].as_i64().unwrap();
+    let ended = zhibu
+        .post_empty(&format!("/api/membership/mobile/{id}/end"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(ended["status"], "ended");
+    let next = json!({"month": "2020-01", "amount_fen": 100, "paid_on": today().to_string()});
+    host.post(&path, next)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+}
+
 on_both_backends!(
     full_pipeline,
     under_age_applicant,
@@ -927,4 +981,5 @@ on_both_backends!(
     letter_file_between_deployments,
     statistics_of_known_dataset,
     cadence_lists_laggards,
+    mobile_member_pays_dues_at_host,
 );

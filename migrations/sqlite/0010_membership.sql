@@ -1,5 +1,5 @@
 -- Membership work: the development pipeline with its steps and reminders,
--- dues, and transfers of the organization relation.
+-- dues, transfers of the organization relation and mobile members.
 
 -- A person in the development pipeline. Personal fields are kept here until
 -- the higher committee's approval creates the member record (member_id).
@@ -107,3 +107,23 @@ CREATE TABLE membership_transfers (
 );
 CREATE INDEX membership_transfers_from ON membership_transfers (from_org_id);
 CREATE INDEX membership_transfers_to ON membership_transfers (to_org_id);
+
+-- A mobile member (流动党员) registered with a host organization while the
+-- relation stays home. grantees lists, as JSON, the host officers given
+-- write access to the member's record by this registration, which ending
+-- it removes again.
+CREATE TABLE membership_mobile (
+    id           INTEGER PRIMARY KEY,
+    member_id    BIGINT NOT NULL REFERENCES members (id),
+    host_org_id  BIGINT NOT NULL REFERENCES orgs (id),
+    starts_on    TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    -- active or ended.
+    status       TEXT NOT NULL,
+    grantees     TEXT NOT NULL,
+    created_by   BIGINT NOT NULL REFERENCES accounts (id),
+    created_at   BIGINT NOT NULL,
+    ended_at     BIGINT
+);
+CREATE INDEX membership_mobile_member ON membership_mobile (member_id);
+CREATE INDEX membership_mobile_host ON membership_mobile (host_org_id);

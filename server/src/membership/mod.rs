@@ -14,6 +14,7 @@ pub mod demo;
 pub mod dues;
 pub mod dues_rules;
 mod letters;
+mod mobile;
 mod pipeline;
 pub mod reminders;
 pub mod rules;
@@ -39,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(transfers::router())
         .merge(letters::router())
         .merge(stats::router())
+        .merge(mobile::router())
 }
 
 /// Today in China Standard Time, the time zone of every date in this module.
