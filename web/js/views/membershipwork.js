@@ -62,11 +62,12 @@ async function memberOptions(orgId) {
 
 export function renderTransfers(outlet) {
   renderTab(outlet, 'transfers', async (content) => {
-    const [inbox, outbox, allOrgs, members] = await Promise.all([
+    const [inbox, outbox, allOrgs, members, mobile] = await Promise.all([
       api.get('/api/membership/transfers?box=inbox'),
       api.get('/api/membership/transfers?box=outbox'),
       api.get('/api/membership/transfers/destinations'),
       memberOptions(chosenOrg()),
+      api.get('/api/membership/mobile'),
     ]);
     const redraw = () => renderTransfers(outlet);
     const row = (transfer, actions) =>
@@ -146,8 +147,65 @@ export function renderTransfers(outlet) {
         redraw();
       },
     );
-    replace(content, table(t('mem.inbox'), inbox, decide), table(t('mem.outbox'), outbox, letterLink), form);
+    replace(
+      content,
+      table(t('mem.inbox'), inbox, decide),
+      table(t('mem.outbox'), outbox, letterLink),
+      form,
+      mobileSection(mobile, allOrgs, memberOptions(chosenOrg()), redraw),
+    );
   });
+}
+
+/** Renders the active mobile-member registrations and the form to add one. */
+function mobileSection(registrations, allOrgs, membersPromise, redraw) {
+  const list = h(
+    'ul',
+    { class: 'card-body', 'data-testid': 'mobile' },
+    registrations.length
+      ? registrations.map((item) => {
+        const end = h('button', { type: 'button', class: 'button button-small' }, t('mem.endMobile'));
+        end.addEventListener('click', async () => {
+          try {
+            await api.post(`/api/membership/mobile/${item.id}/end`);
+            announce(t('mem.mobileEnded', { name: item.member_name }));
+            redraw();
+          } catch (error) {
+            announce(error.message, 'error');
+          }
+        });
+        return h('li', {}, t('mem.mobileLine', { name: item.member_name, home: item.home_org_name, host: item.host_org_name, date: formatDate(item.starts_on) }), ' ', end);
+      })
+      : h('li', { class: 'muted' }, t('common.empty')),
+  );
+  const memberSelect = h('select', { name: 'member_id' });
+  membersPromise.then((options) => replace(memberSelect, options)).catch(() => {});
+  const form = submitter(
+    h(
+      'form',
+      { class: 'card-body form-grid', 'aria-label': t('mem.registerMobile') },
+      field(t('mem.col.member'), memberSelect),
+      field(t('mem.hostOrg'), h('select', { name: 'host_org_id' }, allOrgs.filter((org) => org.id !== chosenOrg()).map((org) => h('option', { value: String(org.id) }, org.name)))),
+      field(t('mem.startsOn'), h('input', { name: 'starts_on', type: 'date', required: true })),
+      field(t('mem.transferReason'), h('input', { name: 'reason', type: 'text', required: true })),
+      h('p', { class: 'form-error', role: 'alert', hidden: true }),
+      h('button', { type: 'submit', class: 'button button-primary' }, t('mem.registerMobile')),
+    ),
+    async (data) => {
+      await api.post('/api/membership/mobile', {
+        member_id: Number(data.member_id), host_org_id: Number(data.host_org_id), starts_on: data.starts_on, reason: data.reason,
+      });
+      announce(t('mem.mobileRegistered'));
+      redraw();
+    },
+  );
+  return h(
+    'section',
+    { class: 'card', 'aria-label': t('mem.mobile') },
+    h('div', { class: 'card-header' }, h('h2', { class: 'card-title' }, t('mem.mobile'))),
+    list,
+    form,
+  );
 }
 
 export function renderDues(outlet) {
