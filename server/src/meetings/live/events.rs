@@ -43,8 +43,8 @@ async fn handle(state: &AppState, event: SfuEvent) {
             disconnected(state, &participant).await;
         }
         SfuEvent::TrackPublished { track, .. } => {
-            // TODO(media): the audio mix and the Ogg Opus recording (libopus) would
-            // subscribe a server-side decoder to each published audio track here.
+            // TODO(media): a mixed stream for listeners on weak links needs tracks the
+            // engine originates; recordings take their audio from `Sfu::tap_audio`.
             let publisher = track.id.publisher.clone();
             with_participant(state, &publisher, |room, account| {
                 if let Some(member) = room.members.get_mut(&account) {
