@@ -1204,6 +1204,16 @@ async fn organization_search_outside_own_subtree() {
     assert!(entries[0]["parent_name"].is_string());
     assert!(entries[0].get("path").is_none(), "entries carry names only");
 
+    for wildcard in ["%25", "_"] {
+        let (status, found) = member.get(&format!("/api/orgs/search?q={wildcard}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            found.as_array().unwrap().len(),
+            0,
+            "{wildcard} matches itself only"
+        );
+    }
+
     for bad in ["", "%20%20", &"党".repeat(51)] {
         let (status, error) = member.get(&format!("/api/orgs/search?q={bad}")).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "q={bad}");

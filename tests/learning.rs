@@ -731,6 +731,18 @@ async fn offline_training_in_ledger(backend: Backend) {
         bad.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
         "hours"
     );
+    // A member named twice would be credited twice: the whole entry is refused.
+    let twice = world
+        .organizer
+        .post(
+            "/api/learning/credits",
+            json!({"member_ids": [world.member_id, world.member_id], "category": "required", "hours": 2, "note": "x"}),
+        )
+        .await;
+    assert_eq!(
+        twice.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+        "member_ids[1]"
+    );
     assert_eq!(required_hours(&world.member).await, 8.0);
 }
 

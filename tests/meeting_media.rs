@@ -1050,13 +1050,20 @@ async fn recording_mixes_speakers() {
     recording(a, id, "start")
         .await
         .expect_error(StatusCode::FORBIDDEN, "forbidden");
-    let started = recording(&fx.host, id, "start")
-        .await
-        .expect(StatusCode::CREATED);
+    // Three starts at once: exactly one recording begins.
+    let (first, second, third) = tokio::join!(
+        recording(&fx.host, id, "start"),
+        recording(&fx.host, id, "start"),
+        recording(&fx.host, id, "start")
+    );
+    let mut replies = vec![first, second, third];
+    replies.sort_by_key(|reply| reply.status.as_u16());
+    let mut replies = replies.into_iter();
+    let started = replies.next().unwrap().expect(StatusCode::CREATED);
     assert_eq!(started["recording"], true, "{started}");
-    recording(&fx.host, id, "start")
-        .await
-        .expect_error(StatusCode::CONFLICT, "recording_running");
+    for refused in replies {
+        refused.expect_error(StatusCode::CONFLICT, "recording_running");
+    }
 
     // The file grows by one Ogg page a second; wait for a few seconds of audio.
     let deadline = Instant::now() + PATIENCE;
@@ -1066,6 +1073,11 @@ async fn recording_mixes_speakers() {
             .get(&format!("/api/meetings/{id}/recordings"))
             .await
             .expect(StatusCode::OK);
+        assert_eq!(
+            listed.as_array().unwrap().len(),
+            1,
+            "one recording: {listed}"
+        );
         if listed[0]["size"].as_i64().unwrap() >= 12_000 {
             break;
         }

@@ -177,3 +177,25 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// Escapes `%`, `_` and `\` in user text for a `LIKE ... ESCAPE '\'` pattern, so
+/// that they match themselves.
+pub fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod like_tests {
+    #[test]
+    fn escape_like_marks_wildcards() {
+        assert_eq!(super::escape_like("a%b_c\\d"), "a\\%b\\_c\\\\d");
+        assert_eq!(super::escape_like("党支部"), "党支部");
+    }
+}

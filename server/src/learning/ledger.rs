@@ -256,6 +256,9 @@ pub struct OfflineCredit {
     pub note: String,
 }
 
+/// Most members one offline entry credits, so that one request stays one short transaction.
+const MAX_CREDIT_MEMBERS: usize = 1000;
+
 /// Enters offline training (a class, a lecture attended in person) for
 /// members the caller manages; it counts in the same ledger.
 #[utoipa::path(post, path = "/api/learning/credits", tag = "learning", request_body = OfflineCredit,
@@ -280,6 +283,22 @@ async fn enter_offline(
             "请至少选择一名党员",
             "choose at least one member",
         ));
+    }
+    if input.member_ids.len() > MAX_CREDIT_MEMBERS {
+        return Err(AppError::invalid(
+            "member_ids",
+            format!("一次最多录入 {MAX_CREDIT_MEMBERS} 名党员"),
+            format!("at most {MAX_CREDIT_MEMBERS} members at once"),
+        ));
+    }
+    for (index, member_id) in input.member_ids.iter().enumerate() {
+        if input.member_ids[..index].contains(member_id) {
+            return Err(AppError::invalid(
+                &format!("member_ids[{index}]"),
+                "同一名党员重复出现",
+                "the same member appears twice",
+            ));
+        }
     }
     let mut tx = state.db.begin().await?;
     let mut events = Vec::new();

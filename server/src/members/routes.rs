@@ -475,9 +475,9 @@ async fn search_directory(
     }
     let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
         "SELECT m.id, m.name, m.org_id, o.name FROM members m JOIN orgs o ON o.id = m.org_id \
-         WHERE m.name LIKE $1 ORDER BY length(m.name), m.id LIMIT $2",
+         WHERE m.name LIKE $1 ESCAPE '\\' ORDER BY length(m.name), m.id LIMIT $2",
     )
-    .bind(format!("%{q}%"))
+    .bind(format!("%{}%", crate::db::escape_like(q)))
     .bind(query.limit.unwrap_or(10).clamp(1, 20))
     .fetch_all(&state.db.pool)
     .await?;

@@ -119,12 +119,19 @@ impl Month {
             .then(|| Self(year * 12 + month as i32 - 1))
     }
 
+    /// Parses `YYYY-MM` with a year from 1949 to 2100; anything else, signs
+    /// included, is rejected.
     pub fn parse(text: &str) -> Option<Self> {
         let (year, month) = text.split_once('-')?;
-        if year.len() != 4 || month.len() != 2 {
+        let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        if year.len() != 4 || month.len() != 2 || !digits(year) || !digits(month) {
             return None;
         }
-        Self::new(year.parse().ok()?, month.parse().ok()?)
+        let year: i32 = year.parse().ok()?;
+        if !(1949..=2100).contains(&year) {
+            return None;
+        }
+        Self::new(year, month.parse().ok()?)
     }
 
     pub fn of(date: chrono::NaiveDate) -> Self {
@@ -224,6 +231,12 @@ mod tests {
         assert_eq!(month.previous().to_string(), "2025-12");
         assert_eq!(Month::parse("2026-13"), None);
         assert_eq!(Month::parse("2026-1"), None);
+        assert_eq!(Month::parse("+202-01"), None, "sign");
+        assert_eq!(Month::parse("2026-+1"), None, "sign in the month");
+        assert_eq!(Month::parse("0001-01"), None, "before 1949");
+        assert_eq!(Month::parse("9999-12"), None, "after 2100");
+        assert!(Month::parse("1949-10").is_some());
+        assert!(Month::parse("2100-12").is_some());
     }
 
     #[test]

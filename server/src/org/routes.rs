@@ -107,9 +107,9 @@ async fn search_orgs(
     }
     let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
         "SELECT o.id, o.name, p.name FROM orgs o LEFT JOIN orgs p ON p.id = o.parent_id \
-         WHERE o.name LIKE $1 ORDER BY length(o.name), o.id LIMIT $2",
+         WHERE o.name LIKE $1 ESCAPE '\\' ORDER BY length(o.name), o.id LIMIT $2",
     )
-    .bind(format!("%{q}%"))
+    .bind(format!("%{}%", crate::db::escape_like(q)))
     .bind(query.limit.unwrap_or(10).clamp(1, 20))
     .fetch_all(&state.db.pool)
     .await?;

@@ -47,10 +47,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(download))
 }
 
-/// The recordings running on this node, by meeting.
+/// The recordings starting or running on this node, by meeting.
 #[derive(Default)]
 pub struct Recorders {
-    running: Mutex<HashMap<i64, Running>>,
+    running: Mutex<HashMap<i64, Slot>>,
+}
+
+/// A meeting's recording: reserved while it starts, so that a second start is
+/// rejected, then running.
+enum Slot {
+    Starting,
+    Running(Running),
+}
+
+/// Removes a reserved slot again unless the recording started.
+struct Reservation<'a> {
+    recorders: &'a Recorders,
+    meeting_id: i64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut map = self.recorders.map();
+        if matches!(map.get(&self.meeting_id), Some(Slot::Starting)) {
+            map.remove(&self.meeting_id);
+        }
+    }
 }
 
 struct Running {
@@ -69,7 +91,7 @@ struct Written {
 }
 
 impl Recorders {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Running>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Slot>> {
         // Each critical section is one insert, remove or lookup, so a panic elsewhere
         // cannot leave the map half changed.
         self.running.lock().unwrap_or_else(|e| e.into_inner())
@@ -122,13 +144,22 @@ async fn start(
     Path(id): Path<i64>,
 ) -> AppResult<(StatusCode, ApiJson<RecordingView>)> {
     host_only(&state, &caller, id).await?;
-    if state.live.recorders().map().contains_key(&id) {
-        return Err(AppError::conflict(
-            "recording_running",
-            "本会议正在录音",
-            "the meeting is already being recorded",
-        ));
+    let recorders = state.live.recorders();
+    {
+        let mut map = recorders.map();
+        if map.contains_key(&id) {
+            return Err(AppError::conflict(
+                "recording_running",
+                "本会议正在录音",
+                "the meeting is already being recorded",
+            ));
+        }
+        map.insert(id, Slot::Starting);
     }
+    let _reservation = Reservation {
+        recorders,
+        meeting_id: id,
+    };
     let tap = state.live.tap_audio(id).await.map_err(|_| {
         AppError::conflict(
             "no_media",
@@ -141,7 +172,12 @@ async fn start(
     let file_name = format!("meeting-{id}-{started_at}.ogg");
     let dir = recordings_dir(&state);
     std::fs::create_dir_all(&dir).map_err(AppError::internal)?;
-    let file = std::fs::File::create(dir.join(&file_name)).map_err(AppError::internal)?;
+    // Never overwrites: a second recording of the same millisecond fails instead.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dir.join(&file_name))
+        .map_err(AppError::internal)?;
     let mut tx = state.db.begin().await?;
     let recording_id: i64 = sqlx::query_scalar(
         "INSERT INTO meeting_recordings (meeting_id, file_name, started_by, started_at) \
@@ -174,6 +210,15 @@ async fn start(
 
     let (stop_tx, stop_rx) = oneshot::channel();
     let (done_tx, done_rx) = oneshot::channel();
+    // Registered before the recorder runs, so that its end always finds the entry.
+    recorders.map().insert(
+        id,
+        Slot::Running(Running {
+            recording_id,
+            stop: stop_tx,
+            done: done_rx,
+        }),
+    );
     let task_state = state.clone();
     tokio::spawn(async move {
         let written = match record(tap, file, stop_rx).await {
@@ -188,14 +233,6 @@ async fn start(
         }
         let _ = done_tx.send(());
     });
-    state.live.recorders().map().insert(
-        id,
-        Running {
-            recording_id,
-            stop: stop_tx,
-            done: done_rx,
-        },
-    );
     tracing::info!(meeting_id = id, recording_id, "recording started");
     let view = load_view(&state, recording_id).await?;
     Ok((StatusCode::CREATED, ApiJson(view)))
@@ -216,13 +253,23 @@ async fn stop(
     if access.standing != Standing::Host {
         return Err(AppError::forbidden());
     }
-    let running = state.live.recorders().map().remove(&id).ok_or_else(|| {
-        AppError::conflict(
-            "not_recording",
-            "本会议没有在录音",
-            "the meeting is not being recorded",
-        )
-    })?;
+    let running = {
+        let mut map = state.live.recorders().map();
+        match map.remove(&id) {
+            Some(Slot::Running(running)) => running,
+            other => {
+                // A recording still starting stays reserved.
+                if let Some(slot) = other {
+                    map.insert(id, slot);
+                }
+                return Err(AppError::conflict(
+                    "not_recording",
+                    "本会议没有在录音",
+                    "the meeting is not being recorded",
+                ));
+            }
+        }
+    };
     let _ = running.stop.send(());
     // An error means the recorder task is gone; its row then keeps no end time.
     let _ = running.done.await;
@@ -255,9 +302,7 @@ async fn finish(
 ) -> AppResult<()> {
     {
         let mut running = state.live.recorders().map();
-        if running
-            .get(&meeting_id)
-            .is_some_and(|entry| entry.recording_id == recording_id)
+        if matches!(running.get(&meeting_id), Some(Slot::Running(entry)) if entry.recording_id == recording_id)
         {
             running.remove(&meeting_id);
         }
@@ -303,12 +348,10 @@ fn view_of(state: &AppState, row: &sqlx::any::AnyRow) -> Result<RecordingView, s
     use sqlx::Row;
     let id: i64 = row.try_get("id")?;
     let meeting_id: i64 = row.try_get("meeting_id")?;
-    let recording = state
-        .live
-        .recorders()
-        .map()
-        .get(&meeting_id)
-        .is_some_and(|running| running.recording_id == id);
+    let recording =
+        state.live.recorders().map().get(&meeting_id).is_some_and(
+            |slot| matches!(slot, Slot::Running(running) if running.recording_id == id),
+        );
     let mut size: i64 = row.try_get("size")?;
     let ended_at: Option<i64> = row.try_get("ended_at")?;
     if ended_at.is_none() {
