@@ -287,6 +287,28 @@ async fn course_scoped_to_organizers(backend: Backend) {
         )
         .await
         .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let far = world
+        .organizer
+        .post(
+            &format!("/api/learning/courses/{course_id}/assignments"),
+            json!({"member_ids": [world.member_id], "deadline_at": i64::MAX}),
+        )
+        .await;
+    assert_eq!(
+        far.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+        "deadline_at"
+    );
+    for year in ["99999999999", "-5", "1999"] {
+        let reply = world
+            .member
+            .get(&format!("/api/learning/me?year={year}"))
+            .await;
+        assert_eq!(
+            reply.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+            "year",
+            "year {year}"
+        );
+    }
     let deadline = server::db::now_ms() + 86_400_000;
     world
         .organizer

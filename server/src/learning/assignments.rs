@@ -21,6 +21,9 @@ use crate::org::load_org;
 use crate::perm::{Access, Caller};
 use crate::state::AppState;
 
+/// 2100-01-01 00:00 UTC in Unix milliseconds: deadlines lie before it.
+const LATEST_DEADLINE_MS: i64 = 4_102_444_800_000;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_assignments, assign))
@@ -106,6 +109,16 @@ async fn assign(
             "deadline_at",
             "截止时间须晚于现在",
             "deadline_at must be in the future",
+        ));
+    }
+    if input
+        .deadline_at
+        .is_some_and(|deadline| deadline >= LATEST_DEADLINE_MS)
+    {
+        return Err(AppError::invalid(
+            "deadline_at",
+            "截止时间须早于 2100 年",
+            "deadline_at must be before the year 2100",
         ));
     }
     let mut tx = state.db.begin().await?;
@@ -235,13 +248,7 @@ async fn set_targets(
     if !caller.principal.is(SystemRole::SystemAdmin) && !top_officer {
         return Err(AppError::forbidden());
     }
-    if !(2000..=2100).contains(&year) {
-        return Err(AppError::invalid(
-            "year",
-            "年份须在 2000 到 2100 之间",
-            "year must be between 2000 and 2100",
-        ));
-    }
+    super::check_year(year)?;
     let mut rows = Vec::with_capacity(input.len());
     for (index, target) in input.iter().enumerate() {
         if !TARGET_ROLES.contains(&target.role.as_str()) {

@@ -207,7 +207,7 @@ async fn my_learning(
             "this account is not linked to a member and has no learning record",
         ));
     };
-    let year = query.year.unwrap_or_else(|| china_year(now_ms()));
+    let year = super::check_year(query.year.unwrap_or_else(|| china_year(now_ms())))?;
     let mut conn = state.db.pool.acquire().await?;
     let totals = year_totals(&mut conn, member_id, year).await?;
     let entries = entries_of(&mut conn, member_id, year).await?;

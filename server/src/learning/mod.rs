@@ -89,6 +89,19 @@ pub fn centi_from_hours(field: &str, value: f64, max: f64) -> crate::error::AppR
     Ok(centi as i64)
 }
 
+/// Checks a requested report or target year: 2000 to 2100.
+pub(crate) fn check_year(year: i64) -> crate::error::AppResult<i64> {
+    if (2000..=2100).contains(&year) {
+        Ok(year)
+    } else {
+        Err(crate::error::AppError::invalid(
+            "year",
+            "年份须在 2000 到 2100 之间",
+            "year must be between 2000 and 2100",
+        ))
+    }
+}
+
 /// The calendar year in China time (UTC+8) of a Unix millisecond instant;
 /// the ledger and the targets are kept per such year.
 pub fn china_year(ms: i64) -> i64 {

@@ -86,7 +86,7 @@ async fn org_report(
     Path(id): Path<i64>,
     Query(query): Query<YearQuery>,
 ) -> AppResult<ApiJson<OrgReport>> {
-    let year = query.year.unwrap_or_else(|| china_year(now_ms()));
+    let year = super::check_year(query.year.unwrap_or_else(|| china_year(now_ms())))?;
     Ok(ApiJson(build_report(&state, &caller, id, year).await?))
 }
 
@@ -345,7 +345,7 @@ async fn export_report(
     Path(id): Path<i64>,
     Query(query): Query<ExportQuery>,
 ) -> AppResult<Response> {
-    let year = query.year.unwrap_or_else(|| china_year(now_ms()));
+    let year = super::check_year(query.year.unwrap_or_else(|| china_year(now_ms())))?;
     let report = build_report(&state, &caller, id, year).await?;
     let (bytes, extension) = match query.format.as_str() {
         "csv" => (to_csv(&report)?, "csv"),
@@ -451,7 +451,7 @@ async fn member_report(
     if !caller.principal.can_member(id, &path, Access::Read) {
         return Err(AppError::forbidden());
     }
-    let year = query.year.unwrap_or_else(|| china_year(now_ms()));
+    let year = super::check_year(query.year.unwrap_or_else(|| china_year(now_ms())))?;
     let totals = year_totals(&mut conn, id, year).await?;
     let entries = entries_of(&mut conn, id, year).await?;
     Ok(ApiJson(MyLearning { totals, entries }))
