@@ -1180,6 +1180,29 @@ async fn directory_search_names_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_template_routes_a_draft() {
+    let running = start(Backend::Sqlite).await;
+    let drafter = running.login("dangyuan").await;
+    let branch = running.org_id(BRANCH).await;
+    let (status, templates) = drafter
+        .get(&format!("/api/approvals/templates?org_id={branch}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let demo = templates
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|template| template["name"] == server::approvals::demo::TEMPLATE_NAME)
+        .expect("the demo template is offered to the branch's members")
+        .clone();
+    let id = draft(&running, &drafter, &demo["id"], "internal").await;
+    let (status, view) = drafter.act(id, json!({"action": "submit"})).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["document"]["status"], "in_progress");
+    assert_eq!(view["turn"]["step"], "review", "{}", view["turn"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn organization_search_outside_own_subtree() {
     let running = start(Backend::Sqlite).await;
     let member = running.login("dangyuan").await;

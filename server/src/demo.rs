@@ -165,6 +165,7 @@ pub async fn seed(db: &Db, key: &ed25519_dalek::SigningKey) -> anyhow::Result<()
     crate::meetings::demo::seed(&mut tx, "云溪市委机关党支部").await?;
     crate::learning::demo::seed(&mut tx, "东城区机关第一党支部").await?;
     crate::membership::demo::seed(&mut tx, "东城区机关第一党支部").await?;
+    crate::approvals::demo::seed(&mut tx, "东城区机关第一党支部").await?;
     audit::append(
         &mut tx,
         key,

@@ -7,6 +7,7 @@
 
 mod actions;
 pub mod deadlines;
+pub mod demo;
 mod documents;
 pub mod engine;
 mod issue;
