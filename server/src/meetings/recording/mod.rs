@@ -117,11 +117,22 @@ fn recordings_dir(state: &AppState) -> PathBuf {
     state.config.store.files_dir().join("recordings")
 }
 
-async fn host_only(state: &AppState, caller: &Caller, meeting_id: i64) -> AppResult<()> {
+/// Rejects everyone but the meeting's host.
+async fn host_access(
+    state: &AppState,
+    caller: &Caller,
+    meeting_id: i64,
+) -> AppResult<super::Access> {
     let access = super::access(state, meeting_id, caller.session.account.id).await?;
     if access.standing != Standing::Host {
         return Err(AppError::forbidden());
     }
+    Ok(access)
+}
+
+/// Rejects everyone but the host, and any meeting that is not live.
+async fn host_of_live(state: &AppState, caller: &Caller, meeting_id: i64) -> AppResult<()> {
+    let access = host_access(state, caller, meeting_id).await?;
     if access.status != super::MeetingStatus::Live {
         return Err(AppError::conflict(
             "meeting_not_live",
@@ -143,7 +154,7 @@ async fn start(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> AppResult<(StatusCode, ApiJson<RecordingView>)> {
-    host_only(&state, &caller, id).await?;
+    host_of_live(&state, &caller, id).await?;
     let recorders = state.live.recorders();
     {
         let mut map = recorders.map();
@@ -249,10 +260,7 @@ async fn stop(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> AppResult<ApiJson<RecordingView>> {
-    let access = super::access(&state, id, caller.session.account.id).await?;
-    if access.standing != Standing::Host {
-        return Err(AppError::forbidden());
-    }
+    host_access(&state, &caller, id).await?;
     let running = {
         let mut map = state.live.recorders().map();
         match map.remove(&id) {
