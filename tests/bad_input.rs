@@ -9,7 +9,11 @@ use common::{Backend, Client, TestServer, member_body, next_id_number};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-on_both_backends!(rejected_requests, english_messages);
+on_both_backends!(
+    rejected_requests,
+    english_messages,
+    chinese_messages_keep_detail
+);
 
 /// The worked example of GB 11643-1999, whose check character is X.
 const NUMBER_ENDING_IN_X: &str = "11010519491231002X";
@@ -573,4 +577,118 @@ async fn english_messages(backend: Backend) {
     let message =
         reply.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated")["message"].clone();
     assert_eq!(message, "log in first");
+}
+
+/// Sends raw bytes to an upload route.
+async fn upload(client: &Client, path: &str, body: Vec<u8>) -> common::Reply {
+    let request = client.request(Method::POST, path).body(body);
+    common::Reply::read(request.send().await.expect("request reaches the server")).await
+}
+
+/// Parser and framework rejections get a Chinese message of the API's own,
+/// and their English text moves to `detail`.
+async fn chinese_messages_keep_detail(backend: Backend) {
+    let fx = Fixture::build(backend).await;
+    let admin = &fx.admin;
+    let course = json!({"org_id": fx.branch, "title": "课程", "category": "required"});
+    let mut unknown_field = course.clone();
+    unknown_field["colour"] = json!("red");
+    let mut wrong_variant = course.clone();
+    wrong_variant["category"] = json!("mandatory");
+    let oversized = vec![b'%'; 20 * 1024 * 1024 + 1];
+
+    // (name, reply, status, code, field, message, text expected in detail)
+    let cases = [
+        (
+            "malformed JSON",
+            admin
+                .send_raw(Method::POST, "/api/orgs", b"{\n\"name\": ".to_vec())
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            None,
+            "请求体不是有效的 JSON，请检查第 2 行第 8 列附近",
+            "EOF while parsing",
+        ),
+        (
+            "string for an id",
+            admin
+                .post(
+                    "/api/orgs",
+                    json!({"parent_id": "seven", "name": "x", "kind": "committee"}),
+                )
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("parent_id"),
+            "取值类型不正确，应为整数",
+            "invalid type: string \"seven\"",
+        ),
+        (
+            "missing field",
+            admin
+                .post("/api/orgs", json!({"parent_id": fx.root, "name": "x"}))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("kind"),
+            "缺少必填项",
+            "missing field `kind`",
+        ),
+        (
+            "unknown field",
+            admin.post("/api/learning/courses", unknown_field).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("colour"),
+            "此接口不接受这一项，请删去",
+            "unknown field `colour`",
+        ),
+        (
+            "unknown enum value",
+            admin.post("/api/learning/courses", wrong_variant).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("category"),
+            "取值不在可选范围内",
+            "unknown variant `mandatory`",
+        ),
+        (
+            "id not a number",
+            admin.get("/api/orgs/abc").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            None,
+            "请求地址或参数无效，请检查后重试",
+            "abc",
+        ),
+        (
+            "missing query parameter",
+            upload(admin, "/api/files", b"%PDF-1.4\n".to_vec()).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("name"),
+            "缺少必填的查询参数",
+            "missing field `name`",
+        ),
+        (
+            "upload over the limit",
+            upload(admin, "/api/files?name=big.pdf", oversized).await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            None,
+            "请求体或上传的文件超过了大小上限，请缩小后重试",
+            "length limit exceeded",
+        ),
+    ];
+    for (name, reply, status, code, field, message, detail) in &cases {
+        let error = reply.expect_error(*status, code);
+        assert_eq!(error["message"], *message, "{name}: message");
+        let shown = error["detail"].as_str().unwrap_or_default();
+        assert!(shown.contains(detail), "{name}: detail {shown:?}");
+        match field {
+            Some(field) => assert_eq!(error["field"], *field, "{name}: field"),
+            None => assert!(error.get("field").is_none(), "{name}: no field"),
+        }
+    }
 }

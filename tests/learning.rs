@@ -238,6 +238,8 @@ on_both_backends!(
     offline_training_in_ledger,
     exam_grading_retries_and_time,
     report_figures_and_exports,
+    lesson_edit_and_delete,
+    pdf_lesson_served_and_counted,
 );
 
 async fn course_scoped_to_organizers(backend: Backend) {
@@ -1062,4 +1064,265 @@ async fn report_figures_and_exports(backend: Backend) {
         .expect(StatusCode::OK);
     assert_eq!(person["totals"]["total_hours"], 12.5);
     assert_eq!(person["totals"]["met"], true);
+}
+
+/// Adds a lesson to a course and returns its id.
+async fn add_lesson(world: &World, course_id: i64, body: Value) -> i64 {
+    let lesson = world
+        .organizer
+        .post(&format!("/api/learning/courses/{course_id}/lessons"), body)
+        .await
+        .expect(StatusCode::CREATED);
+    lesson["id"].as_i64().unwrap()
+}
+
+async fn lesson_titles(client: &Client, course_id: i64) -> Vec<String> {
+    let course = client
+        .get(&format!("/api/learning/courses/{course_id}"))
+        .await
+        .expect(StatusCode::OK);
+    course["lessons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|lesson| lesson["title"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn lesson_edit_and_delete(backend: Backend) {
+    let world = world(backend).await;
+    let (course_id, first) = course_with_lesson(&world, 2, 1.0).await;
+    let second = add_lesson(
+        &world,
+        course_id,
+        json!({"title": "第二讲", "kind": "reading", "duration_s": 600, "body_html": "<p>旧</p>"}),
+    )
+    .await;
+    let third = add_lesson(
+        &world,
+        course_id,
+        json!({"title": "第三讲", "kind": "video", "duration_s": 60}),
+    )
+    .await;
+
+    let path = format!("/api/learning/lessons/{second}");
+    let edited = world
+        .organizer
+        .patch(
+            &path,
+            json!({"title": "第二讲（修订）", "position": 1, "credit_hours": 0.75,
+                "body_html": "<p>新的正文</p><script>alert(1)</script>", "duration_s": 900}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(edited["title"], "第二讲（修订）");
+    assert_eq!(edited["position"], 1);
+    assert_eq!(edited["credit_hours"], 0.75);
+    assert_eq!(edited["duration_s"], 900.0);
+    assert_eq!(edited["body_html"], "<p>新的正文</p>");
+    assert_eq!(
+        lesson_titles(&world.member, course_id).await,
+        ["第二讲（修订）", "第一讲", "第三讲"]
+    );
+
+    let by_length = world
+        .organizer
+        .patch(&path, json!({"credit_by_length": true}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(by_length["credit_hours"], 0.5, "15 minutes earn 0.5 hours");
+
+    let past_end = world.organizer.patch(&path, json!({"position": 4})).await;
+    let error = past_end.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(error["field"], "position");
+    assert_eq!(error["message"], "位置须在 1 到 3 之间");
+    let member_edit = world.member.patch(&path, json!({"title": "改"})).await;
+    member_edit.expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let outsider_edit = world.outsider.patch(&path, json!({"title": "改"})).await;
+    outsider_edit.expect_error(StatusCode::NOT_FOUND, "not_found");
+
+    // The member completes the first lesson, which is then deleted.
+    let mut hub = Hub::open(&world.member).await;
+    let nonce = hub.start(first).await;
+    let (last, _) = play(&mut hub, first, &nonce, 1, 0.0, 2.0).await;
+    assert_eq!(last["credited_hours"], 0.25, "{last}");
+    assert_eq!(required_hours(&world.member).await, 0.25);
+
+    let member_delete = world
+        .member
+        .delete(&format!("/api/learning/lessons/{first}"))
+        .await;
+    member_delete.expect_error(StatusCode::FORBIDDEN, "forbidden");
+    world
+        .organizer
+        .delete(&format!("/api/learning/lessons/{first}"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert_eq!(
+        lesson_titles(&world.member, course_id).await,
+        ["第二讲（修订）", "第三讲"]
+    );
+    let course = world
+        .member
+        .get(&format!("/api/learning/courses/{course_id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(course["lesson_count"], 2);
+    assert_eq!(course["lessons"][1]["id"], third);
+    assert_eq!(course["lessons"][1]["position"], 2);
+    assert_eq!(course["completed_lessons"], 0);
+    assert_eq!(
+        required_hours(&world.member).await,
+        0.25,
+        "earned hours stay after the lesson is deleted"
+    );
+    let entries: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM learning_credits WHERE member_id = $1 AND source = 'lesson' AND ref_id = $2",
+    )
+    .bind(world.member_id)
+    .bind(first)
+    .fetch_one(&world.server.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(entries, 1, "the ledger entry stays");
+
+    let gone = world
+        .member
+        .get(&format!("/api/learning/lessons/{first}"))
+        .await;
+    gone.expect_error(StatusCode::NOT_FOUND, "not_found");
+    let restart = hub
+        .request(json!({"type": "study_start", "lesson_id": first, "position": 0, "visible": true}))
+        .await;
+    assert_eq!(restart["code"], "not_found", "{restart}");
+    let again = world
+        .organizer
+        .delete(&format!("/api/learning/lessons/{first}"))
+        .await;
+    again.expect_error(StatusCode::NOT_FOUND, "not_found");
+
+    let auditor = world.server.auditor().await;
+    let actions: Vec<String> = auditor
+        .audit_entries(Some("lesson"))
+        .await
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "learning.lesson.update")
+            .count(),
+        2,
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"learning.lesson.delete".to_owned()),
+        "{actions:?}"
+    );
+}
+
+/// A small PDF file with one empty page.
+fn pdf_bytes() -> Vec<u8> {
+    let mut bytes = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
+        2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n\
+        3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >> endobj\n\
+        trailer << /Root 1 0 R >>\n"
+        .to_vec();
+    bytes.extend(std::iter::repeat_n(b'%', 4_000));
+    bytes.extend(b"\n%%EOF\n");
+    bytes
+}
+
+async fn pdf_lesson_served_and_counted(backend: Backend) {
+    let world = world(backend).await;
+    let (course_id, video_lesson) = course_with_lesson(&world, 60, 1.0).await;
+    let lesson_id = add_lesson(
+        &world,
+        course_id,
+        json!({"title": "党章原文", "kind": "reading", "duration_s": 2}),
+    )
+    .await;
+    let pdf = pdf_bytes();
+    let upload = |client: &Client, lesson: i64, name: &str, body: Vec<u8>| {
+        let request = client
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/learning/lessons/{lesson}/pdf?name={name}"),
+            )
+            .body(body);
+        async move { common::Reply::read(request.send().await.unwrap()).await }
+    };
+
+    let stored = upload(&world.organizer, lesson_id, "dangzhang.pdf", pdf.clone()).await;
+    assert_eq!(stored.expect(StatusCode::OK)["mime"], "application/pdf");
+    let html = upload(
+        &world.organizer,
+        lesson_id,
+        "fake.pdf",
+        b"<html>x</html>".to_vec(),
+    )
+    .await;
+    html.expect_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "file_type_mismatch");
+    let docx = upload(&world.organizer, lesson_id, "a.docx", pdf.clone()).await;
+    docx.expect_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_file_type");
+    let to_video = upload(&world.organizer, video_lesson, "a.pdf", pdf.clone()).await;
+    to_video.expect_error(StatusCode::CONFLICT, "wrong_lesson_kind");
+    let by_member = upload(&world.member, lesson_id, "a.pdf", pdf.clone()).await;
+    by_member.expect_error(StatusCode::FORBIDDEN, "forbidden");
+
+    let mut oversized = pdf.clone();
+    oversized.resize(50 * 1024 * 1024 + 1, b' ');
+    let too_large = upload(&world.organizer, lesson_id, "big.pdf", oversized).await;
+    let error = too_large.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_eq!(
+        error["message"],
+        "请求体或上传的文件超过了大小上限，请缩小后重试"
+    );
+    let detail = error["detail"].as_str().unwrap();
+    assert!(detail.contains("length limit exceeded"), "{detail}");
+
+    let lesson = world
+        .member
+        .get(&format!("/api/learning/lessons/{lesson_id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(lesson["has_pdf"], true);
+    assert_eq!(lesson["has_video"], false);
+
+    let url = format!("/api/learning/lessons/{lesson_id}/pdf");
+    let whole = world
+        .member
+        .request(reqwest::Method::GET, &url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.headers()["content-type"], "application/pdf");
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    assert_eq!(whole.headers()["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), pdf.as_slice());
+    let part = world
+        .member
+        .request(reqwest::Method::GET, &url)
+        .header("Range", "bytes=0-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.unwrap().as_ref(), b"%PDF-1.4");
+    let outsider = world.outsider.get(&url).await;
+    outsider.expect_error(StatusCode::NOT_FOUND, "not_found");
+    let no_pdf = world
+        .member
+        .get(&format!("/api/learning/lessons/{video_lesson}/pdf"))
+        .await;
+    no_pdf.expect_error(StatusCode::NOT_FOUND, "not_found");
+
+    // Reading the PDF counts the time the page is visible.
+    let mut hub = Hub::open(&world.member).await;
+    let nonce = hub.start(lesson_id).await;
+    let (last, _) = play(&mut hub, lesson_id, &nonce, 1, 0.0, 2.0).await;
+    assert_eq!(last["status"], "counted", "{last}");
+    assert_eq!(last["credited_hours"], 0.25, "{last}");
 }

@@ -781,3 +781,96 @@ async fn lease_has_one_holder(backend: Backend) {
     assert_eq!(winners, 1);
     db.close().await;
 }
+
+/// Sends a hub request with `id` and returns the reply carrying that id;
+/// messages pushed meanwhile go to `pushed`.
+async fn hub_request(ws: &mut Ws, mut message: Value, id: &str, pushed: &mut Vec<Value>) -> Value {
+    message["id"] = json!(id);
+    ws.send(Message::text(message.to_string())).await.unwrap();
+    loop {
+        let reply = next_json(ws).await;
+        if reply["id"] == id {
+            return reply;
+        }
+        pushed.push(reply);
+    }
+}
+
+async fn study_start(ws: &mut Ws, lesson_id: i64, pushed: &mut Vec<Value>) -> String {
+    let start =
+        json!({"type": "study_start", "lesson_id": lesson_id, "position": 0, "visible": true});
+    let reply = hub_request(ws, start, "start", pushed).await;
+    assert_eq!(reply["type"], "study_started", "{reply}");
+    reply["nonce"].as_str().unwrap().to_owned()
+}
+
+async fn study_progress(
+    ws: &mut Ws,
+    lesson_id: i64,
+    nonce: &str,
+    seq: u64,
+    pushed: &mut Vec<Value>,
+) -> Value {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let progress = json!({"type": "study_progress", "lesson_id": lesson_id, "nonce": nonce,
+        "seq": seq, "position": seq as f64 * 0.5, "playing": true, "visible": true});
+    hub_request(ws, progress, &format!("p{seq}"), pushed).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn study_on_other_node_pauses_first() {
+    let cluster = Cluster::start().await;
+    let learner = login(cluster.base(0), "dangyuan").await;
+    let courses = get(cluster.base(0), &learner, "/api/learning/courses").await;
+    let course_id = courses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|course| course["lesson_count"].as_i64() > Some(0))
+        .expect("a demo course with lessons")["id"]
+        .as_i64()
+        .unwrap();
+    let course = get(
+        cluster.base(0),
+        &learner,
+        &format!("/api/learning/courses/{course_id}"),
+    )
+    .await;
+    let lesson_id = course["lessons"][0]["id"].as_i64().unwrap();
+
+    let mut first_pushed = Vec::new();
+    let mut first = connect(cluster.base(0), &learner).await;
+    let first_nonce = study_start(&mut first, lesson_id, &mut first_pushed).await;
+    let ack = study_progress(&mut first, lesson_id, &first_nonce, 1, &mut first_pushed).await;
+    assert_eq!(ack["status"], "counted", "{ack}");
+
+    let mut second_pushed = Vec::new();
+    let mut second = connect(cluster.base(1), &learner).await;
+    let second_nonce = study_start(&mut second, lesson_id, &mut second_pushed).await;
+
+    let refused = study_progress(&mut first, lesson_id, &first_nonce, 2, &mut first_pushed).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "study_paused", "{refused}");
+    let after = study_progress(&mut first, lesson_id, &first_nonce, 3, &mut first_pushed).await;
+    assert_eq!(after["code"], "study_not_active", "{after}");
+    // The pushed message may come after the reply to the refused report.
+    assert!(
+        first_pushed
+            .iter()
+            .any(|m| m["type"] == "study_paused" && m["reason"] == "other_session"),
+        "the first tab is told it is paused: {first_pushed:?}"
+    );
+
+    let ack = study_progress(&mut second, lesson_id, &second_nonce, 1, &mut second_pushed).await;
+    assert_eq!(ack["status"], "counted", "{ack}");
+
+    let mut conn = cluster.store.connect().await;
+    let holder: String =
+        sqlx::query_scalar("SELECT node_id FROM learning_study_claims WHERE lesson_id = $1")
+            .bind(lesson_id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(holder, "node-1");
+    cluster.finish().await;
+}

@@ -1,9 +1,11 @@
 //! The one error type of the HTTP API.
 //!
-//! Every failure leaves as `{"error": {"code", "message", "field"}}` with a
-//! stable `code`, a message in the request's language and, where one input
-//! was at fault, the name of that field. Internal errors are logged with
-//! their cause and answered with a generic message.
+//! Every failure leaves as `{"error": {"code", "message", "field", "detail"}}`
+//! with a stable `code`, a message in the request's language and, where one
+//! input was at fault, the name of that field. `detail` carries the parser's
+//! or framework's own English text, when there is one, so that the message
+//! stays in one language and nothing is lost. Internal errors are logged
+//! with their cause and answered with a generic message.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,9 +18,11 @@ use crate::i18n::{Lang, current_lang};
 pub struct AppError {
     pub status: StatusCode,
     pub code: &'static str,
-    zh: String,
-    en: String,
+    // Boxed strings keep the error small, because it travels in `Result`s.
+    zh: Box<str>,
+    en: Box<str>,
     pub field: Option<String>,
+    pub detail: Option<Box<str>>,
 }
 
 /// The JSON body of an error response.
@@ -27,13 +31,17 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-/// The error object: a stable code, a translated message and the offending field.
+/// The error object: a stable code, a translated message, the offending
+/// field and the untranslated technical detail.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The English text of the JSON parser or the HTTP framework.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -48,15 +56,22 @@ impl AppError {
         Self {
             status,
             code,
-            zh: zh.into(),
-            en: en.into(),
+            zh: zh.into().into_boxed_str(),
+            en: en.into().into_boxed_str(),
             field: None,
+            detail: None,
         }
     }
 
     /// Names the input field at fault.
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
+        self
+    }
+
+    /// Keeps the parser's or framework's own text beside the message.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into().into_boxed_str());
         self
     }
 
@@ -134,6 +149,7 @@ impl IntoResponse for AppError {
                 code: self.code.to_owned(),
                 message: self.message(current_lang()).to_owned(),
                 field: self.field,
+                detail: self.detail.map(String::from),
             },
         };
         (self.status, axum::Json(body)).into_response()

@@ -421,7 +421,7 @@ impl Reply {
         assert_eq!(body_keys, ["error"], "extra keys in {}", self.body);
         for key in error.as_object().unwrap().keys() {
             assert!(
-                ["code", "message", "field"].contains(&key.as_str()),
+                ["code", "message", "field", "detail"].contains(&key.as_str()),
                 "unexpected key {key} in {}",
                 self.body
             );

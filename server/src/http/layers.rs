@@ -52,8 +52,9 @@ pub async fn track_metrics(request: Request, next: Next) -> Response {
 }
 
 /// Rewrites the framework's own plain-text rejections of API requests, such
-/// as an id that is not a number, a malformed query string or a wrong
-/// method, into the API's error shape.
+/// as an id that is not a number, a malformed query string, a wrong method
+/// or an upload over a route's size limit, into the API's error shape. The
+/// framework's English text goes to `detail`.
 pub async fn api_rejections(request: Request, next: Next) -> Response {
     let is_api = request.uri().path().starts_with("/api/");
     let response = next.run(request).await;
@@ -72,24 +73,93 @@ pub async fn api_rejections(request: Request, next: Next) -> Response {
         .await
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .unwrap_or_default();
-    let error = if status == StatusCode::METHOD_NOT_ALLOWED {
-        AppError::new(
-            status,
-            "method_not_allowed",
-            "该接口不支持此请求方法",
-            "this endpoint does not support the request method",
-        )
-    } else {
-        AppError::new(
-            status,
-            "invalid_request",
-            format!("请求地址或参数无效：{detail}"),
-            format!("invalid request path or query: {detail}"),
-        )
-    };
+    let error = rejection_error(status, &detail);
     let mut response = error.into_response();
     if let Some(allow) = allow {
         response.headers_mut().insert(header::ALLOW, allow);
     }
     response
+}
+
+/// Builds the API error for a framework rejection with this status and text.
+fn rejection_error(status: StatusCode, detail: &str) -> AppError {
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => AppError::new(
+            status,
+            "method_not_allowed",
+            "该接口不支持此请求方法",
+            "this endpoint does not support the request method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => super::json::payload_too_large(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::new(
+            status,
+            "unsupported_media_type",
+            "不支持此请求体类型",
+            "the request body's content type is not supported",
+        ),
+        _ => {
+            let query = detail.strip_prefix("Failed to deserialize query string: ");
+            let missing = query
+                .and_then(|text| text.strip_prefix("missing field `"))
+                .and_then(|rest| rest.split('`').next());
+            match (query, missing) {
+                (_, Some(name)) => AppError::new(
+                    status,
+                    "invalid_request",
+                    "缺少必填的查询参数",
+                    format!("missing query parameter {name}"),
+                )
+                .field(name),
+                (Some(text), None) => AppError::new(
+                    status,
+                    "invalid_request",
+                    "查询参数无效，请检查后重试",
+                    format!("invalid query parameter: {text}"),
+                ),
+                (None, None) => AppError::new(
+                    status,
+                    "invalid_request",
+                    "请求地址或参数无效，请检查后重试",
+                    format!("invalid request path or query: {detail}"),
+                ),
+            }
+        }
+    };
+    if detail.is_empty() {
+        error
+    } else {
+        error.detail(detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::i18n::Lang;
+
+    #[test]
+    fn length_limit_is_payload_too_large() {
+        let error = rejection_error(StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded");
+        assert_eq!(error.code, "payload_too_large");
+        assert_eq!(error.detail.as_deref(), Some("length limit exceeded"));
+        assert!(!error.message(Lang::Zh).contains("length"));
+    }
+
+    #[test]
+    fn missing_query_parameter_is_named() {
+        let text = "Failed to deserialize query string: missing field `name`";
+        let error = rejection_error(StatusCode::BAD_REQUEST, text);
+        assert_eq!(error.field.as_deref(), Some("name"));
+        assert_eq!(error.message(Lang::Zh), "缺少必填的查询参数");
+        assert_eq!(error.detail.as_deref(), Some(text));
+    }
+
+    #[test]
+    fn bad_path_keeps_detail() {
+        let text = "Invalid URL: Cannot parse `abc` to a `i64`";
+        let error = rejection_error(StatusCode::BAD_REQUEST, text);
+        assert_eq!(error.code, "invalid_request");
+        assert_eq!(error.message(Lang::Zh), "请求地址或参数无效，请检查后重试");
+        assert_eq!(error.detail.as_deref(), Some(text));
+    }
 }

@@ -98,18 +98,20 @@ pub async fn managed_course(
 }
 
 /// Loads the course of a lesson that the principal may read, or answers
-/// `not_found` for the lesson.
+/// `not_found` for the lesson. A deleted lesson is not found.
 pub async fn readable_lesson_course(
     state: &AppState,
     principal: &Principal,
     lesson_id: i64,
 ) -> AppResult<CourseRef> {
     let not_found = || AppError::not_found(("课时", "lesson"), lesson_id);
-    let course_id: i64 = sqlx::query_scalar("SELECT course_id FROM learning_lessons WHERE id = $1")
-        .bind(lesson_id)
-        .fetch_optional(&state.db.pool)
-        .await?
-        .ok_or_else(not_found)?;
+    let course_id: i64 = sqlx::query_scalar(
+        "SELECT course_id FROM learning_lessons WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(lesson_id)
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or_else(not_found)?;
     readable_course(state, principal, course_id)
         .await
         .map_err(|_| not_found())

@@ -115,6 +115,9 @@ pub struct LessonView {
     pub credit_hours: f64,
     pub max_rate: f64,
     pub has_video: bool,
+    /// Whether a reading lesson is a PDF file, served from
+    /// `/api/learning/lessons/{id}/pdf`, instead of rich text.
+    pub has_pdf: bool,
     pub body_html: String,
     /// Where the caller stopped, in seconds, to resume playback.
     pub position_s: f64,
@@ -161,27 +164,31 @@ async fn summarize(
 ) -> AppResult<CourseSummary> {
     let row = sqlx::query(
         "SELECT c.summary, o.name AS org_name, \
-         (SELECT COUNT(*) FROM learning_lessons l WHERE l.course_id = c.id) AS lesson_count \
+         (SELECT COUNT(*) FROM learning_lessons l WHERE l.course_id = c.id AND l.deleted_at IS NULL) \
+         AS lesson_count \
          FROM learning_courses c JOIN orgs o ON o.id = c.org_id WHERE c.id = $1",
     )
     .bind(course.id)
     .fetch_one(&mut *conn)
     .await?;
-    let credits: Vec<(Option<i64>, i64)> =
-        sqlx::query("SELECT credit_centi, duration_ms FROM learning_lessons WHERE course_id = $1")
-            .bind(course.id)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|row| Ok((row.try_get("credit_centi")?, row.try_get("duration_ms")?)))
-            .collect::<Result<_, sqlx::Error>>()?;
+    let credits: Vec<(Option<i64>, i64)> = sqlx::query(
+        "SELECT credit_centi, duration_ms FROM learning_lessons \
+             WHERE course_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(course.id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get("credit_centi")?, row.try_get("duration_ms")?)))
+    .collect::<Result<_, sqlx::Error>>()?;
     let credit_centi: i64 = credits
         .iter()
         .map(|(set, duration)| set.unwrap_or_else(|| credit::default_centi(*duration)))
         .sum();
     let completed_lessons: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM learning_progress p JOIN learning_lessons l ON l.id = p.lesson_id \
-         WHERE l.course_id = $1 AND p.member_id = $2 AND p.completed_at IS NOT NULL",
+         WHERE l.course_id = $1 AND p.member_id = $2 AND p.completed_at IS NOT NULL \
+         AND l.deleted_at IS NULL",
     )
     .bind(course.id)
     .bind(caller.principal.member_id.unwrap_or(0))
@@ -275,7 +282,7 @@ async fn load_detail(state: &AppState, caller: &Caller, id: i64) -> AppResult<Co
     let assigned = assigned_course_ids(&mut conn, &caller.principal).await?;
     let summary = summarize(&mut conn, caller, &course, &assigned).await?;
     let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM learning_lessons WHERE course_id = $1 ORDER BY position",
+        "SELECT id FROM learning_lessons WHERE course_id = $1 AND deleted_at IS NULL ORDER BY position",
     )
     .bind(id)
     .fetch_all(&mut *conn)
@@ -372,32 +379,20 @@ async fn add_lesson(
 ) -> AppResult<(StatusCode, ApiJson<LessonView>)> {
     managed_course(&state, &caller.principal, id).await?;
     let title = check_text("title", &input.title, 200)?;
-    if !(1..=24 * 3600).contains(&input.duration_s) {
-        return Err(AppError::invalid(
-            "duration_s",
-            "时长须在 1 秒到 24 小时之间",
-            "duration_s must be between 1 second and 24 hours",
-        ));
-    }
+    let duration_ms = check_duration(input.duration_s)?;
     let credit_centi = input
         .credit_hours
         .map(|value| centi_from_hours("credit_hours", value, 10.0))
         .transpose()?;
     let max_rate_pct = match input.max_rate {
         None => DEFAULT_MAX_RATE_PCT,
-        Some(rate) if (1.0..=2.0).contains(&rate) => (rate * 100.0).round() as i64,
-        Some(_) => {
-            return Err(AppError::invalid(
-                "max_rate",
-                "最高倍速须在 1 到 2 之间",
-                "max_rate must be between 1 and 2",
-            ));
-        }
+        Some(rate) => check_max_rate(rate)?,
     };
     let body_html = crate::notices::sanitize_html(&input.body_html);
     let mut tx = state.db.begin().await?;
     let position: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(position), 0) + 1 FROM learning_lessons WHERE course_id = $1",
+        "SELECT COALESCE(MAX(position), 0) + 1 FROM learning_lessons \
+         WHERE course_id = $1 AND deleted_at IS NULL",
     )
     .bind(id)
     .fetch_one(&mut *tx)
@@ -414,7 +409,7 @@ async fn add_lesson(
     .bind(position)
     .bind(&title)
     .bind(kind)
-    .bind(input.duration_s * 1000)
+    .bind(duration_ms)
     .bind(credit_centi)
     .bind(max_rate_pct)
     .bind(&body_html)
@@ -438,6 +433,30 @@ async fn add_lesson(
     Ok((StatusCode::CREATED, ApiJson(view)))
 }
 
+/// Checks a lesson length in whole seconds (1 s to 24 h) and returns it in milliseconds.
+pub(super) fn check_duration(seconds: i64) -> AppResult<i64> {
+    if !(1..=24 * 3600).contains(&seconds) {
+        return Err(AppError::invalid(
+            "duration_s",
+            "时长须在 1 秒到 24 小时之间",
+            "duration_s must be between 1 second and 24 hours",
+        ));
+    }
+    Ok(seconds * 1000)
+}
+
+/// Checks the fastest counted playback rate (1 to 2) and returns it in percent.
+pub(super) fn check_max_rate(rate: f64) -> AppResult<i64> {
+    if !(1.0..=2.0).contains(&rate) {
+        return Err(AppError::invalid(
+            "max_rate",
+            "最高倍速须在 1 到 2 之间",
+            "max_rate must be between 1 and 2",
+        ));
+    }
+    Ok((rate * 100.0).round() as i64)
+}
+
 /// One lesson with its text and the caller's progress.
 #[utoipa::path(get, path = "/api/learning/lessons/{id}", tag = "learning",
     responses((status = 200, body = LessonView), (status = 404, body = ErrorBody)))]
@@ -453,14 +472,15 @@ async fn get_lesson(
     ))
 }
 
-async fn lesson_view(
+pub(super) async fn lesson_view(
     conn: &mut AnyConnection,
     id: i64,
     member_id: Option<i64>,
 ) -> AppResult<LessonView> {
     let row = sqlx::query(
         "SELECT l.id, l.course_id, l.position, l.title, l.kind, l.duration_ms, l.credit_centi, \
-         l.max_rate_pct, l.video_sha256, l.body_html, p.position_ms, p.watched_until_ms, p.completed_at \
+         l.max_rate_pct, l.video_sha256, l.pdf_sha256, l.body_html, p.position_ms, p.watched_until_ms, \
+         p.completed_at \
          FROM learning_lessons l LEFT JOIN learning_progress p ON p.lesson_id = l.id AND p.member_id = $2 \
          WHERE l.id = $1",
     )
@@ -476,6 +496,7 @@ async fn lesson_view(
     let watched_ms: Option<i64> = row.try_get("watched_until_ms")?;
     let completed_at: Option<i64> = row.try_get("completed_at")?;
     let video: Option<String> = row.try_get("video_sha256")?;
+    let pdf: Option<String> = row.try_get("pdf_sha256")?;
     Ok(LessonView {
         id: row.try_get("id")?,
         course_id: row.try_get("course_id")?,
@@ -486,6 +507,7 @@ async fn lesson_view(
         credit_hours: hours(credit_centi.unwrap_or_else(|| credit::default_centi(duration_ms))),
         max_rate: max_rate_pct as f64 / 100.0,
         has_video: video.is_some(),
+        has_pdf: pdf.is_some(),
         body_html: row.try_get("body_html")?,
         position_s: position_ms.unwrap_or(0) as f64 / 1000.0,
         watched_until_s: watched_ms.unwrap_or(0) as f64 / 1000.0,

@@ -23,6 +23,8 @@ pub mod credit;
 pub mod demo;
 mod exams;
 mod ledger;
+mod lessons;
+mod pdf;
 mod reports;
 pub mod study;
 mod video;
@@ -39,6 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(courses::router())
         .merge(video::router())
+        .merge(lessons::router())
+        .merge(pdf::router())
         .merge(assignments::router())
         .merge(ledger::router())
         .merge(exams::router())

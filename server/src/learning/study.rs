@@ -6,6 +6,13 @@
 //! sequence number that must grow. Per person only one session is active:
 //! starting a second one (another tab or device) pauses the first.
 //!
+//! Several nodes may serve one database, so each member's active session is
+//! also claimed in a row of `learning_study_claims`. `study_start` writes its
+//! nonce there. A node stores a progress message only in a transaction that
+//! still finds its own nonce in the row. A session taken over on the same
+//! node is paused at once, and one taken over on another node is paused at
+//! its next progress message.
+//!
 //! A progress message counts only when all of these hold. The page is
 //! visible and the media is playing. No attention check is overdue. The
 //! segment starts within [`StudyRules::slack_ms`] of the range watched from
@@ -188,9 +195,8 @@ fn next_check_gap(rules: &StudyRules) -> i64 {
     rand::thread_rng().gen_range(low..=high.max(low))
 }
 
-/// Active study sessions on this node, one per member.
-// TODO(learning): sessions are per node, so two nodes could each count one
-// lesson for the same person; share them through the hub transport.
+/// Active study sessions on this node, one per member. Which session of a
+/// member counts across nodes is decided by its claim row.
 #[derive(Default)]
 pub struct Tracker {
     rules: RwLock<StudyRules>,
@@ -362,14 +368,20 @@ pub async fn handle(
         Request::Progress(progress) => advance(state, link, member_id, progress).await,
         Request::Answer(answer) => answer_check(state, link, member_id, answer),
         Request::Stop(stop) => {
-            let tracker = &state.study;
-            let mut active = tracker.active.lock().unwrap_or_else(|e| e.into_inner());
-            if active
-                .get(&member_id)
-                .is_some_and(|s| s.conn == link.conn && s.nonce == stop.nonce)
             {
-                active.remove(&member_id);
+                let mut active = state.study.active.lock().unwrap_or_else(|e| e.into_inner());
+                if active
+                    .get(&member_id)
+                    .is_some_and(|s| s.conn == link.conn && s.nonce == stop.nonce)
+                {
+                    active.remove(&member_id);
+                }
             }
+            sqlx::query("DELETE FROM learning_study_claims WHERE member_id = $1 AND nonce = $2")
+                .bind(member_id)
+                .bind(&stop.nonce)
+                .execute(&state.db.pool)
+                .await?;
             Ok(vec![Reply::StudyStopped {
                 id: stop.id,
                 lesson_id: stop.lesson_id,
@@ -398,6 +410,10 @@ async fn begin(
     .bind(now)
     .execute(&state.db.pool)
     .await?;
+    let nonce = hex::encode(rand::thread_rng().r#gen::<[u8; 16]>());
+    claim(state, member_id, lesson.id, &nonce, now).await?;
+    // Read after the claim: a node that lost it stores nothing more, so
+    // this session resumes from everything counted before.
     let stored = sqlx::query(
         "SELECT watched_until_ms, counted_ms, completed_at FROM learning_progress \
          WHERE member_id = $1 AND lesson_id = $2",
@@ -411,7 +427,6 @@ async fn begin(
     let completed = stored.try_get::<Option<i64>, _>("completed_at")?.is_some();
     let rules = state.study.rules();
     let position_ms = seconds_to_ms("position", start.position)?.clamp(0, lesson.duration_ms);
-    let nonce = hex::encode(rand::thread_rng().r#gen::<[u8; 16]>());
     let session = Active {
         conn: link.conn,
         queue: link.queue.clone(),
@@ -465,6 +480,30 @@ async fn begin(
     }])
 }
 
+/// Makes this session the member's one active session on every node.
+async fn claim(
+    state: &AppState,
+    member_id: i64,
+    lesson_id: i64,
+    nonce: &str,
+    now: i64,
+) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO learning_study_claims (member_id, lesson_id, nonce, node_id, claimed_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (member_id) DO UPDATE SET \
+         lesson_id = excluded.lesson_id, nonce = excluded.nonce, node_id = excluded.node_id, \
+         claimed_at = excluded.claimed_at",
+    )
+    .bind(member_id)
+    .bind(lesson_id)
+    .bind(nonce)
+    .bind(&state.config.node_id)
+    .bind(now)
+    .execute(&state.db.pool)
+    .await?;
+    Ok(())
+}
+
 async fn load_lesson(
     state: &AppState,
     principal: &Principal,
@@ -512,6 +551,7 @@ enum Refusal {
 /// The outcome of a progress message once the tracker lock is released.
 struct Outcome {
     status: Status,
+    nonce: String,
     lesson: LessonFacts,
     position_ms: i64,
     watched_until_ms: i64,
@@ -536,7 +576,28 @@ async fn advance(
     if outcome.status == Status::TooFast {
         log_rejection(state, member_id, progress.lesson_id, "too_fast").await;
     }
-    let credited = store_progress(state, member_id, &outcome).await?;
+    let credited = match store_progress(state, member_id, &outcome).await? {
+        Stored::Saved { credited } => credited,
+        Stored::ClaimLost => {
+            end_local_session(state, member_id, &outcome.nonce);
+            let paused = Reply::StudyPaused {
+                lesson_id: progress.lesson_id,
+                reason: "other_session",
+            };
+            offer(&link.queue, &link.kick, Outbound::Text(paused.text()));
+            tracing::info!(
+                member_id,
+                lesson_id = progress.lesson_id,
+                conn_id = link.conn,
+                "study session paused by a session on another node"
+            );
+            return Err(refuse(state, member_id, &progress, Refusal::Paused).await);
+        }
+        Stored::LessonGone => {
+            end_local_session(state, member_id, &outcome.nonce);
+            return Err(refuse(state, member_id, &progress, Refusal::NotActive).await);
+        }
+    };
     let mut replies = vec![Reply::StudyAck {
         id: progress.id,
         lesson_id: progress.lesson_id,
@@ -601,6 +662,7 @@ fn assess_progress(
     let check = session.due_check(&rules, now);
     Ok(Outcome {
         status,
+        nonce: session.nonce.clone(),
         lesson: session.lesson.clone(),
         position_ms: session.last_position_ms,
         watched_until_ms: session.watched_until_ms,
@@ -675,19 +737,37 @@ async fn log_rejection(state: &AppState, member_id: i64, lesson_id: i64, reason:
     }
 }
 
-/// Writes the session's progress and, on completion, the ledger entry.
-/// Returns the credit hours added, in hundredths.
-async fn store_progress(
-    state: &AppState,
-    member_id: i64,
-    outcome: &Outcome,
-) -> AppResult<Option<i64>> {
+/// Removes this node's session of a member if it is still the one with
+/// `nonce`.
+fn end_local_session(state: &AppState, member_id: i64, nonce: &str) {
+    let mut active = state.study.active.lock().unwrap_or_else(|e| e.into_inner());
+    if active.get(&member_id).is_some_and(|s| s.nonce == nonce) {
+        active.remove(&member_id);
+    }
+}
+
+/// The result of storing a progress message.
+enum Stored {
+    /// Written, with the credit hours it added in hundredths.
+    Saved { credited: Option<i64> },
+    /// Another session, possibly on another node, has the member's claim.
+    ClaimLost,
+    /// The lesson was deleted while the session ran.
+    LessonGone,
+}
+
+/// Writes the session's progress and, on completion, the ledger entry, but
+/// only while the session still has the member's claim and the lesson is
+/// not deleted.
+async fn store_progress(state: &AppState, member_id: i64, outcome: &Outcome) -> AppResult<Stored> {
     let now = now_ms();
     let mut tx = state.db.begin().await?;
-    sqlx::query(
+    let updated = sqlx::query(
         "UPDATE learning_progress SET position_ms = $1, watched_until_ms = $2, counted_ms = $3, \
          updated_at = $4, completed_at = CASE WHEN $5 = 1 AND completed_at IS NULL THEN $4 ELSE completed_at END \
-         WHERE member_id = $6 AND lesson_id = $7",
+         WHERE member_id = $6 AND lesson_id = $7 \
+         AND EXISTS (SELECT 1 FROM learning_study_claims c WHERE c.member_id = $6 AND c.nonce = $8) \
+         AND EXISTS (SELECT 1 FROM learning_lessons l WHERE l.id = $7 AND l.deleted_at IS NULL)",
     )
     .bind(outcome.position_ms)
     .bind(outcome.watched_until_ms)
@@ -696,8 +776,22 @@ async fn store_progress(
     .bind(i64::from(outcome.newly_completed))
     .bind(member_id)
     .bind(outcome.lesson.id)
+    .bind(&outcome.nonce)
     .execute(&mut *tx)
     .await?;
+    if updated.rows_affected() == 0 {
+        drop(tx);
+        let claimed: Option<String> =
+            sqlx::query_scalar("SELECT nonce FROM learning_study_claims WHERE member_id = $1")
+                .bind(member_id)
+                .fetch_optional(&state.db.pool)
+                .await?;
+        return Ok(if claimed.as_deref() == Some(outcome.nonce.as_str()) {
+            Stored::LessonGone
+        } else {
+            Stored::ClaimLost
+        });
+    }
     let mut events = Vec::new();
     if outcome.newly_completed {
         events = add_credit(
@@ -717,7 +811,9 @@ async fn store_progress(
     tx.commit().await?;
     let credited = !events.is_empty();
     state.hub.publish(events);
-    Ok(credited.then_some(outcome.lesson.credit_centi))
+    Ok(Stored::Saved {
+        credited: credited.then_some(outcome.lesson.credit_centi),
+    })
 }
 
 fn answer_check(

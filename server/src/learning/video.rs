@@ -65,6 +65,7 @@ async fn upload_video(
         return Err(AppError::forbidden());
     }
     let course_id = course.id;
+    check_lesson_kind(&state, id, "video").await?;
     let name = files::check_name(&query.name)?;
     let mime = check_video(&name, &body)?;
     let duration_ms = match query.duration_s {
@@ -80,19 +81,8 @@ async fn upload_video(
             ));
         }
     };
-    let sha256 = hex::encode(Sha256::digest(&body));
-    files::write_blob(&state.config.store.files_dir(), &sha256, &body).await?;
     let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "INSERT INTO stored_files (sha256, size, mime, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (sha256) DO NOTHING",
-    )
-    .bind(&sha256)
-    .bind(body.len() as i64)
-    .bind(mime)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
+    let sha256 = store_blob(&state, &mut tx, &body, mime).await?;
     sqlx::query(
         "UPDATE learning_lessons SET video_sha256 = $1, video_mime = $2, \
          duration_ms = COALESCE($3, duration_ms) WHERE id = $4",
@@ -119,6 +109,52 @@ async fn upload_video(
     Ok(ApiJson(
         json!({"lesson_id": id, "sha256": sha256, "size": body.len(), "mime": mime}),
     ))
+}
+
+/// Rejects a file for a lesson of another kind: videos belong to video
+/// lessons, PDF files to reading lessons.
+pub(super) async fn check_lesson_kind(state: &AppState, id: i64, expected: &str) -> AppResult<()> {
+    let kind: String = sqlx::query_scalar("SELECT kind FROM learning_lessons WHERE id = $1")
+        .bind(id)
+        .fetch_one(&state.db.pool)
+        .await?;
+    if kind == expected {
+        return Ok(());
+    }
+    let (zh, en) = match expected {
+        "video" => (
+            "只有视频课时可以上传视频",
+            "only video lessons take a video",
+        ),
+        _ => (
+            "只有阅读课时可以上传 PDF 文件",
+            "only reading lessons take a PDF file",
+        ),
+    };
+    Err(AppError::conflict("wrong_lesson_kind", zh, en))
+}
+
+/// Writes an uploaded file to the files directory, records it in
+/// `stored_files` inside the caller's transaction and returns its SHA-256.
+pub(super) async fn store_blob(
+    state: &AppState,
+    conn: &mut sqlx::AnyConnection,
+    body: &Bytes,
+    mime: &str,
+) -> AppResult<String> {
+    let sha256 = hex::encode(Sha256::digest(body));
+    files::write_blob(&state.config.store.files_dir(), &sha256, body).await?;
+    sqlx::query(
+        "INSERT INTO stored_files (sha256, size, mime, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(&sha256)
+    .bind(body.len() as i64)
+    .bind(mime)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(sha256)
 }
 
 /// Checks that the bytes are a WebM or MP4 video matching the extension.
@@ -169,7 +205,18 @@ async fn play_video(
     let Some((Some(sha256), Some(mime))) = video else {
         return Err(AppError::not_found(("课时视频", "lesson video"), id));
     };
-    let path = files::blob_path(&state.config.store.files_dir(), &sha256);
+    serve_blob(&state, &sha256, &mime, &headers).await
+}
+
+/// Streams a stored file with one optional byte range: 206 with that range,
+/// or 200 with the whole file for no range or several ranges.
+pub(super) async fn serve_blob(
+    state: &AppState,
+    sha256: &str,
+    mime: &str,
+    headers: &HeaderMap,
+) -> AppResult<Response> {
+    let path = files::blob_path(&state.config.store.files_dir(), sha256);
     let mut file = tokio::fs::File::open(&path)
         .await
         .map_err(AppError::internal)?;
