@@ -684,8 +684,11 @@ async fn chinese_messages_keep_detail(backend: Backend) {
     for (name, reply, status, code, field, message, detail) in &cases {
         let error = reply.expect_error(*status, code);
         assert_eq!(error["message"], *message, "{name}: message");
-        let shown = error["detail"].as_str().unwrap_or_default();
-        assert!(shown.contains(detail), "{name}: detail {shown:?}");
+        let detail_text = error["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail_text.contains(detail),
+            "{name}: detail {detail_text:?}"
+        );
         match field {
             Some(field) => assert_eq!(error["field"], *field, "{name}: field"),
             None => assert!(error.get("field").is_none(), "{name}: no field"),

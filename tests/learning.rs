@@ -1186,11 +1186,11 @@ async fn lesson_edit_and_delete(backend: Backend) {
     .unwrap();
     assert_eq!(entries, 1, "the ledger entry stays");
 
-    let gone = world
+    let deleted_lesson = world
         .member
         .get(&format!("/api/learning/lessons/{first}"))
         .await;
-    gone.expect_error(StatusCode::NOT_FOUND, "not_found");
+    deleted_lesson.expect_error(StatusCode::NOT_FOUND, "not_found");
     let restart = hub
         .request(json!({"type": "study_start", "lesson_id": first, "position": 0, "visible": true}))
         .await;
@@ -1222,7 +1222,7 @@ async fn lesson_edit_and_delete(backend: Backend) {
     );
 }
 
-/// A small PDF file with one empty page.
+/// Builds a small PDF file with one empty page.
 fn pdf_bytes() -> Vec<u8> {
     let mut bytes = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
         2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n\

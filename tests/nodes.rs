@@ -782,8 +782,8 @@ async fn lease_has_one_holder(backend: Backend) {
     db.close().await;
 }
 
-/// Sends a hub request with `id` and returns the reply carrying that id;
-/// messages pushed meanwhile go to `pushed`.
+/// Sends a hub request with `id` and returns the reply carrying that id.
+/// Messages pushed meanwhile go to `pushed`.
 async fn hub_request(ws: &mut Ws, mut message: Value, id: &str, pushed: &mut Vec<Value>) -> Value {
     message["id"] = json!(id);
     ws.send(Message::text(message.to_string())).await.unwrap();

@@ -1,7 +1,9 @@
 // Learning: a member watches a short video lesson to the end in the lesson
 // player and the credit hours on the learning page go up by the lesson's
 // hours; a member passes the demo exam and opens the certificate; the
-// branch secretary reads the report of who is behind.
+// branch secretary reads the report of who is behind, edits, reorders and
+// deletes lessons, and gives a reading lesson a PDF file that the lesson
+// page shows in a frame.
 
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -155,5 +157,59 @@ test('organizer adds a reading lesson', async (t) => {
   assert.match(await line.textContent(), /阅读 · 20 分钟 · 0\.5 学时/);
   await line.getByRole('link', { name: '专题二：延安精神' }).click();
   await page.getByText('自力更生、艰苦奋斗').waitFor();
+  assert.deepEqual(pageErrors, []);
+});
+
+test('organizer edits lessons and opens a PDF lesson', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  const organizer = await apiSession(server.url, 'zhibu');
+  const courses = await organizer('GET', '/api/learning/courses');
+  const course = courses.find((c) => c.title === '党史学习教育专题');
+  const reading = await organizer('POST', `/api/learning/courses/${course.id}/lessons`, {
+    title: '专题三：红船精神',
+    kind: 'reading',
+    duration_s: 120,
+  });
+  await organizer('POST', `/api/learning/courses/${course.id}/lessons`, { title: '待删除的课时', kind: 'reading', duration_s: 60 });
+
+  await login(page, server.url, 'zhibu');
+  await page.getByRole('link', { name: '学习', exact: true }).click();
+  await page.getByRole('link', { name: '党史学习教育专题' }).click();
+  const readingLine = page.locator('.learn-lessons li').filter({ hasText: '专题三：红船精神' });
+  await readingLine.getByRole('button', { name: '编辑' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('课时名称').fill('专题三：红船精神（修订）');
+  await dialog.getByLabel('排序位置').fill('1');
+  await dialog.getByRole('button', { name: '保存' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  const first = page.locator('.learn-lessons li').first();
+  await first.filter({ hasText: '专题三：红船精神（修订）' }).waitFor();
+
+  const pdf = path.join(repoRoot, 'tests', 'fixtures', 'lesson.pdf');
+  await page.getByTestId(`lesson-pdf-${reading.id}`).setInputFiles(pdf);
+  await page.getByText('PDF 文件已上传').first().waitFor();
+  const stored = await organizer('GET', `/api/learning/lessons/${reading.id}`);
+  assert.equal(stored.has_pdf, true);
+  assert.equal(stored.position, 1);
+
+  const doomed = page.locator('.learn-lessons li').filter({ hasText: '待删除的课时' });
+  await doomed.getByRole('button', { name: '删除' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: '删除' }).click();
+  await doomed.waitFor({ state: 'detached' });
+  const left = await organizer('GET', `/api/learning/courses/${course.id}`);
+  assert.ok(!left.lessons.some((lesson) => lesson.title === '待删除的课时'));
+
+  await page.locator('.learn-lessons li').first().getByRole('link', { name: '专题三：红船精神（修订）' }).click();
+  const frame = page.getByTestId('lesson-pdf');
+  await frame.waitFor();
+  const src = await frame.getAttribute('src');
+  assert.equal(src, `/api/learning/lessons/${reading.id}/pdf`);
+  const served = await page.evaluate(async (url) => {
+    const response = await fetch(url, { headers: { Range: 'bytes=0-4' } });
+    return { status: response.status, type: response.headers.get('content-type'), text: await response.text() };
+  }, src);
+  assert.deepEqual(served, { status: 206, type: 'application/pdf', text: '%PDF-' });
+  await page.getByRole('button', { name: '开始学习' }).click();
+  await page.getByTestId('study-status').filter({ hasText: '正在计时' }).waitFor();
   assert.deepEqual(pageErrors, []);
 });

@@ -1,12 +1,12 @@
 // One course: its lessons with the caller's progress, and its exams.
-// Organizers also get forms to add lessons, upload videos, assign the
-// course, add questions and create exams. The page reloads on each event of
+// Organizers also get forms to add, edit and delete lessons, upload videos
+// and PDF files, assign the course, add questions and create exams. The page reloads on each event of
 // the `course:ID` hub topic.
 //
 // Route: /learning/courses/{id}.
 
 import { api, uploadBody, query } from '../api.js';
-import { announce, dialogForm, errorState, field, h, openDialog, replace } from '../dom.js';
+import { announce, confirmDialog, dialogForm, errorState, field, h, openDialog, replace } from '../dom.js';
 import { hub } from '../hub.js';
 import { formatDate, t } from '../i18n.js';
 import { learningHeader } from './learning.js';
@@ -45,7 +45,7 @@ export function mountCourse(outlet, context) {
           ' ',
           h('span', { class: 'muted' }, t('learn.lessonLine', { kind: t(`learn.kind.${lesson.kind}`), minutes: Math.ceil(lesson.duration_s / 60), hours: lesson.credit_hours })),
           lesson.completed ? h('span', { class: 'tag' }, t('learn.done')) : null,
-          course.can_manage && lesson.kind === 'video' ? uploadButton(lesson) : null,
+          course.can_manage ? lessonActions(lesson, course.lessons.length) : null,
         ),
       ),
     );
@@ -75,6 +75,18 @@ export function mountCourse(outlet, context) {
     );
   }
 
+  function lessonActions(lesson, count) {
+    const small = (label, onclick) => h('button', { type: 'button', class: 'button button-small', onclick }, label);
+    return h(
+      'span',
+      { class: 'learn-lesson-actions' },
+      small(t('learn.editLesson'), () => editLesson(lesson, count)),
+      small(t('learn.deleteLesson'), () => deleteLesson(lesson)),
+      lesson.kind === 'video' ? uploadButton(lesson) : null,
+      lesson.kind === 'reading' ? pdfButton(lesson) : null,
+    );
+  }
+
   function uploadButton(lesson) {
     const input = h('input', { type: 'file', accept: 'video/webm,video/mp4', class: 'visually-hidden', 'aria-label': t('learn.uploadVideo') });
     input.addEventListener('change', async () => {
@@ -89,6 +101,69 @@ export function mountCourse(outlet, context) {
       }
     });
     return h('label', { class: 'button button-small' }, input, lesson.has_video ? t('learn.replaceVideo') : t('learn.uploadVideo'));
+  }
+
+  function pdfButton(lesson) {
+    const label = lesson.has_pdf ? t('learn.replacePdf') : t('learn.uploadPdf');
+    const input = h('input', { type: 'file', accept: 'application/pdf,.pdf', class: 'visually-hidden', 'aria-label': label, 'data-testid': `lesson-pdf-${lesson.id}` });
+    input.addEventListener('change', async () => {
+      const file = input.files[0];
+      if (!file) return;
+      try {
+        await uploadBody(`/api/learning/lessons/${lesson.id}/pdf${query({ name: file.name })}`, file).promise;
+        announce(t('learn.pdfStored'));
+      } catch (error) {
+        announce(error.message, 'error');
+      }
+    });
+    return h('label', { class: 'button button-small' }, input, label);
+  }
+
+  function editLesson(lesson, count) {
+    const title = h('input', { name: 'title', required: true, value: lesson.title });
+    const position = h('input', { name: 'position', type: 'number', min: 1, max: count, value: lesson.position });
+    const minutes = h('input', { name: 'duration_s', type: 'number', min: 1, value: Math.round(lesson.duration_s / 60) || 1 });
+    const hours = h('input', { name: 'credit_hours', type: 'number', step: '0.25', min: 0, value: lesson.credit_hours });
+    const text = h('textarea', { name: 'body_html', rows: 6 });
+    text.value = lesson.body_html;
+    openDialog(t('learn.editLessonTitle'), (close) =>
+      dialogForm(
+        close,
+        [
+          field(t('learn.lessonTitle'), title),
+          field(t('learn.position'), position),
+          field(t('learn.minutes'), minutes),
+          field(t('learn.creditHours'), hours, t('learn.creditEditHint')),
+          field(t('learn.text'), text),
+        ],
+        t('common.save'),
+        () => {
+          const input = { title: title.value, position: Number(position.value), body_html: text.value };
+          const seconds = Math.round(Number(minutes.value) * 60);
+          // An uploaded video's measured length stays unless the organizer changes the minutes.
+          if (Math.round(lesson.duration_s / 60) !== Number(minutes.value)) input.duration_s = seconds;
+          if (hours.value === '') input.credit_by_length = true;
+          else if (Number(hours.value) !== lesson.credit_hours) input.credit_hours = Number(hours.value);
+          return api.patch(`/api/learning/lessons/${lesson.id}`, input);
+        },
+      ),
+    ).then((saved) => {
+      if (!saved) return;
+      announce(t('learn.lessonSaved'));
+      load();
+    });
+  }
+
+  async function deleteLesson(lesson) {
+    const confirmed = await confirmDialog(t('learn.deleteLessonTitle'), t('learn.deleteLessonBody', { title: lesson.title }), t('learn.deleteLesson'), true);
+    if (!confirmed) return;
+    try {
+      await api.delete(`/api/learning/lessons/${lesson.id}`);
+      announce(t('learn.lessonDeleted'));
+      load();
+    } catch (error) {
+      announce(error.message, 'error');
+    }
   }
 
   function addLesson() {

@@ -1,4 +1,5 @@
-// The lesson player: a video or a reading text, with study time reported
+// The lesson player: a video, a reading text or a PDF file shown by the
+// browser's own viewer in a same-origin frame, with study time reported
 // over the hub (docs/protocol.md, "Learning: study time"). The server
 // decides what counts; this page only reports what the person does.
 //
@@ -73,6 +74,14 @@ export function mountLesson(outlet, context) {
         report();
       });
       content = media;
+    } else if (lesson.has_pdf) {
+      const src = `/api/learning/lessons/${lessonId}/pdf`;
+      content = h(
+        'div',
+        {},
+        h('iframe', { src, title: lesson.title, class: 'learn-pdf', 'data-testid': 'lesson-pdf' }),
+        h('p', {}, h('a', { href: src, target: '_blank', rel: 'noopener' }, t('learn.openPdf'))),
+      );
     } else {
       content = h('article', { class: 'learn-reading rich-text' });
       content.innerHTML = lesson.body_html;
