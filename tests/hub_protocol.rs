@@ -497,6 +497,10 @@ async fn malformed_message_gets_error() {
     let reply = next_json(&mut ws).await;
     assert_eq!(reply["type"], "error");
     assert_eq!(reply["code"], "invalid_message");
+    assert_eq!(
+        reply["message"],
+        "消息格式错误：不是有效的 JSON，或不是可识别的消息"
+    );
     send(&mut ws, json!({"type": "subscribe"})).await;
     let reply = next_json(&mut ws).await;
     assert_eq!(reply["code"], "invalid_message");

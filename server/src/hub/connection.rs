@@ -245,11 +245,13 @@ impl Connection {
             Message::Text(text) => match serde_json::from_str::<ClientMessage>(&text) {
                 Ok(message) => self.on_message(sink, message).await,
                 Err(error) => {
+                    // The Chinese message leaves out serde's English text,
+                    // which the English message keeps.
                     let reply = self.error(
                         None,
                         AppError::bad_request(
                             "invalid_message",
-                            format!("消息格式错误：{error}"),
+                            "消息格式错误：不是有效的 JSON，或不是可识别的消息",
                             format!("invalid message: {error}"),
                         ),
                     );
