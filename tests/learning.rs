@@ -1201,6 +1201,37 @@ async fn lesson_edit_and_delete(backend: Backend) {
         .await;
     again.expect_error(StatusCode::NOT_FOUND, "not_found");
 
+    // A session running on a lesson when it is deleted stops counting.
+    let nonce = hub.start(third).await;
+    let (ack, seq) = play(&mut hub, third, &nonce, 1, 0.0, 0.5).await;
+    assert_eq!(ack["status"], "counted", "{ack}");
+    world
+        .organizer
+        .delete(&format!("/api/learning/lessons/{third}"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let stopped = hub.progress(third, &nonce, seq, 1.0).await;
+    assert_eq!(stopped["code"], "study_not_active", "{stopped}");
+    let counted: i64 = sqlx::query_scalar(
+        "SELECT counted_ms FROM learning_progress WHERE member_id = $1 AND lesson_id = $2",
+    )
+    .bind(world.member_id)
+    .bind(third)
+    .fetch_one(&world.server.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(counted, 500, "nothing counts after the delete");
+
+    let both = world
+        .organizer
+        .patch(
+            &path,
+            json!({"credit_hours": 1.0, "credit_by_length": true}),
+        )
+        .await;
+    let error = both.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(error["field"], "credit_hours");
+
     let auditor = world.server.auditor().await;
     let actions: Vec<String> = auditor
         .audit_entries(Some("lesson"))

@@ -762,8 +762,13 @@ enum Stored {
 async fn store_progress(state: &AppState, member_id: i64, outcome: &Outcome) -> AppResult<Stored> {
     let now = now_ms();
     let mut tx = state.db.begin().await?;
+    // The watched range and the counted time never shrink: a session that
+    // took over on another node may have read them just before the old
+    // session's last write.
     let updated = sqlx::query(
-        "UPDATE learning_progress SET position_ms = $1, watched_until_ms = $2, counted_ms = $3, \
+        "UPDATE learning_progress SET position_ms = $1, \
+         watched_until_ms = CASE WHEN watched_until_ms > $2 THEN watched_until_ms ELSE $2 END, \
+         counted_ms = CASE WHEN counted_ms > $3 THEN counted_ms ELSE $3 END, \
          updated_at = $4, completed_at = CASE WHEN $5 = 1 AND completed_at IS NULL THEN $4 ELSE completed_at END \
          WHERE member_id = $6 AND lesson_id = $7 \
          AND EXISTS (SELECT 1 FROM learning_study_claims c WHERE c.member_id = $6 AND c.nonce = $8) \
