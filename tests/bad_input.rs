@@ -672,6 +672,17 @@ async fn chinese_messages_keep_detail(backend: Backend) {
             "missing field `name`",
         ),
         (
+            "query parameter not a number",
+            admin
+                .get(&format!("/api/learning/reports/orgs/{}?year=abc", fx.root))
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("year"),
+            "查询参数无效，请检查后重试",
+            "invalid digit",
+        ),
+        (
             "upload over the limit",
             upload(admin, "/api/files?name=big.pdf", oversized).await,
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -110,12 +110,19 @@ fn rejection_error(status: StatusCode, detail: &str) -> AppError {
                     format!("missing query parameter {name}"),
                 )
                 .field(name),
-                (Some(text), None) => AppError::new(
-                    status,
-                    "invalid_request",
-                    "查询参数无效，请检查后重试",
-                    format!("invalid query parameter: {text}"),
-                ),
+                (Some(text), None) => {
+                    let error = AppError::new(
+                        status,
+                        "invalid_request",
+                        "查询参数无效，请检查后重试",
+                        format!("invalid query parameter: {text}"),
+                    );
+                    // serde_path_to_error puts the parameter's name first, as in "year: invalid digit".
+                    match text.split_once(": ") {
+                        Some((name, _)) if is_parameter_name(name) => error.field(name),
+                        _ => error,
+                    }
+                }
                 (None, None) => AppError::new(
                     status,
                     "invalid_request",
@@ -130,6 +137,13 @@ fn rejection_error(status: StatusCode, detail: &str) -> AppError {
     } else {
         error.detail(detail)
     }
+}
+
+fn is_parameter_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
 #[cfg(test)]
@@ -152,6 +166,14 @@ mod tests {
         assert_eq!(error.field.as_deref(), Some("name"));
         assert_eq!(error.message(Lang::Zh), "缺少必填的查询参数");
         assert_eq!(error.detail.as_deref(), Some(text));
+    }
+
+    #[test]
+    fn invalid_query_parameter_is_named() {
+        let text = "Failed to deserialize query string: year: invalid digit found in string";
+        let error = rejection_error(StatusCode::BAD_REQUEST, text);
+        assert_eq!(error.field.as_deref(), Some("year"));
+        assert_eq!(error.message(Lang::Zh), "查询参数无效，请检查后重试");
     }
 
     #[test]
