@@ -9,14 +9,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::readable_lesson_course;
-use super::courses::course_updated;
-use super::video::{check_lesson_kind, serve_blob, store_blob};
-use crate::audit;
+use super::video::{LessonFile, check_lesson_kind, commit_file, serve_blob, store_blob};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::files;
 use crate::http::ApiJson;
@@ -68,23 +65,16 @@ async fn upload_pdf(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-
-    let event = course_updated(&mut tx, course.id).await?;
-    audit::append(
-        &mut tx,
-        &state.audit_key,
-        &caller.session.actor(),
-        "learning.lesson.pdf",
-        ("lesson", id.to_string()),
-        json!({"sha256": sha256, "size": body.len(), "name": name}),
-    )
-    .await?;
-    tx.commit().await?;
-    state.hub.publish([event]);
-    tracing::info!(lesson_id = id, size = body.len(), "lesson PDF stored");
-    Ok(ApiJson(
-        json!({"lesson_id": id, "sha256": sha256, "size": body.len(), "mime": PDF_MIME}),
-    ))
+    let file = LessonFile {
+        lesson_id: id,
+        course_id: course.id,
+        action: "learning.lesson.pdf",
+        name: &name,
+        mime: PDF_MIME,
+        sha256,
+        size: body.len(),
+    };
+    commit_file(&state, &caller, tx, file).await
 }
 
 /// Checks that the name ends in `.pdf` and the bytes start as a PDF file.

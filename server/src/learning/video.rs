@@ -93,22 +93,62 @@ async fn upload_video(
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    let event = course_updated(&mut tx, course_id).await?;
+    let file = LessonFile {
+        lesson_id: id,
+        course_id,
+        action: "learning.lesson.video",
+        name: &name,
+        mime,
+        sha256,
+        size: body.len(),
+    };
+    commit_file(&state, &caller, tx, file).await
+}
+
+/// A file just stored for a lesson, for the audit entry and the response.
+pub(super) struct LessonFile<'a> {
+    pub lesson_id: i64,
+    pub course_id: i64,
+    /// The audit action, such as `learning.lesson.video`.
+    pub action: &'static str,
+    pub name: &'a str,
+    pub mime: &'a str,
+    pub sha256: String,
+    pub size: usize,
+}
+
+/// Announces a lesson's new file on the course topic, audits it, commits
+/// the upload's transaction and returns the response body.
+pub(super) async fn commit_file(
+    state: &AppState,
+    caller: &Caller,
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    file: LessonFile<'_>,
+) -> AppResult<ApiJson<serde_json::Value>> {
+    let event = course_updated(&mut tx, file.course_id).await?;
     audit::append(
         &mut tx,
         &state.audit_key,
         &caller.session.actor(),
-        "learning.lesson.video",
-        ("lesson", id.to_string()),
-        json!({"sha256": sha256, "size": body.len(), "name": name}),
+        file.action,
+        ("lesson", file.lesson_id.to_string()),
+        json!({"sha256": file.sha256, "size": file.size, "name": file.name}),
     )
     .await?;
     tx.commit().await?;
     state.hub.publish([event]);
-    tracing::info!(lesson_id = id, size = body.len(), "lesson video stored");
-    Ok(ApiJson(
-        json!({"lesson_id": id, "sha256": sha256, "size": body.len(), "mime": mime}),
-    ))
+    tracing::info!(
+        lesson_id = file.lesson_id,
+        size = file.size,
+        action = file.action,
+        "lesson file stored"
+    );
+    Ok(ApiJson(json!({
+        "lesson_id": file.lesson_id,
+        "sha256": file.sha256,
+        "size": file.size,
+        "mime": file.mime,
+    })))
 }
 
 /// Rejects a file for a lesson of another kind: videos belong to video
