@@ -1,5 +1,7 @@
 //! Lesson videos: upload by an organizer, and playback with HTTP range
 //! requests (RFC 9110, section 14) so that players can seek and resume.
+//! The storing, auditing and range-serving steps are shared with the PDF
+//! files of reading lessons.
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
