@@ -1,6 +1,8 @@
 //! Membership work end to end on the demo province: a full development
 //! pipeline from application to full member with steps rejected too early,
-//! reminders of due steps and their escalation, and dues with arrears.
+//! reminders of due steps and their escalation, dues with arrears, bulk
+//! import of pipeline people, temporary branches of mobile members and
+//! members whose relation moved out.
 
 mod common;
 
@@ -67,6 +69,11 @@ impl Running {
     /// Logs in as the account of an officer of the organization.
     async fn login_officer(&self, org: &str, role: &str) -> Client {
         let member = self.officer(org, role).await;
+        self.login_member(member).await
+    }
+
+    /// Logs in as the demo account of a member.
+    async fn login_member(&self, member: i64) -> Client {
         let username: String =
             sqlx::query_scalar("SELECT username FROM accounts WHERE member_id = $1")
                 .bind(member)
@@ -635,11 +642,40 @@ async fn transfer_accepted_and_expired(backend: Backend) {
         .expect(StatusCode::CREATED);
 }
 
+/// Returns the branch's member total and the year's 转出 count.
+async fn rolls(client: &Client, org_id: i64) -> (i64, i64) {
+    let year = today().format("%Y");
+    let stats = client
+        .get(&format!("/api/membership/orgs/{org_id}/stats?year={year}"))
+        .await
+        .expect(StatusCode::OK);
+    (
+        count(&stats, "total", "党员总数"),
+        count(&stats, "year", "转出"),
+    )
+}
+
 async fn letter_file_between_deployments(backend: Backend) {
     let running = start(backend).await;
     let zhibu = running.login("zhibu").await;
+    let branch = running.org_id(BRANCH).await;
     let member = running.plain_members(BRANCH).await[0];
     let paid = server::membership::dues_rules::Month::of(today()).to_string();
+    // A year of unpaid dues, which the arrears stop counting once the
+    // relation has moved out.
+    let since = add_months_back(today(), 12);
+    zhibu
+        .put(
+            &format!("/api/membership/dues/members/{member}"),
+            json!({"kind": "fixed", "fixed_fen": 100, "since_month": since}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let (total_before, out_before) = rolls(&zhibu, branch).await;
+    let arrears_before = zhibu
+        .get(&format!("/api/membership/dues/orgs/{branch}"))
+        .await
+        .expect(StatusCode::OK);
     let transfer = zhibu
         .post(
             "/api/membership/transfers",
@@ -707,6 +743,62 @@ async fn letter_file_between_deployments(backend: Backend) {
     assert_eq!(closed["status"], "accepted");
     assert_eq!(closed["receipt_on"], today().to_string());
     other.stop().await;
+
+    let record = zhibu
+        .get(&format!("/api/members/{member}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(record["status"], "moved_out");
+    assert_eq!(
+        rolls(&zhibu, branch).await,
+        (total_before - 1, out_before + 1)
+    );
+    let arrears = zhibu
+        .get(&format!("/api/membership/dues/orgs/{branch}"))
+        .await
+        .expect(StatusCode::OK);
+    let listed = |dues: &Value| {
+        dues["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|line| line["member_id"] == member)
+    };
+    assert!(listed(&arrears_before));
+    let own_arrears = arrears_before["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["member_id"] == member)
+        .map(|line| line["arrears_fen"].as_i64().unwrap())
+        .unwrap();
+    assert!(own_arrears > 0);
+    assert!(!listed(&arrears));
+    assert_eq!(
+        arrears["arrears_fen"].as_i64().unwrap(),
+        arrears_before["arrears_fen"].as_i64().unwrap() - own_arrears
+    );
+    let timeline = zhibu
+        .get(&format!("/api/membership/members/{member}/timeline"))
+        .await
+        .expect(StatusCode::OK);
+    let kinds: Vec<&str> = timeline["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.last(), Some(&"moved_out"), "{timeline}");
+    assert_eq!(timeline["status"], "moved_out");
+}
+
+/// Returns the month `months` before the month of `day`, as `YYYY-MM`.
+fn add_months_back(day: NaiveDate, months: u32) -> String {
+    let mut month = server::membership::dues_rules::Month::of(day);
+    for _ in 0..months {
+        month = month.previous();
+    }
+    month.to_string()
 }
 
 fn person_body(org_id: i64, gender: &str, ethnicity: &str, birth: &str, status: &str) -> Value {
@@ -972,6 +1064,491 @@ async fn mobile_member_pays_dues_at_host(backend: Backend) {
         .expect_error(StatusCode::FORBIDDEN, "forbidden");
 }
 
+const IMPORT_HEADER: &str = "姓名,性别,民族,出生日期,学历,联系电话,身份证号,申请入党日期,谈话日期,\
+确定积极分子日期,培养联系人,指定培养联系人日期,确定发展对象日期";
+
+/// One CSV row of the pipeline import.
+fn import_row(name: &str, gender: &str, id_number: &str, dates: [&str; 6]) -> String {
+    let [applied, talk, activist, contacts, contacts_on, candidate] = dates;
+    format!(
+        "{name},{gender},汉族,2000-05-01,大学本科,13800001111,{id_number},{applied},{talk},\
+         {activist},{contacts},{contacts_on},{candidate}"
+    )
+}
+
+async fn import_people(
+    client: &Client,
+    org_id: i64,
+    format: &str,
+    bytes: Vec<u8>,
+) -> common::Reply {
+    let path = format!("/api/membership/orgs/{org_id}/import?format={format}");
+    client.send_raw(reqwest::Method::POST, &path, bytes).await
+}
+
+/// Returns a full member's name that no other member of the branch shares.
+async fn unique_full_member(running: &Running, org: &str) -> String {
+    let org_id = running.org_id(org).await;
+    sqlx::query_scalar(
+        "SELECT name FROM members WHERE org_id = $1 AND status = 'full' \
+         AND name IN (SELECT name FROM members GROUP BY name HAVING COUNT(*) = 1) ORDER BY id",
+    )
+    .bind(org_id)
+    .fetch_all(&running.state.db.pool)
+    .await
+    .unwrap()
+    .remove(0)
+}
+
+async fn count_steps(running: &Running) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM membership_steps")
+        .fetch_one(&running.state.db.pool)
+        .await
+        .unwrap()
+}
+
+async fn people_import_rejects_whole_file(backend: Backend) {
+    let running = start(backend).await;
+    let zhibu = running.login("zhibu").await;
+    let branch = running.org_id(BRANCH).await;
+    let contact = unique_full_member(&running, BRANCH).await;
+    let before = count_steps(&running).await;
+    let good = common::next_id_number();
+    let no_steps = ["", "", "", "", "", ""];
+    let rows = [
+        import_row("林晓雨", "女", &good, ["2023-01-10", "", "", "", "", ""]),
+        // The activist confirmation comes before the application and talk.
+        import_row(
+            "王立新",
+            "男",
+            &common::next_id_number(),
+            ["2023-02-01", "2023-02-10", "2023-01-05", "", "", ""],
+        ),
+        import_row("周敏", "未知", &common::next_id_number(), no_steps),
+        import_row("陈浩", "男", &good, ["2023-01-10", "", "", "", "", ""]),
+        // Development candidate four months after becoming an activist.
+        import_row(
+            "刘洋",
+            "男",
+            &common::next_id_number(),
+            [
+                "2023-01-10",
+                "2023-01-20",
+                "2023-03-01",
+                &contact,
+                "2023-03-05",
+                "2023-07-01",
+            ],
+        ),
+    ];
+    let sheet = format!("{IMPORT_HEADER}\n{}\n", rows.join("\n"));
+    let report = import_people(&zhibu, branch, "csv", sheet.into_bytes())
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(report["rows"], 5);
+    assert_eq!(report["imported"], 0, "{report}");
+    let rejected = report["rejected"].as_array().unwrap();
+    let by_row = |row: i64| {
+        rejected
+            .iter()
+            .find(|entry| entry["row"] == row)
+            .unwrap_or_else(|| panic!("row {row} is reported: {report}"))
+    };
+    assert_eq!(rejected.len(), 4, "{report}");
+    assert_eq!(by_row(3)["column"], "确定积极分子日期");
+    assert!(
+        by_row(3)["message"]
+            .as_str()
+            .unwrap()
+            .contains("2023-02-10")
+    );
+    assert_eq!(by_row(4)["column"], "性别");
+    assert_eq!(by_row(5)["column"], "身份证号");
+    assert_eq!(by_row(6)["column"], "确定发展对象日期");
+    assert!(
+        by_row(6)["message"]
+            .as_str()
+            .unwrap()
+            .contains("2024-03-01"),
+        "{report}"
+    );
+    let people = running
+        .scalar(
+            "SELECT COUNT(*) FROM membership_people WHERE id_number = $1",
+            &good,
+        )
+        .await;
+    assert_eq!(people, 0, "the valid first row is not stored either");
+    assert_eq!(count_steps(&running).await, before);
+
+    let missing = "姓名,性别\n林晓雨,女\n".as_bytes().to_vec();
+    let error = import_people(&zhibu, branch, "csv", missing).await;
+    assert!(message(&error).contains("缺少列"), "{}", error.body);
+    let member = running.login("dangyuan").await;
+    let header = format!("{IMPORT_HEADER}\n").into_bytes();
+    import_people(&member, branch, "csv", header)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+}
+
+async fn people_import_lands_every_stage(backend: Backend) {
+    let running = start(backend).await;
+    let zhibu = running.login("zhibu").await;
+    let branch = running.org_id(BRANCH).await;
+    let contact = unique_full_member(&running, BRANCH).await;
+
+    let template = zhibu
+        .request(
+            reqwest::Method::GET,
+            "/api/membership/import-template?format=xlsx",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(template.status(), StatusCode::OK);
+    let template = template.bytes().await.unwrap().to_vec();
+    let report = import_people(&zhibu, branch, "xlsx", template)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        report["imported"], 1,
+        "the template's example row: {report}"
+    );
+    assert_eq!(report["stages"]["activist"], 1);
+
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    let rows = [
+        import_row(
+            "申请人甲",
+            "女",
+            &common::next_id_number(),
+            ["2024-05-06", "", "", "", "", ""],
+        ),
+        import_row(
+            "积极分子乙",
+            "男",
+            &common::next_id_number(),
+            ["2023-04-01", "2023-04-20", "2023-06-01", "", "", ""],
+        ),
+        import_row(
+            "发展对象丙",
+            "女",
+            &common::next_id_number(),
+            [
+                "2023-01-10",
+                "2023-01-20",
+                "2023-03-01",
+                &contact,
+                "2023-03-05",
+                "2024-04-01",
+            ],
+        ),
+    ];
+    for (line, text) in std::iter::once(IMPORT_HEADER.to_owned())
+        .chain(rows)
+        .enumerate()
+    {
+        for (column, cell) in text.split(',').enumerate() {
+            sheet
+                .write_string(line as u32, column as u16, cell)
+                .unwrap();
+        }
+    }
+    let bytes = workbook.save_to_buffer().unwrap();
+    let report = import_people(&zhibu, branch, "xlsx", bytes)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(report["imported"], 3, "{report}");
+    assert_eq!(report["rejected"], json!([]));
+    for stage in ["applicant", "activist", "candidate"] {
+        assert_eq!(report["stages"][stage], 1, "{stage}: {report}");
+    }
+
+    let board = zhibu
+        .get(&format!("/api/membership/orgs/{branch}/board"))
+        .await
+        .expect(StatusCode::OK);
+    let find = |stage: &str, name: &str| {
+        board["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|column| column["stage"] == stage)
+            .and_then(|column| {
+                column["people"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|person| person["name"] == name)
+                    .cloned()
+            })
+            .unwrap_or_else(|| panic!("{name} is on the board as {stage}"))
+    };
+    find("applicant", "申请人甲");
+    find("activist", "积极分子乙");
+    let candidate = find("candidate", "发展对象丙");
+    let detail = zhibu
+        .get(&format!("/api/membership/people/{}", candidate["id"]))
+        .await
+        .expect(StatusCode::OK);
+    let steps: Vec<&str> = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| record["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["application", "talk", "activist", "contacts", "candidate"]
+    );
+    let contacts = &detail["steps"][3]["detail"]["contact_ids"];
+    assert_eq!(contacts.as_array().unwrap().len(), 1);
+    assert_eq!(detail["steps"][0]["detail"]["note"], "批量导入");
+}
+
+/// Registers the member with the host organization as a mobile member.
+async fn register_mobile(client: &Client, member: i64, host: i64) -> Value {
+    client
+        .post(
+            "/api/membership/mobile",
+            json!({"member_id": member, "host_org_id": host,
+                "starts_on": today().to_string(), "reason": "外派驻点工作"}),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+}
+
+async fn temporary_branch_limits_and_dissolution(backend: Backend) {
+    let running = start(backend).await;
+    let zhibu = running.login("zhibu").await;
+    let host = running.login_officer(OTHER_DISTRICT, "secretary").await;
+    let host_org = running.org_id(OTHER_DISTRICT).await;
+    let mobile: Vec<i64> = running.plain_members(BRANCH).await[..3].to_vec();
+    for member in &mobile[..2] {
+        register_mobile(&zhibu, *member, host_org).await;
+    }
+    let ends_on = today() + Days::new(90);
+    let form = |members: &[i64]| {
+        json!({"host_org_id": host_org, "name": "西城区流动党员临时党支部",
+            "member_ids": members, "leader_member_id": members[0],
+            "ends_on": ends_on.to_string()})
+    };
+    let error = host
+        .post("/api/membership/temporary-branches", form(&mobile[..2]))
+        .await;
+    assert_eq!(
+        error.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+        "member_ids"
+    );
+    // The third member is not registered yet.
+    host.post("/api/membership/temporary-branches", form(&mobile))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    register_mobile(&zhibu, mobile[2], host_org).await;
+    zhibu
+        .post("/api/membership/temporary-branches", form(&mobile))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let branch = host
+        .post("/api/membership/temporary-branches", form(&mobile))
+        .await
+        .expect(StatusCode::CREATED);
+    let temporary = branch["org_id"].as_i64().unwrap();
+    assert_eq!(branch["status"], "active");
+    assert_eq!(branch["members"].as_array().unwrap().len(), 3);
+    let org = host
+        .get(&format!("/api/orgs/{temporary}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(org["kind"], "temporary_branch");
+    assert_eq!(org["parent_id"], host_org);
+
+    // No pipeline, dues or elections inside the temporary branch.
+    let reply = host
+        .post("/api/membership/people", applicant(temporary, "2024-01-10"))
+        .await;
+    reply.expect_error(StatusCode::CONFLICT, "temporary_branch_limit");
+    assert!(message(&reply).contains("临时党支部不能发展党员"));
+    let header = format!("{IMPORT_HEADER}\n").into_bytes();
+    import_people(&host, temporary, "csv", header)
+        .await
+        .expect_error(StatusCode::CONFLICT, "temporary_branch_limit");
+    host.get(&format!("/api/membership/dues/orgs/{temporary}"))
+        .await
+        .expect_error(StatusCode::CONFLICT, "temporary_branch_limit");
+    let leader = running.login_member(mobile[0]).await;
+    leader
+        .get(&format!("/api/members/{}", mobile[1]))
+        .await
+        .expect(StatusCode::OK);
+    let month = server::membership::dues_rules::Month::of(today()).to_string();
+    let payment = json!({"month": month, "amount_fen": 100, "paid_on": today().to_string()});
+    let reply = leader
+        .post(
+            &format!("/api/membership/dues/members/{}/payments", mobile[1]),
+            payment,
+        )
+        .await;
+    reply.expect_error(StatusCode::CONFLICT, "temporary_branch_limit");
+    assert!(message(&reply).contains("临时党支部不收缴党费"));
+
+    // The branch's members' meeting seats its mobile members as its body.
+    let starts_at = chrono::Utc::now().timestamp_millis() + 86_400_000;
+    let meeting = leader
+        .post(
+            "/api/meetings",
+            json!({"org_id": temporary, "kind": "general_meeting", "title": "临时党支部党员大会",
+                "starts_at": starts_at, "ends_at": starts_at + 3_600_000, "place": "驻点会议室",
+                "online": false, "agenda": [{"title": "学习"}], "host_member": mobile[0],
+                "recorder_member": mobile[1], "invitees": []}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let mut body: Vec<i64> = meeting["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|seat| seat["source"] == "body")
+        .map(|seat| seat["member_id"].as_i64().unwrap())
+        .collect();
+    body.sort_unstable();
+    assert_eq!(body, mobile);
+    let meeting_id = meeting["meeting"]["id"].as_i64().unwrap();
+    sqlx::query("UPDATE meetings SET status = 'live' WHERE id = $1")
+        .bind(meeting_id)
+        .execute(&running.state.db.pool)
+        .await
+        .unwrap();
+    let reply = leader
+        .post(
+            &format!("/api/meetings/{meeting_id}/votes"),
+            json!({"kind": "election", "title": "选举负责人", "ballot": "secret", "seats": 1,
+                "candidates": [{"member_id": mobile[0]}, {"member_id": mobile[1]}]}),
+        )
+        .await;
+    reply.expect_error(StatusCode::CONFLICT, "temporary_branch_limit");
+    assert!(message(&reply).contains("临时党支部不能进行选举"));
+
+    // The sweep dissolves it on its end date, not the day before.
+    let dissolved =
+        server::membership::temporary::dissolve_ended(&running.state, ends_on - Days::new(1))
+            .await
+            .unwrap();
+    assert_eq!(dissolved, 0);
+    let dissolved = server::membership::temporary::dissolve_ended(&running.state, ends_on)
+        .await
+        .unwrap();
+    assert_eq!(dissolved, 1);
+    let listed = host
+        .get("/api/membership/temporary-branches")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed[0]["status"], "dissolved");
+    assert_eq!(listed[0]["members"], json!([]));
+    leader
+        .get(&format!("/api/members/{}", mobile[1]))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+
+    // Formed again, and dissolved by hand.
+    let again = host
+        .post("/api/membership/temporary-branches", form(&mobile))
+        .await
+        .expect(StatusCode::CREATED);
+    let path = format!(
+        "/api/membership/temporary-branches/{}/dissolve",
+        again["org_id"]
+    );
+    let dissolved = host.post_empty(&path).await.expect(StatusCode::OK);
+    assert_eq!(dissolved["status"], "dissolved");
+    host.post_empty(&path)
+        .await
+        .expect_error(StatusCode::CONFLICT, "temporary_branch_dissolved");
+}
+
+async fn host_officer_appointed_later_gets_access(backend: Backend) {
+    let running = start(backend).await;
+    let zhibu = running.login("zhibu").await;
+    let host_org = running.org_id(OTHER_DISTRICT).await;
+    let member = running.plain_members(BRANCH).await[0];
+    let registration = register_mobile(&zhibu, member, host_org).await;
+
+    let newcomer = running.plain_members(OTHER_DISTRICT).await[0];
+    let officer = running.login_member(newcomer).await;
+    let month = server::membership::dues_rules::Month::of(today()).to_string();
+    let payment = json!({"month": month, "amount_fen": 100, "paid_on": today().to_string()});
+    let path = format!("/api/membership/dues/members/{member}/payments");
+    officer
+        .post(&path, payment.clone())
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+
+    let secadmin = running.login("secadmin").await;
+    secadmin
+        .assign_role(host_org, newcomer, "organization_member")
+        .await;
+    officer
+        .post(&path, payment)
+        .await
+        .expect(StatusCode::CREATED);
+    officer
+        .get(&format!("/api/members/{member}"))
+        .await
+        .expect(StatusCode::OK);
+
+    let id = registration["id"].as_i64().unwrap();
+    zhibu
+        .post_empty(&format!("/api/membership/mobile/{id}/end"))
+        .await
+        .expect(StatusCode::OK);
+    let next = json!({"month": "2020-01", "amount_fen": 100, "paid_on": today().to_string()});
+    officer
+        .post(&path, next)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+}
+
+async fn plain_member_sees_only_own_records(backend: Backend) {
+    let running = start(backend).await;
+    let member = running.login("dangyuan").await;
+    let own = member.account["member_id"].as_i64().unwrap();
+    let branch = running.org_id(BRANCH).await;
+    for path in [
+        format!("/api/membership/orgs/{branch}/board"),
+        format!("/api/membership/dues/orgs/{branch}"),
+        format!("/api/membership/orgs/{branch}/stats"),
+    ] {
+        member
+            .get(&path)
+            .await
+            .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    member
+        .post("/api/membership/people", applicant(branch, "2024-01-10"))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    member
+        .get(&format!("/api/membership/dues/members/{own}"))
+        .await
+        .expect(StatusCode::OK);
+    let timeline = member
+        .get(&format!("/api/membership/members/{own}/timeline"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(timeline["member_id"], own);
+    let other = running
+        .plain_members(BRANCH)
+        .await
+        .into_iter()
+        .find(|id| *id != own)
+        .unwrap();
+    member
+        .get(&format!("/api/membership/members/{other}/timeline"))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+}
+
 on_both_backends!(
     full_pipeline,
     under_age_applicant,
@@ -982,4 +1559,9 @@ on_both_backends!(
     statistics_of_known_dataset,
     cadence_lists_laggards,
     mobile_member_pays_dues_at_host,
+    people_import_rejects_whole_file,
+    people_import_lands_every_stage,
+    temporary_branch_limits_and_dissolution,
+    host_officer_appointed_later_gets_access,
+    plain_member_sees_only_own_records,
 );

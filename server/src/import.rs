@@ -33,7 +33,7 @@ use crate::perm::Caller;
 use crate::state::AppState;
 
 /// Largest accepted spreadsheet, in bytes (20 MiB).
-const MAX_SPREADSHEET: usize = 20 * 1024 * 1024;
+pub(crate) const MAX_SPREADSHEET: usize = 20 * 1024 * 1024;
 /// Most rows one import takes.
 const MAX_ROWS: usize = 50_000;
 
@@ -44,7 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The columns, each with the header names accepted for it.
-const COLUMNS: &[(&str, &[&str])] = &[
+const COLUMNS: Columns = &[
     (
         "org_path",
         &["所在组织", "组织", "党组织", "org_path", "organization"],
@@ -102,18 +102,8 @@ async fn import_members(
     body: Bytes,
 ) -> AppResult<ApiJson<ImportReport>> {
     caller.require(SystemRole::SystemAdmin)?;
-    let table = match query.format.as_str() {
-        "xlsx" => read_xlsx(&body)?,
-        "csv" => read_csv(&body)?,
-        other => {
-            return Err(AppError::invalid(
-                "format",
-                format!("不支持的格式 {other}，可用 xlsx 或 csv"),
-                format!("unsupported format {other:?}: use xlsx or csv"),
-            ));
-        }
-    };
-    let rows = map_columns(table)?;
+    let table = read_table(&query.format, &body)?;
+    let rows = map_columns(table, COLUMNS, &["joined_on"])?;
     let mut tx = state.db.begin().await?;
     let mut importer = Importer::default();
     for (line, row) in &rows {
@@ -156,7 +146,24 @@ async fn import_members(
     Ok(ApiJson(report))
 }
 
-type Table = Vec<Vec<String>>;
+pub(crate) type Table = Vec<Vec<String>>;
+
+/// Spreadsheet columns: each field with the header names accepted for it,
+/// the first being the Chinese name that reports use.
+pub(crate) type Columns = &'static [(&'static str, &'static [&'static str])];
+
+/// Reads an uploaded sheet in `format` (`xlsx`, or `csv` in UTF-8).
+pub(crate) fn read_table(format: &str, body: &[u8]) -> AppResult<Table> {
+    match format {
+        "xlsx" => read_xlsx(body),
+        "csv" => read_csv(body),
+        other => Err(AppError::invalid(
+            "format",
+            format!("不支持的格式 {other}，可用 xlsx 或 csv"),
+            format!("unsupported format {other:?}: use xlsx or csv"),
+        )),
+    }
+}
 
 fn unreadable(error: impl std::fmt::Display) -> AppError {
     AppError::invalid(
@@ -245,22 +252,27 @@ fn read_csv(bytes: &[u8]) -> AppResult<Table> {
         .collect()
 }
 
-/// Finds each known column by its header and returns the data rows as maps
-/// from field name to cell text; blank rows are dropped.
 /// A data row with its row number as the spreadsheet shows it.
-type NumberedRow = (usize, HashMap<&'static str, String>);
+pub(crate) type NumberedRow = (usize, HashMap<&'static str, String>);
 
-fn map_columns(table: Table) -> AppResult<Vec<NumberedRow>> {
+/// Finds each of `columns` by its header and returns the data rows as maps
+/// from field name to cell text; blank rows are dropped. Only the fields in
+/// `optional` may be missing from the header.
+pub(crate) fn map_columns(
+    table: Table,
+    columns: Columns,
+    optional: &[&str],
+) -> AppResult<Vec<NumberedRow>> {
     let mut lines = table.into_iter();
     let header = lines
         .next()
         .ok_or_else(|| unreadable("the sheet is empty"))?;
     let mut positions = Vec::new();
-    for (field, names) in COLUMNS {
+    for (field, names) in columns {
         let position = header.iter().position(|cell| names.contains(&cell.trim()));
         match position {
             Some(position) => positions.push((*field, position)),
-            None if *field == "joined_on" => {}
+            None if optional.contains(field) => {}
             None => {
                 return Err(AppError::invalid(
                     "file",
@@ -601,7 +613,7 @@ mod tests {
     #[test]
     fn missing_column_is_named() {
         let table = vec![vec!["姓名".to_owned(), "性别".to_owned()]];
-        let error = map_columns(table).unwrap_err();
+        let error = map_columns(table, COLUMNS, &["joined_on"]).unwrap_err();
         assert_eq!(error.field.as_deref(), Some("file"));
     }
 }

@@ -158,7 +158,8 @@ impl Principal {
     }
 
     /// Whether a grant on this one object allows the access; a write grant
-    /// implies read.
+    /// implies read. Access to a mobile member through the host organization
+    /// is computed from the current officers rather than stored.
     pub async fn has_grant(
         &self,
         db: &Db,
@@ -178,7 +179,14 @@ impl Principal {
         .bind(access.as_str())
         .fetch_one(&db.pool)
         .await?;
-        Ok(count > 0)
+        if count > 0 {
+            return Ok(true);
+        }
+        if object.0 == "member" {
+            let mut conn = db.pool.acquire().await?;
+            return crate::membership::mobile_access(&mut conn, member_id, object.1, access).await;
+        }
+        Ok(false)
     }
 }
 

@@ -153,7 +153,8 @@ fn figures(lines: &[MemberLine]) -> (i64, f64) {
 }
 
 /// Reads every member under `path` with their year's hours and target, in
-/// four queries whatever the size of the subtree.
+/// four queries whatever the size of the subtree. Members whose relation
+/// moved out have no target and are left out.
 async fn member_lines(
     conn: &mut AnyConnection,
     path: &str,
@@ -162,7 +163,7 @@ async fn member_lines(
     let pattern = format!("{path}%");
     let members = sqlx::query(
         "SELECT m.id, m.name, m.org_id, o.name AS org_name FROM members m JOIN orgs o ON o.id = m.org_id \
-         WHERE o.path LIKE $1 ORDER BY m.id",
+         WHERE o.path LIKE $1 AND m.status <> 'moved_out' ORDER BY m.id",
     )
     .bind(&pattern)
     .fetch_all(&mut *conn)

@@ -24,7 +24,9 @@ pub struct Seat {
 
 /// Resolves the body of a meeting of `body` kind held by the organization
 /// at `org_path`: full members vote; probationary members of a members'
-/// meeting attend without a vote.
+/// meeting attend without a vote. The members' body of an organization
+/// includes the mobile members of the temporary branches in its subtree,
+/// and leaves out members whose relation has moved out.
 async fn body_seats(
     conn: &mut AnyConnection,
     body: Body,
@@ -36,7 +38,9 @@ async fn body_seats(
         Body::Members => {
             sqlx::query(
                 "SELECT m.id, m.org_id, m.status FROM members m JOIN orgs o ON o.id = m.org_id \
-                 WHERE o.path LIKE $1 ORDER BY m.id",
+                 WHERE m.status <> 'moved_out' AND (o.path LIKE $1 OR m.id IN \
+                 (SELECT g.member_id FROM membership_mobile g JOIN orgs t ON t.id = g.temporary_branch_id \
+                 WHERE g.status = 'active' AND t.path LIKE $1)) ORDER BY m.id",
             )
             .bind(format!("{org_path}%"))
             .fetch_all(&mut *conn)
@@ -44,7 +48,7 @@ async fn body_seats(
         }
         Body::Committee => sqlx::query(
             "SELECT m.id, m.org_id, m.status FROM org_roles r JOIN members m ON m.id = r.member_id \
-                 WHERE r.org_id = $1 ORDER BY m.id",
+                 WHERE r.org_id = $1 AND m.status <> 'moved_out' ORDER BY m.id",
         )
         .bind(org_id)
         .fetch_all(&mut *conn)

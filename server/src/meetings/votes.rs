@@ -301,6 +301,14 @@ async fn open_vote(
     let mut tx = state.db.begin().await?;
     let meeting = lock_for_host(&mut tx, &caller, id).await?;
     let election = input.kind == VoteKind::Election;
+    if election {
+        crate::membership::reject_in_temporary_branch(
+            &mut tx,
+            meeting.org_id,
+            crate::membership::TemporaryBranchLimit::Election,
+        )
+        .await?;
+    }
     let quorum = check_can_open(&mut tx, &meeting, election).await?;
 
     let rule = pass_rule(&mut tx, id, &input).await?;

@@ -16,12 +16,16 @@ use sqlx::Row;
 
 use crate::error::AppError;
 
-/// Probationary (预备党员) or full (正式党员) member.
+/// Probationary (预备党员) or full (正式党员) member, or a record kept for
+/// history after the relation moved out of the deployment (关系已转出).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberStatus {
     Probationary,
     Full,
+    /// Set only when a transfer out of the deployment is closed by its
+    /// signed receipt; the record then leaves the active rolls.
+    MovedOut,
 }
 
 impl MemberStatus {
@@ -29,7 +33,28 @@ impl MemberStatus {
         match self {
             Self::Probationary => "probationary",
             Self::Full => "full",
+            Self::MovedOut => "moved_out",
         }
+    }
+
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "full" => Self::Full,
+            "moved_out" => Self::MovedOut,
+            _ => Self::Probationary,
+        }
+    }
+
+    /// Rejects `moved_out` in a member record sent by a client.
+    pub fn check_input(self) -> Result<Self, AppError> {
+        if self == Self::MovedOut {
+            return Err(AppError::invalid(
+                "status",
+                "“关系已转出”在组织关系转出办结时自动设置，不能直接填写",
+                "moved_out is set when a transfer out is closed; it cannot be set directly",
+            ));
+        }
+        Ok(self)
     }
 }
 
@@ -102,11 +127,7 @@ impl Member {
             birth_date: row.try_get("birth_date")?,
             education: row.try_get("education")?,
             joined_on: row.try_get("joined_on")?,
-            status: if status == "full" {
-                MemberStatus::Full
-            } else {
-                MemberStatus::Probationary
-            },
+            status: MemberStatus::parse(&status),
             phone: row.try_get("phone")?,
             id_number_masked: idcard::mask(&id_number),
             account_id: row.try_get("account_id")?,

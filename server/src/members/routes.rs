@@ -244,6 +244,7 @@ async fn create_member(
     caller: Caller,
     ApiJson(input): ApiJson<NewMember>,
 ) -> AppResult<(StatusCode, ApiJson<Member>)> {
+    input.status.check_input()?;
     let fields = validate(&input)?;
     let mut tx = state.db.begin().await?;
     let org = load_org(&mut tx, input.org_id)
@@ -350,7 +351,10 @@ async fn update_member(
         birth_date: input.birth_date.unwrap_or(current.birth_date),
         education: input.education.unwrap_or(current.education),
         joined_on: input.joined_on.or(current.joined_on),
-        status: input.status.unwrap_or(current.status),
+        status: match input.status {
+            Some(status) => status.check_input()?,
+            None => current.status,
+        },
         phone: input.phone.unwrap_or(current.phone),
         id_number: input.id_number.clone().unwrap_or(id_number),
     };

@@ -89,12 +89,13 @@ const GROUP: [Requirement; 1] = [Requirement {
     period: Period::Month,
 }];
 
-/// The meetings an organization of `kind` must hold; none for committees.
+/// The meetings an organization of `kind` must hold; none for committees
+/// and temporary branches.
 pub fn requirements(kind: OrgKind) -> &'static [Requirement] {
     match kind {
         OrgKind::Branch | OrgKind::GeneralBranch => &BRANCH,
         OrgKind::Group => &GROUP,
-        OrgKind::Committee | OrgKind::LeadingGroup => &[],
+        OrgKind::Committee | OrgKind::LeadingGroup | OrgKind::TemporaryBranch => &[],
     }
 }
 

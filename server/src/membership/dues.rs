@@ -128,10 +128,22 @@ async fn authorize(
     .await?;
     let path = path.ok_or_else(|| AppError::not_found(("党员", "member"), member_id))?;
     let allowed = caller.principal.can_member(member_id, &path, access);
-    caller
+    let checked = caller
         .principal
         .check(&state.db, allowed, ("member", member_id), access)
-        .await
+        .await;
+    // The 负责人 of the member's temporary branch reads the record but may
+    // not collect dues: name that rule instead of a bare 403.
+    if checked.is_err()
+        && access == Access::Write
+        && let Some(officer) = caller.principal.member_id
+        && super::temporary::leads_members_branch(conn, officer, member_id).await?
+    {
+        return Err(super::temporary_branch_error(
+            super::TemporaryBranchLimit::Dues,
+        ));
+    }
+    checked
 }
 
 /// A member's dues, payments and arrears. Members read their own.
@@ -259,7 +271,8 @@ async fn record_payment(
     Ok((StatusCode::CREATED, ApiJson(dues)))
 }
 
-/// Arrears of every member of an organization's subtree.
+/// Arrears of every member of an organization's subtree, leaving out those
+/// whose relation moved out.
 #[utoipa::path(get, path = "/api/membership/dues/orgs/{id}", tag = "membership",
     params(("id" = i64, Path, description = "Organization id")),
     responses((status = 200, body = OrgDues), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -270,8 +283,14 @@ async fn org_dues(
 ) -> AppResult<ApiJson<OrgDues>> {
     let mut conn = state.db.pool.acquire().await?;
     let org = officer_org(&state, &caller, &mut conn, org_id, "id", Access::Read).await?;
+    if org.kind == crate::org::OrgKind::TemporaryBranch {
+        return Err(super::temporary_branch_error(
+            super::TemporaryBranchLimit::Dues,
+        ));
+    }
     let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT m.id FROM members m JOIN orgs o ON o.id = m.org_id WHERE o.path LIKE $1 ORDER BY m.id",
+        "SELECT m.id FROM members m JOIN orgs o ON o.id = m.org_id \
+         WHERE o.path LIKE $1 AND m.status <> 'moved_out' ORDER BY m.id",
     )
     .bind(format!("{}%", org.path))
     .fetch_all(&mut *conn)
@@ -367,7 +386,8 @@ pub async fn load_dues(
 pub async fn sweep_dues(state: &AppState, today: NaiveDate) -> AppResult<usize> {
     let current = Month::of(today);
     let members: Vec<(i64, i64)> = sqlx::query(
-        "SELECT p.member_id, m.org_id FROM dues_profiles p JOIN members m ON m.id = p.member_id",
+        "SELECT p.member_id, m.org_id FROM dues_profiles p JOIN members m ON m.id = p.member_id \
+         WHERE m.status <> 'moved_out'",
     )
     .fetch_all(&state.db.pool)
     .await?

@@ -299,9 +299,9 @@ async fn import_letter(
 }
 
 /// Records the signed receipt returned by the outside organization, which
-/// closes the transfer: from then on the receiving side is responsible.
-// TODO: the member record stays in the sending organization after the
-// receipt, because members have no status for a relation moved out.
+/// closes the transfer: from then on the receiving side is responsible. The
+/// member record stays for history with status `moved_out` (关系已转出),
+/// loses its officer roles and ends an active mobile registration.
 #[utoipa::path(post, path = "/api/membership/transfers/{id}/receipt", tag = "membership", request_body = SignedFile,
     params(("id" = i64, Path, description = "Transfer id")),
     responses((status = 200, body = Transfer), (status = 403, body = ErrorBody),
@@ -349,6 +349,7 @@ async fn record_receipt(
     .bind(id)
     .execute(&mut *tx)
     .await?;
+    move_out(&mut tx, transfer.member_id).await?;
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -361,4 +362,28 @@ async fn record_receipt(
     let transfer = load_transfer(&mut tx, id).await?;
     tx.commit().await?;
     Ok(ApiJson(transfer))
+}
+
+/// Takes a member whose relation left the deployment off the active rolls.
+async fn move_out(conn: &mut sqlx::AnyConnection, member_id: i64) -> AppResult<()> {
+    let now = now_ms();
+    sqlx::query("UPDATE members SET status = 'moved_out', updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(member_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM org_roles WHERE member_id = $1")
+        .bind(member_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE membership_mobile SET status = 'ended', ended_at = $1, temporary_branch_id = NULL \
+         WHERE member_id = $2 AND status = 'active'",
+    )
+    .bind(now)
+    .bind(member_id)
+    .execute(&mut *conn)
+    .await?;
+    tracing::info!(member_id, "member relation moved out");
+    Ok(())
 }

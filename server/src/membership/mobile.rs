@@ -2,13 +2,15 @@
 //! work away for a period and are registered with a host organization while
 //! their relation stays with their own organization.
 //!
-//! Registration gives the host organization's officers write access to the
-//! member's record through grants, so the host records the dues the member
-//! pays there. The member stays outside the host's subtree, and the meeting
-//! rules take a voting body from the organization's subtree, so at the
-//! host's meetings the member attends as an invitee without a vote.
-// TODO: officers appointed in the host organization after registration get
-// no grant, and 3 or more mobile members cannot yet form a temporary branch.
+//! While a registration is active, the host organization's officers have
+//! write access to the member's record, so the host records the dues the
+//! member pays there. That access is computed from the host's current
+//! officers ([`super::mobile_access`]), so an officer appointed after the
+//! registration has it too and one who leaves office loses it. The member
+//! stays outside the host's subtree, and the meeting rules take a voting
+//! body from the organization's subtree, so at the host's meetings the
+//! member attends as an invitee without a vote. Three or more of them may
+//! form a temporary branch ([`super::temporary`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -114,16 +116,14 @@ async fn register(
         .field("member_id"));
     }
 
-    let grantees = grant_host_officers(&mut tx, &caller, host.id, input.member_id).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO membership_mobile (member_id, host_org_id, starts_on, reason, status, grantees, \
-         created_by, created_at) VALUES ($1, $2, $3, $4, 'active', $5, $6, $7) RETURNING id",
+         created_by, created_at) VALUES ($1, $2, $3, $4, 'active', '[]', $5, $6) RETURNING id",
     )
     .bind(input.member_id)
     .bind(host.id)
     .bind(starts_on.to_string())
     .bind(&reason)
-    .bind(json!(grantees).to_string())
     .bind(caller.session.account.id)
     .bind(now_ms())
     .fetch_one(&mut *tx)
@@ -134,46 +134,12 @@ async fn register(
         &caller.session.actor(),
         "mobile.register",
         ("member", input.member_id.to_string()),
-        json!({"registration": id, "host_org_id": host.id, "grantees": grantees}),
+        json!({"registration": id, "host_org_id": host.id}),
     )
     .await?;
     let mobile = load_mobile(&mut tx, id).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, ApiJson(mobile)))
-}
-
-/// Grants each officer of the host write access to the member's record and
-/// returns those who did not have it already.
-async fn grant_host_officers(
-    conn: &mut AnyConnection,
-    caller: &Caller,
-    host_org_id: i64,
-    member_id: i64,
-) -> AppResult<Vec<i64>> {
-    let officers: Vec<i64> =
-        sqlx::query_scalar("SELECT member_id FROM org_roles WHERE org_id = $1 ORDER BY member_id")
-            .bind(host_org_id)
-            .fetch_all(&mut *conn)
-            .await?;
-    let mut granted = Vec::new();
-    for officer in officers {
-        let inserted = sqlx::query(
-            "INSERT INTO grants (member_id, object_type, object_id, access, granted_by, created_at) \
-             VALUES ($1, 'member', $2, 'write', $3, $4) \
-             ON CONFLICT (member_id, object_type, object_id, access) DO NOTHING",
-        )
-        .bind(officer)
-        .bind(member_id)
-        .bind(caller.session.account.id)
-        .bind(now_ms())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if inserted > 0 {
-            granted.push(officer);
-        }
-    }
-    Ok(granted)
 }
 
 /// Lists the active registrations from or to the organizations the caller
@@ -204,8 +170,9 @@ async fn list_mobile(
     Ok(ApiJson(visible))
 }
 
-/// Ends a registration when the member comes home, and removes the grants
-/// it gave.
+/// Ends a registration when the member comes home, which also takes them
+/// out of a temporary branch. Registrations stored before host access was
+/// computed list the grants they gave in `grantees`; those are removed.
 #[utoipa::path(post, path = "/api/membership/mobile/{id}/end", tag = "membership",
     params(("id" = i64, Path, description = "Registration id")),
     responses((status = 200, body = Mobile), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -252,11 +219,14 @@ async fn end_registration(
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query("UPDATE membership_mobile SET status = 'ended', ended_at = $1 WHERE id = $2")
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE membership_mobile SET status = 'ended', ended_at = $1, temporary_branch_id = NULL \
+         WHERE id = $2",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
     audit::append(
         &mut tx,
         &state.audit_key,

@@ -5,7 +5,8 @@
 //! Officers of an organization or of its ancestors record and read its
 //! pipeline. The rules live in [`rules`] and [`dues_rules`] as data with
 //! small pure functions; the HTTP modules load a history, ask the rules and
-//! store the outcome. Hub events: `membership.step` on `org:ID`; reminders
+//! store the outcome. Hub events: `membership.step`, `membership.import`
+//! and `membership.temporary_branch` on `org:ID`; reminders
 //! arrive as notices and `todo.membership_due` or `todo.membership_overdue`
 //! on `user:ID`.
 
@@ -13,6 +14,7 @@ pub mod cadence;
 pub mod demo;
 pub mod dues;
 pub mod dues_rules;
+mod import;
 mod letters;
 mod mobile;
 mod pipeline;
@@ -20,6 +22,8 @@ pub mod reminders;
 pub mod rules;
 pub mod stats;
 mod steps;
+pub mod temporary;
+mod timeline;
 mod transfers;
 
 use chrono::NaiveDate;
@@ -32,6 +36,9 @@ use crate::org::{Org, load_org};
 use crate::perm::{Access, Caller};
 use crate::state::AppState;
 use rules::{Refusal, Step};
+pub use temporary::{
+    TemporaryBranchLimit, mobile_access, reject_in_temporary_branch, temporary_branch_error,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     pipeline::router()
@@ -41,6 +48,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(letters::router())
         .merge(stats::router())
         .merge(mobile::router())
+        .merge(temporary::router())
+        .merge(import::router())
+        .merge(timeline::router())
 }
 
 /// Today in China Standard Time, the time zone of every date in this module.

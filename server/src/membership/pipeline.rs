@@ -11,12 +11,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::rules::{self, Due, Facts, History, Stage, Step};
-use super::{check_date, check_text, officer_org, refusal_error};
+use super::{
+    TemporaryBranchLimit, check_date, check_text, officer_org, refusal_error,
+    temporary_branch_error,
+};
 use crate::audit;
 use crate::db::{is_unique_violation, now_ms};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::ApiJson;
 use crate::members::{Gender, check_id_number, check_person_name, check_phone};
+use crate::org::OrgKind;
 use crate::perm::{Access, Caller};
 use crate::state::AppState;
 
@@ -134,6 +138,9 @@ async fn create_person(
         Access::Write,
     )
     .await?;
+    if org.kind == OrgKind::TemporaryBranch {
+        return Err(temporary_branch_error(TemporaryBranchLimit::Admit).field("org_id"));
+    }
     let now = now_ms();
     let inserted = sqlx::query_scalar::<_, i64>(
         "INSERT INTO membership_people (org_id, name, gender, ethnicity, birth_date, education, \

@@ -31,7 +31,8 @@ pub struct Swept {
     pub escalated: usize,
 }
 
-/// Runs [`sweep`] and the dues sweep every [`SWEEP_INTERVAL`], the first
+/// Runs [`sweep`], the dues sweep and the dissolution of ended temporary
+/// branches every [`SWEEP_INTERVAL`], the first
 /// time one interval after start, until the task is aborted.
 pub async fn run(state: AppState) {
     let first = tokio::time::Instant::now() + SWEEP_INTERVAL;
@@ -52,6 +53,11 @@ pub async fn run(state: AppState) {
             Ok(0) => {}
             Ok(reminded) => tracing::info!(reminded, "dues arrears swept"),
             Err(error) => tracing::error!(%error, "dues arrears sweep failed"),
+        }
+        match super::temporary::dissolve_ended(&state, today).await {
+            Ok(0) => {}
+            Ok(dissolved) => tracing::info!(dissolved, "ended temporary branches dissolved"),
+            Err(error) => tracing::error!(%error, "temporary branch sweep failed"),
         }
     }
 }

@@ -235,12 +235,13 @@ fn download(bytes: Vec<u8>, mime: &'static str, year: i32, extension: &str) -> R
         .into_response()
 }
 
-/// Computes the statistics rows of the subtree at `path`.
+/// Computes the statistics rows of the subtree at `path`. Members whose
+/// relation moved out count only in the year's 转出 row.
 pub async fn compute(conn: &mut AnyConnection, path: &str, year: i32) -> AppResult<Vec<StatRow>> {
     let like = format!("{path}%");
     let members = sqlx::query(
         "SELECT m.status, m.gender, m.ethnicity, m.birth_date, m.education FROM members m \
-         JOIN orgs o ON o.id = m.org_id WHERE o.path LIKE $1",
+         JOIN orgs o ON o.id = m.org_id WHERE o.path LIKE $1 AND m.status <> 'moved_out'",
     )
     .bind(&like)
     .fetch_all(&mut *conn)

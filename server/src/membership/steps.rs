@@ -91,6 +91,7 @@ async fn record_step(
         .principal
         .check(&state.db, allowed, ("org", org_id), Access::Write)
         .await?;
+    super::reject_in_temporary_branch(&mut tx, org_id, super::TemporaryBranchLimit::Admit).await?;
 
     let history = load_history(&mut tx, id).await?;
     let facts = Facts {

@@ -284,7 +284,8 @@ async fn resolve_recipients(
             .await?;
         sqlx::query(
             "INSERT INTO notice_recipients (notice_id, member_id, org_id) \
-             SELECT $1, m.id, m.org_id FROM members m JOIN orgs o ON o.id = m.org_id WHERE o.path LIKE $2 \
+             SELECT $1, m.id, m.org_id FROM members m JOIN orgs o ON o.id = m.org_id \
+             WHERE o.path LIKE $2 AND m.status <> 'moved_out' \
              ON CONFLICT (notice_id, member_id) DO NOTHING",
         )
         .bind(id)

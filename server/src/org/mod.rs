@@ -7,4 +7,4 @@ mod tree;
 
 pub use roles::OrgRole;
 pub use routes::router;
-pub use tree::{Org, OrgKind, check_nesting, load_org};
+pub use tree::{Org, OrgKind, check_name, check_nesting, load_org};

@@ -19,6 +19,9 @@ pub enum OrgKind {
     Group,
     /// 党组: the leading party group of a state body.
     LeadingGroup,
+    /// 临时党支部: mobile members gathered under a host organization. It is
+    /// formed only through the membership API and has no children.
+    TemporaryBranch,
 }
 
 impl OrgKind {
@@ -29,6 +32,7 @@ impl OrgKind {
             Self::Branch => "branch",
             Self::Group => "group",
             Self::LeadingGroup => "leading_group",
+            Self::TemporaryBranch => "temporary_branch",
         }
     }
 
@@ -39,6 +43,7 @@ impl OrgKind {
             "branch" => Some(Self::Branch),
             "group" => Some(Self::Group),
             "leading_group" => Some(Self::LeadingGroup),
+            "temporary_branch" => Some(Self::TemporaryBranch),
             _ => None,
         }
     }
@@ -50,19 +55,24 @@ impl OrgKind {
             Self::Branch => "党支部",
             Self::Group => "党小组",
             Self::LeadingGroup => "党组",
+            Self::TemporaryBranch => "临时党支部",
         }
     }
 
     /// Whether an organization of this kind may sit directly under `parent`
-    /// (or at the root, for `None`).
+    /// (or at the root, for `None`). A temporary branch never passes this
+    /// check, so organization edits cannot create one.
     pub fn may_sit_under(self, parent: Option<OrgKind>) -> bool {
         use OrgKind::*;
+        if self == TemporaryBranch {
+            return false;
+        }
         match parent {
             None => self == Committee,
             Some(Committee) => matches!(self, Committee | GeneralBranch | Branch | LeadingGroup),
             Some(GeneralBranch) => self == Branch,
             Some(Branch) => self == Group,
-            Some(Group) | Some(LeadingGroup) => false,
+            Some(Group) | Some(LeadingGroup) | Some(TemporaryBranch) => false,
         }
     }
 }
@@ -81,7 +91,7 @@ pub struct Org {
 }
 
 pub(crate) const ORG_COLUMNS: &str = "o.id, o.parent_id, o.name, o.kind, o.path, o.sort_order, \
-     (SELECT COUNT(*) FROM members m WHERE m.org_id = o.id) AS member_count";
+     (SELECT COUNT(*) FROM members m WHERE m.org_id = o.id AND m.status <> 'moved_out') AS member_count";
 
 impl Org {
     pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
