@@ -54,7 +54,7 @@ const ROUTES = [
   { pattern: /^\/learning\/exams\/(\d+)$/, nav: 'learning', view: 'exam' },
   { pattern: /^\/learning\/certificates\/(\d+)$/, nav: 'learning', view: 'certificate' },
   { pattern: /^\/learning\/reports$/, nav: 'learning', view: 'learningReports' },
-  { pattern: /^\/membership(?:\/(people)\/(\d+)|\/(transfers|dues|stats))?$/, nav: 'membership', view: 'membership' },
+  { pattern: /^\/membership(?:\/(people)\/(\d+)|\/(transfers|dues|stats|mine))?$/, nav: 'membership', view: 'membership' },
   { pattern: /^\/org\/import$/, nav: 'org', view: 'org', section: 'import' },
   { pattern: /^\/org(?:\/(\d+))?(?:\/member\/(\d+))?$/, nav: 'org', view: 'org' },
   { pattern: /^\/accounts$/, nav: 'accounts', view: 'accounts' },

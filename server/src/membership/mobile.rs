@@ -59,6 +59,8 @@ pub struct Mobile {
     pub reason: String,
     /// `active` or `ended`.
     pub status: String,
+    /// The temporary branch the member belongs to, while it is active.
+    pub temporary_branch_id: Option<i64>,
 }
 
 /// Registers a member of an organization the caller manages with a host
@@ -244,7 +246,8 @@ async fn end_registration(
 async fn load_mobile(conn: &mut AnyConnection, id: i64) -> AppResult<Mobile> {
     let row = sqlx::query(
         "SELECT g.id, g.member_id, m.name AS member_name, home.name AS home_org_name, g.host_org_id, \
-         host.name AS host_org_name, g.starts_on, g.reason, g.status FROM membership_mobile g \
+         host.name AS host_org_name, g.starts_on, g.reason, g.status, g.temporary_branch_id \
+         FROM membership_mobile g \
          JOIN members m ON m.id = g.member_id JOIN orgs home ON home.id = m.org_id \
          JOIN orgs host ON host.id = g.host_org_id WHERE g.id = $1",
     )
@@ -261,5 +264,6 @@ async fn load_mobile(conn: &mut AnyConnection, id: i64) -> AppResult<Mobile> {
         starts_on: row.try_get("starts_on")?,
         reason: row.try_get("reason")?,
         status: row.try_get("status")?,
+        temporary_branch_id: row.try_get("temporary_branch_id")?,
     })
 }

@@ -1,7 +1,9 @@
 // Member development journey with the demo branch 东城区机关第一党支部:
 // the secretary opens the pipeline board, tries to make an activist of
 // seven months a development candidate today, sees the step rejected with
-// the date it opens, and records a thought report instead.
+// the date it opens, and records a thought report instead. The secretary
+// also imports a pipeline sheet, first with a rejected row, and a member
+// who is no officer sees only their own record.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -58,5 +60,66 @@ test('too early candidate step shows opening date', async (t) => {
   await timeline.locator('li', { hasText: '思想汇报' }).nth(1).waitFor();
   await page.getByRole('status').filter({ hasText: '已登记“思想汇报”' }).waitFor({ state: 'attached' });
 
+  assert.deepEqual(pageErrors, []);
+});
+
+/** A valid 18-character identity number for a test person, by serial. */
+function idNumber(serial) {
+  const body = `1101051995060${String(serial).padStart(4, '0')}`;
+  const weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+  const sum = [...body].reduce((total, digit, index) => total + Number(digit) * weights[index], 0);
+  return body + '10X98765432'[sum % 11];
+}
+
+const IMPORT_HEADER = '姓名,性别,民族,出生日期,学历,联系电话,身份证号,申请入党日期,谈话日期,确定积极分子日期';
+
+test('pipeline import rejects a bad row then lands', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  await login(page, server.url, 'zhibu');
+  await page.getByRole('link', { name: '党员' }).click();
+  await page.waitForURL(/\/membership$/);
+  await page.getByRole('button', { name: '批量导入' }).click();
+  const card = page.getByRole('region', { name: '批量导入发展党员名单' });
+  await card.getByRole('link', { name: '下载模板（XLSX）' }).waitFor();
+
+  const good = [
+    `导入测试甲,女,汉族,1996-04-02,大学本科,13800002222,${idNumber(1)},2024-02-01,,`,
+    `导入测试乙,男,汉族,1995-08-15,研究生,13800003333,${idNumber(2)},2024-02-01,2024-02-20,2024-05-06`,
+  ];
+  // The activist date comes before the talk.
+  const bad = `导入测试丙,男,汉族,1995-08-15,研究生,13800004444,${idNumber(3)},2024-02-01,2024-02-20,2024-02-10`;
+  const picker = card.locator('input[type="file"]');
+  const sheet = (rows) => Buffer.from(`${IMPORT_HEADER}\n${rows.join('\n')}\n`);
+  await picker.setInputFiles({ name: '发展党员.csv', mimeType: 'text/csv', buffer: sheet([...good, bad]) });
+  const rejected = page.getByTestId('import-rejected');
+  await rejected.waitFor();
+  const row = rejected.locator('tr[data-row="4"]');
+  assert.equal(await row.locator('td').first().textContent(), '确定积极分子日期');
+  assert.match(await row.locator('td').nth(1).textContent(), /2024年2月20日/);
+  await card.getByRole('alert').filter({ hasText: '整个文件未导入' }).waitFor();
+  const activists = page.getByRole('region', { name: '入党积极分子' });
+  assert.equal(await activists.getByRole('link', { name: '导入测试乙' }).count(), 0);
+
+  await picker.setInputFiles({ name: '发展党员.csv', mimeType: 'text/csv', buffer: sheet(good) });
+  await card.getByRole('status').filter({ hasText: '已导入 2 人' }).waitFor();
+  await activists.getByRole('link', { name: '导入测试乙' }).waitFor();
+  await page.getByRole('region', { name: '入党申请人' }).getByRole('link', { name: '导入测试甲' }).waitFor();
+  assert.deepEqual(pageErrors, []);
+});
+
+test('plain member sees only own record', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  await login(page, server.url, 'dangyuan');
+  await page.getByRole('link', { name: '党员' }).click();
+  await page.waitForURL(/\/membership$/);
+  await page.getByTestId('my-dues').waitFor();
+  await page.getByTestId('my-timeline').waitFor();
+  const tabs = page.getByRole('navigation', { name: '党员工作分区' });
+  assert.deepEqual(await tabs.getByRole('link').allTextContents(), ['我的党员信息']);
+  assert.equal(await page.getByRole('button', { name: '批量导入' }).count(), 0);
+
+  await page.goto(`${server.url}/membership/dues`);
+  await page.getByTestId('my-dues').waitFor();
+  assert.equal(await page.getByTestId('dues').count(), 0);
   assert.deepEqual(pageErrors, []);
 });

@@ -1,15 +1,20 @@
 // Membership work for officers: the development pipeline board of one
-// organization, one person's timeline with the step form, and the tabs for
-// transfers, dues and statistics (membershipwork.js). The server checks
-// every time rule; a rejected step shows its message, whose dates name the
-// day the step becomes possible.
+// organization with its bulk import, one person's timeline with the step
+// form, and the tabs for transfers, dues and statistics (membershipwork.js).
+// The server checks every time rule; a rejected step shows its message,
+// whose dates name the day the step becomes possible. A member who is no
+// officer sees only their own record (membershipmine.js).
 //
 // Routes: /membership, /membership/people/ID, /membership/transfers,
-// /membership/dues, /membership/stats.
+// /membership/dues, /membership/stats, /membership/mine.
 
 import { api } from '../api.js';
 import { announce, errorState, field, h, replace, showFormError, clearFormErrors } from '../dom.js';
+import { hub } from '../hub.js';
 import { formatDate, t } from '../i18n.js';
+import { session } from '../session.js';
+import { peopleImportCard } from './membershipimport.js';
+import { renderMine } from './membershipmine.js';
 import { renderDues, renderStats, renderTransfers } from './membershipwork.js';
 
 const STEPS = [
@@ -50,39 +55,61 @@ export function chosenOrg() {
   return chosen.orgId;
 }
 
-/** Renders the page header with its tabs. */
+/**
+ * Checks whether the caller works on other people's records here: the
+ * system administrator and officers. Everyone else gets only their own
+ * record; the server rejects them on every officer route anyway.
+ */
+export function isMembershipOfficer() {
+  if (session.account && session.account.system_role === 'system_admin') return true;
+  return Boolean(session.member && session.member.roles.length);
+}
+
+/** Renders the page header with the tabs the caller can use. */
 export function membershipHeader(active) {
   const tab = (name, href) =>
     h('a', { href, class: 'tab', 'data-link': true, 'aria-current': active === name ? 'page' : null }, t(`mem.tab.${name}`));
+  const ownRecord = session.account && session.account.member_id ? tab('mine', '/membership/mine') : null;
+  const tabs = isMembershipOfficer()
+    ? [tab('board', '/membership'), tab('transfers', '/membership/transfers'), tab('dues', '/membership/dues'), tab('stats', '/membership/stats'), ownRecord]
+    : [ownRecord];
   return h(
     'header',
     { class: 'page-header' },
     h('h1', {}, t('mem.title')),
-    h(
-      'nav',
-      { class: 'tabs', 'aria-label': t('mem.tabsLabel') },
-      tab('board', '/membership'),
-      tab('transfers', '/membership/transfers'),
-      tab('dues', '/membership/dues'),
-      tab('stats', '/membership/stats'),
-    ),
+    h('nav', { class: 'tabs', 'aria-label': t('mem.tabsLabel') }, tabs),
   );
 }
 
 export function mountMembership(outlet, context) {
+  /** Stops following the board's organization when the page changes. */
+  const live = { stop: null };
   function show(next) {
+    if (live.stop) live.stop();
+    live.stop = null;
     const [people, id, tab] = next.params;
-    if (people) renderPerson(outlet, Number(id));
+    if (!isMembershipOfficer() || tab === 'mine') renderMine(outlet);
+    else if (people) renderPerson(outlet, Number(id));
     else if (tab === 'transfers') renderTransfers(outlet);
     else if (tab === 'dues') renderDues(outlet);
     else if (tab === 'stats') renderStats(outlet);
-    else renderBoard(outlet);
+    else renderBoard(outlet, live);
   }
   show(context);
-  return { update: show };
+  return {
+    update: show,
+    unmount: () => {
+      if (live.stop) live.stop();
+    },
+  };
 }
 
-async function renderBoard(outlet) {
+/**
+ * Draws the pipeline board of the chosen organization. It follows the
+ * organization's hub topic, so steps and imports recorded elsewhere appear
+ * without a reload; `live.stop` ends that.
+ */
+async function renderBoard(outlet, live) {
   const body = h('div', {}, h('p', { class: 'muted' }, t('common.loading')));
   replace(outlet, h('section', { class: 'page membership-page' }, membershipHeader('board'), body));
   let orgs;
@@ -98,18 +125,30 @@ async function renderBoard(outlet) {
   }
   const columns = h('div', { class: 'pipeline-board', 'data-testid': 'pipeline-board' });
   const addButton = h('button', { type: 'button', class: 'button button-primary' }, `+ ${t('mem.addApplicant')}`);
+  const importButton = h('button', { type: 'button', class: 'button' }, t('mem.import'));
   const formSlot = h('div');
   addButton.addEventListener('click', () => replace(formSlot, applicantForm(() => draw())));
-  replace(body, orgPicker(orgs, () => draw()), h('div', { class: 'toolbar' }, addButton), formSlot, columns);
+  importButton.addEventListener('click', () => replace(formSlot, peopleImportCard(chosenOrg(), () => refresh())));
+  replace(body, orgPicker(orgs, () => draw()), h('div', { class: 'toolbar' }, addButton, importButton), formSlot, columns);
 
-  async function draw() {
-    replace(formSlot);
+  /** Redraws the columns only, leaving an open form or import report in place. */
+  async function refresh() {
     try {
       const board = await api.get(`/api/membership/orgs/${chosenOrg()}/board`);
       replace(columns, board.columns.map(boardColumn));
     } catch (error) {
-      replace(columns, errorState(error, draw));
+      replace(columns, errorState(error, refresh));
     }
+  }
+
+  function draw() {
+    replace(formSlot);
+    if (live.stop) live.stop();
+    const onEvent = (event) => {
+      if (event.kind === 'membership.step' || event.kind === 'membership.import') refresh();
+    };
+    live.stop = hub.subscribe(`org:${chosenOrg()}`, { onEvent, onReset: refresh });
+    refresh();
   }
   draw();
 }

@@ -5,6 +5,7 @@ import { api, query } from '../api.js';
 import { announce, clearFormErrors, errorState, field, h, replace, showFormError } from '../dom.js';
 import { formatDate, t } from '../i18n.js';
 import { chosenOrg, localizeDates, managedOrgs, membershipHeader, orgPicker } from './membership.js';
+import { temporarySection } from './membershiptemporary.js';
 
 /** Parses a yuan amount such as `12.5` into fen without floating point. */
 function toFen(text) {
@@ -62,12 +63,13 @@ async function memberOptions(orgId) {
 
 export function renderTransfers(outlet) {
   renderTab(outlet, 'transfers', async (content) => {
-    const [inbox, outbox, allOrgs, members, mobile] = await Promise.all([
+    const [inbox, outbox, allOrgs, members, mobile, branches] = await Promise.all([
       api.get('/api/membership/transfers?box=inbox'),
       api.get('/api/membership/transfers?box=outbox'),
       api.get('/api/membership/transfers/destinations'),
       memberOptions(chosenOrg()),
       api.get('/api/membership/mobile'),
+      api.get('/api/membership/temporary-branches'),
     ]);
     const redraw = () => renderTransfers(outlet);
     const row = (transfer, actions) =>
@@ -153,6 +155,7 @@ export function renderTransfers(outlet) {
       table(t('mem.outbox'), outbox, letterLink),
       form,
       mobileSection(mobile, allOrgs, memberOptions(chosenOrg()), redraw),
+      temporarySection(branches, mobile, redraw),
     );
   });
 }
