@@ -1067,7 +1067,7 @@ async fn mobile_member_pays_dues_at_host(backend: Backend) {
 const IMPORT_HEADER: &str = "姓名,性别,民族,出生日期,学历,联系电话,身份证号,申请入党日期,谈话日期,\
 确定积极分子日期,培养联系人,指定培养联系人日期,确定发展对象日期";
 
-/// One CSV row of the pipeline import.
+/// Formats one CSV row of the pipeline import.
 fn import_row(name: &str, gender: &str, id_number: &str, dates: [&str; 6]) -> String {
     let [applied, talk, activist, contacts, contacts_on, candidate] = dates;
     format!(

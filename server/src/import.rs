@@ -368,17 +368,7 @@ impl Importer {
     ) -> Result<(), RowError> {
         let get = |field: &str| row.get(field).cloned().unwrap_or_default();
         let name = check_person_name(&get("name")).map_err(at("name"))?;
-        let gender = match get("gender").as_str() {
-            "男" | "male" => "male",
-            "女" | "female" => "female",
-            other => {
-                return Err(at("gender")(AppError::invalid(
-                    "gender",
-                    format!("性别应为男或女：{other}"),
-                    format!("gender must be 男 or 女: {other:?}"),
-                )));
-            }
-        };
+        let gender = parse_gender(&get("gender")).map_err(at("gender"))?;
         let status = match get("status").as_str() {
             "正式党员" | "正式" | "full" => "full",
             "预备党员" | "预备" | "probationary" => "probationary",
@@ -575,6 +565,19 @@ impl Importer {
             .map_err(|e| at("org_path")(e.into()))?;
         self.created_orgs += 1;
         Ok((id, path, kind))
+    }
+}
+
+/// Reads a gender cell: 男 or 女, or the API's `male` or `female`.
+pub(crate) fn parse_gender(value: &str) -> AppResult<&'static str> {
+    match value {
+        "男" | "male" => Ok("male"),
+        "女" | "female" => Ok("female"),
+        other => Err(AppError::invalid(
+            "gender",
+            format!("性别应为男或女：{other}"),
+            format!("gender must be 男 or 女: {other:?}"),
+        )),
     }
 }
 

@@ -31,7 +31,7 @@ use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::ApiJson;
 use crate::hub::store as events;
 use crate::i18n::current_lang;
-use crate::import::{Columns, map_columns, read_table};
+use crate::import::{Columns, map_columns, parse_gender, read_table};
 use crate::members::{check_id_number, check_person_name, check_phone};
 use crate::org::OrgKind;
 use crate::perm::{Access, Caller};
@@ -143,6 +143,7 @@ async fn import_people(
 ) -> AppResult<ApiJson<PeopleImportReport>> {
     let table = read_table(&query.format, &body)?;
     let rows = map_columns(table, COLUMNS, OPTIONAL)?;
+
     let mut tx = state.db.begin().await?;
     let org = officer_org(&state, &caller, &mut tx, org_id, "id", Access::Write).await?;
     if org.kind == OrgKind::TemporaryBranch {
@@ -154,6 +155,7 @@ async fn import_people(
         id_numbers: HashSet::new(),
         stages: HashMap::new(),
     };
+
     let mut rejected = Vec::new();
     for (line, row) in &rows {
         if let Err((field, error)) = importer.import_row(&mut tx, org.id, row).await {
@@ -165,6 +167,7 @@ async fn import_people(
             });
         }
     }
+
     let imported = if rejected.is_empty() { rows.len() } else { 0 };
     let report = PeopleImportReport {
         dry_run: query.dry_run,
@@ -181,6 +184,7 @@ async fn import_people(
         tx.rollback().await?;
         return Ok(ApiJson(report));
     }
+
     audit::append(
         &mut tx,
         &state.audit_key,
@@ -247,17 +251,7 @@ impl Importer {
     ) -> Result<(), RowError> {
         let get = |field: &str| row.get(field).cloned().unwrap_or_default();
         let name = check_person_name(&get("name")).map_err(at("name"))?;
-        let gender = match get("gender").as_str() {
-            "男" | "male" => "male",
-            "女" | "female" => "female",
-            other => {
-                return Err(at("gender")(AppError::invalid(
-                    "gender",
-                    format!("性别应为男或女：{other}"),
-                    format!("gender must be 男 or 女: {other:?}"),
-                )));
-            }
-        };
+        let gender = parse_gender(&get("gender")).map_err(at("gender"))?;
         let ethnicity = text("ethnicity", &get("ethnicity"), 20)?;
         let birth = check_date("birth_date", &get("birth_date")).map_err(at("birth_date"))?;
         let education = text("education", &get("education"), 40)?;
@@ -447,13 +441,13 @@ impl Importer {
         conn: &mut AnyConnection,
         id_number: &str,
     ) -> Result<(), RowError> {
-        let taken: i64 =
+        let in_pipeline: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM membership_people WHERE id_number = $1")
                 .bind(id_number)
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(|e| at("id_number")(e.into()))?;
-        if !self.id_numbers.insert(id_number.to_owned()) || taken > 0 {
+        if !self.id_numbers.insert(id_number.to_owned()) || in_pipeline > 0 {
             return Err(at("id_number")(AppError::conflict(
                 "duplicate_id_number",
                 "该身份证号码已在发展党员名单或本表前面的行中",

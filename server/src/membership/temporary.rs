@@ -4,7 +4,7 @@
 //!
 //! A temporary branch is a child organization of the host with kind
 //! `temporary_branch`. Its mobile members keep their relation at home and
-//! belong to the branch for meetings and study; its 负责人 holds the
+//! belong to the branch for meetings and study; its 负责人 has the
 //! secretary role there. It admits no members, collects no dues and holds
 //! no elections ([`TemporaryBranchLimit`]). It is dissolved by hand or by
 //! the membership sweep on its end date. Hub event:
@@ -36,7 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(dissolve_branch))
 }
 
-/// Fewest mobile members that form a temporary branch.
+/// Minimum number of mobile members that form a temporary branch.
 pub const MIN_MEMBERS: usize = 3;
 
 /// A temporary branch to form under a host organization.
@@ -75,7 +75,7 @@ pub struct TemporaryBranchMember {
     pub home_org_name: String,
 }
 
-/// What a temporary branch may not do.
+/// An action that a temporary branch may not take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemporaryBranchLimit {
     /// Record people or steps of the development pipeline.
@@ -102,7 +102,7 @@ pub async fn reject_in_temporary_branch(
     Ok(())
 }
 
-/// The error for an action that a temporary branch may not take.
+/// Builds the 409 error for an action that a temporary branch may not take.
 pub fn temporary_branch_error(limit: TemporaryBranchLimit) -> AppError {
     let (zh, en) = match limit {
         TemporaryBranchLimit::Admit => (
@@ -346,6 +346,7 @@ async fn dissolve_branch(
         Access::Write,
     )
     .await?;
+
     if branch.status != "active" {
         return Err(AppError::conflict(
             "temporary_branch_dissolved",
@@ -385,6 +386,7 @@ async fn dissolve(
     .bind(branch.org_id)
     .execute(&mut *conn)
     .await?;
+
     sqlx::query(
         "UPDATE membership_mobile SET temporary_branch_id = NULL WHERE temporary_branch_id = $1",
     )
@@ -395,6 +397,7 @@ async fn dissolve(
         .bind(branch.org_id)
         .execute(&mut *conn)
         .await?;
+
     audit::append(
         conn,
         &state.audit_key,
@@ -462,6 +465,7 @@ async fn load_branch(conn: &mut AnyConnection, org_id: i64) -> AppResult<Tempora
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| AppError::not_found(("临时党支部", "temporary branch"), org_id))?;
+
     let members = sqlx::query(
         "SELECT m.id, m.name, home.name AS home_org_name FROM membership_mobile g \
          JOIN members m ON m.id = g.member_id JOIN orgs home ON home.id = m.org_id \
@@ -492,7 +496,7 @@ async fn load_branch(conn: &mut AnyConnection, org_id: i64) -> AppResult<Tempora
     })
 }
 
-/// Whether the officer `officer_id` reaches the mobile member `member_id`
+/// Checks whether the officer `officer_id` reaches the mobile member `member_id`
 /// through an active registration: officers of the host organization,
 /// whenever they were appointed, get `write`, and officers of the member's
 /// temporary branch get `read`.
@@ -517,7 +521,7 @@ pub async fn mobile_access(
     Ok(count > 0)
 }
 
-/// Whether `officer_id` leads the member's active temporary branch.
+/// Checks whether `officer_id` leads the member's active temporary branch.
 pub async fn leads_members_branch(
     conn: &mut AnyConnection,
     officer_id: i64,

@@ -19,7 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(member_timeline))
 }
 
-/// What happened on a timeline entry.
+/// The kind of event of a timeline entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimelineKind {
@@ -132,7 +132,7 @@ fn entry(
     }
 }
 
-/// The recorded steps of the pipeline that created the member record.
+/// Loads the recorded steps of the pipeline that created the member record.
 async fn pipeline_entries(
     conn: &mut AnyConnection,
     member_id: i64,
@@ -157,7 +157,7 @@ async fn pipeline_entries(
     Ok(entries)
 }
 
-/// Each transfer's letter and, once closed, its acceptance or, for a
+/// Lists each transfer's letter and, once closed, its acceptance or, for a
 /// transfer out of the deployment, the move out.
 async fn transfer_entries(
     conn: &mut AnyConnection,

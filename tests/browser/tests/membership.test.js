@@ -63,7 +63,7 @@ test('too early candidate step shows opening date', async (t) => {
   assert.deepEqual(pageErrors, []);
 });
 
-/** A valid 18-character identity number for a test person, by serial. */
+/** Builds a valid 18-character identity number for a test person from a serial. */
 function idNumber(serial) {
   const body = `1101051995060${String(serial).padStart(4, '0')}`;
   const weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];

@@ -1,8 +1,8 @@
 // Bulk import of pipeline people (入党申请人, 积极分子, 发展对象) into the
 // organization chosen on the board, from an XLSX or CSV sheet. The server
-// checks every row with the time rules of the step form and imports the
-// file only when every row passes; otherwise the report lists each rejected
-// row with its row number, column and reason.
+// checks every row with the time rules of the step form. It imports the
+// file only when every row passes, and otherwise the report lists each
+// rejected row with its row number, column and reason.
 
 import { query, uploadBody } from '../api.js';
 import { announce, h, replace } from '../dom.js';
@@ -54,7 +54,7 @@ function rejectedTable(rejected) {
 }
 
 /**
- * Returns the import card for organization `orgId`; `onImported()` runs
+ * Returns the import card for organization `orgId`. `onImported()` runs
  * after a file is stored.
  */
 export function peopleImportCard(orgId, onImported) {

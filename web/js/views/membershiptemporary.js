@@ -8,7 +8,7 @@ import { announce, clearFormErrors, field, h, showFormError } from '../dom.js';
 import { formatDate, t } from '../i18n.js';
 import { chosenOrg, localizeDates } from './membership.js';
 
-/** Fewest mobile members that form a temporary branch (the server checks it too). */
+/** Minimum number of mobile members that form a temporary branch (the server checks it too). */
 const MIN_MEMBERS = 3;
 
 function branchLine(branch, redraw) {
