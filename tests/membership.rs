@@ -749,6 +749,22 @@ async fn letter_file_between_deployments(backend: Backend) {
         .await
         .expect(StatusCode::OK);
     assert_eq!(record["status"], "moved_out");
+    zhibu
+        .post(
+            "/api/membership/transfers",
+            json!({"member_id": member, "to_org_name": "北岭省机关党支部", "valid_days": 60,
+                "dues_paid_until": paid, "reason": "再次转出"}),
+        )
+        .await
+        .expect_error(StatusCode::CONFLICT, "member_moved_out");
+    let payment = json!({"month": paid, "amount_fen": 100, "paid_on": today().to_string()});
+    zhibu
+        .post(
+            &format!("/api/membership/dues/members/{member}/payments"),
+            payment,
+        )
+        .await
+        .expect_error(StatusCode::CONFLICT, "member_moved_out");
     assert_eq!(
         rolls(&zhibu, branch).await,
         (total_before - 1, out_before + 1)
@@ -790,6 +806,16 @@ async fn letter_file_between_deployments(backend: Backend) {
         .collect();
     assert_eq!(kinds.last(), Some(&"moved_out"), "{timeline}");
     assert_eq!(timeline["status"], "moved_out");
+    let study = zhibu
+        .get(&format!("/api/learning/reports/orgs/{branch}"))
+        .await
+        .expect(StatusCode::OK);
+    let studying = study["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|line| line["member_id"] == member);
+    assert!(!studying, "a moved-out member has no learning target");
 }
 
 /// Returns the month `months` before the month of `day`, as `YYYY-MM`.
@@ -1414,6 +1440,18 @@ async fn temporary_branch_limits_and_dissolution(backend: Backend) {
         .collect();
     body.sort_unstable();
     assert_eq!(body, mobile);
+    let study = leader
+        .get(&format!("/api/learning/reports/orgs/{temporary}"))
+        .await
+        .expect(StatusCode::OK);
+    let mut studying: Vec<i64> = study["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["member_id"].as_i64().unwrap())
+        .collect();
+    studying.sort_unstable();
+    assert_eq!(studying, mobile);
     let meeting_id = meeting["meeting"]["id"].as_i64().unwrap();
     sqlx::query("UPDATE meetings SET status = 'live' WHERE id = $1")
         .bind(meeting_id)

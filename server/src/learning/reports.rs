@@ -152,6 +152,13 @@ fn figures(lines: &[MemberLine]) -> (i64, f64) {
     )
 }
 
+/// Matches a member `m` (with organization `o`) in the subtree of the path
+/// pattern `$1`: members of its organizations, and the mobile members of its
+/// active temporary branches, who study there while their relation stays
+/// home.
+const IN_SUBTREE: &str = "(o.path LIKE $1 OR m.id IN (SELECT g.member_id FROM membership_mobile g \
+     JOIN orgs t ON t.id = g.temporary_branch_id WHERE g.status = 'active' AND t.path LIKE $1))";
+
 /// Reads every member under `path` with their year's hours and target, in
 /// four queries whatever the size of the subtree. Members whose relation
 /// moved out have no target and are left out.
@@ -161,18 +168,18 @@ async fn member_lines(
     year: i64,
 ) -> AppResult<Vec<MemberLine>> {
     let pattern = format!("{path}%");
-    let members = sqlx::query(
+    let members = sqlx::query(&format!(
         "SELECT m.id, m.name, m.org_id, o.name AS org_name FROM members m JOIN orgs o ON o.id = m.org_id \
-         WHERE o.path LIKE $1 AND m.status <> 'moved_out' ORDER BY m.id",
-    )
+         WHERE {IN_SUBTREE} AND m.status <> 'moved_out' ORDER BY m.id"
+    ))
     .bind(&pattern)
     .fetch_all(&mut *conn)
     .await?;
-    let sums = sqlx::query(
+    let sums = sqlx::query(&format!(
         "SELECT c.member_id, c.category, CAST(SUM(c.centi) AS BIGINT) AS centi FROM learning_credits c \
          JOIN members m ON m.id = c.member_id JOIN orgs o ON o.id = m.org_id \
-         WHERE o.path LIKE $1 AND c.year = $2 GROUP BY c.member_id, c.category",
-    )
+         WHERE {IN_SUBTREE} AND c.year = $2 GROUP BY c.member_id, c.category"
+    ))
     .bind(&pattern)
     .bind(year)
     .fetch_all(&mut *conn)
@@ -189,10 +196,10 @@ async fn member_lines(
     }
     let rejected = rejection_counts(conn, &pattern, year).await?;
     let targets = role_targets(conn, year).await?;
-    let roles = sqlx::query(
+    let roles = sqlx::query(&format!(
         "SELECT r.member_id, r.role FROM org_roles r JOIN members m ON m.id = r.member_id \
-         JOIN orgs o ON o.id = m.org_id WHERE o.path LIKE $1",
-    )
+         JOIN orgs o ON o.id = m.org_id WHERE {IN_SUBTREE}"
+    ))
     .bind(&pattern)
     .fetch_all(&mut *conn)
     .await?;
@@ -244,11 +251,11 @@ async fn rejection_counts(
         )
     })?;
     let (from, to) = crate::meetings::list::year_bounds(year)?;
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT r.member_id, COUNT(*) AS count FROM learning_rejections r \
          JOIN members m ON m.id = r.member_id JOIN orgs o ON o.id = m.org_id \
-         WHERE o.path LIKE $1 AND r.created_at >= $2 AND r.created_at < $3 GROUP BY r.member_id",
-    )
+         WHERE {IN_SUBTREE} AND r.created_at >= $2 AND r.created_at < $3 GROUP BY r.member_id"
+    ))
     .bind(pattern)
     .bind(from)
     .bind(to)

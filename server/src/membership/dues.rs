@@ -120,13 +120,13 @@ async fn authorize(
     member_id: i64,
     access: Access,
 ) -> AppResult<()> {
-    let path: Option<String> = sqlx::query_scalar(
-        "SELECT o.path FROM members m JOIN orgs o ON o.id = m.org_id WHERE m.id = $1",
+    let found: Option<(String, String)> = sqlx::query_as(
+        "SELECT o.path, m.status FROM members m JOIN orgs o ON o.id = m.org_id WHERE m.id = $1",
     )
     .bind(member_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let path = path.ok_or_else(|| AppError::not_found(("党员", "member"), member_id))?;
+    let (path, status) = found.ok_or_else(|| AppError::not_found(("党员", "member"), member_id))?;
     let allowed = caller.principal.can_member(member_id, &path, access);
     let checked = caller
         .principal
@@ -143,7 +143,11 @@ async fn authorize(
             super::TemporaryBranchLimit::Dues,
         ));
     }
-    checked
+    checked?;
+    if access == Access::Write {
+        super::reject_moved_out(&status)?;
+    }
+    Ok(())
 }
 
 /// A member's dues, payments and arrears. Members read their own.

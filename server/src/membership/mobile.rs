@@ -76,13 +76,15 @@ async fn register(
     let starts_on = check_date("starts_on", &input.starts_on)?;
     let reason = check_text("reason", &input.reason, 200)?;
     let mut tx = state.db.begin().await?;
-    let home_org: i64 = sqlx::query_scalar("SELECT org_id FROM members WHERE id = $1")
-        .bind(input.member_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| {
-            AppError::not_found(("党员", "member"), input.member_id).field("member_id")
-        })?;
+    let (home_org, status): (i64, String) =
+        sqlx::query_as("SELECT org_id, status FROM members WHERE id = $1")
+            .bind(input.member_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| {
+                AppError::not_found(("党员", "member"), input.member_id).field("member_id")
+            })?;
+    super::reject_moved_out(&status)?;
     officer_org(
         &state,
         &caller,

@@ -100,6 +100,20 @@ async fn officer_org(
     Ok(org)
 }
 
+/// Rejects work on a member record whose relation has moved out of the
+/// deployment, which stays only for history.
+fn reject_moved_out(status: &str) -> AppResult<()> {
+    if status == crate::members::MemberStatus::MovedOut.as_str() {
+        return Err(AppError::conflict(
+            "member_moved_out",
+            "该党员的组织关系已转出，不能再办理",
+            "this member's relation has moved out of the deployment",
+        )
+        .field("member_id"));
+    }
+    Ok(())
+}
+
 /// Maps a failed member insert to 409 when the identity number is taken.
 fn member_insert_error(error: sqlx::Error) -> AppError {
     if is_unique_violation(&error) {

@@ -234,11 +234,12 @@ async fn member_org(
     conn: &mut AnyConnection,
     member_id: i64,
 ) -> AppResult<(String, crate::org::Org)> {
-    let row = sqlx::query("SELECT name, org_id FROM members WHERE id = $1")
+    let row = sqlx::query("SELECT name, org_id, status FROM members WHERE id = $1")
         .bind(member_id)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| AppError::not_found(("党员", "member"), member_id).field("member_id"))?;
+    super::reject_moved_out(&row.try_get::<String, _>("status")?)?;
     let org = load_org(conn, row.try_get("org_id")?).await?;
     Ok((row.try_get("name")?, org))
 }
