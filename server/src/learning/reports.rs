@@ -152,10 +152,10 @@ fn figures(lines: &[MemberLine]) -> (i64, f64) {
     )
 }
 
-/// Matches a member `m` (with organization `o`) in the subtree of the path
-/// pattern `$1`: members of its organizations, and the mobile members of its
-/// active temporary branches, who study there while their relation stays
-/// home.
+/// SQL condition matching a member `m` (with organization `o`) in the
+/// subtree of the path pattern `$1`: members of its organizations, and the
+/// mobile members of its active temporary branches, who study there while
+/// their relation stays home.
 const IN_SUBTREE: &str = "(o.path LIKE $1 OR m.id IN (SELECT g.member_id FROM membership_mobile g \
      JOIN orgs t ON t.id = g.temporary_branch_id WHERE g.status = 'active' AND t.path LIKE $1))";
 

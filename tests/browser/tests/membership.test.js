@@ -2,8 +2,9 @@
 // the secretary opens the pipeline board, tries to make an activist of
 // seven months a development candidate today, sees the step rejected with
 // the date it opens, and records a thought report instead. The secretary
-// also imports a pipeline sheet, first with a rejected row, and a member
-// who is no officer sees only their own record.
+// also imports a pipeline sheet, first with a rejected row. A host officer
+// forms and dissolves a temporary branch of mobile members, and a member
+// who is no officer gets only their own record.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -121,5 +122,42 @@ test('plain member sees only own record', async (t) => {
   await page.goto(`${server.url}/membership/dues`);
   await page.getByTestId('my-dues').waitFor();
   assert.equal(await page.getByTestId('dues').count(), 0);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('host forms and dissolves a temporary branch', async (t) => {
+  const { server, page, pageErrors } = await setup(t);
+  const call = await apiSession(server.url, 'zhibu');
+  const orgs = await call('GET', '/api/orgs');
+  const branch = orgs.find((org) => org.name === '东城区机关第一党支部');
+  const hostCall = await apiSession(server.url, 'qingchuan');
+  const hostOrg = (await hostCall('GET', '/api/orgs')).find((org) => org.name === '和平街道第一党支部');
+  const members = await call('GET', `/api/orgs/${branch.id}/members?limit=200`);
+  const mobile = members.items.filter((member) => member.roles.length === 0).slice(0, 3);
+  for (const member of mobile) {
+    await call('POST', '/api/membership/mobile', {
+      member_id: member.id, host_org_id: hostOrg.id, starts_on: chinaToday(), reason: '驻点帮扶',
+    });
+  }
+
+  await login(page, server.url, 'qingchuan');
+  await page.getByRole('link', { name: '党员' }).click();
+  await page.getByRole('link', { name: '组织关系转接' }).click();
+  await page.waitForURL(/\/membership\/transfers$/);
+  await page.getByLabel('组织', { exact: true }).selectOption({ label: '和平街道第一党支部' });
+  const form = page.getByRole('form', { name: '成立临时党支部' });
+  await form.getByLabel('名称').fill('和平街道驻点临时党支部');
+  for (const member of mobile) await form.getByRole("checkbox", { name: new RegExp(`${member.name}（`) }).check();
+  await form.getByLabel('负责人').selectOption({ label: mobile[0].name });
+  const ends = new Date(Date.now() + 90 * 86400 * 1000).toISOString().slice(0, 10);
+  await form.getByLabel('撤销日期').fill(ends);
+  await form.getByRole('button', { name: '成立临时党支部' }).click();
+
+  const list = page.getByTestId('temporary-branches');
+  const line = list.locator('li', { hasText: '和平街道驻点临时党支部' });
+  await line.getByText('运行中').waitFor();
+  assert.match(await line.textContent(), new RegExp(`负责人${mobile[0].name}，3 人`));
+  await line.getByRole('button', { name: '撤销' }).click();
+  await line.getByText('已撤销').waitFor();
   assert.deepEqual(pageErrors, []);
 });

@@ -34,7 +34,7 @@ function branchLine(branch, redraw) {
 
 function formBranch(free, redraw) {
   const boxes = free.map((item) =>
-    h('label', { class: 'checkbox' }, h('input', { type: 'checkbox', name: 'member_ids', value: String(item.member_id) }), ` ${item.member_name}（${item.home_org_name}）`),
+    h('label', { class: 'checkbox' }, h('input', { type: 'checkbox', name: 'member_ids', value: String(item.member_id) }), `${item.member_name}（${item.home_org_name}）`),
   );
   const leader = h('select', { name: 'leader_member_id' }, free.map((item) => h('option', { value: String(item.member_id) }, item.member_name)));
   const form = h(
