@@ -1389,6 +1389,16 @@ async fn temporary_branch_limits_and_dissolution(backend: Backend) {
         .expect(StatusCode::OK);
     assert_eq!(org["kind"], "temporary_branch");
     assert_eq!(org["parent_id"], host_org);
+    host.delete(&format!("/api/orgs/{temporary}"))
+        .await
+        .expect_error(StatusCode::CONFLICT, "temporary_branch");
+    let reply = host
+        .patch(&format!("/api/orgs/{temporary}"), json!({"kind": "group"}))
+        .await;
+    assert_eq!(
+        reply.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+        "kind"
+    );
 
     // No pipeline, dues or elections inside the temporary branch.
     let reply = host

@@ -278,6 +278,13 @@ async fn check_kind_change(
     org: &Org,
     kind: OrgKind,
 ) -> AppResult<()> {
+    if org.kind == OrgKind::TemporaryBranch && kind != org.kind {
+        return Err(AppError::invalid(
+            "kind",
+            "临时党支部不能改为其他类型的组织",
+            "a temporary branch cannot become another kind of organization",
+        ));
+    }
     let parent_kind = match org.parent_id {
         Some(parent_id) => Some(load_org(conn, parent_id).await?.kind),
         None => None,
@@ -397,20 +404,29 @@ async fn dissolve_org(
     if !allowed {
         return Err(AppError::forbidden());
     }
+    if org.kind == OrgKind::TemporaryBranch {
+        return Err(AppError::conflict(
+            "temporary_branch",
+            "临时党支部请在“党员工作 → 组织关系转接”中撤销",
+            "dissolve a temporary branch through the membership API",
+        ));
+    }
     let children: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs WHERE parent_id = $1")
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-    if children > 0 || org.member_count > 0 {
+    // Records whose relation moved out are not in member_count but still
+    // refer to the organization.
+    let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE org_id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if children > 0 || members > 0 {
         return Err(AppError::conflict(
             "org_not_empty",
+            format!("只能撤销空组织：该组织还有 {children} 个下级组织、{members} 名党员"),
             format!(
-                "只能撤销空组织：该组织还有 {children} 个下级组织、{} 名党员",
-                org.member_count
-            ),
-            format!(
-                "only an empty organization can be dissolved: it still has {children} child organizations and {} members",
-                org.member_count
+                "only an empty organization can be dissolved: it still has {children} child organizations and {members} members"
             ),
         ));
     }
