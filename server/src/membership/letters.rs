@@ -365,6 +365,8 @@ async fn record_receipt(
 }
 
 /// Takes a member whose relation left the deployment off the active rolls.
+// NOTE: the member's login account stays enabled; the system administrator
+// disables it when the person should no longer sign in.
 async fn move_out(conn: &mut sqlx::AnyConnection, member_id: i64) -> AppResult<()> {
     let now = now_ms();
     sqlx::query("UPDATE members SET status = 'moved_out', updated_at = $1 WHERE id = $2")
