@@ -15,6 +15,7 @@ use crate::engine::shard::{Shard, ShardStats};
 use crate::error::SfuError;
 use crate::event::SfuEvent;
 use crate::ids::{MediaKind, ParticipantId, RoomId, TrackId};
+use crate::local::{LocalTrack, LocalTrackOptions};
 use crate::tap::{AudioPacket, AudioTap};
 
 /// Engine configuration.
@@ -270,7 +271,8 @@ impl Sfu {
     }
 
     /// Starts copying every audio packet the room receives to the returned channel, in
-    /// arrival order, replacing an earlier tap of the room. Audio blocked with
+    /// arrival order. A room may have several taps at once, for example a recording and
+    /// the mixed audio for listeners on weak links. Audio blocked with
     /// [`Sfu::set_blocked`] is not copied. When the receiver falls [`TAP_CAPACITY`]
     /// packets behind, new packets are dropped (and logged); dropping the receiver ends
     /// the tap.
@@ -285,10 +287,37 @@ impl Sfu {
                 .get_mut(&room)
                 .ok_or_else(|| SfuError::RoomNotFound(room.clone()))?;
             let (tap, receiver) = AudioTap::new();
-            state.audio_tap = Some(tap);
+            state.audio_taps.push(tap);
             Ok(receiver)
         })
         .await?
+    }
+
+    /// Publishes a track in a room whose packets the caller writes through the returned
+    /// handle; dropping the handle unpublishes it. `track.publisher` names the source and
+    /// must not be the id of a participant. Subscribers see it as the stream id. [`SfuEvent::TrackPublished`] announces the
+    /// track and, when `options.auto_subscribe` is set in an automatically subscribing
+    /// room, every member is subscribed to it.
+    pub async fn publish_local(
+        &self,
+        room: &RoomId,
+        track: TrackId,
+        options: LocalTrackOptions,
+    ) -> Result<LocalTrack, SfuError> {
+        let shard = self.shard_of(room)?;
+        let (requests_tx, requests_rx) = mpsc::unbounded_channel();
+        let id = track.clone();
+        let room_id = room.clone();
+        self.call(shard, move |s, now| {
+            s.publish_local(now, &room_id, id, options, requests_tx)
+        })
+        .await??;
+        Ok(LocalTrack {
+            id: track,
+            room: room.clone(),
+            shard: self.inner.shards[shard].clone(),
+            keyframe_requests: requests_rx,
+        })
     }
 
     /// Sums the counts of all shards.

@@ -22,6 +22,9 @@ pub enum SfuError {
     /// The track is not published in the subscriber's room.
     #[error("track {0} not found")]
     TrackNotFound(TrackId),
+    /// A track with this id, or a participant with its publisher id, already exists.
+    #[error("track {0} already exists")]
+    TrackExists(TrackId),
     /// The subscriber's offers do not list the video codec the track is sent with, and the
     /// engine does not transcode.
     #[error("track {track} is sent as {codec:?}, which the subscriber cannot decode")]

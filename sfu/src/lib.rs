@@ -51,7 +51,9 @@
 //! subscribe automatically, [`Sfu::set_max_layer`] to cap the simulcast layer (for
 //! example by the rendered size), [`Sfu::set_paused`] to stop one track for one
 //! subscriber, [`Sfu::set_blocked`] to stop a publisher's audio or video for everyone (a
-//! host's mute), [`Sfu::tap_audio`] to receive a copy of a room's audio (a recording).
+//! host's mute), [`Sfu::tap_audio`] to receive a copy of a room's audio (a recording),
+//! [`Sfu::publish_local`] to publish a track whose packets the caller writes (audio the
+//! server mixes, or a track relayed from another engine).
 //! Events also report connections, departures, the active speaker and keyframe request
 //! counters.
 //!
@@ -74,6 +76,7 @@ pub mod error;
 pub mod event;
 pub mod forward;
 pub mod ids;
+pub mod local;
 pub mod sdp;
 pub mod tap;
 
@@ -83,4 +86,5 @@ pub use engine::shard::ShardStats;
 pub use error::SfuError;
 pub use event::{SfuEvent, TrackInfo};
 pub use ids::{MediaKind, ParticipantId, Rid, RoomId, Ssrc, TrackId};
+pub use local::{KeyframeRequest, LocalCodec, LocalPacket, LocalTrack, LocalTrackOptions};
 pub use tap::AudioPacket;

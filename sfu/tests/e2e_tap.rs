@@ -1,5 +1,5 @@
 //! The audio tap, end to end: it receives a copy of every audio packet a publisher sends,
-//! in order, and skips audio a host has blocked.
+//! in order, to every tap of the room, and skips audio a host has blocked.
 
 mod common;
 
@@ -68,7 +68,29 @@ async fn tap_copies_received_audio() {
         .expect("audio reaches the tap after unblocking")
         .unwrap();
 
+    // A second tap receives the same packets, and closing the first leaves it running.
+    let mut second = sfu.tap_audio(&room).await.unwrap();
+    let copied = tokio::time::timeout(PATIENCE, second.recv())
+        .await
+        .expect("audio reaches the second tap")
+        .unwrap();
+    let mut found = false;
+    while let Ok(Some(packet)) = tokio::time::timeout(PATIENCE, tap.recv()).await {
+        if packet.sequence_number == copied.sequence_number {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "the first tap missed a packet the second got");
     drop(tap);
+    for _ in 0..5 {
+        tokio::time::timeout(PATIENCE, second.recv())
+            .await
+            .expect("audio reaches the second tap after the first closed")
+            .unwrap();
+    }
+
+    drop(second);
     media.abort();
     sfu.shutdown().await;
 }

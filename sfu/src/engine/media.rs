@@ -12,11 +12,10 @@ use rtc::sansio::Protocol;
 
 use super::participant::Subscription;
 use super::shard::Shard;
-use crate::event::SfuEvent;
 use crate::forward::cache::RtxStream;
 use crate::forward::forwarder::{Action, SourcePacket, State};
 use crate::forward::keyframe::Request;
-use crate::ids::{MediaKind, ParticipantId, TrackId};
+use crate::ids::{MediaKind, ParticipantId, RoomId, TrackId};
 use crate::tap::AudioPacket;
 
 /// A received packet with what forwarding needs to know about it.
@@ -87,24 +86,7 @@ impl Shard {
             }
         };
 
-        let payload_len = packet.payload.len();
-        track.monitor.on_packet(layer, payload_len, now);
-        let keyframe = track
-            .codec
-            .as_ref()
-            .and_then(|codec| codec.video)
-            .is_some_and(|video| video.is_keyframe(&packet.payload));
-        if keyframe && let Some(requester) = track.requesters.get_mut(layer) {
-            let answered = requester.poll_timeout().is_some();
-            requester.on_keyframe();
-            if answered {
-                self.events.push_back(SfuEvent::KeyframeStats {
-                    track: track.id.clone(),
-                    layer,
-                    stats: requester.stats(),
-                });
-            }
-        }
+        let keyframe = track.on_media(layer, &packet.payload, now, &mut self.events);
 
         if track.kind == MediaKind::Audio
             && let Some(level) = track
@@ -118,7 +100,7 @@ impl Shard {
         }
         if track.kind == MediaKind::Audio
             && let Some(room) = self.rooms.get_mut(&entry.room)
-            && let Some(tap) = room.audio_tap.as_mut()
+            && !room.audio_taps.is_empty()
         {
             let copy = AudioPacket {
                 publisher: id.clone(),
@@ -127,9 +109,10 @@ impl Shard {
                 timestamp: packet.header.timestamp,
                 payload: packet.payload.clone(),
             };
-            if !tap.send(copy) {
+            let before = room.audio_taps.len();
+            room.audio_taps.retain_mut(|tap| tap.send(copy.clone()));
+            if room.audio_taps.len() < before {
                 tracing::info!(room = %room.id, "audio tap closed");
-                room.audio_tap = None;
             }
         }
 
@@ -155,19 +138,38 @@ impl Shard {
         else {
             return;
         };
+        self.forward_to_subscribers(
+            now,
+            &received.track,
+            &room,
+            received.source,
+            &received.packet,
+        );
+    }
+
+    /// Sends a packet of `track`, from a participant or written locally, to every
+    /// subscriber whose forwarder takes it, and asks for the keyframes they wait for.
+    pub(crate) fn forward_to_subscribers(
+        &mut self,
+        now: Instant,
+        track: &TrackId,
+        room: &RoomId,
+        source: SourcePacket,
+        packet: &rtp::Packet,
+    ) {
         let subscribers = self
             .rooms
-            .get(&room)
-            .map(|room| room.subscribers_of(&received.track))
+            .get(room)
+            .map(|room| room.subscribers_of(track))
             .unwrap_or_default();
         let mut awaited_layers = Vec::new();
 
         for subscriber in subscribers {
-            let target = self.target_layer(now, &received.track, &subscriber);
+            let target = self.target_layer(now, track, &subscriber);
             let Some(entry) = self.participants.get_mut(&subscriber) else {
                 continue;
             };
-            let Some(subscription) = entry.subscriptions.get_mut(&received.track) else {
+            let Some(subscription) = entry.subscriptions.get_mut(track) else {
                 continue;
             };
             if !subscription.negotiated {
@@ -179,16 +181,11 @@ impl Shard {
                 subscription.forwarder.set_target(target);
             }
 
-            let action = subscription.forwarder.on_packet(&received.source);
-            tracing::trace!(%subscriber, track = %received.track, layer = received.source.layer, ?action, "forwarding decision");
+            let action = subscription.forwarder.on_packet(&source);
+            tracing::trace!(%subscriber, track = %track, layer = source.layer, ?action, "forwarding decision");
             if let Action::Forward { seq, timestamp, .. } = action
-                && let Some(packet) = outgoing_packet(
-                    &mut entry.peer.pc,
-                    subscription,
-                    &received.packet,
-                    seq,
-                    timestamp,
-                )
+                && let Some(packet) =
+                    outgoing_packet(&mut entry.peer.pc, subscription, packet, seq, timestamp)
             {
                 subscription.cache.insert(seq, packet.clone());
                 let sender_track = subscription.sender_track.clone();
@@ -206,7 +203,7 @@ impl Shard {
             }
         }
 
-        self.want_keyframes(now, &received.track, &awaited_layers);
+        self.want_keyframes(now, track, &awaited_layers);
     }
 
     /// Layer a subscriber should receive now, or `None` for audio and unknown tracks: the
@@ -218,11 +215,7 @@ impl Shard {
         track: &TrackId,
         subscriber: &ParticipantId,
     ) -> Option<usize> {
-        let published = self
-            .participants
-            .get(&track.publisher)?
-            .published
-            .get(&track.mid)?;
+        let published = self.published(track)?;
         if published.kind != MediaKind::Video {
             return None;
         }
@@ -247,11 +240,7 @@ impl Shard {
     }
 
     fn want_keyframes(&mut self, now: Instant, track: &TrackId, layers: &[usize]) {
-        let Some(published) = self
-            .participants
-            .get_mut(&track.publisher)
-            .and_then(|entry| entry.published.get_mut(&track.mid))
-        else {
+        let Some(published) = self.published_mut(track) else {
             return;
         };
         for layer in layers {
@@ -263,6 +252,7 @@ impl Shard {
 
     /// Sends due PLI or FIR requests to publishers.
     pub(crate) fn send_keyframe_requests(&mut self, now: Instant) {
+        self.send_local_keyframe_requests(now);
         for (id, entry) in self.participants.iter_mut() {
             let mut requests = Vec::new();
             for track in entry.published.values_mut() {

@@ -306,7 +306,7 @@ impl Shard {
         });
     }
 
-    fn auto_subscribe_track(&mut self, now: Instant, room: &RoomId, track: &TrackId) {
+    pub(crate) fn auto_subscribe_track(&mut self, now: Instant, room: &RoomId, track: &TrackId) {
         let Some(room) = self.rooms.get(room) else {
             return;
         };
@@ -346,6 +346,12 @@ impl Shard {
             .values()
             .filter(|other| other.room == room && other.id != *member)
             .flat_map(|other| other.published.values().map(|track| track.id.clone()))
+            .chain(
+                self.local_tracks
+                    .values()
+                    .filter(|local| local.room == room && local.auto_subscribe)
+                    .map(|local| local.track.id.clone()),
+            )
             .collect();
         let mut added = false;
         for track in tracks {
@@ -470,6 +476,13 @@ impl Shard {
             .ok_or_else(|| SfuError::ParticipantNotFound(subscriber.clone()))?
             .room;
         let not_found = || SfuError::TrackNotFound(track.clone());
+        if let Some(local) = self.local_tracks.get(track) {
+            if local.room != *room {
+                return Err(not_found());
+            }
+            let codec = local.track.codec.clone().ok_or_else(not_found)?;
+            return Ok((local.track.kind, codec, local.track.top_layer()));
+        }
         let publisher = self
             .participants
             .get(&track.publisher)

@@ -1,6 +1,6 @@
 //! A participant's published tracks and subscriptions, as the shard tracks them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use rtc::rtp;
@@ -8,6 +8,7 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 
 use super::peer::Peer;
+use crate::event::SfuEvent;
 use crate::forward::bandwidth::DownlinkEstimate;
 use crate::forward::cache::{PacketCache, RtxStream};
 use crate::forward::codec::VideoCodec;
@@ -89,6 +90,36 @@ impl PublishedTrack {
     /// Highest layer index.
     pub fn top_layer(&self) -> usize {
         self.rids.len().saturating_sub(1)
+    }
+
+    /// Updates the layer's bit rate and keyframe request state with one received packet and
+    /// returns whether it starts a video keyframe. A keyframe that answers a pending
+    /// request is reported as [`SfuEvent::KeyframeStats`].
+    pub fn on_media(
+        &mut self,
+        layer: usize,
+        payload: &[u8],
+        now: Instant,
+        events: &mut VecDeque<SfuEvent>,
+    ) -> bool {
+        self.monitor.on_packet(layer, payload.len(), now);
+        let keyframe = self
+            .codec
+            .as_ref()
+            .and_then(|codec| codec.video)
+            .is_some_and(|video| video.is_keyframe(payload));
+        if keyframe && let Some(requester) = self.requesters.get_mut(layer) {
+            let answered = requester.poll_timeout().is_some();
+            requester.on_keyframe();
+            if answered {
+                events.push_back(SfuEvent::KeyframeStats {
+                    track: self.id.clone(),
+                    layer,
+                    stats: requester.stats(),
+                });
+            }
+        }
+        keyframe
     }
 
     /// Layer index of a rid; 0 for a track without simulcast or an unknown rid.

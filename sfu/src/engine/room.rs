@@ -20,8 +20,8 @@ pub struct Room {
     pub members: HashSet<ParticipantId>,
     pub subscribers: HashMap<TrackId, HashSet<ParticipantId>>,
     pub speaker: SpeakerDetector<ParticipantId>,
-    /// Receiver of a copy of every audio packet the room forwards, if any.
-    pub(crate) audio_tap: Option<AudioTap>,
+    /// Receivers of a copy of every audio packet the room forwards.
+    pub(crate) audio_taps: Vec<AudioTap>,
 }
 
 impl Room {
@@ -32,7 +32,7 @@ impl Room {
             members: HashSet::new(),
             subscribers: HashMap::new(),
             speaker: SpeakerDetector::default(),
-            audio_tap: None,
+            audio_taps: Vec::new(),
         }
     }
 

@@ -16,13 +16,14 @@ use bytes::BytesMut;
 use rtc::sansio::Protocol;
 
 use super::codecs::decodable_video_codecs;
-use super::participant::{Connection, Participant};
+use super::local::LocalTrackState;
+use super::participant::{Connection, Participant, PublishedTrack};
 use super::peer::Peer;
 use super::room::{Room, RoomOptions};
 use super::stun;
 use crate::error::SfuError;
 use crate::event::SfuEvent;
-use crate::ids::{ParticipantId, RoomId};
+use crate::ids::{ParticipantId, RoomId, TrackId};
 use crate::sdp;
 
 /// A participant that has not connected within this time after joining is removed.
@@ -54,6 +55,8 @@ pub struct Shard {
     pub(crate) advertised: SocketAddr,
     pub(crate) rooms: HashMap<RoomId, Room>,
     pub(crate) participants: HashMap<ParticipantId, Participant>,
+    /// Tracks whose packets the caller writes, by track id.
+    pub(crate) local_tracks: HashMap<TrackId, LocalTrackState>,
     by_ufrag: HashMap<String, ParticipantId>,
     by_addr: HashMap<SocketAddr, ParticipantId>,
     pub(crate) dirty: HashSet<ParticipantId>,
@@ -74,6 +77,7 @@ impl Shard {
             advertised,
             rooms: HashMap::new(),
             participants: HashMap::new(),
+            local_tracks: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             dirty: HashSet::new(),
@@ -121,6 +125,15 @@ impl Shard {
             .collect();
         for member in members {
             self.remove_participant(now, &member);
+        }
+        let local: Vec<TrackId> = self
+            .local_tracks
+            .iter()
+            .filter(|(_, local)| local.room == *room)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for track in local {
+            self.unpublish_local(now, room, &track);
         }
         self.rooms.remove(room);
         tracing::info!(%room, "room closed");
@@ -240,12 +253,24 @@ impl Shard {
                 .values()
                 .flat_map(|track| track.requesters.iter().filter_map(|r| r.poll_timeout()))
         });
+        let local_requests = self.local_tracks.values().flat_map(|local| {
+            local
+                .track
+                .requesters
+                .iter()
+                .filter_map(|r| r.poll_timeout())
+        });
         let housekeeping = if self.participants.is_empty() {
             None
         } else {
             Some(self.next_housekeeping.unwrap_or_else(Instant::now))
         };
-        peers.into_iter().chain(requests).chain(housekeeping).min()
+        peers
+            .into_iter()
+            .chain(requests)
+            .chain(local_requests)
+            .chain(housekeeping)
+            .min()
     }
 
     /// Next datagram to send.
@@ -309,6 +334,25 @@ impl Shard {
         };
         while let Some(transmit) = entry.peer.poll_transmit() {
             self.transmits.push_back(transmit);
+        }
+    }
+
+    /// Finds a published track, of a participant or local.
+    pub(crate) fn published(&self, track: &TrackId) -> Option<&PublishedTrack> {
+        match self.participants.get(&track.publisher) {
+            Some(entry) => entry.published.get(&track.mid),
+            None => self.local_tracks.get(track).map(|local| &local.track),
+        }
+    }
+
+    /// Finds a published track, of a participant or local, for updating.
+    pub(crate) fn published_mut(&mut self, track: &TrackId) -> Option<&mut PublishedTrack> {
+        match self.participants.get_mut(&track.publisher) {
+            Some(entry) => entry.published.get_mut(&track.mid),
+            None => self
+                .local_tracks
+                .get_mut(track)
+                .map(|local| &mut local.track),
         }
     }
 
