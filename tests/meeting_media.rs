@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{Backend, MEMBER_PASSWORD, PATIENCE, TestServer};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use peer::{Counts, Peer, spawn_media};
+use peer::{Counts, Peer, spawn_media, spawn_tone};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -1130,6 +1130,98 @@ async fn recording_mixes_speakers() {
     let elsewhere = tone_power(&pcm, 3000.0);
     assert!(tone > 1e5, "tone power {tone}");
     assert!(tone > 100.0 * elsewhere, "tone {tone} against {elsewhere}");
+}
+
+/// Frequencies of the two speakers in the mixed audio test, far apart and neither a
+/// harmonic of the other.
+const OWN_HZ: f32 = 440.0;
+const OTHER_HZ: f32 = 1_130.0;
+
+/// Joins with a peer that sends only a tone at `hz`, and returns the peer.
+async fn enter_with_tone(signal: &Signal, meeting_id: i64, id: &str, hz: f32) -> Arc<Peer> {
+    let (peer, reply) = signal.join(meeting_id, id).await;
+    assert_eq!(reply["type"], "meeting_joined", "{reply}");
+    peer.apply_answer(reply["sdp"].as_str().unwrap()).await;
+    let connected = Arc::clone(&peer);
+    wait_until("the media to connect", move || connected.is_connected()).await;
+    spawn_tone(Arc::clone(&peer), hz);
+    peer
+}
+
+/// Decodes Opus packets into one mono 48 kHz signal.
+fn decode_all(packets: &[bytes::Bytes]) -> Vec<i16> {
+    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+    let mut pcm = Vec::new();
+    for packet in packets {
+        let mut frame = [0i16; 5760];
+        let samples = decoder.decode(packet, &mut frame, false).unwrap();
+        pcm.extend_from_slice(&frame[..samples]);
+    }
+    pcm
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_audio_leaves_out_own_voice() {
+    let fx = fixture().await;
+    let id = fx.meeting_id;
+    let a = &fx.members[0];
+    let b = &fx.members[1];
+    let a_signal = Signal::connect(&fx.server, a).await;
+    let b_signal = Signal::connect(&fx.server, b).await;
+    let a_peer = enter_with_tone(&a_signal, id, "j-a", OWN_HZ).await;
+    let _b_peer = enter_with_tone(&b_signal, id, "j-b", OTHER_HZ).await;
+    wait_for_media(&a_peer, b.account_id, 0, 20).await;
+
+    a_signal
+        .send(json!({"type": "meeting_mix", "id": "mix-on", "meeting_id": id, "mixed": true}))
+        .await;
+    let reply = a_signal.reply("mix-on").await;
+    assert_eq!(reply["type"], "meeting_ok", "{reply}");
+    let mixing = Arc::clone(&a_peer);
+    wait_until("150 mixed audio packets", move || {
+        mixing.mixed.lock().unwrap().len() >= 150
+    })
+    .await;
+
+    // B's own stream to A is paused: while 100 more mixed packets arrive, at most the
+    // packets already on their way when the switch happened come from it.
+    let direct_before = a_peer.from(b.account_id).audio;
+    let mixed_before = a_peer.mixed.lock().unwrap().len();
+    let mixing = Arc::clone(&a_peer);
+    wait_until("100 more mixed audio packets", move || {
+        mixing.mixed.lock().unwrap().len() >= mixed_before + 100
+    })
+    .await;
+    let direct_after = a_peer.from(b.account_id).audio;
+    assert!(
+        direct_after <= direct_before + 5,
+        "B's own stream kept coming while mixed: {direct_before} then {direct_after}"
+    );
+
+    // Skip the first second, in which the speakers' buffers fill.
+    let packets = a_peer.mixed.lock().unwrap().clone();
+    let pcm = decode_all(&packets[50..]);
+    let other = tone_power(&pcm, OTHER_HZ);
+    let own = tone_power(&pcm, OWN_HZ);
+    assert!(other > 1e5, "B's tone in A's mix has power {other}");
+    assert!(
+        other > 100.0 * own,
+        "A hears its own voice in its mix: B's tone {other}, A's tone {own}"
+    );
+
+    // Back to one stream per speaker: B's stream resumes and the mix stops.
+    a_signal
+        .send(json!({"type": "meeting_mix", "id": "mix-off", "meeting_id": id, "mixed": false}))
+        .await;
+    let reply = a_signal.reply("mix-off").await;
+    assert_eq!(reply["type"], "meeting_ok", "{reply}");
+    wait_for_media(&a_peer, b.account_id, 0, direct_after + 50).await;
+    let mixed_stopped = a_peer.mixed.lock().unwrap().len();
+    wait_for_media(&a_peer, b.account_id, 0, direct_after + 100).await;
+    assert!(
+        a_peer.mixed.lock().unwrap().len() <= mixed_stopped + 5,
+        "the mix kept coming after switching back"
+    );
 }
 
 /// Returns a person's entry in a live snapshot's participant list.

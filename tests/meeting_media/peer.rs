@@ -42,6 +42,7 @@ pub struct Counts {
 #[derive(Default)]
 struct Handler {
     received: Arc<Mutex<HashMap<i64, Counts>>>,
+    mixed: Arc<Mutex<Vec<bytes::Bytes>>>,
     connected: Arc<Mutex<bool>>,
 }
 
@@ -63,6 +64,18 @@ impl PeerConnectionEventHandler for Handler {
         let video = track.kind().await == RtpCodecKind::Video;
         let stream = track.stream_id().await.to_string();
         let track_id = track.track_id().await.to_string();
+        // The server's mixed audio for this peer, named after its own participant id.
+        if stream.ends_with("-mix") {
+            let mixed = Arc::clone(&self.mixed);
+            tokio::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                        mixed.lock().unwrap().push(packet.payload);
+                    }
+                }
+            });
+            return;
+        }
         let Some(account) = account_of(&stream).or_else(|| account_of(&track_id)) else {
             panic!("remote track without a participant id: stream {stream:?}, track {track_id:?}");
         };
@@ -94,6 +107,8 @@ struct Publishing {
 pub struct Peer {
     pc: Box<dyn PeerConnection>,
     received: Arc<Mutex<HashMap<i64, Counts>>>,
+    /// Opus payloads of the server's mixed audio track, in arrival order.
+    pub mixed: Arc<Mutex<Vec<bytes::Bytes>>>,
     connected: Arc<Mutex<bool>>,
     publishing: Publishing,
     /// Negotiated id of the audio level header extension, read from the offer.
@@ -119,6 +134,7 @@ impl Peer {
         let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
         let handler = Arc::new(Handler::default());
         let received = Arc::clone(&handler.received);
+        let mixed = Arc::clone(&handler.mixed);
         let connected = Arc::clone(&handler.connected);
         let pc = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
@@ -136,6 +152,7 @@ impl Peer {
         Arc::new(Peer {
             pc: Box::new(pc),
             received,
+            mixed,
             connected,
             publishing: Publishing {
                 video,
@@ -276,6 +293,11 @@ pub const TONE_HZ: f32 = 440.0;
 
 /// Encodes one second of a 440 Hz tone as 50 Opus packets of 20 ms.
 fn tone_packets() -> Vec<bytes::Bytes> {
+    tone_packets_at(TONE_HZ)
+}
+
+/// Encodes one second of a tone at `hz` as 50 Opus packets of 20 ms.
+fn tone_packets_at(hz: f32) -> Vec<bytes::Bytes> {
     let mut encoder =
         opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
     (0..50)
@@ -283,7 +305,7 @@ fn tone_packets() -> Vec<bytes::Bytes> {
             let pcm: Vec<i16> = (0..960)
                 .map(|i| {
                     let t = (frame * 960 + i) as f32 / 48_000.0;
-                    (8000.0 * (2.0 * std::f32::consts::PI * TONE_HZ * t).sin()) as i16
+                    (8000.0 * (2.0 * std::f32::consts::PI * hz * t).sin()) as i16
                 })
                 .collect();
             let mut out = [0u8; 1500];
@@ -335,6 +357,31 @@ pub fn spawn_media(peer: Arc<Peer>) -> tokio::task::JoinHandle<()> {
             let _ = publishing.audio.write_rtp(audio).await;
             seq = seq.wrapping_add(1);
             tokio::time::sleep(Duration::from_millis(33)).await;
+        }
+    })
+}
+
+/// Sends only audio, one Opus packet of a tone at `hz` every 20 ms (real time), until the
+/// task is aborted.
+pub fn spawn_tone(peer: Arc<Peer>, hz: f32) -> tokio::task::JoinHandle<()> {
+    let tone = tone_packets_at(hz);
+    tokio::spawn(async move {
+        let publishing = &peer.publishing;
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        for number in 0u32.. {
+            ticks.tick().await;
+            let audio = rtp::Packet {
+                header: rtp::Header {
+                    version: 2,
+                    payload_type: OPUS_PT,
+                    sequence_number: number as u16,
+                    timestamp: number.wrapping_mul(960),
+                    ssrc: publishing.audio_ssrc,
+                    ..Default::default()
+                },
+                payload: tone[number as usize % tone.len()].clone(),
+            };
+            let _ = publishing.audio.write_rtp(audio).await;
         }
     })
 }

@@ -70,6 +70,8 @@ pub enum ClientMessage {
     MeetingLayer(live::Layer),
     /// The page's microphone, camera and screen share state.
     MeetingMedia(live::MediaState),
+    /// Mixed audio for a weak link, or one stream per speaker again.
+    MeetingMix(live::Mix),
     MeetingHand(live::Hand),
     MeetingChat(live::Chat),
     /// Starts counting study time on a lesson (see docs/protocol.md).
@@ -91,6 +93,7 @@ impl ClientMessage {
             Self::MeetingLeave(body) => Request::Leave(body),
             Self::MeetingLayer(body) => Request::Layer(body),
             Self::MeetingMedia(body) => Request::Media(body),
+            Self::MeetingMix(body) => Request::Mix(body),
             Self::MeetingHand(body) => Request::Hand(body),
             Self::MeetingChat(body) => Request::Chat(body),
             other => return Err(other),

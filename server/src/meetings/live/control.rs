@@ -326,7 +326,7 @@ async fn remove(
         meeting_id: id,
         reason: LeftReason::Removed,
     };
-    let member = room.members.remove(&account);
+    let member = room.take_member(account);
     let waiting = room.lobby.remove(&account);
     if member.is_none() && waiting.is_none() {
         return Err(not_present(account));

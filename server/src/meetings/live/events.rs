@@ -2,9 +2,10 @@
 //! owns the participant. Connections, tracks and the active speaker update the
 //! participant list, and a participant that the engine dropped leaves the meeting.
 
-use sfu::{ParticipantId, SfuEvent};
+use sfu::{MediaKind, ParticipantId, SfuEvent};
 use tokio::sync::mpsc;
 
+use super::mixed_audio::set_paused;
 use super::protocol::{LeftReason, LiveMessage};
 use super::{meeting_of_participant, meeting_of_room, record_left};
 use crate::state::AppState;
@@ -43,16 +44,37 @@ async fn handle(state: &AppState, event: SfuEvent) {
             disconnected(state, &participant).await;
         }
         SfuEvent::TrackPublished { track, .. } => {
-            // TODO(media): a mixed stream for listeners on weak links needs tracks the
-            // engine originates; recordings take their audio from `Sfu::tap_audio`.
+            // Mixed audio tracks have no member as publisher, so they are skipped here.
             let publisher = track.id.publisher.clone();
+            let mut mixed_listeners = Vec::new();
             with_participant(state, &publisher, |room, account| {
                 if let Some(member) = room.members.get_mut(&account) {
                     member.tracks.insert(track.id.mid.clone(), track.kind);
                 }
                 room.broadcast_participant(account);
+                if track.kind == MediaKind::Audio {
+                    mixed_listeners = room
+                        .members
+                        .values()
+                        .filter(|member| member.mixed && member.participant != publisher)
+                        .map(|member| member.participant.clone())
+                        .collect();
+                }
             })
             .await;
+            // Listeners in mixed mode hear this speaker in their mix only.
+            if let Some(meeting_id) = meeting_of_participant(&publisher) {
+                for listener in mixed_listeners {
+                    set_paused(
+                        state,
+                        meeting_id,
+                        &listener,
+                        std::slice::from_ref(&track.id),
+                        true,
+                    )
+                    .await;
+                }
+            }
         }
         SfuEvent::TrackUnpublished { track, .. } => {
             with_participant(state, &track.publisher, |room, account| {
@@ -112,7 +134,7 @@ async fn disconnected(state: &AppState, participant: &ParticipantId) {
     let Some(account) = room.account_of(participant) else {
         return;
     };
-    let Some(member) = room.members.remove(&account) else {
+    let Some(member) = room.take_member(account) else {
         return;
     };
     if room.speaker == Some(account) {

@@ -24,6 +24,7 @@ pub mod chat;
 pub mod control;
 mod decisions;
 mod events;
+mod mixed_audio;
 pub mod protocol;
 pub mod room;
 pub mod signal;
@@ -293,6 +294,7 @@ impl Live {
         room.broadcast(&message);
         let accounts: Vec<i64> = room.members.keys().copied().collect();
         room.members.clear();
+        room.mixed_audio = None;
         room.lobby.clear();
         if room.engine_room
             && let Err(error) = self.sfu.close_room(&room_id(meeting_id)).await

@@ -56,6 +56,17 @@ pub struct Layer {
     pub paused: Option<bool>,
 }
 
+/// `meeting_mix`: receive one mixed audio stream of everyone else (`mixed: true`, for a
+/// weak link) or one stream per speaker again.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub meeting_id: i64,
+    pub mixed: bool,
+}
+
 /// Source of a published track, as the page declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]

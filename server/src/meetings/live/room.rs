@@ -9,6 +9,7 @@ use super::decisions::Stored;
 
 use sfu::{MediaKind, ParticipantId};
 
+use super::mixed_audio::MixedAudio;
 use super::protocol::{LiveMessage, ParticipantEntry, Snapshot, Source, TrackEntry, WaitingEntry};
 use super::{Link, message_text};
 use crate::meetings::Standing;
@@ -70,6 +71,8 @@ pub struct Member {
     pub tracks: BTreeMap<String, MediaKind>,
     /// Declared source of each published track by media id.
     pub sources: BTreeMap<String, Source>,
+    /// Receives one mixed audio stream instead of one per speaker (弱网模式).
+    pub mixed: bool,
 }
 
 /// A person in the lobby, with the offer to answer once admitted.
@@ -105,6 +108,8 @@ pub struct Room {
     /// The host ended the meeting. A request that found this room before it was taken
     /// out of the map must not bring it back to life.
     pub closed: bool,
+    /// The mixing task, while any member receives mixed audio.
+    pub mixed_audio: Option<MixedAudio>,
 }
 
 impl Room {
@@ -121,6 +126,7 @@ impl Room {
             hands: BTreeMap::new(),
             speaker: None,
             closed: false,
+            mixed_audio: None,
         }
     }
 
@@ -140,6 +146,30 @@ impl Room {
             present: self.members.contains_key(&account_id),
             admitted: self.admitted.contains(&account_id),
             removed: self.removed.contains(&account_id),
+        }
+    }
+
+    /// Removes a person from the media, ending their mixed audio.
+    pub fn take_member(&mut self, account_id: i64) -> Option<Member> {
+        let member = self.members.remove(&account_id)?;
+        if member.mixed {
+            self.end_mixed_audio(&member.participant);
+        }
+        Some(member)
+    }
+
+    /// Stops the mixed audio of one listener, and the mixing task once nobody else
+    /// receives mixed audio.
+    pub fn end_mixed_audio(&mut self, listener: &ParticipantId) {
+        if let Some(mixed_audio) = &self.mixed_audio {
+            mixed_audio.remove(listener);
+        }
+        let others = self
+            .members
+            .values()
+            .any(|member| member.mixed && member.participant != *listener);
+        if !others {
+            self.mixed_audio = None;
         }
     }
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use sfu::MediaKind;
 
 use super::decisions;
-use super::protocol::{Chat, Hand, Join, Layer, Leave, LeftReason, LiveMessage, MediaState, Sdp};
+use super::protocol::{
+    Chat, Hand, Join, Layer, Leave, LeftReason, LiveMessage, MediaState, Mix, Sdp,
+};
 use super::room::{Entry, Member, Room, Waiting, entry};
 use super::{Link, record_joined, record_left, room_id, sfu_error};
 use crate::db::now_ms;
@@ -25,6 +27,7 @@ pub enum Request {
     Leave(Leave),
     Layer(Layer),
     Media(MediaState),
+    Mix(Mix),
     Hand(Hand),
     Chat(Chat),
 }
@@ -38,6 +41,7 @@ impl Request {
             Self::Leave(body) => body.id.clone(),
             Self::Layer(body) => body.id.clone(),
             Self::Media(body) => body.id.clone(),
+            Self::Mix(body) => body.id.clone(),
             Self::Hand(body) => body.id.clone(),
             Self::Chat(body) => body.id.clone(),
         }
@@ -50,6 +54,7 @@ impl Request {
             Self::Leave(body) => body.meeting_id,
             Self::Layer(body) => body.meeting_id,
             Self::Media(body) => body.meeting_id,
+            Self::Mix(body) => body.meeting_id,
             Self::Hand(body) => body.meeting_id,
             Self::Chat(body) => body.meeting_id,
         }
@@ -72,6 +77,7 @@ pub async fn handle(state: &AppState, link: &Link, request: Request) -> AppResul
         }
         Request::Layer(body) => layer(state, link, body).await,
         Request::Media(body) => media(state, link, body).await,
+        Request::Mix(body) => super::mixed_audio::switch(state, link, body).await,
         Request::Hand(body) => hand(state, link, body).await,
         Request::Chat(body) => super::chat::send(state, link, body).await,
     }
@@ -196,7 +202,7 @@ pub async fn enter(
     let account = link.account_id;
     live.ensure_engine_room(room).await?;
 
-    let earlier = room.members.remove(&account);
+    let earlier = room.take_member(account);
     let replaced = earlier.is_some();
     if let Some(earlier) = earlier {
         live.drop_participant(meeting_id, &earlier.participant)
@@ -256,6 +262,7 @@ pub async fn enter(
             screen: false,
             tracks: Default::default(),
             sources: Default::default(),
+            mixed: false,
         },
     );
     room.broadcast_participant(account);
@@ -286,7 +293,7 @@ pub async fn leave_connection(state: &AppState, meeting_id: i64, conn_id: ConnId
     else {
         return;
     };
-    let Some(member) = room.members.remove(&account) else {
+    let Some(member) = room.take_member(account) else {
         return;
     };
     if room.speaker == Some(account) {
@@ -308,7 +315,7 @@ pub async fn leave_connection(state: &AppState, meeting_id: i64, conn_id: ConnId
 }
 
 /// Runs `work` on the member entry of the requesting connection.
-async fn with_member<T>(
+pub(super) async fn with_member<T>(
     state: &AppState,
     link: &Link,
     meeting_id: i64,
@@ -320,7 +327,10 @@ async fn with_member<T>(
     Ok(work(&mut room, link.account_id))
 }
 
-fn member_room(state: &AppState, meeting_id: i64) -> AppResult<Arc<tokio::sync::Mutex<Room>>> {
+pub(super) fn member_room(
+    state: &AppState,
+    meeting_id: i64,
+) -> AppResult<Arc<tokio::sync::Mutex<Room>>> {
     state
         .live
         .room(meeting_id)
@@ -328,7 +338,7 @@ fn member_room(state: &AppState, meeting_id: i64) -> AppResult<Arc<tokio::sync::
 }
 
 /// Checks that the requesting connection is the one in the media for its account.
-fn check_member(room: &Room, link: &Link) -> AppResult<()> {
+pub(super) fn check_member(room: &Room, link: &Link) -> AppResult<()> {
     let present = room
         .members
         .get(&link.account_id)
@@ -440,7 +450,7 @@ async fn hand(state: &AppState, link: &Link, body: Hand) -> AppResult<LiveMessag
     Ok(ok(body.id, body.meeting_id))
 }
 
-fn ok(id: Option<String>, meeting_id: i64) -> LiveMessage {
+pub(super) fn ok(id: Option<String>, meeting_id: i64) -> LiveMessage {
     LiveMessage::MeetingOk {
         id,
         meeting_id,

@@ -79,8 +79,17 @@ impl Mixer {
     /// Takes the next 20 ms of every playing speaker and returns their sum, clipped to
     /// 16 bits. A speaker whose buffer runs dry is silent until it is primed again.
     pub fn mix(&mut self) -> [i16; FRAME_SAMPLES] {
-        let mut sum = [0i32; FRAME_SAMPLES];
-        for speaker in self.speakers.values_mut() {
+        self.mix_frame().total()
+    }
+
+    /// Takes the next 20 ms of every playing speaker and returns their sum together with
+    /// each speaker's part, so that mixes leaving out one speaker cost one subtraction.
+    pub fn mix_frame(&mut self) -> MixedFrame {
+        let mut frame = MixedFrame {
+            sum: [0i32; FRAME_SAMPLES],
+            parts: HashMap::new(),
+        };
+        for (ssrc, speaker) in self.speakers.iter_mut() {
             if !speaker.playing && speaker.pcm.len() >= PRIMING_SAMPLES {
                 speaker.playing = true;
             }
@@ -88,15 +97,51 @@ impl Mixer {
                 continue;
             }
             let available = speaker.pcm.len().min(FRAME_SAMPLES);
-            for (slot, sample) in sum.iter_mut().zip(speaker.pcm.drain(..available)) {
+            let mut part = [0i16; FRAME_SAMPLES];
+            for ((slot, own), sample) in frame
+                .sum
+                .iter_mut()
+                .zip(part.iter_mut())
+                .zip(speaker.pcm.drain(..available))
+            {
                 *slot += i32::from(sample);
+                *own = sample;
             }
+            frame.parts.insert(*ssrc, part);
             if available < FRAME_SAMPLES {
                 speaker.playing = false;
             }
         }
-        sum.map(|value| value.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16)
+        frame
     }
+}
+
+/// One 20 ms frame of a mix: the unclipped sum and the part of each speaker in it.
+pub struct MixedFrame {
+    sum: [i32; FRAME_SAMPLES],
+    parts: HashMap<u32, [i16; FRAME_SAMPLES]>,
+}
+
+impl MixedFrame {
+    /// Returns the mix of every speaker, clipped to 16 bits.
+    pub fn total(&self) -> [i16; FRAME_SAMPLES] {
+        self.sum.map(clip)
+    }
+
+    /// Returns the mix without the speakers whose SSRCs are in `left_out`, clipped to 16 bits.
+    pub fn without(&self, left_out: &[u32]) -> [i16; FRAME_SAMPLES] {
+        let mut sum = self.sum;
+        for part in left_out.iter().filter_map(|ssrc| self.parts.get(ssrc)) {
+            for (slot, sample) in sum.iter_mut().zip(part) {
+                *slot -= i32::from(*sample);
+            }
+        }
+        sum.map(clip)
+    }
+}
+
+fn clip(value: i32) -> i16 {
+    value.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
 }
 
 #[cfg(test)]
@@ -154,6 +199,33 @@ mod tests {
         // Two uncorrelated tones of equal level carry about twice the energy of one.
         let ratio = both_energy / alone_energy;
         assert!((1.5..2.5).contains(&ratio), "energy ratio {ratio}");
+    }
+
+    #[test]
+    fn mix_without_one_speaker() {
+        let one = tone_packets(440.0, 6000.0, 10);
+        let two = tone_packets(660.0, 6000.0, 10);
+        let mut alone = Mixer::default();
+        let mut both = Mixer::default();
+        for (index, (a, b)) in one.iter().zip(&two).enumerate() {
+            let sequence = 100 + index as u16;
+            alone.push(2, sequence, b).unwrap();
+            both.push(1, sequence, a).unwrap();
+            both.push(2, sequence, b).unwrap();
+            let expected = alone.mix();
+            let frame = both.mix_frame();
+            assert_eq!(
+                frame.without(&[1]),
+                expected,
+                "frame {index} without speaker 1"
+            );
+            assert_eq!(frame.without(&[]), frame.total(), "nobody left out");
+            assert_eq!(
+                frame.without(&[1, 2]),
+                [0; FRAME_SAMPLES],
+                "everyone left out"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! folder of the stored files directory. Those who may read the meeting's record list and
 //! download its recordings.
 
-mod mixer;
+pub(crate) mod mixer;
 mod ogg_opus;
 
 use std::collections::HashMap;
