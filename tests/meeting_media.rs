@@ -243,6 +243,15 @@ impl Signal {
         (peer, reply)
     }
 
+    /// Sends `meeting_join` with `peer`'s offer and returns the reply.
+    async fn join_with(&self, meeting_id: i64, id: &str, peer: &Arc<Peer>) -> Value {
+        *self.peer.lock().unwrap() = Some(Arc::clone(peer));
+        let sdp = peer.offer().await;
+        self.send(json!({"type": "meeting_join", "id": id, "meeting_id": meeting_id, "sdp": sdp}))
+            .await;
+        self.reply(id).await
+    }
+
     /// Joins, expects to enter directly, connects the media and starts sending.
     async fn enter(&self, meeting_id: i64, id: &str) -> Arc<Peer> {
         let (peer, reply) = self.join(meeting_id, id).await;
@@ -1221,6 +1230,58 @@ async fn mixed_audio_leaves_out_own_voice() {
     assert!(
         a_peer.mixed.lock().unwrap().len() <= mixed_stopped + 5,
         "the mix kept coming after switching back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_video_reaches_the_page() {
+    let fx = fixture().await;
+    let id = fx.meeting_id;
+    let a = &fx.members[0];
+    let b = &fx.members[1];
+    let a_signal = Signal::connect(&fx.server, a).await;
+    let b_signal = Signal::connect(&fx.server, b).await;
+    // A publishes VP8 before B joins, so the track keeps VP8.
+    let a_peer = a_signal.enter(id, "j-a").await;
+    let joined = a_signal
+        .wait("A's video track in the list", |message| {
+            message["type"] == "meeting_participant"
+                && message["participant"]["account_id"] == a.account_id
+                && message["participant"]["tracks"]
+                    .as_array()
+                    .is_some_and(|tracks| tracks.iter().any(|track| track["kind"] == "video"))
+        })
+        .await;
+    let publisher = joined["participant"]["participant"].clone();
+    let video_mid = joined["participant"]["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|track| track["kind"] == "video")
+        .unwrap()["mid"]
+        .clone();
+
+    let b_peer = Peer::h264_only().await;
+    let reply = b_signal.join_with(id, "j-b", &b_peer).await;
+    assert_eq!(reply["type"], "meeting_joined", "{reply}");
+    connect_media(&b_peer, &reply).await;
+
+    let notice = b_signal
+        .wait("meeting_undecodable for A's video", |message| {
+            message["type"] == "meeting_undecodable"
+        })
+        .await;
+    assert_eq!(notice["meeting_id"], id, "{notice}");
+    assert_eq!(notice["publisher"], publisher, "{notice}");
+    assert_eq!(notice["mid"], video_mid, "{notice}");
+    assert_eq!(notice["codec"], "VP8", "{notice}");
+    // B still gets A's audio, and A still gets B's.
+    wait_for_media(&b_peer, a.account_id, 0, 20).await;
+    wait_for_media(&a_peer, b.account_id, 0, 20).await;
+    assert_eq!(
+        b_peer.from(a.account_id).video,
+        0,
+        "B received video it cannot decode"
     );
 }
 

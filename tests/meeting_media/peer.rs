@@ -11,13 +11,13 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
-    RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -122,6 +122,47 @@ impl Peer {
     pub async fn new() -> Arc<Peer> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
+        Peer::build(media_engine, MIME_TYPE_VP8).await
+    }
+
+    /// Creates a peer whose only video codec is H.264, like a browser without VP8, and
+    /// which sends its video as H.264.
+    pub async fn h264_only() -> Arc<Peer> {
+        let mut media_engine = MediaEngine::default();
+        let codec =
+            |mime: &str, clock_rate, channels, fmtp: &str, payload_type| RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: mime.to_owned(),
+                    clock_rate,
+                    channels,
+                    sdp_fmtp_line: fmtp.to_owned(),
+                    rtcp_feedback: Vec::new(),
+                },
+                payload_type,
+            };
+        media_engine
+            .register_codec(
+                codec(
+                    MIME_TYPE_OPUS,
+                    48_000,
+                    2,
+                    "minptime=10;useinbandfec=1",
+                    OPUS_PT,
+                ),
+                RtpCodecKind::Audio,
+            )
+            .unwrap();
+        let h264_fmtp = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f";
+        media_engine
+            .register_codec(
+                codec(MIME_TYPE_H264, 90_000, 0, h264_fmtp, 102),
+                RtpCodecKind::Video,
+            )
+            .unwrap();
+        Peer::build(media_engine, MIME_TYPE_H264).await
+    }
+
+    async fn build(mut media_engine: MediaEngine, video_mime: &str) -> Arc<Peer> {
         media_engine
             .register_header_extension(
                 RTCRtpHeaderExtensionCapability {
@@ -146,7 +187,7 @@ impl Peer {
             .await
             .unwrap();
         let (video, video_ssrc, _) =
-            local_track(&pc, RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0).await;
+            local_track(&pc, RtpCodecKind::Video, video_mime, 90_000, 0).await;
         let (audio, audio_ssrc, _) =
             local_track(&pc, RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2).await;
         Arc::new(Peer {

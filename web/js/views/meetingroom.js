@@ -41,12 +41,16 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
   let layout = 'grid';
   let panel = 'participants';
   let rejoinOnReconnect = false;
+  /** Receiving one mixed audio stream from the server instead of one per speaker. */
+  let mixedAudio = false;
   let room = null;
   // Whether an audio recording of the meeting is running; shown to everyone.
   let recording = false;
   const live = { participants: new Map(), lobby: [], locked: false };
   /** Received tracks by `PARTICIPANT/MID`. */
   const remote = new Map();
+  /** Video codecs this browser cannot decode, by the track's `PARTICIPANT/MID`. */
+  const undecodable = new Map();
   /** Video tiles by key, kept across redraws so that playback continues. */
   const tiles = new Map();
   const audioBox = h('div', { class: 'room-audio', hidden: true });
@@ -250,6 +254,8 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     for (const entry of snapshot.participants || []) live.participants.set(entry.account_id, entry);
     live.lobby = snapshot.lobby || [];
     live.locked = Boolean(snapshot.locked);
+    // A new media connection starts with one audio stream per speaker.
+    mixedAudio = false;
     drawRoom();
     reportMedia();
     load();
@@ -271,6 +277,9 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
       case 'meeting_locked':
         live.locked = message.locked;
         say(message.locked ? t('room.lockedNow') : t('room.unlockedNow'));
+        break;
+      case 'meeting_undecodable':
+        undecodable.set(`${message.publisher}/${message.mid}`, message.codec);
         break;
       case 'meeting_lobby':
         if (message.waiting.length > live.lobby.length) say(t('room.someoneWaiting'));
@@ -318,6 +327,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
 
   function clearRemote() {
     remote.clear();
+    undecodable.clear();
     tiles.clear();
     audioBox.replaceChildren();
     live.participants.clear();
@@ -408,6 +418,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
         const mine = self();
         connection.request('meeting_hand', { raised: !(mine && mine.hand_raised_at) });
       }),
+      lowBandwidth: controlButton('', toggleMixedAudio, { 'data-testid': 'room-low-bandwidth' }),
       layout: controlButton('', () => {
         layout = layout === 'grid' ? 'speaker' : 'grid';
         drawControls();
@@ -440,6 +451,21 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     header.querySelector('h1').focus({ preventScroll: true });
     drawRecord();
     drawLive();
+  }
+
+  /** Switches between one mixed audio stream (for a weak link) and one per speaker. */
+  async function toggleMixedAudio() {
+    const next = !mixedAudio;
+    try {
+      await connection.call('meeting_mix', { mixed: next }, t('room.offline'));
+      mixedAudio = next;
+      say(next ? t('room.lowBandwidthOn') : t('room.lowBandwidthOff'));
+    } catch (error) {
+      announce(error.message, 'error');
+    }
+    if (!room) return;
+    drawControls();
+    drawStage();
   }
 
   function showPanel(name) {
@@ -499,6 +525,8 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     const raised = Boolean(mine && mine.hand_raised_at);
     c.hand.textContent = raised ? t('room.lowerHand') : t('room.raiseHand');
     c.hand.setAttribute('aria-pressed', String(raised));
+    c.lowBandwidth.textContent = t('room.lowBandwidth');
+    c.lowBandwidth.setAttribute('aria-pressed', String(mixedAudio));
     c.layout.textContent = layout === 'grid' ? t('room.speakerView') : t('room.gridView');
     c.lock.textContent = live.locked ? t('room.unlock') : t('room.lock');
     c.lock.hidden = !isHost();
@@ -517,8 +545,9 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
       video.muted = true;
       const label = h('span', { class: 'room-tile-name' });
       const placeholder = h('span', { class: 'room-tile-avatar', 'aria-hidden': 'true' }, name.slice(-2));
-      const element = h('figure', { class: 'room-tile', 'data-testid': 'room-tile', 'data-account': String(account), 'data-source': source }, video, placeholder, h('figcaption', {}, label));
-      entry = { element, video, label, placeholder, track: null };
+      const note = h('p', { class: 'room-tile-note', 'data-testid': 'room-tile-note', hidden: true });
+      const element = h('figure', { class: 'room-tile', 'data-testid': 'room-tile', 'data-account': String(account), 'data-source': source }, video, placeholder, note, h('figcaption', {}, label));
+      entry = { element, video, label, placeholder, note, track: null };
       tiles.set(key, entry);
     }
     return entry;
@@ -584,6 +613,9 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
         }
       }
       camera.label.textContent = [name, ...participantMarks(entry)].join(' · ');
+      const codec = [...undecodable].find(([key]) => key.startsWith(`${entry.participant}/`));
+      camera.note.hidden = !codec;
+      camera.note.textContent = codec ? t('room.undecodable', { codec: codec[1] }) : '';
       camera.element.dataset.participant = entry.participant;
       camera.element.classList.toggle('room-tile-speaking', Boolean(entry.speaking));
       shown.push({ entry, tile: camera, screen: false });
@@ -594,6 +626,9 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
       attach(share, local.screen, true);
       shown.push({ entry: me, tile: share, screen: true });
     }
+    // The server's mix for this page carries the stream id `PARTICIPANT-mix`.
+    const mix = remote.get(`${connection.participant}-mix/mix`);
+    if (mixedAudio && mix && mix.track.readyState !== 'ended') audio.push(mix.track);
     playAudio(audio);
     const keep = new Set(shown.map((item) => item.tile));
     for (const [key, entry] of tiles) {

@@ -2,6 +2,7 @@
 //! owns the participant. Connections, tracks and the active speaker update the
 //! participant list, and a participant that the engine dropped leaves the meeting.
 
+use sfu::forward::codec::VideoCodec;
 use sfu::{MediaKind, ParticipantId, SfuEvent};
 use tokio::sync::mpsc;
 
@@ -86,6 +87,25 @@ async fn handle(state: &AppState, event: SfuEvent) {
             })
             .await;
         }
+        SfuEvent::TrackUndecodable {
+            subscriber,
+            track,
+            codec,
+            ..
+        } => {
+            with_participant(state, &subscriber, |room, account| {
+                tracing::info!(meeting_id = room.meeting_id, %subscriber, %track, ?codec, "video track undecodable for a participant");
+                room.members[&account]
+                    .link
+                    .send(&LiveMessage::MeetingUndecodable {
+                        meeting_id: room.meeting_id,
+                        publisher: track.publisher.0.clone(),
+                        mid: track.mid.clone(),
+                        codec: codec_name(codec),
+                    });
+            })
+            .await;
+        }
         SfuEvent::ActiveSpeakerChanged { room, participant } => {
             if meeting_of_room(&room).is_none() {
                 return;
@@ -100,6 +120,16 @@ async fn handle(state: &AppState, event: SfuEvent) {
             .await;
         }
         _ => {}
+    }
+}
+
+/// Returns the usual name of a video codec, as in its MIME type.
+fn codec_name(codec: VideoCodec) -> &'static str {
+    match codec {
+        VideoCodec::Vp8 => "VP8",
+        VideoCodec::Vp9 => "VP9",
+        VideoCodec::H264 => "H264",
+        VideoCodec::Av1 => "AV1",
     }
 }
 

@@ -238,6 +238,17 @@ pub enum LiveMessage {
     },
     /// The active speaker changed.
     MeetingSpeaker { meeting_id: i64, account_id: i64 },
+    /// This page cannot decode the video codec of a remote track (its offers list no
+    /// such decoder), so the server does not send that track to it.
+    MeetingUndecodable {
+        meeting_id: i64,
+        /// Participant id of the publisher.
+        publisher: String,
+        /// The publisher's media id of the track.
+        mid: String,
+        /// `VP8`, `VP9`, `H264` or `AV1`.
+        codec: &'static str,
+    },
     /// The meeting was locked or unlocked.
     MeetingLocked { meeting_id: i64, locked: bool },
     /// The whole lobby, sent to the host on every change.
