@@ -6,7 +6,8 @@
 // motion is voted on from the room pages and its result shown, and the
 // host records the meeting's audio for a while, shown on every page. Then
 // the host mutes one person, removes another, whose media stops, and ends
-// the meeting.
+// the meeting. One person switches to the low bandwidth mode for a while and
+// receives the server's mixed audio.
 //
 // Demo accounts of 云溪市委机关党支部: shengwei (胡丽娟, host of 十二月支委会),
 // dy026 (邓玉兰, its recorder) and dy027 (李春花, a committee member).
@@ -29,6 +30,17 @@ async function openPerson(t, server, username, viewport) {
   page.setDefaultTimeout(30_000);
   const pageErrors = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
+  // Keeps every peer connection the page creates, so the test can read its stats.
+  await page.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.testPeers = [];
+    window.RTCPeerConnection = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.testPeers.push(this);
+      }
+    };
+  });
   const hubRoutes = [];
   await page.routeWebSocket(/\/ws\?v=1$/, (route) => {
     const upstream = route.connectToServer();
@@ -82,6 +94,37 @@ async function waitForVideoPlaying(page, accountId, source = 'camera') {
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
   throw new Error(`${source} video of account ${accountId} did not play; frames ${await framesShown(page, accountId, source)}`);
+}
+
+/**
+ * Returns the inbound statistics of the server's mixed audio on the page's
+ * current connection (`packetsReceived`, `totalSamplesReceived`), or null
+ * when no mixed track arrives. The mix track's id ends in `-mix-mix`.
+ */
+function mixedAudioStats(page) {
+  return page.evaluate(async () => {
+    const peer = window.testPeers.at(-1);
+    if (!peer || peer.connectionState === 'closed') return null;
+    const stats = await peer.getStats();
+    for (const report of stats.values()) {
+      if (report.type === 'inbound-rtp' && report.kind === 'audio' && /-mix-mix$/.test(report.trackIdentifier || '')) {
+        return { packetsReceived: report.packetsReceived, totalSamplesReceived: report.totalSamplesReceived };
+      }
+    }
+    return null;
+  });
+}
+
+/** Waits until the page's mixed audio has received `packets` more packets and samples than `from`. */
+async function waitForMixedAudio(page, from, packets) {
+  const deadline = Date.now() + MEDIA_TIMEOUT_MS;
+  let stats = null;
+  while (Date.now() < deadline) {
+    stats = await mixedAudioStats(page);
+    if (stats && stats.packetsReceived >= from.packetsReceived + packets && stats.totalSamplesReceived > from.totalSamplesReceived) return stats;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`mixed audio did not arrive: ${JSON.stringify(stats)}`);
 }
 
 test('three-person meeting room', { timeout: 600_000 }, async (t) => {
@@ -178,6 +221,19 @@ test('three-person meeting room', { timeout: 600_000 }, async (t) => {
   await recorder.page.getByRole('button', { name: '发送' }).click();
   await host.page.getByRole('button', { name: '聊天', exact: true }).click();
   await host.page.getByTestId('room-chat').getByText('纪要稍后发出').waitFor();
+
+  // The member switches to the low bandwidth mode: one mixed audio stream
+  // arrives and plays, then the member switches back.
+  const lowBandwidth = member.page.getByTestId('room-low-bandwidth');
+  assert.equal(await lowBandwidth.getAttribute('aria-pressed'), 'false');
+  await lowBandwidth.click();
+  await member.page.locator('[data-testid="room-low-bandwidth"][aria-pressed="true"]').waitFor();
+  const mixStart = await waitForMixedAudio(member.page, { packetsReceived: 0, totalSamplesReceived: 0 }, 1);
+  await waitForMixedAudio(member.page, mixStart, 100);
+  await member.page.locator('.room-audio audio[data-track$="-mix-mix"]').waitFor({ state: 'attached' });
+  await lowBandwidth.click();
+  await member.page.locator('[data-testid="room-low-bandwidth"][aria-pressed="false"]').waitFor();
+  await member.page.locator('.room-audio audio[data-track$="-mix-mix"]').waitFor({ state: 'detached', timeout: MEDIA_TIMEOUT_MS });
 
   // The host records for a while; everyone sees that the meeting is recorded.
   await host.page.getByRole('button', { name: '开始录音' }).click();
