@@ -6,8 +6,9 @@
 // motion is voted on from the room pages and its result shown, and the
 // host records the meeting's audio for a while, shown on every page. Then
 // the host mutes one person, removes another, whose media stops, and ends
-// the meeting. One person switches to the low bandwidth mode for a while and
-// receives the server's mixed audio.
+// the meeting. Cameras are sent as simulcast and the phone's small tiles
+// receive a lower layer. One person switches to the low bandwidth mode for a
+// while and receives the server's mixed audio.
 //
 // Demo accounts of 云溪市委机关党支部: shengwei (胡丽娟, host of 十二月支委会),
 // dy026 (邓玉兰, its recorder) and dy027 (李春花, a committee member).
@@ -115,6 +116,35 @@ function mixedAudioStats(page) {
   });
 }
 
+/** Returns the frame width of each video the page's current connection receives, by track id. */
+function receivedVideoWidths(page) {
+  return page.evaluate(async () => {
+    const peer = window.testPeers.at(-1);
+    const widths = {};
+    if (!peer || peer.connectionState === 'closed') return widths;
+    const stats = await peer.getStats();
+    for (const report of stats.values()) {
+      if (report.type === 'inbound-rtp' && report.kind === 'video' && report.frameWidth) widths[report.trackIdentifier] = report.frameWidth;
+    }
+    return widths;
+  });
+}
+
+/**
+ * Waits until `check(widths)` holds for the frame widths of the videos the
+ * page receives (by track id), and returns them.
+ */
+async function waitForVideoWidths(page, what, check) {
+  const deadline = Date.now() + MEDIA_TIMEOUT_MS;
+  let widths = {};
+  while (Date.now() < deadline) {
+    widths = await receivedVideoWidths(page);
+    if (check(widths)) return widths;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`${what}: received widths ${JSON.stringify(widths)}`);
+}
+
 /** Waits until the page's mixed audio has received `packets` more packets and samples than `from`. */
 async function waitForMixedAudio(page, from, packets) {
   const deadline = Date.now() + MEDIA_TIMEOUT_MS;
@@ -166,6 +196,24 @@ test('three-person meeting room', { timeout: 600_000 }, async (t) => {
     await person.page.getByTestId('room-participant').filter({ hasText: '李春花' }).waitFor();
     assert.equal(await person.page.getByTestId('room-participant').count(), 3);
   }
+
+  // Cameras are sent in three simulcast layers, and each page asks for the
+  // layer that fits its tiles: the phone's small tiles get the recorder's
+  // camera at a lower resolution than the host's large tiles.
+  const tileWidth = (person) => person.page.locator(`.room-tile[data-account="${recorder.accountId}"][data-source="camera"]`).evaluate((tile) => tile.clientWidth);
+  const hostTile = await tileWidth(host);
+  const phoneTile = await tileWidth(member);
+  assert.ok(phoneTile < hostTile, `the phone's tile (${phoneTile}px) is smaller than the host's (${hostTile}px)`);
+  const recorderTrack = (widths) => Object.keys(widths).find((track) => track.startsWith(`m${meeting.id}-a${recorder.accountId}-`));
+  const hostWidths = await waitForVideoWidths(host.page, 'the host receives the recorder above the lowest layer', (widths) => {
+    const track = recorderTrack(widths);
+    return track !== undefined && widths[track] > 160;
+  });
+  const hostWidth = hostWidths[recorderTrack(hostWidths)];
+  await waitForVideoWidths(member.page, `the phone receives the recorder below ${hostWidth} pixels`, (widths) => {
+    const track = recorderTrack(widths);
+    return track !== undefined && widths[track] < hostWidth;
+  });
 
   // The recorder's hub connection drops. The server takes the recorder out
   // of the media, and the page enters again with the same devices.

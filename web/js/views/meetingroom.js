@@ -49,6 +49,8 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
   const live = { participants: new Map(), lobby: [], locked: false };
   /** Received tracks by `PARTICIPANT/MID`. */
   const remote = new Map();
+  /** Highest simulcast layer asked of the server, by the track's `PARTICIPANT/MID`. */
+  const maxLayers = new Map();
   /** Video codecs this browser cannot decode, by the track's `PARTICIPANT/MID`. */
   const undecodable = new Map();
   /** Video tiles by key, kept across redraws so that playback continues. */
@@ -327,6 +329,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
 
   function clearRemote() {
     remote.clear();
+    maxLayers.clear();
     undecodable.clear();
     tiles.clear();
     audioBox.replaceChildren();
@@ -547,7 +550,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
       const placeholder = h('span', { class: 'room-tile-avatar', 'aria-hidden': 'true' }, name.slice(-2));
       const note = h('p', { class: 'room-tile-note', 'data-testid': 'room-tile-note', hidden: true });
       const element = h('figure', { class: 'room-tile', 'data-testid': 'room-tile', 'data-account': String(account), 'data-source': source }, video, placeholder, note, h('figcaption', {}, label));
-      entry = { element, video, label, placeholder, note, track: null };
+      entry = { element, video, label, placeholder, note, track: null, remote: null };
       tiles.set(key, entry);
     }
     return entry;
@@ -572,8 +575,13 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
       // A track without a declared source counts as the camera.
       const screen = Boolean(declared) && declared.source === 'screen';
       if (info.track.kind === 'audio') found.audio.push(info.track);
-      else if (screen) found.screen = info.track;
-      else found.camera = info.track;
+      else if (screen) {
+        found.screen = info.track;
+        found.screenInfo = info;
+      } else {
+        found.camera = info.track;
+        found.cameraInfo = info;
+      }
     }
     return found;
   }
@@ -605,10 +613,12 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
         const received = receivedTracks(entry);
         audio.push(...received.audio);
         attach(camera, received.camera, entry.camera);
+        camera.remote = received.cameraInfo || null;
         if (received.screen) {
           const share = tile(`screen:${entry.account_id}`, { account: entry.account_id, source: 'screen', name: entry.name });
           share.label.textContent = t('room.screenOf', { name: entry.name });
           attach(share, received.screen, true);
+          share.remote = received.screenInfo || null;
           shown.push({ entry, tile: share, screen: true });
         }
       }
@@ -658,6 +668,30 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     for (const item of shown) {
       if (!item.tile.video.hidden && item.tile.video.paused) item.tile.video.play().catch(() => {});
     }
+    capLayers(shown);
+  }
+
+  /**
+   * Asks the server for the simulcast layer that fits each remote tile. For
+   * the 640-pixel camera capture of roomdevices.js that is the quarter-size
+   * layer (160 pixels) for tiles up to 200 device pixels wide and for hidden
+   * video, the half-size layer up to 400, else the full one. A layer may be
+   * stretched by a quarter before the next one is worth its bandwidth.
+   */
+  function capLayers(shown) {
+    const scale = window.devicePixelRatio || 1;
+    for (const { tile } of shown) {
+      const info = tile.remote;
+      if (!info || !info.mid) continue;
+      const width = tile.video.hidden ? 0 : tile.element.clientWidth * scale;
+      let layer = 2;
+      if (width <= 200) layer = 0;
+      else if (width <= 400) layer = 1;
+      const key = `${info.participant}/${info.mid}`;
+      if (maxLayers.get(key) === layer) continue;
+      maxLayers.set(key, layer);
+      connection.setMaxLayer(info.participant, info.mid, layer);
+    }
   }
 
   // ---- hub connection ----
@@ -674,10 +708,17 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     }
   });
 
+  // Tiles change size with the window, and with them the layer to receive.
+  const onResize = () => {
+    if (room) drawStage();
+  };
+  window.addEventListener('resize', onResize);
+
   load();
   return {
     close() {
       closed = true;
+      window.removeEventListener('resize', onResize);
       stopStatus();
       connection.dispose();
       if (devices) devices.stop();

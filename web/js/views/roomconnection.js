@@ -18,6 +18,17 @@ export const RoomState = Object.freeze({
   left: 'left',
 });
 
+/**
+ * Simulcast layers of the camera, lowest first as the server expects: a
+ * quarter, half and full resolution. The server forwards to each page the
+ * highest layer up to what that page asks for with `meeting_layer`.
+ */
+const CAMERA_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4 },
+  { rid: 'h', scaleResolutionDownBy: 2 },
+  { rid: 'f' },
+];
+
 let requestCounter = 0;
 
 function nextId(prefix) {
@@ -77,8 +88,7 @@ export class RoomConnection {
     const stream = new MediaStream([microphone, camera].filter(Boolean));
     if (microphone) this.senders.set('microphone', peer.addTransceiver(microphone, { direction: 'sendrecv', streams: [stream] }));
     else peer.addTransceiver('audio', { direction: 'recvonly' });
-    // TODO: send the camera as simulcast and cap small or hidden tiles with `meeting_layer`.
-    if (camera) this.senders.set('camera', peer.addTransceiver(camera, { direction: 'sendrecv', streams: [stream] }));
+    if (camera) this.senders.set('camera', peer.addTransceiver(camera, { direction: 'sendrecv', streams: [stream], sendEncodings: CAMERA_LAYERS }));
     peer.addEventListener('track', (event) => this.onTrack(event));
     await peer.setLocalDescription(await peer.createOffer());
     this.joinId = nextId('j');
@@ -131,6 +141,14 @@ export class RoomConnection {
       if (transceiver.mid !== null) sources[transceiver.mid] = source;
     }
     this.request('meeting_media', { microphone, camera, screen, sources });
+  }
+
+  /**
+   * Caps the simulcast layer (0 is the lowest) this page receives of one
+   * remote track, for example from the size of its tile.
+   */
+  setMaxLayer(participant, mid, maxLayer) {
+    return this.request('meeting_layer', { publisher: participant, mid, max_layer: maxLayer });
   }
 
   /** Publishes a screen capture track as another video track. */
