@@ -96,6 +96,7 @@ impl Server {
         };
         let state = AppState::new(db, key, config.clone(), Some(metrics_handle()), hub, live);
         Live::spawn_events(state.clone(), media_events);
+        crate::meetings::recording::spawn_repair(state.clone());
         let router = crate::app::build(state.clone());
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;

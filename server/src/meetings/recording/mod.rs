@@ -19,6 +19,7 @@ use opus::{Application, Bitrate, Channels, Encoder};
 use serde::Serialize;
 use serde_json::json;
 use sfu::AudioPacket;
+use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -298,6 +299,97 @@ async fn stop(
         "recording stopped"
     );
     Ok(ApiJson(load_view(&state, running.recording_id).await?))
+}
+
+/// A recording file written to within this time may belong to a recording running on
+/// another node, which appends a page every second.
+const UNFINISHED_QUIET: Duration = Duration::from_secs(5);
+
+/// Stores the length, size and end of recordings that were cut off when a server stopped
+/// without finishing them (killed, or lost power), measured from their files. Runs at
+/// startup and once more twice [`UNFINISHED_QUIET`] later, because a file written just
+/// before a quick restart counts only once it has been quiet that long.
+pub fn spawn_repair(state: AppState) {
+    tokio::spawn(async move {
+        for round in 0..2 {
+            if round > 0 {
+                tokio::time::sleep(UNFINISHED_QUIET * 2).await;
+            }
+            if let Err(error) = repair_unfinished(&state).await {
+                tracing::error!(%error, "repairing unfinished recordings failed");
+            }
+        }
+    });
+}
+
+async fn repair_unfinished(state: &AppState) -> AppResult<()> {
+    let rows = sqlx::query(
+        "SELECT id, meeting_id, file_name, started_at FROM meeting_recordings \
+         WHERE ended_at IS NULL",
+    )
+    .fetch_all(&state.db.pool)
+    .await?;
+    for row in rows {
+        let recording_id: i64 = row.try_get("id")?;
+        let meeting_id: i64 = row.try_get("meeting_id")?;
+        let file_name: String = row.try_get("file_name")?;
+        let started_at: i64 = row.try_get("started_at")?;
+        let running_here = matches!(
+            state.live.recorders().map().get(&meeting_id),
+            Some(Slot::Running(running)) if running.recording_id == recording_id
+        );
+        if running_here {
+            continue;
+        }
+        let path = recordings_dir(state).join(&file_name);
+        let measured = tokio::task::spawn_blocking(move || measure_file(&path))
+            .await
+            .map_err(AppError::internal)?;
+        let (duration_ms, size) = match measured {
+            Ok(Some(measured)) => measured,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(meeting_id, recording_id, %file_name, %error, "reading an unfinished recording failed");
+                continue;
+            }
+        };
+        sqlx::query(
+            "UPDATE meeting_recordings SET ended_at = $1, duration_ms = $2, size = $3 \
+             WHERE id = $4 AND ended_at IS NULL",
+        )
+        .bind(started_at + duration_ms)
+        .bind(duration_ms)
+        .bind(size)
+        .bind(recording_id)
+        .execute(&state.db.pool)
+        .await?;
+        tracing::info!(
+            meeting_id,
+            recording_id,
+            duration_ms,
+            size,
+            "unfinished recording measured"
+        );
+    }
+    Ok(())
+}
+
+/// Measures a recording file that no writer touched within [`UNFINISHED_QUIET`]: its
+/// length in milliseconds and size in bytes. `None` while it is still being written.
+fn measure_file(path: &std::path::Path) -> std::io::Result<Option<(i64, i64)>> {
+    let file = std::fs::File::open(path)?;
+    let metadata = file.metadata()?;
+    let quiet = metadata
+        .modified()?
+        .elapsed()
+        .is_ok_and(|elapsed| elapsed >= UNFINISHED_QUIET);
+    if !quiet {
+        return Ok(None);
+    }
+    let size = metadata.len() as i64;
+    // A file without even the header contains no audio, so it is stored as empty.
+    let duration_ms = ogg_opus::measure(std::io::BufReader::new(file)).unwrap_or(0) as i64;
+    Ok(Some((duration_ms, size)))
 }
 
 /// Stores the end of a recording, whichever way it ended, and publishes it on the

@@ -77,3 +77,44 @@ impl<W: Write> OggOpusWriter<W> {
         Ok(self.packets.into_inner())
     }
 }
+
+/// Length in milliseconds of the audio in an Ogg Opus stream, from the granule position
+/// of its last complete page minus the pre-skip of its identification header. A stream
+/// cut in the middle of a page (the writer was killed) counts up to its last complete
+/// page. Returns `None` when not even the identification header can be read.
+pub fn measure<R: std::io::Read + std::io::Seek>(reader: R) -> Option<u64> {
+    let mut packets = ogg::reading::PacketReader::new(reader);
+    let head = packets.read_packet().ok()??;
+    if !head.data.starts_with(b"OpusHead") || head.data.len() < 12 {
+        return None;
+    }
+    let pre_skip = u64::from(u16::from_le_bytes([head.data[10], head.data[11]]));
+    let mut granule = pre_skip;
+    // A read error is the cut end of the file; the pages before it count.
+    while let Ok(Some(packet)) = packets.read_packet() {
+        if packet.last_in_page() {
+            granule = granule.max(packet.absgp_page());
+        }
+    }
+    Some(granule.saturating_sub(pre_skip) * 1000 / u64::from(SAMPLE_RATE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measure_whole_and_cut_streams() {
+        let mut writer = OggOpusWriter::new(Vec::new(), 7, 312, "test").unwrap();
+        for _ in 0..120 {
+            writer.write(&[0xf8, 0xff, 0xfe], 960).unwrap();
+        }
+        let whole = writer.finish(&[0xf8, 0xff, 0xfe], 960).unwrap();
+        assert_eq!(measure(std::io::Cursor::new(&whole)), Some(2420));
+
+        // Cut inside the last page: the two complete pages of 50 packets count.
+        let cut = &whole[..whole.len() - 20];
+        assert_eq!(measure(std::io::Cursor::new(cut)), Some(2000));
+        assert_eq!(measure(std::io::Cursor::new(&whole[..10])), None);
+    }
+}
