@@ -1285,6 +1285,104 @@ async fn undecodable_video_reaches_the_page() {
     );
 }
 
+/// Writes a mono Ogg Opus stream of `packets` 20 ms packets, a page per 50 packets,
+/// and cuts its last `cut` bytes off, as a killed writer leaves it.
+fn cut_ogg_opus(packets: u64, cut: usize) -> Vec<u8> {
+    use ogg::writing::{PacketWriteEndInfo, PacketWriter};
+    let pre_skip: u16 = 312;
+    let mut writer = PacketWriter::new(Vec::new());
+    let mut head = b"OpusHead".to_vec();
+    head.extend_from_slice(&[1, 1]);
+    head.extend_from_slice(&pre_skip.to_le_bytes());
+    head.extend_from_slice(&48_000u32.to_le_bytes());
+    head.extend_from_slice(&[0, 0, 0]);
+    writer
+        .write_packet(head, 1, PacketWriteEndInfo::EndPage, 0)
+        .unwrap();
+    let mut tags = b"OpusTags".to_vec();
+    tags.extend_from_slice(&[0; 8]);
+    writer
+        .write_packet(tags, 1, PacketWriteEndInfo::EndPage, 0)
+        .unwrap();
+    for packet in 1..=packets {
+        let end = if packet % 50 == 0 {
+            PacketWriteEndInfo::EndPage
+        } else {
+            PacketWriteEndInfo::NormalPacket
+        };
+        let granule = u64::from(pre_skip) + packet * 960;
+        writer
+            .write_packet(vec![0xf8, 0xff, 0xfe], 1, end, granule)
+            .unwrap();
+    }
+    writer
+        .write_packet(vec![0xf8, 0xff, 0xfe], 1, PacketWriteEndInfo::EndStream, 0)
+        .unwrap();
+    let mut file = writer.into_inner();
+    file.truncate(file.len() - cut);
+    file
+}
+
+on_both_backends!(unfinished_recording_measured_on_restart);
+
+async fn unfinished_recording_measured_on_restart(backend: Backend) {
+    let Fixture {
+        server,
+        meeting_id: id,
+        host,
+        ..
+    } = fixture_on(backend).await;
+    // A recording row without an end and its file, cut in the third page, as a
+    // server killed while recording leaves them.
+    let started_at = chrono::Utc::now().timestamp_millis() - 60_000;
+    let file_name = format!("meeting-{id}-{started_at}.ogg");
+    let dir = server.state.config.store.files_dir().join("recordings");
+    std::fs::create_dir_all(&dir).unwrap();
+    let contents = cut_ogg_opus(120, 10);
+    let path = dir.join(&file_name);
+    std::fs::write(&path, &contents).unwrap();
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO meeting_recordings (meeting_id, file_name, started_by, started_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(&file_name)
+    .bind(host.account_id)
+    .bind(started_at)
+    .execute(&server.state.db.pool)
+    .await
+    .unwrap();
+
+    let store = server.stop().await;
+    let server = TestServer::start_on(store, None).await;
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + PATIENCE;
+    let recording = loop {
+        let listed: Value = http
+            .get(server.url(&format!("/api/meetings/{id}/recordings")))
+            .bearer_auth(&host.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listed[0]["ended_at"].is_i64() {
+            break listed[0].clone();
+        }
+        assert!(Instant::now() < deadline, "never measured: {listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Two complete pages of 50 packets of 20 ms.
+    assert_eq!(recording["duration_ms"], 2000, "{recording}");
+    assert_eq!(recording["size"], contents.len(), "{recording}");
+    assert_eq!(recording["ended_at"], started_at + 2000, "{recording}");
+    assert_eq!(recording["recording"], false, "{recording}");
+}
+
 /// Returns a person's entry in a live snapshot's participant list.
 fn entry_of(snapshot: &Value, account_id: i64) -> Value {
     snapshot["participants"]
