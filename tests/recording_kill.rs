@@ -5,70 +5,20 @@
 #[path = "meeting_media/peer.rs"]
 #[allow(dead_code)]
 mod peer;
+mod server_process;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use peer::{Peer, spawn_media};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use server_process::{free_port, login, spawn, wait_ready};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Generous limit for what must happen; not a speed check.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn spawn(data_dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dangwu"))
-        .args(["serve", "--demo", "--log-level", "warn", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dangwu")
-}
-
-async fn wait_ready(base: &str) {
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        let response = http.get(format!("{base}/readyz")).send().await;
-        if response.is_ok_and(|r| r.status() == StatusCode::OK) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("server at {base} did not become ready");
-}
-
-/// Logs in and returns the cookie client with its CSRF token.
-async fn login(base: &str, username: &str) -> (reqwest::Client, String) {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let body: Value = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": username, "password": server::demo::DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (http, body["csrf_token"].as_str().unwrap().to_owned())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn recordings(http: &reqwest::Client, base: &str, meeting_id: i64) -> Vec<Value> {
     let listed: Value = http
@@ -89,7 +39,7 @@ async fn killed_recording_gets_its_length() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = spawn(dir.path(), port);
-    wait_ready(&base).await;
+    wait_ready(&reqwest::Client::new(), &base).await;
 
     let (host, csrf) = login(&base, "shengwei").await;
     let meetings: Value = host
@@ -202,7 +152,7 @@ async fn killed_recording_gets_its_length() {
     let file_size = file.metadata().unwrap().len() as i64;
 
     let mut child = spawn(dir.path(), port);
-    wait_ready(&base).await;
+    wait_ready(&reqwest::Client::new(), &base).await;
     let (reader, _) = login(&base, "shengwei").await;
     let deadline = Instant::now() + PATIENCE;
     let recording = loop {
