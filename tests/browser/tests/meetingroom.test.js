@@ -43,16 +43,25 @@ async function openPerson(t, server, username, viewport) {
     };
   });
   const hubRoutes = [];
+  // Every hub message the page sent and received, parsed.
+  const hubSent = [];
+  const hubReceived = [];
   await page.routeWebSocket(/\/ws\?v=1$/, (route) => {
     const upstream = route.connectToServer();
-    upstream.onMessage((message) => route.send(message));
-    route.onMessage((message) => upstream.send(message));
+    upstream.onMessage((message) => {
+      hubReceived.push(JSON.parse(message));
+      route.send(message);
+    });
+    route.onMessage((message) => {
+      hubSent.push(JSON.parse(message));
+      upstream.send(message);
+    });
     hubRoutes.push(route);
   });
   await login(page, server.url, username);
   await page.getByRole('link', { name: '会议', exact: true }).waitFor();
   const me = await page.evaluate(() => fetch('/api/auth/me').then((response) => response.json()));
-  return { page, pageErrors, hubRoutes, accountId: me.account.id };
+  return { page, pageErrors, hubRoutes, hubSent, hubReceived, accountId: me.account.id };
 }
 
 /** Opens the room from the meeting page and passes the device check. */
@@ -145,6 +154,24 @@ async function waitForVideoWidths(page, what, check) {
   throw new Error(`${what}: received widths ${JSON.stringify(widths)}`);
 }
 
+/**
+ * Waits until the newest `meeting_layer` request of `person` for the
+ * camera of `publisher` has a `max_layer` that `check` accepts and the
+ * server answered it with `meeting_ok`.
+ */
+async function waitForLayerRequest(person, publisher, check) {
+  const deadline = Date.now() + MEDIA_TIMEOUT_MS;
+  const own = (message) => message.type === 'meeting_layer' && message.publisher.includes(`-a${publisher.accountId}-`);
+  let newest = null;
+  while (Date.now() < deadline) {
+    newest = person.hubSent.filter(own).at(-1);
+    const accepted = newest && person.hubReceived.some((message) => message.id === newest.id && message.type === 'meeting_ok');
+    if (accepted && check(newest.max_layer)) return newest;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`no accepted layer request: newest ${JSON.stringify(newest)}`);
+}
+
 /** Waits until the page's mixed audio has received `packets` more packets and samples than `from`. */
 async function waitForMixedAudio(page, from, packets) {
   const deadline = Date.now() + MEDIA_TIMEOUT_MS;
@@ -197,23 +224,28 @@ test('three-person meeting room', { timeout: 600_000 }, async (t) => {
     assert.equal(await person.page.getByTestId('room-participant').count(), 3);
   }
 
-  // Cameras are sent in three simulcast layers, and each page asks for the
-  // layer that fits its tiles: the phone's small tiles get the recorder's
-  // camera at a lower resolution than the host's large tiles.
+  // Cameras are sent in three simulcast layers, and each page requests the
+  // layer that fits its tiles. The phone's tiles, at most 200 pixels wide,
+  // request the quarter-size layer and receive it (160 pixels wide); the
+  // host's larger tiles request more. The server accepts every request.
   const tileWidth = (person) => person.page.locator(`.room-tile[data-account="${recorder.accountId}"][data-source="camera"]`).evaluate((tile) => tile.clientWidth);
-  const hostTile = await tileWidth(host);
   const phoneTile = await tileWidth(member);
-  assert.ok(phoneTile < hostTile, `the phone's tile (${phoneTile}px) is smaller than the host's (${hostTile}px)`);
+  const hostTile = await tileWidth(host);
+  assert.ok(phoneTile <= 200, `the phone's tile is ${phoneTile}px wide`);
+  assert.ok(hostTile > 200, `the host's tile is ${hostTile}px wide`);
+  await waitForLayerRequest(member, recorder, (layer) => layer === 0);
+  await waitForLayerRequest(host, recorder, (layer) => layer > 0);
   const recorderTrack = (widths) => Object.keys(widths).find((track) => track.startsWith(`m${meeting.id}-a${recorder.accountId}-`));
-  const hostWidths = await waitForVideoWidths(host.page, 'the host receives the recorder above the lowest layer', (widths) => {
+  await waitForVideoWidths(member.page, "the phone receives the recorder's quarter-size layer", (widths) => {
     const track = recorderTrack(widths);
-    return track !== undefined && widths[track] > 160;
+    return track !== undefined && widths[track] <= 160;
   });
-  const hostWidth = hostWidths[recorderTrack(hostWidths)];
-  await waitForVideoWidths(member.page, `the phone receives the recorder below ${hostWidth} pixels`, (widths) => {
-    const track = recorderTrack(widths);
-    return track !== undefined && widths[track] < hostWidth;
-  });
+  // When the host's window shrinks to a phone's size, its tiles request the
+  // quarter-size layer too.
+  await host.page.setViewportSize({ width: 390, height: 844 });
+  await waitForLayerRequest(host, recorder, (layer) => layer === 0);
+  await host.page.setViewportSize({ width: 1366, height: 768 });
+  await waitForLayerRequest(host, recorder, (layer) => layer > 0);
 
   // The recorder's hub connection drops. The server takes the recorder out
   // of the media, and the page enters again with the same devices.
