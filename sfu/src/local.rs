@@ -177,3 +177,38 @@ impl Drop for LocalTrack {
         let _ = self.shard.send(command);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rtc::shared::marshal::Marshal;
+
+    use super::*;
+
+    #[test]
+    fn packet_from_whole_rtp() {
+        let packet = rtp::Packet {
+            header: rtp::Header {
+                version: 2,
+                marker: true,
+                payload_type: 96,
+                sequence_number: 65_535,
+                timestamp: 123_456,
+                ssrc: 0x1234_5678,
+                ..Default::default()
+            },
+            payload: Bytes::from_static(&[1, 2, 3, 4]),
+        };
+        let datagram = packet.marshal().unwrap();
+
+        let local = LocalPacket::from_rtp(2, &datagram).unwrap();
+        assert_eq!(local.layer, 2);
+        assert_eq!(local.sequence_number, Some(65_535));
+        assert_eq!(local.timestamp, 123_456);
+        assert!(local.marker);
+        assert_eq!(&local.payload[..], &[1, 2, 3, 4]);
+        assert!(
+            LocalPacket::from_rtp(0, &datagram[..5]).is_err(),
+            "truncated header"
+        );
+    }
+}
