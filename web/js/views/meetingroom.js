@@ -25,6 +25,13 @@ import { createChat, participantMarks, participantsPanel } from './roompanels.js
 
 const PANELS = ['participants', 'chat', 'votes', 'minutes'];
 
+/** Interval of the received-audio loss check that suggests the low bandwidth mode. */
+const LOSS_CHECK_MS = 5000;
+/** Share of audio packets lost over one interval that counts as heavy loss. */
+const HEAVY_LOSS = 0.1;
+/** Fewer packets than this in an interval say nothing about the loss. */
+const LOSS_MIN_PACKETS = 100;
+
 /** Left reasons and join errors after which entering again cannot succeed. */
 const FINAL_REASONS = new Set(['ended', 'meeting_ended', 'meeting_cancelled']);
 
@@ -43,6 +50,10 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
   let rejoinOnReconnect = false;
   /** Receiving one mixed audio stream from the server instead of one per speaker. */
   let mixedAudio = false;
+  /** Received and lost audio packets at the last loss check. */
+  let lossSample = null;
+  /** The low bandwidth mode was suggested once; it is not suggested again. */
+  let lossSuggested = false;
   let room = null;
   // Whether an audio recording of the meeting is running; shown to everyone.
   let recording = false;
@@ -258,6 +269,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     live.locked = Boolean(snapshot.locked);
     // A new media connection starts with one audio stream per speaker.
     mixedAudio = false;
+    lossSample = null;
     drawRoom();
     reportMedia();
     load();
@@ -469,6 +481,39 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     if (!room) return;
     drawControls();
     drawStage();
+  }
+
+  /**
+   * Suggests the low bandwidth mode once when more than a tenth of the
+   * received audio packets were lost since the last check.
+   */
+  async function checkLoss() {
+    const peer = connection.peer;
+    if (closed || mixedAudio || lossSuggested || connection.state !== RoomState.joined || !peer) return;
+    let stats;
+    try {
+      stats = await peer.getStats();
+    } catch (error) {
+      // The connection closed meanwhile; the next check starts over.
+      lossSample = null;
+      return;
+    }
+    let received = 0;
+    let lost = 0;
+    for (const report of stats.values()) {
+      if (report.type !== 'inbound-rtp' || report.kind !== 'audio') continue;
+      received += report.packetsReceived || 0;
+      lost += report.packetsLost || 0;
+    }
+    const previous = lossSample;
+    lossSample = { received, lost };
+    if (!previous) return;
+    const newLost = Math.max(0, lost - previous.lost);
+    const expected = Math.max(0, received - previous.received) + newLost;
+    if (expected < LOSS_MIN_PACKETS || newLost / expected < HEAVY_LOSS) return;
+    lossSuggested = true;
+    say(t('room.lowBandwidthSuggested'));
+    if (room) room.controls.lowBandwidth.classList.add('room-control-suggested');
   }
 
   function showPanel(name) {
@@ -713,12 +758,14 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     if (room) drawStage();
   };
   window.addEventListener('resize', onResize);
+  const lossTimer = setInterval(checkLoss, LOSS_CHECK_MS);
 
   load();
   return {
     close() {
       closed = true;
       window.removeEventListener('resize', onResize);
+      clearInterval(lossTimer);
       stopStatus();
       connection.dispose();
       if (devices) devices.stop();
