@@ -29,7 +29,7 @@ const PANELS = ['participants', 'chat', 'votes', 'minutes'];
 const LOSS_CHECK_MS = 5000;
 /** Share of audio packets lost over one interval that counts as heavy loss. */
 const HEAVY_LOSS = 0.1;
-/** Fewer packets than this in an interval say nothing about the loss. */
+/** Minimum packets in an interval for its loss share to count. */
 const LOSS_MIN_PACKETS = 100;
 
 /** Left reasons and join errors after which entering again cannot succeed. */
