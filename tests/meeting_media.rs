@@ -4,6 +4,8 @@
 //! too. Waits are generous and never assert how long something took.
 
 mod common;
+#[path = "meeting_media/coturn.rs"]
+mod coturn;
 #[path = "meeting_media/peer.rs"]
 mod peer;
 
@@ -15,6 +17,9 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use peer::{Counts, Peer, spawn_media, spawn_tone};
 use reqwest::StatusCode;
+use rtc::peer_connection::configuration::{
+    RTCConfigurationBuilder, RTCIceServer, RTCIceTransportPolicy,
+};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -66,7 +71,10 @@ async fn fixture() -> Fixture {
 }
 
 async fn fixture_on(backend: Backend) -> Fixture {
-    let server = TestServer::start(backend).await;
+    fixture_with(TestServer::start(backend).await).await
+}
+
+async fn fixture_with(server: TestServer) -> Fixture {
     let admin = server.sysadmin().await;
     let root = admin.create_org(None, "省委", "committee").await;
     let branch = admin.create_org(Some(root), "第一支部", "branch").await;
@@ -234,7 +242,11 @@ impl Signal {
 
     /// Sends `meeting_join` with a new peer's offer and returns the peer and the reply.
     async fn join(&self, meeting_id: i64, id: &str) -> (Arc<Peer>, Value) {
-        let peer = Peer::new().await;
+        self.join_with(Peer::new().await, meeting_id, id).await
+    }
+
+    /// Sends `meeting_join` with the offer of a given new peer.
+    async fn join_with(&self, peer: Arc<Peer>, meeting_id: i64, id: &str) -> (Arc<Peer>, Value) {
         *self.peer.lock().unwrap() = Some(Arc::clone(&peer));
         let sdp = peer.offer().await;
         self.send(json!({"type": "meeting_join", "id": id, "meeting_id": meeting_id, "sdp": sdp}))
@@ -1477,4 +1489,85 @@ async fn host_decisions_survive_restart(backend: Backend) {
     let entry = entry_of(&back["snapshot"], muted.account_id);
     assert_eq!(entry["muted_by_host"], true, "{entry}");
     assert_eq!(entry["hand_raised_at"], raised_at, "{entry}");
+}
+
+/// Secret the test's coturn and server share for TURN REST API credentials.
+const TURN_SECRET: &str = "test-turn-secret";
+
+/// A member whose peer may use only TURN relay candidates joins through a coturn on
+/// loopback, with the credential the server gave that member, and exchanges media with
+/// a host on a direct path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_member_joins_through_turn() {
+    let Some(coturn) = coturn::Coturn::start(TURN_SECRET) else {
+        eprintln!(
+            "skipped: coturn's turnserver is not installed; `scripts/setup-deps --test` installs it"
+        );
+        return;
+    };
+    wait_until("coturn to listen", || coturn.is_listening()).await;
+    let url = format!("turn:127.0.0.1:{}?transport=udp", coturn.port);
+    let turn_url = url.clone();
+    let store = common::Store::new(Backend::Sqlite).await;
+    let server = TestServer::start_configured(store, None, move |config| {
+        config.media.turn = Some(server::config::TurnConfig {
+            urls: vec![turn_url],
+            secret: TURN_SECRET.to_owned(),
+            credential_ttl: Duration::from_secs(3600),
+        });
+    })
+    .await;
+    let f = fixture_with(server).await;
+    let member = &f.members[0];
+
+    let servers = member
+        .api
+        .get(&format!("/api/meetings/{}/live/ice-servers", f.meeting_id))
+        .await
+        .expect(StatusCode::OK);
+    let entry = &servers["ice_servers"][0];
+    assert_eq!(entry["urls"], json!([url]), "{servers}");
+    let username = entry["username"].as_str().unwrap().to_owned();
+    assert!(
+        username.ends_with(&format!(":{}", member.account_id)),
+        "{username}"
+    );
+    let now = chrono::Utc::now().timestamp();
+    assert!(servers["expires_at"].as_i64().unwrap() > now, "{servers}");
+
+    let host_signal = Signal::connect(&f.server, &f.host).await;
+    let host_peer = host_signal.enter(f.meeting_id, "j-host").await;
+
+    let configuration = RTCConfigurationBuilder::new()
+        .with_ice_servers(vec![RTCIceServer {
+            urls: vec![url],
+            username: username.clone(),
+            credential: entry["credential"].as_str().unwrap().to_owned(),
+        }])
+        .with_ice_transport_policy(RTCIceTransportPolicy::Relay)
+        .build();
+    let member_signal = Signal::connect(&f.server, member).await;
+    let (member_peer, reply) = member_signal
+        .join_with(
+            Peer::with_configuration(configuration).await,
+            f.meeting_id,
+            "j-relay",
+        )
+        .await;
+    assert_eq!(reply["type"], "meeting_joined", "{reply}");
+    connect_media(&member_peer, &reply).await;
+
+    wait_for_media(&host_peer, member.account_id, 30, 30).await;
+    wait_for_media(&member_peer, f.host.account_id, 30, 30).await;
+    let log = coturn.log();
+    assert!(
+        log.contains(&format!(
+            "user <{username}>: incoming packet ALLOCATE processed, success"
+        )),
+        "coturn did not allocate a relay for {username}:\n{log}"
+    );
+    assert!(
+        log.contains("incoming packet CREATE_PERMISSION processed, success"),
+        "coturn did not permit a peer:\n{log}"
+    );
 }

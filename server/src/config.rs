@@ -86,6 +86,23 @@ pub struct ServeArgs {
     #[arg(long, env = "DANGWU_MEDIA_SHARDS")]
     pub media_shards: Option<usize>,
 
+    /// TURN server URL offered to the pages' peer connections, e.g.
+    /// turn:turn.example.org:3478?transport=tcp. Repeat the flag, or separate URLs with
+    /// commas, for several. Needs --turn-secret. [default: none, no relay offered]
+    #[arg(long = "turn-url", env = "DANGWU_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+
+    /// Secret shared with the TURN server (coturn's static-auth-secret), from which each
+    /// page gets a time-limited username and password.
+    #[arg(long, env = "DANGWU_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// Seconds a TURN credential stays valid after the page fetched it. coturn checks
+    /// the expiry when it opens a relay, and a relay opened before it keeps working.
+    /// [default: 86400]
+    #[arg(long, env = "DANGWU_TURN_CREDENTIAL_TTL")]
+    pub turn_credential_ttl: Option<u64>,
+
     /// NATS server URL, e.g. nats://10.1.2.5:4222. With it, live events reach the
     /// clients of every node that shares this database; the server needs JetStream
     /// enabled. [default: none, events stay within this process]
@@ -118,6 +135,9 @@ struct FileConfig {
     media_port: Option<u16>,
     media_advertise: Option<IpAddr>,
     media_shards: Option<usize>,
+    turn_urls: Option<Vec<String>>,
+    turn_secret: Option<String>,
+    turn_credential_ttl: Option<u64>,
     files_dir: Option<PathBuf>,
     audit_key_file: Option<PathBuf>,
     nats_url: Option<String>,
@@ -174,7 +194,34 @@ pub struct MediaConfig {
     pub advertise: Option<IpAddr>,
     /// Number of shards.
     pub shards: usize,
+    /// TURN relay offered to the pages; `None` offers none.
+    pub turn: Option<TurnConfig>,
 }
+
+/// TURN servers that share a secret with this server for TURN REST API credentials.
+#[derive(Clone)]
+pub struct TurnConfig {
+    /// `turn:` or `turns:` URLs, as in `RTCIceServer.urls`.
+    pub urls: Vec<String>,
+    /// coturn's `static-auth-secret`.
+    pub secret: String,
+    /// Lifetime of each credential handed out.
+    pub credential_ttl: std::time::Duration,
+}
+
+/// Keeps the secret out of logs and panic messages.
+impl std::fmt::Debug for TurnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnConfig")
+            .field("urls", &self.urls)
+            .field("secret", &"<redacted>")
+            .field("credential_ttl", &self.credential_ttl)
+            .finish()
+    }
+}
+
+/// Default of `turn_credential_ttl`, in seconds.
+pub const DEFAULT_TURN_CREDENTIAL_TTL: u64 = 24 * 3600;
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -183,6 +230,7 @@ impl Default for MediaConfig {
             port: 0,
             advertise: None,
             shards: std::thread::available_parallelism().map_or(1, usize::from),
+            turn: None,
         }
     }
 }
@@ -230,6 +278,16 @@ pub enum ConfigError {
         "invalid nats_prefix {0:?}: use letters, digits, '-' and '_' in tokens separated by single dots"
     )]
     NatsPrefix(String),
+    #[error(
+        "invalid turn_url {0:?}: use a turn: or turns: URL such as turn:turn.example.org:3478?transport=tcp"
+    )]
+    TurnUrl(String),
+    #[error("turn_url is set but turn_secret is missing or empty; set coturn's static-auth-secret")]
+    TurnSecretMissing,
+    #[error("turn_secret is set but no turn_url; set the TURN server's URL")]
+    TurnUrlMissing,
+    #[error("turn_credential_ttl must be at least 1 second")]
+    TurnCredentialTtl,
     #[error("nats_prefix is set but nats_url is not")]
     NatsPrefixWithoutUrl,
     #[error("invalid node_id {0:?}: use 1 to 64 letters, digits, '-', '_' or '.'")]
@@ -392,6 +450,51 @@ fn media_config(args: &ServeArgs, file: &FileConfig) -> Result<MediaConfig, Conf
         port,
         advertise,
         shards,
+        turn: turn_config(args, file)?,
+    })
+}
+
+fn turn_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TurnConfig>, ConfigError> {
+    let urls = if args.turn_urls.is_empty() {
+        file.turn_urls.clone().unwrap_or_default()
+    } else {
+        args.turn_urls.clone()
+    };
+    let secret = args
+        .turn_secret
+        .clone()
+        .or_else(|| file.turn_secret.clone());
+    let ttl = args
+        .turn_credential_ttl
+        .or(file.turn_credential_ttl)
+        .unwrap_or(DEFAULT_TURN_CREDENTIAL_TTL);
+    if let Some(url) = urls.iter().find(|url| !valid_turn_url(url)) {
+        return Err(ConfigError::TurnUrl(url.clone()));
+    }
+    if ttl == 0 {
+        return Err(ConfigError::TurnCredentialTtl);
+    }
+    match (urls.is_empty(), secret) {
+        (true, None) => Ok(None),
+        (true, Some(_)) => Err(ConfigError::TurnUrlMissing),
+        (false, Some(secret)) if !secret.is_empty() => Ok(Some(TurnConfig {
+            urls,
+            secret,
+            credential_ttl: std::time::Duration::from_secs(ttl),
+        })),
+        (false, _) => Err(ConfigError::TurnSecretMissing),
+    }
+}
+
+/// Checks the shape browsers accept for a TURN URL (RFC 7065): scheme, then a host.
+fn valid_turn_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("turn:")
+        .or_else(|| url.strip_prefix("turns:"));
+    rest.is_some_and(|rest| {
+        !rest.is_empty()
+            && !rest.starts_with(['/', ':', '?'])
+            && !rest.contains(char::is_whitespace)
     })
 }
 
@@ -477,6 +580,85 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(zero.resolve(), Err(ConfigError::MediaShards)));
+    }
+
+    #[test]
+    fn turn_options_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dangwu.toml");
+        std::fs::write(
+            &path,
+            "turn_urls = [\"turn:10.1.2.4:3478?transport=tcp\", \"turns:turn.example.org:5349\"]\n\
+             turn_secret = \"file-secret\"\nturn_credential_ttl = 7200\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            store: StoreArgs {
+                config: Some(path),
+                ..Default::default()
+            },
+            turn_secret: Some("flag-secret".into()),
+            ..Default::default()
+        };
+        let turn = args.resolve().unwrap().media.turn.expect("turn config");
+        assert_eq!(
+            turn.urls,
+            [
+                "turn:10.1.2.4:3478?transport=tcp",
+                "turns:turn.example.org:5349"
+            ]
+        );
+        assert_eq!(turn.secret, "flag-secret");
+        assert_eq!(turn.credential_ttl, std::time::Duration::from_secs(7200));
+        assert!(!format!("{turn:?}").contains("flag-secret"));
+        assert!(ServeArgs::default().resolve().unwrap().media.turn.is_none());
+    }
+
+    #[test]
+    fn bad_turn_options_are_rejected() {
+        for url in [
+            "stun:10.1.2.4",
+            "turn:",
+            "http://turn",
+            "turn: x",
+            "turn:?transport=tcp",
+        ] {
+            let args = ServeArgs {
+                turn_urls: vec![url.into()],
+                turn_secret: Some("s".into()),
+                ..Default::default()
+            };
+            assert!(
+                matches!(args.resolve(), Err(ConfigError::TurnUrl(_))),
+                "{url:?}"
+            );
+        }
+        for secret in [None, Some(String::new())] {
+            let no_secret = ServeArgs {
+                turn_urls: vec!["turn:10.1.2.4".into()],
+                turn_secret: secret,
+                ..Default::default()
+            };
+            assert!(matches!(
+                no_secret.resolve(),
+                Err(ConfigError::TurnSecretMissing)
+            ));
+        }
+        let no_url = ServeArgs {
+            turn_secret: Some("s".into()),
+            ..Default::default()
+        };
+        assert!(matches!(no_url.resolve(), Err(ConfigError::TurnUrlMissing)));
+        let zero_ttl = ServeArgs {
+            turn_urls: vec!["turn:10.1.2.4".into()],
+            turn_secret: Some("s".into()),
+            turn_credential_ttl: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            zero_ttl.resolve(),
+            Err(ConfigError::TurnCredentialTtl)
+        ));
     }
 
     #[test]
@@ -567,6 +749,9 @@ mod tests {
             media_port,
             media_advertise,
             media_shards,
+            turn_urls,
+            turn_secret,
+            turn_credential_ttl,
             files_dir,
             audit_key_file,
             nats_url,
@@ -584,6 +769,9 @@ mod tests {
         assert!(media_port.is_some(), "media_port");
         assert!(media_advertise.is_some(), "media_advertise");
         assert!(media_shards.is_some(), "media_shards");
+        assert!(turn_urls.is_some_and(|urls| urls.iter().all(|url| valid_turn_url(url))));
+        assert!(turn_secret.is_some(), "turn_secret");
+        assert!(turn_credential_ttl.is_some(), "turn_credential_ttl");
         assert!(files_dir.is_some(), "files_dir");
         assert!(audit_key_file.is_some(), "audit_key_file");
         assert!(nats_url.is_some(), "nats_url");

@@ -257,9 +257,21 @@ impl TestServer {
     /// Starts a server over `store`, with TLS when `tls` names a
     /// certificate and key.
     pub async fn start_on(store: Store, tls: Option<(PathBuf, PathBuf)>) -> Self {
+        Self::start_configured(store, tls, |_| {}).await
+    }
+
+    /// Starts a server over `store` with a configuration that `configure`
+    /// changed from the default of [`config`].
+    pub async fn start_configured(
+        store: Store,
+        tls: Option<(PathBuf, PathBuf)>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         bootstrap(&store).await;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let server = server::serve::Server::bind(config(&store, tls))
+        let mut config = config(&store, tls);
+        configure(&mut config);
+        let server = server::serve::Server::bind(config)
             .await
             .expect("bind test server");
         let addr = server.addr;

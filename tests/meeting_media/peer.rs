@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
+use rtc::peer_connection::configuration::{RTCConfiguration, RTCConfigurationBuilder};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -120,6 +120,11 @@ pub struct Peer {
 
 impl Peer {
     pub async fn new() -> Arc<Peer> {
+        Peer::with_configuration(RTCConfigurationBuilder::new().build()).await
+    }
+
+    /// Creates a peer with the given ICE servers and transport policy.
+    pub async fn with_configuration(configuration: RTCConfiguration) -> Arc<Peer> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
         Peer::build(media_engine, MIME_TYPE_VP8).await
@@ -178,7 +183,7 @@ impl Peer {
         let mixed = Arc::clone(&handler.mixed);
         let connected = Arc::clone(&handler.connected);
         let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_configuration(configuration)
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
             .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)

@@ -749,7 +749,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     } else if (connected && rejoinOnReconnect && local) {
       rejoinOnReconnect = false;
       clearRemote();
-      connection.join({ microphone: local.microphone, camera: local.camera });
+      connection.join({ microphone: local.microphone, camera: local.camera }).catch((error) => say(t('room.joinFailed', { reason: error.message })));
     }
   });
 

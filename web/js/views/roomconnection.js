@@ -7,6 +7,7 @@
 // offer. The server never rolls back, so on `negotiation_in_progress` this
 // side rolls its own offer back, answers the server and offers again.
 
+import { api } from '../api.js';
 import { hub } from '../hub.js';
 
 /** States of the room connection. */
@@ -82,7 +83,10 @@ export class RoomConnection {
    */
   async join({ microphone, camera }) {
     this.closePeer();
-    const peer = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    // TURN servers with a credential of this account, for networks that block UDP;
+    // fetched on every join because each credential expires.
+    const { ice_servers: iceServers } = await api.get(`/api/meetings/${this.meetingId}/live/ice-servers`);
+    const peer = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers });
     this.peer = peer;
     this.senders.clear();
     const stream = new MediaStream([microphone, camera].filter(Boolean));

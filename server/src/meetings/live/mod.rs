@@ -28,6 +28,7 @@ mod mixed_audio;
 pub mod protocol;
 pub mod room;
 pub mod signal;
+pub mod turn;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +38,10 @@ use axum::extract::ws::Utf8Bytes;
 use sfu::{ParticipantId, RoomId, Sfu, SfuConfig, SfuError, SfuEvent};
 use tokio::sync::mpsc;
 
-pub use control::router;
+/// Builds the live-side routes: the host's controls and the ICE servers.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    control::router().merge(turn::router())
+}
 pub use signal::{Request, handle};
 
 use crate::config::MediaConfig;
