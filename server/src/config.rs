@@ -67,22 +67,29 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
 
-    /// IP address the meeting media (WebRTC over UDP) sockets bind to. [default: 127.0.0.1]
+    /// IP address the meeting media sockets (WebRTC over UDP, and ICE-TCP) bind to.
+    /// [default: 127.0.0.1]
     #[arg(long, env = "DANGWU_MEDIA_BIND")]
     pub media_bind: Option<IpAddr>,
 
-    /// UDP port of the first media shard; shard N uses this port plus N, so open that
-    /// many ports in the firewall. 0 picks free ports at start. [default: 0]
+    /// UDP port of the meeting media, shared by all media shards. 0 picks a free port at
+    /// start. [default: 0]
     #[arg(long, env = "DANGWU_MEDIA_PORT")]
     pub media_port: Option<u16>,
+
+    /// TCP port for ICE-TCP (RFC 6544), so that browsers on networks that block UDP can
+    /// send media over TCP without a TURN server. 0 picks a free port. [default: none,
+    /// media over UDP only]
+    #[arg(long, env = "DANGWU_MEDIA_TCP_PORT")]
+    pub media_tcp_port: Option<u16>,
 
     /// IP address browsers send media to, announced in ICE candidates. Needed when
     /// --media-bind is 0.0.0.0 or behind 1:1 NAT. [default: --media-bind]
     #[arg(long, env = "DANGWU_MEDIA_ADVERTISE")]
     pub media_advertise: Option<IpAddr>,
 
-    /// Number of media shards, each one task with its own UDP port; all participants of a
-    /// meeting share one shard. [default: number of CPU cores]
+    /// Number of media shards, each one task; all participants of a meeting share one
+    /// shard, and all shards share the media ports. [default: number of CPU cores]
     #[arg(long, env = "DANGWU_MEDIA_SHARDS")]
     pub media_shards: Option<usize>,
 
@@ -133,6 +140,7 @@ struct FileConfig {
     log_level: Option<String>,
     media_bind: Option<IpAddr>,
     media_port: Option<u16>,
+    media_tcp_port: Option<u16>,
     media_advertise: Option<IpAddr>,
     media_shards: Option<usize>,
     turn_urls: Option<Vec<String>>,
@@ -186,10 +194,12 @@ pub const DEFAULT_NATS_PREFIX: &str = "dangwu";
 /// Addresses and shards of the meeting media engine, resolved from the `media_*` options.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// Address the UDP sockets bind to.
+    /// Address the media sockets bind to.
     pub bind: IpAddr,
-    /// UDP port of the first shard, 0 for free ports.
+    /// UDP port shared by all shards, 0 for a free port.
     pub port: u16,
+    /// ICE-TCP port shared by all shards, 0 for a free port; `None` turns ICE-TCP off.
+    pub tcp_port: Option<u16>,
     /// Address announced in ICE candidates instead of `bind`.
     pub advertise: Option<IpAddr>,
     /// Number of shards.
@@ -228,6 +238,7 @@ impl Default for MediaConfig {
         Self {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
+            tcp_port: None,
             advertise: None,
             shards: std::thread::available_parallelism().map_or(1, usize::from),
             turn: None,
@@ -270,10 +281,8 @@ pub enum ConfigError {
         "media_bind {0} is not an address browsers can reach; set media_advertise to the server's address"
     )]
     MediaAdvertise(IpAddr),
-    #[error("media_shards must be at least 1")]
+    #[error("media_shards must be between 1 and {max}", max = sfu::MAX_SHARDS)]
     MediaShards,
-    #[error("media_port {port} plus {shards} shards exceeds the last UDP port 65535")]
-    MediaPorts { port: u16, shards: usize },
     #[error(
         "invalid nats_prefix {0:?}: use letters, digits, '-' and '_' in tokens separated by single dots"
     )]
@@ -436,11 +445,8 @@ fn media_config(args: &ServeArgs, file: &FileConfig) -> Result<MediaConfig, Conf
         .media_shards
         .or(file.media_shards)
         .unwrap_or(defaults.shards);
-    if shards == 0 {
+    if shards == 0 || shards > sfu::MAX_SHARDS {
         return Err(ConfigError::MediaShards);
-    }
-    if port != 0 && usize::from(port) + shards - 1 > usize::from(u16::MAX) {
-        return Err(ConfigError::MediaPorts { port, shards });
     }
     if bind.is_unspecified() && advertise.is_none_or(|ip| ip.is_unspecified()) {
         return Err(ConfigError::MediaAdvertise(bind));
@@ -448,6 +454,7 @@ fn media_config(args: &ServeArgs, file: &FileConfig) -> Result<MediaConfig, Conf
     Ok(MediaConfig {
         bind,
         port,
+        tcp_port: args.media_tcp_port.or(file.media_tcp_port),
         advertise,
         shards,
         turn: turn_config(args, file)?,
@@ -538,7 +545,7 @@ mod tests {
         let path = dir.path().join("dangwu.toml");
         std::fs::write(
             &path,
-            "media_bind = \"0.0.0.0\"\nmedia_advertise = \"10.1.2.3\"\nmedia_port = 40000\nmedia_shards = 4\n",
+            "media_bind = \"0.0.0.0\"\nmedia_advertise = \"10.1.2.3\"\nmedia_port = 40000\nmedia_tcp_port = 40443\nmedia_shards = 4\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -553,6 +560,7 @@ mod tests {
         assert_eq!(media.bind, IpAddr::from([0, 0, 0, 0]));
         assert_eq!(media.advertise, Some(IpAddr::from([10, 1, 2, 3])));
         assert_eq!(media.port, 40000);
+        assert_eq!(media.tcp_port, Some(40443));
         assert_eq!(media.shards, 2);
     }
 
@@ -567,14 +575,18 @@ mod tests {
     }
 
     #[test]
-    fn media_ports_past_65535_are_rejected() {
-        let args = ServeArgs {
+    fn media_shard_count_is_bounded() {
+        let many = ServeArgs {
             media_port: Some(65535),
             media_shards: Some(2),
             ..Default::default()
         };
-        let error = args.resolve().unwrap_err();
-        assert!(matches!(error, ConfigError::MediaPorts { .. }), "{error}");
+        assert_eq!(many.resolve().unwrap().media.port, 65535);
+        let too_many = ServeArgs {
+            media_shards: Some(sfu::MAX_SHARDS + 1),
+            ..Default::default()
+        };
+        assert!(matches!(too_many.resolve(), Err(ConfigError::MediaShards)));
         let zero = ServeArgs {
             media_shards: Some(0),
             ..Default::default()
@@ -747,6 +759,7 @@ mod tests {
             log_level,
             media_bind,
             media_port,
+            media_tcp_port,
             media_advertise,
             media_shards,
             turn_urls,
@@ -767,6 +780,7 @@ mod tests {
         assert!(log_level.is_some(), "log_level");
         assert!(media_bind.is_some(), "media_bind");
         assert!(media_port.is_some(), "media_port");
+        assert!(media_tcp_port.is_some(), "media_tcp_port");
         assert!(media_advertise.is_some(), "media_advertise");
         assert!(media_shards.is_some(), "media_shards");
         assert!(turn_urls.is_some_and(|urls| urls.iter().all(|url| valid_turn_url(url))));

@@ -87,8 +87,9 @@ impl Server {
         let (live, media_events) = Live::start(&config.media)
             .await
             .map_err(|error| anyhow::anyhow!("failed to start the media engine: {error}"))?;
-        for addr in live.media_addrs() {
-            tracing::info!(%addr, "media listening (udp)");
+        tracing::info!(addr = %live.media_udp_addr(), "media listening (udp)");
+        if let Some(addr) = live.media_tcp_addr() {
+            tracing::info!(%addr, "media listening (ICE-TCP)");
         }
         let hub = match &config.nats {
             None => Hub::local_with(hub),

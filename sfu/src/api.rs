@@ -2,14 +2,17 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::engine::driver::{self, Command};
+use crate::engine::io::{self, SHARD_QUEUE};
+use crate::engine::peer::LocalAddrs;
 use crate::engine::room::RoomOptions;
 use crate::engine::shard::{Shard, ShardStats};
 use crate::error::SfuError;
@@ -23,22 +26,31 @@ use crate::tap::{AudioPacket, AudioTap};
 pub struct SfuConfig {
     /// Address the media sockets bind to.
     pub bind_ip: IpAddr,
-    /// UDP port of the first shard; shard `i` binds `udp_port + i`. 0 picks free ports.
-    ///
-    /// TODO: share one port between shards (SO_REUSEPORT cannot route by ICE ufrag).
+    /// UDP port shared by all shards; 0 picks a free port.
     pub udp_port: u16,
+    /// ICE-TCP port (RFC 6544 passive candidates) shared by all shards; 0 picks a free
+    /// port, `None` offers no ICE-TCP.
+    pub tcp_port: Option<u16>,
+    /// Most ICE-TCP connections open at once; more are closed as they arrive.
+    pub tcp_max_connections: usize,
     /// Address advertised in ICE candidates instead of `bind_ip`, for 1:1 NAT.
     pub public_ip: Option<IpAddr>,
-    /// Number of shards, each one task with its own socket. Rooms are spread over shards
-    /// and all participants of a room live in the same shard.
+    /// Number of shards, each one task. Rooms are spread over shards and all participants
+    /// of a room live in the same shard. At most [`MAX_SHARDS`].
     pub shards: usize,
 }
+
+/// Largest number of shards, since each peer's ICE ufrag names its shard in four
+/// hexadecimal digits.
+pub const MAX_SHARDS: usize = crate::engine::stun::MAX_SHARDS;
 
 impl Default for SfuConfig {
     fn default() -> Self {
         Self {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             udp_port: 0,
+            tcp_port: None,
+            tcp_max_connections: io::MAX_TCP_CONNECTIONS,
             public_ip: None,
             shards: std::thread::available_parallelism().map_or(1, usize::from),
         }
@@ -53,50 +65,71 @@ pub struct Sfu {
 
 struct Inner {
     shards: Vec<mpsc::UnboundedSender<Command>>,
-    addrs: Vec<SocketAddr>,
+    udp_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+    tcp_connections: Arc<AtomicUsize>,
     placement: Mutex<HashMap<RoomId, usize>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Sfu {
-    /// Binds the shard sockets and starts one task per shard. Events of all shards arrive
-    /// on the returned receiver; read it continuously, since it is unbounded.
+    /// Binds the media sockets and starts one task per shard, plus the receive tasks that
+    /// route packets to them. Events of all shards arrive on the returned receiver; read
+    /// it continuously, since it is unbounded.
     pub async fn start(
         config: SfuConfig,
     ) -> Result<(Sfu, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
+        let shard_count = config.shards.clamp(1, MAX_SHARDS);
+        let advertised_ip = config.public_ip.unwrap_or(config.bind_ip);
+        let udp =
+            Arc::new(UdpSocket::bind(SocketAddr::new(config.bind_ip, config.udp_port)).await?);
+        let udp_addr = udp.local_addr()?;
+        let tcp = match config.tcp_port {
+            Some(port) => Some(TcpListener::bind(SocketAddr::new(config.bind_ip, port)).await?),
+            None => None,
+        };
+        let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
+        let local = LocalAddrs {
+            udp: udp_addr,
+            udp_advertised: SocketAddr::new(advertised_ip, udp_addr.port()),
+            tcp: tcp_addr.map(|addr| (addr, SocketAddr::new(advertised_ip, addr.port()))),
+        };
+
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut shards = Vec::new();
-        let mut addrs = Vec::new();
+        let mut inbound = Vec::new();
         let mut tasks = Vec::new();
-
-        for index in 0..config.shards.max(1) {
-            let port = if config.udp_port == 0 {
-                0
-            } else {
-                config.udp_port + index as u16
-            };
-            let socket = UdpSocket::bind(SocketAddr::new(config.bind_ip, port)).await?;
-            let local_addr = socket.local_addr()?;
-            let advertised = SocketAddr::new(
-                config.public_ip.unwrap_or(config.bind_ip),
-                local_addr.port(),
-            );
+        for index in 0..shard_count {
             let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-            let shard = Shard::new(local_addr, advertised);
+            let (inbound_tx, inbound_rx) = mpsc::channel(SHARD_QUEUE);
+            let shard = Shard::with_local(index, local);
             tasks.push(tokio::spawn(driver::run(
                 shard,
-                socket,
+                Arc::clone(&udp),
+                inbound_rx,
                 commands_rx,
                 events_tx.clone(),
             )));
-            tracing::info!(shard = index, addr = %local_addr, "shard started");
             shards.push(commands_tx);
-            addrs.push(local_addr);
+            inbound.push(inbound_tx);
         }
+        tasks.push(tokio::spawn(io::run_udp(Arc::clone(&udp), inbound.clone())));
+        let tcp_connections = Arc::new(AtomicUsize::new(0));
+        if let Some(listener) = tcp {
+            tasks.push(tokio::spawn(io::run_tcp(
+                listener,
+                inbound,
+                Arc::clone(&tcp_connections),
+                config.tcp_max_connections,
+            )));
+        }
+        tracing::info!(shards = shard_count, udp = %udp_addr, tcp = ?tcp_addr, "media engine started");
 
         let inner = Inner {
             shards,
-            addrs,
+            udp_addr,
+            tcp_addr,
+            tcp_connections,
             placement: Mutex::new(HashMap::new()),
             tasks: Mutex::new(tasks),
         };
@@ -108,9 +141,19 @@ impl Sfu {
         ))
     }
 
-    /// Local addresses of the shard sockets.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.inner.addrs
+    /// Local address of the UDP socket that all shards share.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.inner.udp_addr
+    }
+
+    /// Local address of the ICE-TCP listener, when ICE-TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.inner.tcp_addr
+    }
+
+    /// Number of ICE-TCP connections open now.
+    pub fn tcp_connections(&self) -> usize {
+        self.inner.tcp_connections.load(Ordering::Acquire)
     }
 
     /// Creates a room on the least loaded shard.

@@ -44,8 +44,9 @@
 //!   its answer goes to [`Sfu::accept_answer`]. While such an offer is pending,
 //!   [`Sfu::renegotiate`] fails with [`SfuError::NegotiationInProgress`]; the participant
 //!   answers first and offers again.
-//! - The engine is ICE-lite with one host candidate per shard and needs no trickled
-//!   candidates from the participant.
+//! - The engine is ICE-lite with one UDP host candidate, plus a passive TCP host candidate
+//!   when [`SfuConfig::tcp_port`] is set, and needs no trickled candidates from the
+//!   participant.
 //!
 //! Media control: [`Sfu::subscribe`] and [`Sfu::unsubscribe`] when rooms do not
 //! subscribe automatically, [`Sfu::set_max_layer`] to cap the simulcast layer (for
@@ -62,12 +63,14 @@
 //! | Module | Role |
 //! |---|---|
 //! | [`forward`] | forwarding decisions as plain state machines: layer choice, sequence and timestamp rewriting, keyframe requests, NACK cache, active speaker |
-//! | [`engine::shard`] | sans-IO core of one shard: routing of datagrams, rooms and peers |
-//! | [`engine::driver`] | the tokio task that owns a shard's UDP socket |
+//! | [`engine::io`] | the node's UDP socket and ICE-TCP listener, routing each packet to its shard |
+//! | [`engine::shard`] | sans-IO core of one shard: routing of packets to peers, rooms and peers |
+//! | [`engine::driver`] | the tokio task that drives a shard and sends its packets |
 //! | [`sdp`] | reading tracks, simulcast layers and header extension ids from offers |
 //!
-//! Each shard is one task with one UDP socket and any number of peers. All participants of
-//! a room live in the same shard, so forwarding never crosses tasks. Peer connections are
+//! Each shard is one task with any number of peers; all shards share one UDP socket and
+//! one ICE-TCP port. All participants of a room live in the same shard, so forwarding
+//! never crosses tasks. Peer connections are
 //! the sans-IO `RTCPeerConnection` of the `rtc` crate; `docs/design/media.md` records why.
 
 mod api;
@@ -80,7 +83,7 @@ pub mod local;
 pub mod sdp;
 pub mod tap;
 
-pub use api::{Sfu, SfuConfig};
+pub use api::{MAX_SHARDS, Sfu, SfuConfig};
 pub use engine::room::RoomOptions;
 pub use engine::shard::ShardStats;
 pub use error::SfuError;

@@ -71,7 +71,7 @@ async fn lost_packets_are_resent_over_rtx() {
     })
     .await
     .unwrap();
-    let engine = sfu.local_addrs()[0];
+    let engine = sfu.udp_addr();
     let room = RoomId::from("lossy");
     sfu.create_room(
         room.clone(),

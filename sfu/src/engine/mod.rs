@@ -3,6 +3,7 @@
 pub mod codecs;
 pub mod deliver_rtcp;
 pub mod driver;
+pub mod io;
 pub mod local;
 pub mod media;
 pub mod negotiate;

@@ -2,7 +2,8 @@
 //!
 //! The engine is the ICE-lite, DTLS-answering side of every connection. Each peer gets its
 //! own random ICE credentials, so the shard can route a connectivity check to the right peer
-//! by the ufrag in its USERNAME. The shared socket's address is the only local candidate.
+//! by the ufrag in its USERNAME. The local candidates are the node's UDP socket and, when
+//! configured, its ICE-TCP port as a passive TCP candidate (RFC 6544).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use rand::distr::{Alphanumeric, SampleString};
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{NackGeneratorBuilder, SenderReportBuilder};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -34,25 +36,54 @@ use crate::error::SfuError;
 use crate::forward::codec::VideoCodec;
 use crate::sdp::{AUDIO_LEVEL_URI, MediaSection};
 
+/// The engine's local sockets and the addresses peers reach them at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddrs {
+    /// Bound address of the UDP socket.
+    pub udp: SocketAddr,
+    /// Address advertised in the UDP host candidate.
+    pub udp_advertised: SocketAddr,
+    /// Bound and advertised address of the ICE-TCP listener, when there is one.
+    pub tcp: Option<(SocketAddr, SocketAddr)>,
+}
+
+impl LocalAddrs {
+    /// Addresses of a UDP socket only.
+    pub fn udp(local: SocketAddr, advertised: SocketAddr) -> Self {
+        Self {
+            udp: local,
+            udp_advertised: advertised,
+            tcp: None,
+        }
+    }
+}
+
+/// A packet for a peer, with the transport and remote address to send it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub protocol: TransportProtocol,
+    pub to: SocketAddr,
+    pub payload: BytesMut,
+}
+
 /// A participant's peer connection and the addresses it is reached on.
 pub struct Peer {
     pub(crate) pc: RTCPeerConnection,
-    /// Local ICE username fragment, unique in the shard.
+    /// Local ICE username fragment, unique in the engine; it starts with the shard prefix.
     pub ufrag: String,
-    /// Address of the shard socket, advertised as the only candidate.
-    local_addr: SocketAddr,
+    local: LocalAddrs,
     rejected: super::RateLimitedLog,
 }
 
 impl Peer {
-    /// Creates a peer that will advertise `advertised` as its host candidate and receive on
-    /// `local_addr`.
-    pub fn new(
-        now: Instant,
-        local_addr: SocketAddr,
-        advertised: SocketAddr,
-    ) -> Result<Self, SfuError> {
-        let ufrag = Alphanumeric.sample_string(&mut rand::rng(), 16);
+    /// Creates a peer with a ufrag that starts with `ufrag_prefix` and host candidates for
+    /// the advertised addresses in `local`.
+    pub fn new(now: Instant, local: LocalAddrs, ufrag_prefix: &str) -> Result<Self, SfuError> {
+        let random_len = 16usize.saturating_sub(ufrag_prefix.len());
+        let ufrag = format!(
+            "{ufrag_prefix}{}",
+            Alphanumeric.sample_string(&mut rand::rng(), random_len)
+        );
         let password = Alphanumeric.sample_string(&mut rand::rng(), 32);
 
         // NOTE: an ICE restart keeps these credentials (`rtc` reuses the configured ones), so
@@ -74,24 +105,15 @@ impl Peer {
             .with_interceptor_registry(registry)
             .build(now)?;
 
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: advertised.ip().to_string(),
-                port: advertised.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
+        add_host_candidate(&mut pc, "udp", local.udp_advertised, TcpType::Unspecified)?;
+        if let Some((_, advertised)) = local.tcp {
+            add_host_candidate(&mut pc, "tcp", advertised, TcpType::Passive)?;
         }
-        .new_candidate_host()
-        .map_err(|err| SfuError::WebRtc(err.to_string()))?;
-        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
 
         Ok(Self {
             pc,
             ufrag,
-            local_addr,
+            local,
             rejected: super::RateLimitedLog::default(),
         })
     }
@@ -135,17 +157,28 @@ impl Peer {
             .map_err(invalid_sdp)
     }
 
-    /// Feeds one datagram received from `from`.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    /// Feeds one packet received from `from`: a UDP datagram, or one RFC 4571 frame's
+    /// payload of an ICE-TCP connection.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        protocol: TransportProtocol,
+        from: SocketAddr,
+        packet: &[u8],
+    ) {
+        let local_addr = match (protocol, self.local.tcp) {
+            (TransportProtocol::TCP, Some((bound, _))) => bound,
+            _ => self.local.udp,
+        };
         let message = TaggedBytesMut {
             now,
             transport: TransportContext {
-                local_addr: self.local_addr,
+                local_addr,
                 peer_addr: from,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: protocol,
             },
-            message: BytesMut::from(datagram),
+            message: BytesMut::from(packet),
         };
         if let Err(err) = self.pc.handle_read(message) {
             self.rejected
@@ -153,11 +186,13 @@ impl Peer {
         }
     }
 
-    /// Returns the next datagram to send and its destination.
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
-        self.pc
-            .poll_write()
-            .map(|out| (out.transport.peer_addr, out.message))
+    /// Returns the next packet to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.pc.poll_write().map(|out| Transmit {
+            protocol: out.transport.transport_protocol,
+            to: out.transport.peer_addr,
+            payload: out.message,
+        })
     }
 
     /// Closes the connection; pending datagrams (a DTLS close alert) remain to be sent.
@@ -166,6 +201,29 @@ impl Peer {
             tracing::debug!(ufrag = %self.ufrag, error = %err, "close failed");
         }
     }
+}
+
+/// Adds a host candidate on `network` ("udp" or "tcp") at `address`.
+fn add_host_candidate(
+    pc: &mut RTCPeerConnection,
+    network: &str,
+    address: SocketAddr,
+    tcp_type: TcpType,
+) -> Result<(), SfuError> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: network.to_owned(),
+            address: address.ip().to_string(),
+            port: address.port(),
+            component: 1,
+            ..Default::default()
+        },
+        tcp_type,
+    }
+    .new_candidate_host()
+    .map_err(|err| SfuError::WebRtc(err.to_string()))?;
+    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+    Ok(())
 }
 
 fn invalid_sdp(err: rtc::shared::error::Error) -> SfuError {

@@ -1,8 +1,9 @@
-//! The sans-IO core of one shard: rooms, participants and one shared UDP socket's traffic.
+//! The sans-IO core of one shard: rooms, participants and their share of the node's UDP
+//! and ICE-TCP traffic.
 //!
-//! The caller feeds datagrams, commands and time in, and drains datagrams to send and
-//! events out. Datagrams from an unknown address are routed by the local ufrag in a STUN
-//! Binding request; after that, by the remote address.
+//! The caller feeds packets, commands and time in, and drains packets to send and events
+//! out. A packet from an unknown address is routed by the local ufrag in a STUN Binding
+//! request; after that, by its transport and remote address.
 //!
 //! Caller contract: after every `handle_*` call, drain [`Shard::poll_transmit`] and
 //! [`Shard::poll_event`] until they return `None`, then wait until
@@ -12,13 +13,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use rtc::sansio::Protocol;
+use rtc::shared::TransportProtocol;
 
 use super::codecs::decodable_video_codecs;
 use super::local::LocalTrackState;
 use super::participant::{Connection, Participant, PublishedTrack};
-use super::peer::Peer;
+use super::peer::{LocalAddrs, Peer, Transmit};
 use super::room::{Room, RoomOptions};
 use super::stun;
 use crate::error::SfuError;
@@ -49,18 +50,24 @@ pub struct ShardStats {
     pub subscriptions: usize,
 }
 
+/// A remote transport address: UDP source address, or the far end of an ICE-TCP connection.
+pub type Remote = (TransportProtocol, SocketAddr);
+
 /// State of one shard.
 pub struct Shard {
-    pub(crate) local_addr: SocketAddr,
-    pub(crate) advertised: SocketAddr,
+    pub(crate) local: LocalAddrs,
+    /// Prefix of the ufrags of this shard's peers, which routes packets to the shard.
+    ufrag_prefix: String,
     pub(crate) rooms: HashMap<RoomId, Room>,
     pub(crate) participants: HashMap<ParticipantId, Participant>,
     /// Tracks whose packets the caller writes, by track id.
     pub(crate) local_tracks: HashMap<TrackId, LocalTrackState>,
     by_ufrag: HashMap<String, ParticipantId>,
-    by_addr: HashMap<SocketAddr, ParticipantId>,
+    by_addr: HashMap<Remote, ParticipantId>,
     pub(crate) dirty: HashSet<ParticipantId>,
-    transmits: VecDeque<(SocketAddr, BytesMut)>,
+    transmits: VecDeque<Transmit>,
+    /// ICE-TCP connections whose participant left, for the caller to close.
+    closed_connections: VecDeque<SocketAddr>,
     pub(crate) events: VecDeque<SfuEvent>,
     next_housekeeping: Option<Instant>,
     pub(crate) drops: super::RateLimitedLog,
@@ -72,9 +79,14 @@ impl Shard {
     /// Creates a shard receiving on `local_addr` and advertising `advertised` to peers
     /// (the same unless a public address is configured for 1:1 NAT).
     pub fn new(local_addr: SocketAddr, advertised: SocketAddr) -> Self {
+        Self::with_local(0, LocalAddrs::udp(local_addr, advertised))
+    }
+
+    /// Creates shard number `index` of an engine whose sockets are `local`.
+    pub fn with_local(index: usize, local: LocalAddrs) -> Self {
         Self {
-            local_addr,
-            advertised,
+            local,
+            ufrag_prefix: stun::shard_prefix(index),
             rooms: HashMap::new(),
             participants: HashMap::new(),
             local_tracks: HashMap::new(),
@@ -82,6 +94,7 @@ impl Shard {
             by_addr: HashMap::new(),
             dirty: HashSet::new(),
             transmits: VecDeque::new(),
+            closed_connections: VecDeque::new(),
             events: VecDeque::new(),
             next_housekeeping: None,
             drops: super::RateLimitedLog::default(),
@@ -157,7 +170,7 @@ impl Shard {
 
         let sections = sdp::summarize(&offer)?;
         let allowed = self.room_video_codecs(room, &participant);
-        let mut peer = Peer::new(now, self.local_addr, self.advertised)?;
+        let mut peer = Peer::new(now, self.local, &self.ufrag_prefix)?;
         let answer = peer.accept_offer(now, offer, &sections, allowed.as_ref())?;
         self.by_ufrag
             .insert(peer.ufrag.clone(), participant.clone());
@@ -185,28 +198,45 @@ impl Shard {
         Ok(())
     }
 
-    /// Feeds one datagram received on the shard socket.
+    /// Feeds one datagram received on the UDP socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let Some(participant) = self.route(from, datagram) else {
+        self.handle_packet(now, (TransportProtocol::UDP, from), datagram);
+    }
+
+    /// Feeds the payload of one RFC 4571 frame received on the ICE-TCP connection from
+    /// `from`.
+    pub fn handle_tcp_packet(&mut self, now: Instant, from: SocketAddr, packet: &[u8]) {
+        self.handle_packet(now, (TransportProtocol::TCP, from), packet);
+    }
+
+    /// Forgets an ICE-TCP connection that the remote end or the caller closed.
+    pub fn tcp_closed(&mut self, from: SocketAddr) {
+        if let Some(participant) = self.by_addr.remove(&(TransportProtocol::TCP, from)) {
+            tracing::debug!(%participant, %from, "ICE-TCP connection closed");
+        }
+    }
+
+    fn handle_packet(&mut self, now: Instant, from: Remote, packet: &[u8]) {
+        let Some(participant) = self.route(from, packet) else {
             self.drops
-                .warn("datagram from unknown address dropped", from);
+                .warn("packet from unknown address dropped", from.1);
             return;
         };
         if let Some(entry) = self.participants.get_mut(&participant) {
             entry.last_datagram = now;
-            entry.peer.handle_datagram(now, from, datagram);
+            entry.peer.handle_packet(now, from.0, from.1, packet);
             self.dirty.insert(participant);
         }
         self.flush(now);
     }
 
-    fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Option<ParticipantId> {
+    fn route(&mut self, from: Remote, packet: &[u8]) -> Option<ParticipantId> {
         if let Some(participant) = self.by_addr.get(&from) {
             return Some(participant.clone());
         }
-        let ufrag = stun::binding_request_local_ufrag(datagram)?;
+        let ufrag = stun::binding_request_local_ufrag(packet)?;
         let participant = self.by_ufrag.get(ufrag)?.clone();
-        tracing::debug!(%participant, "new remote address");
+        tracing::debug!(%participant, protocol = ?from.0, "new remote address");
         self.by_addr.insert(from, participant.clone());
         Some(participant)
     }
@@ -273,9 +303,14 @@ impl Shard {
             .min()
     }
 
-    /// Next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
+    /// Next packet to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// Next ICE-TCP connection to close, because its participant left.
+    pub fn poll_closed_connection(&mut self) -> Option<SocketAddr> {
+        self.closed_connections.pop_front()
     }
 
     /// Next event for the caller.
@@ -366,7 +401,14 @@ impl Shard {
             self.transmits.push_back(transmit);
         }
         self.by_ufrag.retain(|_, owner| owner != id);
-        self.by_addr.retain(|_, owner| owner != id);
+        let closed = &mut self.closed_connections;
+        self.by_addr.retain(|(protocol, addr), owner| {
+            let keep = owner != id;
+            if !keep && *protocol == TransportProtocol::TCP {
+                closed.push_back(*addr);
+            }
+            keep
+        });
         self.dirty.remove(id);
 
         let tracks: Vec<_> = participant

@@ -2,12 +2,33 @@
 //!
 //! All peers of a shard share one UDP socket. The first packet from a new address is an ICE
 //! connectivity check: a STUN Binding request whose USERNAME is
-//! `<local ufrag>:<remote ufrag>` (RFC 8445, section 7.2.2). The local ufrag names the peer.
+//! `<local ufrag>:<remote ufrag>` (RFC 8445, section 7.2.2). The local ufrag names the peer,
+//! and its first [`SHARD_PREFIX_LEN`] characters name the shard that owns the peer.
 
 const HEADER_LEN: usize = 20;
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 const BINDING_REQUEST: u16 = 0x0001;
 const ATTR_USERNAME: u16 = 0x0006;
+
+/// Length of the shard index in hexadecimal at the start of every local ufrag.
+pub const SHARD_PREFIX_LEN: usize = 4;
+
+/// Largest shard count that [`SHARD_PREFIX_LEN`] hexadecimal digits can number.
+pub const MAX_SHARDS: usize = 1 << (4 * SHARD_PREFIX_LEN);
+
+/// Returns the ufrag prefix that names shard `index`.
+pub fn shard_prefix(index: usize) -> String {
+    format!("{index:0width$x}", width = SHARD_PREFIX_LEN)
+}
+
+/// Returns the shard index that a local ufrag starts with.
+pub fn shard_of_ufrag(ufrag: &str) -> Option<usize> {
+    let prefix = ufrag.get(..SHARD_PREFIX_LEN)?;
+    if !prefix.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    usize::from_str_radix(prefix, 16).ok()
+}
 
 /// Returns true when the datagram looks like STUN (RFC 7983 demultiplexing plus the
 /// magic cookie).
@@ -44,10 +65,10 @@ pub fn binding_request_local_ufrag(datagram: &[u8]) -> Option<&str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn binding_request(username: &str) -> Vec<u8> {
+    pub(crate) fn binding_request(username: &str) -> Vec<u8> {
         let mut attribute = Vec::new();
         attribute.extend_from_slice(&ATTR_USERNAME.to_be_bytes());
         attribute.extend_from_slice(&(username.len() as u16).to_be_bytes());
@@ -68,6 +89,17 @@ mod tests {
     fn username_gives_local_ufrag() {
         let request = binding_request("serverufrag:clientufrag");
         assert_eq!(binding_request_local_ufrag(&request), Some("serverufrag"));
+    }
+
+    #[test]
+    fn ufrag_prefix_names_shard() {
+        for index in [0, 1, 15, 16, 255, MAX_SHARDS - 1] {
+            let ufrag = format!("{}restOfTheUfrag", shard_prefix(index));
+            assert_eq!(shard_of_ufrag(&ufrag), Some(index), "{ufrag}");
+        }
+        assert_eq!(shard_of_ufrag("00g1rest"), None);
+        assert_eq!(shard_of_ufrag("+001rest"), None);
+        assert_eq!(shard_of_ufrag("001"), None);
     }
 
     #[test]

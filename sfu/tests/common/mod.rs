@@ -121,6 +121,14 @@ impl Client {
     /// false, only offers to receive audio.
     pub async fn new(publish: bool) -> Client {
         let mut client = Client::empty().await;
+        client.add_default_media(publish).await;
+        client
+    }
+
+    /// Adds a VP8 and an Opus track, or, when `publish` is false, a receive-only audio
+    /// transceiver.
+    async fn add_default_media(&mut self, publish: bool) {
+        let client = self;
         if publish {
             let (video, video_ssrc) =
                 local_track(&*client.pc, RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0).await;
@@ -137,7 +145,6 @@ impl Client {
         } else {
             client.receive(RtpCodecKind::Audio).await;
         }
-        client
     }
 
     /// Adds a receive-only transceiver of `kind`.
@@ -223,7 +230,23 @@ impl Client {
         Client::build(media_engine).await
     }
 
-    async fn build(mut media_engine: MediaEngine) -> Client {
+    async fn build(media_engine: MediaEngine) -> Client {
+        Client::build_on(media_engine, &["127.0.0.1:0"], &[]).await
+    }
+
+    /// Creates a client like [`Client::new`] whose only ICE candidates are TCP: active
+    /// ones, which connect to the engine's passive candidate.
+    pub async fn tcp_only(publish: bool) -> Client {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs().unwrap();
+        let mut client = Client::build_on(media_engine, &[], &["127.0.0.1:0"]).await;
+        client.add_default_media(publish).await;
+        client
+    }
+
+    /// Builds a client whose ICE agent gathers host candidates on these UDP and TCP
+    /// addresses.
+    async fn build_on(mut media_engine: MediaEngine, udp: &[&str], tcp: &[&str]) -> Client {
         media_engine
             .register_header_extension(
                 RTCRtpHeaderExtensionCapability {
@@ -243,7 +266,8 @@ impl Client {
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
             .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
-            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .with_udp_addrs(udp.iter().map(|addr| (*addr).to_owned()).collect())
+            .with_tcp_addrs(tcp.iter().map(|addr| (*addr).to_owned()).collect())
             .build()
             .await
             .unwrap();

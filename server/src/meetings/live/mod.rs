@@ -113,8 +113,10 @@ impl Live {
         let (sfu, events) = Sfu::start(SfuConfig {
             bind_ip: config.bind,
             udp_port: config.port,
+            tcp_port: config.tcp_port,
             public_ip: config.advertise,
             shards: config.shards,
+            ..SfuConfig::default()
         })
         .await?;
         let live = Live {
@@ -148,9 +150,14 @@ impl Live {
         self.sfu.tap_audio(&room_id(meeting_id)).await
     }
 
-    /// Returns the engine's UDP socket addresses, one per shard.
-    pub fn media_addrs(&self) -> Vec<std::net::SocketAddr> {
-        self.sfu.local_addrs().to_vec()
+    /// Returns the engine's UDP socket address, shared by all shards.
+    pub fn media_udp_addr(&self) -> std::net::SocketAddr {
+        self.sfu.udp_addr()
+    }
+
+    /// Returns the engine's ICE-TCP listener address, when ICE-TCP is on.
+    pub fn media_tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.sfu.tcp_addr()
     }
 
     /// Counts of what the engine holds: rooms, participants, subscriptions.
