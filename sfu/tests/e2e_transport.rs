@@ -254,3 +254,27 @@ async fn bad_tcp_connections_are_closed() {
     assert_eq!(sfu.tcp_connections(), 2);
     sfu.shutdown().await;
 }
+
+/// With an unspecified bind address the engine advertises `public_ip`, and its ICE agent
+/// must accept checks that arrive on the wildcard socket. Binding 0.0.0.0 would listen on
+/// every interface of the machine, so this runs only inside a network namespace of its
+/// own, whose loopback also needs a default route for the client's mDNS socket:
+/// `unshare -rn sh -c 'ip link set lo up && ip route add default dev lo && BIN --ignored'`
+/// with BIN the built test binary of this file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "binds 0.0.0.0; run inside its own network namespace (see the doc comment)"]
+async fn unspecified_bind_uses_public_ip() {
+    let (sfu, members) = start(SfuConfig {
+        bind_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
+        public_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+        tcp_port: Some(0),
+        shards: 1,
+        ..SfuConfig::default()
+    })
+    .await;
+    let room = create_room(&sfu, "nat").await;
+    let answer = enter(&sfu, &members, &room, "udp", Client::new(true).await).await;
+    assert!(answer.contains(" 127.0.0.1 "), "{answer}");
+    enter(&sfu, &members, &room, "tcp", Client::tcp_only(true).await).await;
+    sfu.shutdown().await;
+}

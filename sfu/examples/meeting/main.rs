@@ -50,7 +50,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let port: u16 = std::env::args().nth(1).map_or(Ok(0), |p| p.parse())?;
 
-    let (sfu, events) = Sfu::start(SfuConfig::default()).await?;
+    // ICE-TCP on a free port, for pages whose browser may not use UDP.
+    let config = SfuConfig {
+        tcp_port: Some(0),
+        ..SfuConfig::default()
+    };
+    let (sfu, events) = Sfu::start(config).await?;
     let room = RoomId::from("meeting");
     sfu.create_room(
         room.clone(),

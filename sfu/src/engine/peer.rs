@@ -166,9 +166,12 @@ impl Peer {
         from: SocketAddr,
         packet: &[u8],
     ) {
+        // rtc's ICE agent discards STUN that does not arrive on the address of one of its
+        // local candidates, so packets carry the advertised address. The bound one differs
+        // with `public_ip` or an unspecified bind address.
         let local_addr = match (protocol, self.local.tcp) {
-            (TransportProtocol::TCP, Some((bound, _))) => bound,
-            _ => self.local.udp,
+            (TransportProtocol::TCP, Some((_, advertised))) => advertised,
+            _ => self.local.udp_advertised,
         };
         let message = TaggedBytesMut {
             now,

@@ -4,13 +4,14 @@
 // Usage: SFU_MEETING_BIN=<path to the meeting example> node meeting.test.mjs [rounds...]
 // A round is a page count, optionally followed by `s` to make the first page publish three
 // simulcast layers (for example `3s`), or `firefox`: a headless Firefox page publishing
-// simulcast meets a Chromium page that joins after it. Each round runs against a fresh
-// server. Default: 2, 5, 3s and firefox. In a simulcast round the other pages must also
+// simulcast meets a Chromium page that joins after it, or `tcp`: two pages of a Chromium
+// that may not use UDP meet over ICE-TCP. Each round runs against a fresh
+// server. Default: 2, 5, 3s, firefox and tcp. In a simulcast round the other pages must also
 // receive the simulcast video wider than its lowest layer, which shows the engine forwards
 // the upper layers.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -124,7 +125,24 @@ function receiving(report) {
   return { video: video.length, audio: audio.length };
 }
 
-async function meet(browser, round) {
+// Two pages of a Chromium whose profile forbids UDP must reach the engine's
+// ICE-TCP candidate and receive each other. `disable_non_proxied_udp` is Chromium's
+// WebRTC IP handling policy (the `webrtc.ip_handling_policy` preference); with no proxy
+// configured it leaves only TCP candidates.
+async function meetOverTcp() {
+  const profile = mkdtempSync(join(tmpdir(), 'sfu-chromium-tcp-'));
+  mkdirSync(join(profile, 'Default'));
+  writeFileSync(join(profile, 'Default', 'Preferences'), JSON.stringify({ webrtc: { ip_handling_policy: 'disable_non_proxied_udp' } }));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS });
+  try {
+    await meet({ newContext: async () => context }, '2', 'tcp');
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+async function meet(browser, round, protocol = null) {
   const count = Number.parseInt(round, 10);
   const simulcast = round.endsWith('s');
   const { server, url } = await startServer();
@@ -170,6 +188,11 @@ async function meet(browser, round) {
       }
     }
     if (simulcast) await expectUpperLayer(pages);
+    if (protocol) {
+      const used = second.map((r) => r.protocol);
+      if (!used.every((p) => p === protocol)) throw new Error(`pages connected over ${JSON.stringify(used)}, not ${protocol}`);
+      console.log(`${protocol}: every page's selected candidate pair is ${protocol}`);
+    }
     const frames = second.map((r) => r.inbound.filter((s) => s.kind === 'video').map((s) => s.framesDecoded));
     console.log(`${round}: ${count} pages: every page decodes ${count - 1} videos and receives ${count - 1} audio tracks; frames decoded ${JSON.stringify(frames)}`);
   } finally {
@@ -272,8 +295,9 @@ if (!SERVER) {
 const rounds = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
 try {
-  for (const round of rounds.length ? rounds : ['2', '5', '3s', 'firefox']) {
+  for (const round of rounds.length ? rounds : ['2', '5', '3s', 'firefox', 'tcp']) {
     if (round === 'firefox') await meetFirefox(browser);
+    else if (round === 'tcp') await meetOverTcp();
     else await meet(browser, round);
   }
 } catch (err) {
