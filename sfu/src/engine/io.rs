@@ -132,6 +132,10 @@ async fn all_closed(shards: &[mpsc::Sender<Inbound>]) {
 
 /// Returns the shard of a datagram: from its STUN Binding request's ufrag, which also
 /// moves the route of an address to a new owner, else from the address's route.
+///
+/// NOTE: the ufrag is not authenticated here, so a Binding request with a forged source
+/// address can move a peer's route to another shard, which drops that peer's media until
+/// the peer's next connectivity check moves it back.
 fn udp_route(
     routes: &mut HashMap<SocketAddr, UdpRoute>,
     shards: usize,
