@@ -255,15 +255,6 @@ impl Signal {
         (peer, reply)
     }
 
-    /// Sends `meeting_join` with `peer`'s offer and returns the reply.
-    async fn join_with(&self, meeting_id: i64, id: &str, peer: &Arc<Peer>) -> Value {
-        *self.peer.lock().unwrap() = Some(Arc::clone(peer));
-        let sdp = peer.offer().await;
-        self.send(json!({"type": "meeting_join", "id": id, "meeting_id": meeting_id, "sdp": sdp}))
-            .await;
-        self.reply(id).await
-    }
-
     /// Joins, expects to enter directly, connects the media and starts sending.
     async fn enter(&self, meeting_id: i64, id: &str) -> Arc<Peer> {
         let (peer, reply) = self.join(meeting_id, id).await;
@@ -1273,8 +1264,7 @@ async fn undecodable_video_reaches_the_page() {
         .unwrap()["mid"]
         .clone();
 
-    let b_peer = Peer::h264_only().await;
-    let reply = b_signal.join_with(id, "j-b", &b_peer).await;
+    let (b_peer, reply) = b_signal.join_with(Peer::h264_only().await, id, "j-b").await;
     assert_eq!(reply["type"], "meeting_joined", "{reply}");
     connect_media(&b_peer, &reply).await;
 

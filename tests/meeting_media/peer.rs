@@ -127,7 +127,7 @@ impl Peer {
     pub async fn with_configuration(configuration: RTCConfiguration) -> Arc<Peer> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
-        Peer::build(media_engine, MIME_TYPE_VP8).await
+        Peer::build(media_engine, MIME_TYPE_VP8, configuration).await
     }
 
     /// Creates a peer whose only video codec is H.264, like a browser without VP8, and
@@ -164,10 +164,19 @@ impl Peer {
                 RtpCodecKind::Video,
             )
             .unwrap();
-        Peer::build(media_engine, MIME_TYPE_H264).await
+        Peer::build(
+            media_engine,
+            MIME_TYPE_H264,
+            RTCConfigurationBuilder::new().build(),
+        )
+        .await
     }
 
-    async fn build(mut media_engine: MediaEngine, video_mime: &str) -> Arc<Peer> {
+    async fn build(
+        mut media_engine: MediaEngine,
+        video_mime: &str,
+        configuration: RTCConfiguration,
+    ) -> Arc<Peer> {
         media_engine
             .register_header_extension(
                 RTCRtpHeaderExtensionCapability {
