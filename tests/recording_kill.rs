@@ -3,7 +3,6 @@
 //! recording is listed as ended, with the length read from its file.
 
 #[path = "meeting_media/peer.rs"]
-#[allow(dead_code)]
 mod peer;
 mod server_process;
 

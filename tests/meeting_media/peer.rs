@@ -1,6 +1,10 @@
 //! WebRTC test peers on the async `webrtc` crate: each publishes synthetic VP8 and Opus
-//! packets and counts what it receives per publishing account, read from the stream id
+//! packets (or, receive-only, nothing until it adds audio) and counts what it receives
+//! per publishing account, read from the stream id
 //! (the publisher's participant id, `m{meeting}-a{account}-{n}`).
+
+// Shared by several test binaries, each of which uses a part.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +23,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -95,22 +100,22 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// Local tracks of a peer.
-struct Publishing {
-    video: Arc<TrackLocalStaticRTP>,
-    video_ssrc: u32,
-    audio: Arc<TrackLocalStaticRTP>,
-    audio_ssrc: u32,
+/// A local track of a peer and its SSRC.
+struct Local {
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
 }
 
-/// One WebRTC peer that publishes a VP8 and an Opus track.
+/// One WebRTC peer that publishes a video and an Opus track, or only receives.
 pub struct Peer {
     pc: Box<dyn PeerConnection>,
     received: Arc<Mutex<HashMap<i64, Counts>>>,
     /// Opus payloads of the server's mixed audio track, in arrival order.
     pub mixed: Arc<Mutex<Vec<bytes::Bytes>>>,
     connected: Arc<Mutex<bool>>,
-    publishing: Publishing,
+    video: Option<Local>,
+    /// Set from the start for a publishing peer, or by [`Peer::add_audio`].
+    audio: Mutex<Option<Arc<Local>>>,
     /// Negotiated id of the audio level header extension, read from the offer.
     level_extension: Mutex<Option<u8>>,
     /// Audio level sent with each audio packet, in -dBov (0 is the loudest); none when
@@ -127,7 +132,15 @@ impl Peer {
     pub async fn with_configuration(configuration: RTCConfiguration) -> Arc<Peer> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
-        Peer::build(media_engine, MIME_TYPE_VP8, configuration).await
+        Peer::build(media_engine, MIME_TYPE_VP8, configuration, true).await
+    }
+
+    /// Creates a peer that publishes nothing and offers to receive audio and video.
+    pub async fn receive_only() -> Arc<Peer> {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs().unwrap();
+        let configuration = RTCConfigurationBuilder::new().build();
+        Peer::build(media_engine, MIME_TYPE_VP8, configuration, false).await
     }
 
     /// Creates a peer whose only video codec is H.264, like a browser without VP8, and
@@ -168,6 +181,7 @@ impl Peer {
             media_engine,
             MIME_TYPE_H264,
             RTCConfigurationBuilder::new().build(),
+            true,
         )
         .await
     }
@@ -176,6 +190,7 @@ impl Peer {
         mut media_engine: MediaEngine,
         video_mime: &str,
         configuration: RTCConfiguration,
+        publish: bool,
     ) -> Arc<Peer> {
         media_engine
             .register_header_extension(
@@ -200,24 +215,58 @@ impl Peer {
             .build()
             .await
             .unwrap();
-        let (video, video_ssrc, _) =
-            local_track(&pc, RtpCodecKind::Video, video_mime, 90_000, 0).await;
-        let (audio, audio_ssrc, _) =
-            local_track(&pc, RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2).await;
+        let (video, audio) = if publish {
+            let (video, video_ssrc, _) =
+                local_track(&pc, RtpCodecKind::Video, video_mime, 90_000, 0).await;
+            let (audio, audio_ssrc, _) =
+                local_track(&pc, RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2).await;
+            (
+                Some(Local {
+                    track: video,
+                    ssrc: video_ssrc,
+                }),
+                Some(Arc::new(Local {
+                    track: audio,
+                    ssrc: audio_ssrc,
+                })),
+            )
+        } else {
+            for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                let init = RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                };
+                pc.add_transceiver_from_kind(kind, Some(init))
+                    .await
+                    .unwrap();
+            }
+            (None, None)
+        };
         Arc::new(Peer {
             pc: Box::new(pc),
             received,
             mixed,
             connected,
-            publishing: Publishing {
-                video,
-                video_ssrc,
-                audio,
-                audio_ssrc,
-            },
+            video,
+            audio: Mutex::new(audio),
             level_extension: Mutex::new(None),
             audio_level: Mutex::new(None),
         })
+    }
+
+    /// Adds an Opus track in a new send-only transceiver, as a page that gets the floor
+    /// does, which [`spawn_media`] then sends; renegotiate afterwards.
+    pub async fn add_audio(&self) {
+        let (track, ssrc) = new_track(RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2);
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            ..Default::default()
+        };
+        self.pc
+            .add_transceiver_from_track(Arc::clone(&track) as Arc<dyn TrackLocal>, Some(init))
+            .await
+            .unwrap();
+        *self.audio.lock().unwrap() = Some(Arc::new(Local { track, ssrc }));
     }
 
     /// Adds a second video track, as a screen share does; renegotiate afterwards.
@@ -295,8 +344,7 @@ impl Peer {
     }
 }
 
-/// Adds a local track with a random SSRC and keeps its feedback queue drained, since
-/// the connection blocks once that queue is full.
+/// Adds a local track with a random SSRC to the connection.
 async fn local_track(
     pc: &dyn PeerConnection,
     kind: RtpCodecKind,
@@ -304,6 +352,22 @@ async fn local_track(
     clock_rate: u32,
     channels: u16,
 ) -> (Arc<TrackLocalStaticRTP>, u32, Arc<dyn RtpSender>) {
+    let (track, ssrc) = new_track(kind, mime, clock_rate, channels);
+    let sender = pc
+        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await
+        .unwrap();
+    (track, ssrc, sender)
+}
+
+/// Creates a local track with a random SSRC and keeps its feedback queue drained, since
+/// the connection blocks once that queue is full.
+fn new_track(
+    kind: RtpCodecKind,
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+) -> (Arc<TrackLocalStaticRTP>, u32) {
     let ssrc = rand::random::<u32>();
     let name = format!("{kind}");
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
@@ -325,13 +389,9 @@ async fn local_track(
             ..Default::default()
         }],
     )));
-    let sender = pc
-        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
-        .await
-        .unwrap();
     let feedback = Arc::clone(&track);
     tokio::spawn(async move { while feedback.poll().await.is_some() {} });
-    (track, ssrc, sender)
+    (track, ssrc)
 }
 
 /// VP8 payload of one whole frame; the lowest bit of the second byte is the inverse
@@ -375,41 +435,45 @@ fn tone_packets_at(hz: f32) -> Vec<bytes::Bytes> {
 pub fn spawn_media(peer: Arc<Peer>) -> tokio::task::JoinHandle<()> {
     let tone = tone_packets();
     tokio::spawn(async move {
-        let publishing = &peer.publishing;
         let mut seq: u16 = 1000;
         for number in 0u32.. {
-            let video = rtp::Packet {
-                header: rtp::Header {
-                    version: 2,
-                    marker: true,
-                    payload_type: VP8_PT,
-                    sequence_number: seq,
-                    timestamp: number.wrapping_mul(3000),
-                    ssrc: publishing.video_ssrc,
-                    ..Default::default()
-                },
-                payload: vp8_frame(number, number % 10 == 0).into(),
-            };
-            let _ = publishing.video.write_rtp(video).await;
-            let mut audio = rtp::Packet {
-                header: rtp::Header {
-                    version: 2,
-                    payload_type: OPUS_PT,
-                    sequence_number: seq,
-                    timestamp: number.wrapping_mul(960),
-                    ssrc: publishing.audio_ssrc,
-                    ..Default::default()
-                },
-                payload: tone[number as usize % tone.len()].clone(),
-            };
-            let level = *peer.audio_level.lock().unwrap();
-            let extension = *peer.level_extension.lock().unwrap();
-            if let (Some(level), Some(id)) = (level, extension) {
-                // RFC 6464: the voice activity flag and the level in -dBov.
-                let value = vec![0x80 | (level & 0x7f)];
-                audio.header.set_extension(id, value.into()).unwrap();
+            if let Some(video) = &peer.video {
+                let packet = rtp::Packet {
+                    header: rtp::Header {
+                        version: 2,
+                        marker: true,
+                        payload_type: VP8_PT,
+                        sequence_number: seq,
+                        timestamp: number.wrapping_mul(3000),
+                        ssrc: video.ssrc,
+                        ..Default::default()
+                    },
+                    payload: vp8_frame(number, number % 10 == 0).into(),
+                };
+                let _ = video.track.write_rtp(packet).await;
             }
-            let _ = publishing.audio.write_rtp(audio).await;
+            let local_audio = peer.audio.lock().unwrap().clone();
+            if let Some(local_audio) = local_audio {
+                let mut audio = rtp::Packet {
+                    header: rtp::Header {
+                        version: 2,
+                        payload_type: OPUS_PT,
+                        sequence_number: seq,
+                        timestamp: number.wrapping_mul(960),
+                        ssrc: local_audio.ssrc,
+                        ..Default::default()
+                    },
+                    payload: tone[number as usize % tone.len()].clone(),
+                };
+                let level = *peer.audio_level.lock().unwrap();
+                let extension = *peer.level_extension.lock().unwrap();
+                if let (Some(level), Some(id)) = (level, extension) {
+                    // RFC 6464: the voice activity flag and the level in -dBov.
+                    let value = vec![0x80 | (level & 0x7f)];
+                    audio.header.set_extension(id, value.into()).unwrap();
+                }
+                let _ = local_audio.track.write_rtp(audio).await;
+            }
             seq = seq.wrapping_add(1);
             tokio::time::sleep(Duration::from_millis(33)).await;
         }
@@ -421,22 +485,24 @@ pub fn spawn_media(peer: Arc<Peer>) -> tokio::task::JoinHandle<()> {
 pub fn spawn_tone(peer: Arc<Peer>, hz: f32) -> tokio::task::JoinHandle<()> {
     let tone = tone_packets_at(hz);
     tokio::spawn(async move {
-        let publishing = &peer.publishing;
         let mut ticks = tokio::time::interval(Duration::from_millis(20));
         for number in 0u32.. {
             ticks.tick().await;
+            let Some(local_audio) = peer.audio.lock().unwrap().clone() else {
+                continue;
+            };
             let audio = rtp::Packet {
                 header: rtp::Header {
                     version: 2,
                     payload_type: OPUS_PT,
                     sequence_number: number as u16,
                     timestamp: number.wrapping_mul(960),
-                    ssrc: publishing.audio_ssrc,
+                    ssrc: local_audio.ssrc,
                     ..Default::default()
                 },
                 payload: tone[number as usize % tone.len()].clone(),
             };
-            let _ = publishing.audio.write_rtp(audio).await;
+            let _ = local_audio.track.write_rtp(audio).await;
         }
     })
 }

@@ -341,6 +341,7 @@ impl Connection {
             self.id,
             self.session.account.id,
             self.session.account.display_name.clone(),
+            self.principal.clone(),
             self.queue_tx.clone(),
             self.kick.clone(),
         );

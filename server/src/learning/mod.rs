@@ -22,6 +22,7 @@ mod courses;
 pub mod credit;
 pub mod demo;
 mod exams;
+pub mod lectures;
 mod ledger;
 mod lessons;
 mod pdf;
@@ -47,6 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(ledger::router())
         .merge(exams::router())
         .merge(reports::router())
+        .merge(lectures::router())
 }
 
 /// Required (必修) or elective (选修); each has its own yearly target.

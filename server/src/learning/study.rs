@@ -78,6 +78,8 @@ struct LessonFacts {
     duration_ms: i64,
     max_rate_pct: i64,
     credit_centi: i64,
+    /// The meeting of a live lecture; its time counts while the media is connected.
+    live_meeting: Option<i64>,
 }
 
 /// An attention check waiting for its answer.
@@ -86,6 +88,19 @@ struct Check {
     id: String,
     code: String,
     expires_at: i64,
+    /// A report found it overdue, so it counts once as missed on the dashboard.
+    missed: bool,
+}
+
+/// Attention checks of one live lecture, for the organizer's dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LectureChecks {
+    pub sent: u64,
+    pub passed: u64,
+    pub missed: u64,
+    /// Sessions of the lecture whose last report counted within the last
+    /// [`StudyRules::slack_ms`] plus one second.
+    pub counting: usize,
 }
 
 /// One person's active study session.
@@ -105,6 +120,8 @@ struct Active {
     completed: bool,
     next_check_ms: i64,
     check: Option<Check>,
+    /// When a report last counted, for the lecture dashboard.
+    last_counted_at: i64,
 }
 
 /// The outcome of one progress message: counted, or the first rule it failed.
@@ -118,6 +135,8 @@ pub enum Status {
     Rewound,
     Skipped,
     TooFast,
+    /// A live lecture's media is not connected on the reporting connection.
+    NoMedia,
 }
 
 /// Progress of one session as the page reports it.
@@ -167,9 +186,36 @@ impl Active {
         Status::Counted
     }
 
+    /// Applies a report of a live lecture at `now`: the real time since the previous
+    /// report counts, at most [`StudyRules::slack_ms`], while the page is visible, the
+    /// media connected and no attention check overdue. The page's position is ignored.
+    fn assess_live(&mut self, rules: &StudyRules, now: i64, report: Report, media: bool) -> Status {
+        let elapsed = (now - self.last_at).clamp(0, rules.slack_ms);
+        self.last_at = now;
+        self.last_position_ms = report.position_ms.clamp(0, self.lesson.duration_ms);
+        let overdue = self.check.as_ref().is_some_and(|c| now > c.expires_at);
+        if !report.visible {
+            return Status::Hidden;
+        }
+        if !media {
+            return Status::NoMedia;
+        }
+        if overdue {
+            return Status::CheckMissed;
+        }
+        self.counted_ms += elapsed;
+        self.watched_until_ms = self.counted_ms;
+        self.last_counted_at = now;
+        Status::Counted
+    }
+
     /// Checks whether the watched range reaches the end of the lesson, within
-    /// a tenth of its length and at most one second.
+    /// a tenth of its length and at most one second. A live lecture is never
+    /// complete this way; it is credited when it ends.
     fn reached_end(&self) -> bool {
+        if self.lesson.live_meeting.is_some() {
+            return false;
+        }
         let tolerance = (self.lesson.duration_ms / 10).min(1_000);
         self.watched_until_ms + tolerance >= self.lesson.duration_ms
     }
@@ -184,6 +230,7 @@ impl Active {
             id: hex::encode(rng.r#gen::<[u8; 8]>()),
             code: format!("{:04}", rng.gen_range(0..10_000)),
             expires_at: now + rules.check_window_ms,
+            missed: false,
         };
         self.check = Some(check.clone());
         Some(check)
@@ -201,6 +248,8 @@ fn next_check_gap(rules: &StudyRules) -> i64 {
 pub struct Tracker {
     rules: RwLock<StudyRules>,
     active: Mutex<HashMap<i64, Active>>,
+    /// Attention checks of live lectures by lesson, since the server started.
+    lecture_checks: Mutex<HashMap<i64, LectureChecks>>,
 }
 
 impl Tracker {
@@ -211,6 +260,70 @@ impl Tracker {
 
     fn rules(&self) -> StudyRules {
         *self.rules.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns the attention checks of a live lecture and how many sessions count now.
+    pub fn lecture_checks(&self, lesson_id: i64) -> LectureChecks {
+        let mut checks = self
+            .lecture_checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&lesson_id)
+            .copied()
+            .unwrap_or_default();
+        let recent = now_ms() - self.rules().slack_ms - 1_000;
+        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        checks.counting = active
+            .values()
+            .filter(|s| s.lesson.id == lesson_id && s.last_counted_at >= recent)
+            .count();
+        checks
+    }
+
+    /// Changes a lecture's check counts; callers may hold `active`, never the reverse.
+    fn count_check(&self, lesson_id: i64, change: impl FnOnce(&mut LectureChecks)) {
+        let mut checks = self
+            .lecture_checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        change(checks.entry(lesson_id).or_default());
+    }
+
+    /// Ends every session of a lesson, telling each page with `study_stopped`; a live
+    /// lecture does this when it ends.
+    pub fn end_lesson(&self, lesson_id: i64) {
+        let ended: Vec<Active> = {
+            let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+            let members: Vec<i64> = active
+                .iter()
+                .filter(|(_, s)| s.lesson.id == lesson_id)
+                .map(|(member, _)| *member)
+                .collect();
+            members
+                .into_iter()
+                .filter_map(|member| active.remove(&member))
+                .collect()
+        };
+        for session in ended {
+            let stopped = Reply::StudyStopped {
+                id: None,
+                lesson_id,
+            };
+            offer(
+                &session.queue,
+                &session.kick,
+                Outbound::Text(stopped.text()),
+            );
+        }
+    }
+
+    /// Returns the meeting of the live lecture a member's active session studies.
+    fn live_meeting_of(&self, member_id: i64, lesson_id: i64) -> Option<i64> {
+        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        active
+            .get(&member_id)
+            .filter(|s| s.lesson.id == lesson_id)
+            .and_then(|s| s.lesson.live_meeting)
     }
 
     /// Ends the sessions of a closed connection.
@@ -443,6 +556,7 @@ async fn begin(
         completed,
         next_check_ms: counted_ms + next_check_gap(&rules),
         check: None,
+        last_counted_at: 0,
     };
     let replaced = {
         let mut active = state.study.active.lock().unwrap_or_else(|e| e.into_inner());
@@ -512,13 +626,21 @@ async fn load_lesson(
     let course = super::access::readable_lesson_course(state, principal, lesson_id).await?;
     let course_id = course.id;
     let row = sqlx::query(
-        "SELECT duration_ms, max_rate_pct, credit_centi FROM learning_lessons WHERE id = $1",
+        "SELECT l.duration_ms, l.max_rate_pct, l.credit_centi, x.meeting_id, x.ended_at          FROM learning_lessons l LEFT JOIN learning_lectures x ON x.lesson_id = l.id WHERE l.id = $1",
     )
     .bind(lesson_id)
     .fetch_one(&state.db.pool)
     .await?;
     let duration_ms: i64 = row.try_get("duration_ms")?;
     let credit_centi: Option<i64> = row.try_get("credit_centi")?;
+    let live_meeting: Option<i64> = row.try_get("meeting_id")?;
+    if row.try_get::<Option<i64>, _>("ended_at")?.is_some() {
+        return Err(AppError::conflict(
+            "lecture_ended",
+            "直播课已结束，不再计学时",
+            "the live lecture has ended and no longer counts study time",
+        ));
+    }
     Ok(LessonFacts {
         id: lesson_id,
         course_id,
@@ -526,6 +648,7 @@ async fn load_lesson(
         duration_ms,
         max_rate_pct: row.try_get("max_rate_pct")?,
         credit_centi: credit_centi.unwrap_or_else(|| super::credit::default_centi(duration_ms)),
+        live_meeting,
     })
 }
 
@@ -568,7 +691,13 @@ async fn advance(
     progress: Progress,
 ) -> AppResult<Vec<Reply>> {
     let position_ms = seconds_to_ms("position", progress.position)?;
-    let outcome = assess_progress(state, link, member_id, &progress, position_ms);
+    let media = match state.study.live_meeting_of(member_id, progress.lesson_id) {
+        Some(meeting_id) => {
+            crate::meetings::live::lecture::media_connected(state, meeting_id, link.conn).await
+        }
+        None => false,
+    };
+    let outcome = assess_progress(state, link, member_id, &progress, position_ms, media);
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(refusal) => return Err(refuse(state, member_id, &progress, refusal).await),
@@ -625,6 +754,7 @@ fn assess_progress(
     member_id: i64,
     progress: &Progress,
     position_ms: i64,
+    media: bool,
 ) -> Result<Outcome, Refusal> {
     let rules = state.study.rules();
     let now = now_ms();
@@ -654,12 +784,29 @@ fn assess_progress(
         playing: progress.playing,
         visible: progress.visible,
     };
-    let status = session.assess(&rules, now, report);
+    let live = session.lesson.live_meeting.is_some();
+    let status = if live {
+        session.assess_live(&rules, now, report, media)
+    } else {
+        session.assess(&rules, now, report)
+    };
     let newly_completed = !session.completed && session.reached_end();
     if newly_completed {
         session.completed = true;
     }
+    let newly_missed = status == Status::CheckMissed
+        && session
+            .check
+            .as_mut()
+            .is_some_and(|check| !std::mem::replace(&mut check.missed, true));
     let check = session.due_check(&rules, now);
+    if live && (newly_missed || check.is_some()) {
+        // Lock order: `active`, then `lecture_checks`.
+        state.study.count_check(session.lesson.id, |checks| {
+            checks.missed += u64::from(newly_missed);
+            checks.sent += u64::from(check.is_some());
+        });
+    }
     Ok(Outcome {
         status,
         nonce: session.nonce.clone(),
@@ -854,6 +1001,11 @@ fn answer_check(
     }
     session.check = None;
     session.next_check_ms = session.counted_ms + next_check_gap(&rules);
+    if session.lesson.live_meeting.is_some() {
+        state
+            .study
+            .count_check(session.lesson.id, |checks| checks.passed += 1);
+    }
     tracing::debug!(
         member_id = session.member_id,
         lesson_id = answer.lesson_id,
@@ -884,6 +1036,7 @@ mod tests {
                 duration_ms,
                 max_rate_pct: rate_pct,
                 credit_centi: 25,
+                live_meeting: None,
             },
             nonce: "n".into(),
             last_seq: 0,
@@ -895,6 +1048,7 @@ mod tests {
             completed: false,
             next_check_ms: i64::MAX,
             check: None,
+            last_counted_at: 0,
         }
     }
 

@@ -27,9 +27,11 @@ pub mod store;
 mod view;
 mod votes;
 
+pub use input::MeetingInput;
 pub use kind::{Body, MeetingKind};
 pub use lifecycle::{end, set_locked};
 pub use presence::{Access, Standing, access, can_read, joined, left};
+pub use schedule::{can_manage, schedule_meeting};
 pub use store::MeetingStatus;
 
 use utoipa_axum::router::OpenApiRouter;

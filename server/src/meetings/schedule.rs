@@ -77,12 +77,25 @@ async fn schedule(
     caller: Caller,
     ApiJson(input): ApiJson<MeetingInput>,
 ) -> AppResult<(StatusCode, ApiJson<MeetingView>)> {
+    let id = schedule_meeting(&state, &caller, input).await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(view::build(&state, &caller, id).await?),
+    ))
+}
+
+/// Checks and stores a new meeting, sends the invitation and returns its id.
+pub async fn schedule_meeting(
+    state: &AppState,
+    caller: &Caller,
+    input: MeetingInput,
+) -> AppResult<i64> {
     let now = now_ms();
     let input = input.checked(now, true)?;
 
     let mut tx = state.db.begin().await?;
-    let org_path = check_org(&mut tx, &caller, &input).await?;
-    let seats = roster::resolve(&state, &caller, &mut tx, &input, &org_path).await?;
+    let org_path = check_org(&mut tx, caller, &input).await?;
+    let seats = roster::resolve(state, caller, &mut tx, &input, &org_path).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO meetings (org_id, kind, title, starts_at, ends_at, place, online, host_member, \
          recorder_member, status, created_by, created_at, updated_at) \
@@ -105,7 +118,7 @@ async fn schedule(
     roster::store(&mut tx, id, &seats).await?;
     let meeting = store::load(&mut tx, id).await?;
 
-    let events = invite(&state, &caller, &mut tx, &meeting, Invitation::New).await?;
+    let events = invite(state, caller, &mut tx, &meeting, Invitation::New).await?;
 
     audit::append(
         &mut tx,
@@ -121,10 +134,7 @@ async fn schedule(
     tx.commit().await?;
     state.hub.publish(events);
     tracing::info!(meeting_id = id, org_id = input.org_id, "meeting scheduled");
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(view::build(&state, &caller, id).await?),
-    ))
+    Ok(id)
 }
 
 async fn store_agenda(conn: &mut AnyConnection, id: i64, input: &MeetingInput) -> AppResult<()> {

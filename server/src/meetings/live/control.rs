@@ -114,13 +114,14 @@ async fn snapshot(
     let seq = super::chat::head(&state, id).await?;
     let is_host = access.standing == Standing::Host;
     let snapshot = match state.live.room(id) {
-        Some(room) => room.lock().await.snapshot(is_host, seq),
+        Some(room) => room.lock().await.snapshot(account, is_host, seq),
         None => Snapshot {
             meeting_id: id,
             locked: access.locked,
             participants: Vec::new(),
             lobby: Vec::new(),
             seq,
+            lecture: None,
         },
     };
     Ok(ApiJson(snapshot))
@@ -161,7 +162,8 @@ async fn admit(
     match enter(&state, &mut room, &link, waiting.standing, waiting.offer).await {
         Ok(entered) => {
             let seq = super::chat::head(&state, id).await.unwrap_or(0);
-            let snapshot = room.snapshot(waiting.standing == Standing::Host, seq);
+            let snapshot =
+                room.snapshot(target.account_id, waiting.standing == Standing::Host, seq);
             link.send(&LiveMessage::MeetingJoined {
                 id: waiting.request_id,
                 meeting_id: id,
@@ -169,8 +171,9 @@ async fn admit(
                 sdp: entered.sdp,
                 snapshot,
             });
+            let on_roll = room.is_staff(target.account_id);
             drop(room);
-            if !entered.replaced {
+            if !entered.replaced && on_roll {
                 record_joined(&state, id, target.account_id).await;
             }
         }
@@ -268,7 +271,13 @@ async fn mute(
     state
         .live
         .sfu
-        .set_blocked(&room_id(id), participant, MediaKind::Audio, body.muted)
+        .set_blocked(
+            &room_id(id),
+            participant,
+            MediaKind::Audio,
+            // Unmuting a lecture's viewer leaves them unable to speak without the floor.
+            body.muted || room.blocks(body.account_id, MediaKind::Audio),
+        )
         .await
         .map_err(sfu_error)?;
     if body.muted {
@@ -344,11 +353,8 @@ async fn remove(
             room.speaker = None;
         }
         member.link.send(&message);
-        room.broadcast(&LiveMessage::MeetingParticipantLeft {
-            meeting_id: id,
-            account_id: account,
-            participant: member.participant.0.clone(),
-        });
+        room.broadcast_left(account, member.participant.0.clone());
+        room.forget_lecture_member(account);
     }
     drop(room);
     tracing::info!(meeting_id = id, account_id = account, "removed by the host");
@@ -428,6 +434,7 @@ async fn end(
     }
     meetings::end(&state, id, caller.session.account.id).await?;
     tracing::info!(meeting_id = id, "meeting ended by the host");
+    crate::learning::lectures::meeting_ended(&state, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

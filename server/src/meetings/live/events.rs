@@ -175,11 +175,8 @@ async fn disconnected(state: &AppState, participant: &ParticipantId) {
         meeting_id,
         reason: LeftReason::Disconnected,
     });
-    room.broadcast(&LiveMessage::MeetingParticipantLeft {
-        meeting_id,
-        account_id: account,
-        participant: participant.0.clone(),
-    });
+    room.broadcast_left(account, participant.0.clone());
+    room.forget_lecture_member(account);
     state.live.close_engine_room_if_empty(&mut room).await;
     drop(room);
     tracing::info!(meeting_id, account_id = account, %participant, "media connection lost");

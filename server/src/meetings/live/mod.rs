@@ -24,6 +24,7 @@ pub mod chat;
 pub mod control;
 mod decisions;
 mod events;
+pub mod lecture;
 mod mixed_audio;
 pub mod protocol;
 pub mod room;
@@ -57,6 +58,8 @@ pub struct Link {
     pub conn_id: ConnId,
     pub account_id: i64,
     pub name: String,
+    /// The account's permissions when the request arrived, for lecture roles.
+    pub principal: crate::perm::Principal,
     queue: mpsc::Sender<Outbound>,
     kick: Arc<Kick>,
 }
@@ -66,6 +69,7 @@ impl Link {
         conn_id: ConnId,
         account_id: i64,
         name: String,
+        principal: crate::perm::Principal,
         queue: mpsc::Sender<Outbound>,
         kick: Arc<Kick>,
     ) -> Self {
@@ -73,6 +77,7 @@ impl Link {
             conn_id,
             account_id,
             name,
+            principal,
             queue,
             kick,
         }
@@ -204,8 +209,9 @@ impl Live {
         self.rooms_map().get(&meeting_id).cloned()
     }
 
-    /// Returns the meeting's room, creating it with the stored host decisions and raised
-    /// hands when it does not exist yet.
+    /// Returns the meeting's room, creating it with the stored host decisions, raised
+    /// hands and lecture facts when it does not exist yet. A lecture's room gets its
+    /// ticker of counts and dashboard.
     async fn room_or_load(
         &self,
         state: &AppState,
@@ -216,16 +222,26 @@ impl Live {
             return Ok(room);
         }
         let stored = decisions::load(state, meeting_id).await?;
+        let lecture = crate::learning::lectures::facts_of_meeting(state, meeting_id).await?;
+        let is_lecture = lecture.is_some();
         // Another request may have created the room meanwhile, from the same rows.
-        Ok(self
-            .rooms_map()
-            .entry(meeting_id)
-            .or_insert_with(|| {
-                Arc::new(tokio::sync::Mutex::new(Room::restore(
-                    meeting_id, locked, stored,
-                )))
-            })
-            .clone())
+        let (room, created) = {
+            let mut rooms = self.rooms_map();
+            match rooms.get(&meeting_id) {
+                Some(room) => (room.clone(), false),
+                None => {
+                    let mut room = Room::restore(meeting_id, locked, stored);
+                    room.lecture = lecture.map(lecture::LectureMode::new);
+                    let room = Arc::new(tokio::sync::Mutex::new(room));
+                    rooms.insert(meeting_id, room.clone());
+                    (room, true)
+                }
+            }
+        };
+        if created && is_lecture {
+            lecture::spawn_ticker(state.clone(), Arc::downgrade(&room));
+        }
+        Ok(room)
     }
 
     fn take_room(&self, meeting_id: i64) -> Option<Arc<tokio::sync::Mutex<Room>>> {

@@ -168,6 +168,9 @@ pub struct Snapshot {
     /// Newest sequence number of the `meeting:ID` topic: subscribe with this `since` to
     /// get every chat message after the snapshot.
     pub seq: i64,
+    /// Counts and the reader's role when the meeting is a live lecture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lecture: Option<super::lecture::LectureStats>,
 }
 
 /// Reason a connection is no longer in a meeting's media (or lobby).
@@ -255,5 +258,31 @@ pub enum LiveMessage {
     MeetingLobby {
         meeting_id: i64,
         waiting: Vec<WaitingEntry>,
+    },
+    /// Lecture mode: the counts every viewer sees, sent when they changed.
+    LectureStats {
+        meeting_id: i64,
+        stats: super::lecture::LectureStats,
+    },
+    /// Lecture mode: the organizer's dashboard, sent to presenters and organizers.
+    LectureDashboard {
+        meeting_id: i64,
+        dashboard: serde_json::Value,
+    },
+    /// Lecture mode: the viewer who may speak now changed (absent: nobody).
+    LectureFloor {
+        meeting_id: i64,
+        account_id: Option<i64>,
+    },
+    /// Lecture mode: a question was asked or marked answered. Presenters and organizers
+    /// get every question, the asker gets their own.
+    LectureQuestion {
+        meeting_id: i64,
+        question: serde_json::Value,
+    },
+    /// Lecture mode: a poll was opened or closed, or its results changed.
+    LecturePoll {
+        meeting_id: i64,
+        poll: serde_json::Value,
     },
 }

@@ -110,6 +110,8 @@ pub struct Room {
     pub closed: bool,
     /// The mixing task, while any member receives mixed audio.
     pub mixed_audio: Option<MixedAudio>,
+    /// Lecture mode, when the meeting is a live lecture.
+    pub lecture: Option<super::lecture::LectureMode>,
 }
 
 impl Room {
@@ -127,6 +129,7 @@ impl Room {
             speaker: None,
             closed: false,
             mixed_audio: None,
+            lecture: None,
         }
     }
 
@@ -223,14 +226,26 @@ impl Room {
             .collect()
     }
 
-    /// Builds the live state, with the lobby only for the host.
-    pub fn snapshot(&self, is_host: bool, seq: i64) -> Snapshot {
+    /// Builds the live state as `account_id` may see it: the lobby only for the host,
+    /// and in lecture mode only the presenters and the floor holder for viewers.
+    pub fn snapshot(&self, account_id: i64, is_host: bool, seq: i64) -> Snapshot {
+        let staff = self.is_staff(account_id);
+        let lecture = self
+            .lecture_stats()
+            .map(|stats| super::lecture::LectureStats {
+                role: self
+                    .lecture
+                    .as_ref()
+                    .and_then(|lecture| lecture.roles.get(&account_id).copied()),
+                ..stats
+            });
         Snapshot {
             meeting_id: self.meeting_id,
             locked: self.locked,
             participants: self
                 .members
                 .keys()
+                .filter(|account| staff || self.is_stage(**account) || **account == account_id)
                 .filter_map(|account| self.participant_entry(*account))
                 .collect(),
             lobby: if is_host {
@@ -239,6 +254,7 @@ impl Room {
                 Vec::new()
             },
             seq,
+            lecture,
         }
     }
 
@@ -250,14 +266,34 @@ impl Room {
         }
     }
 
-    /// Sends a participant's current entry to every person in the media.
+    /// Sends a participant's current entry to every person in the media who sees them;
+    /// in lecture mode a viewer also gets their own entry.
     pub fn broadcast_participant(&self, account_id: i64) {
         if let Some(participant) = self.participant_entry(account_id) {
-            self.broadcast(&LiveMessage::MeetingParticipant {
+            let message = LiveMessage::MeetingParticipant {
                 meeting_id: self.meeting_id,
                 participant,
-            });
+            };
+            self.broadcast_about(account_id, &message);
+            if !self.is_stage(account_id)
+                && !self.is_staff(account_id)
+                && let Some(member) = self.members.get(&account_id)
+            {
+                member.link.send(&message);
+            }
         }
+    }
+
+    /// Sends that a participant left to every person in the media who saw them.
+    pub fn broadcast_left(&self, account_id: i64, participant: String) {
+        self.broadcast_about(
+            account_id,
+            &LiveMessage::MeetingParticipantLeft {
+                meeting_id: self.meeting_id,
+                account_id,
+                participant,
+            },
+        );
     }
 
     /// Sends the lobby to the host's connections in the media.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sfu::MediaKind;
 
 use super::decisions;
+use super::lecture::{LectureRole, check_receive_only};
 use super::protocol::{
     Chat, Hand, Join, Layer, Leave, LeftReason, LiveMessage, MediaState, Mix, Sdp,
 };
@@ -128,6 +129,18 @@ async fn join(state: &AppState, link: &Link, body: Join) -> AppResult<LiveMessag
         .live
         .room_or_load(state, access.meeting_id, access.locked)
         .await?;
+    let facts = room
+        .lock()
+        .await
+        .lecture
+        .as_ref()
+        .map(|lecture| lecture.facts.clone());
+    let role = match &facts {
+        Some(facts) => {
+            Some(crate::learning::lectures::role_of(state, facts, &link.principal).await?)
+        }
+        None => None,
+    };
     let mut room = room.lock().await;
     if room.closed {
         return Err(ended());
@@ -135,7 +148,22 @@ async fn join(state: &AppState, link: &Link, body: Join) -> AppResult<LiveMessag
     room.locked = access.locked;
 
     let account = link.account_id;
-    if entry(access.standing, room.locked, &room.decisions(account)) == Entry::Lobby {
+    let entry = match role {
+        // A lecture has no lobby; only someone the host removed waits there.
+        Some(_) if room.removed.contains(&account) => Entry::Lobby,
+        Some(_) => Entry::Direct,
+        None => entry(access.standing, room.locked, &room.decisions(account)),
+    };
+    if let Some(role) = role {
+        if role != LectureRole::Presenter {
+            let floor = room.lecture.as_ref().and_then(|l| l.floor) == Some(account);
+            check_receive_only(&body.sdp, floor)?;
+        }
+        if let Some(lecture) = room.lecture.as_mut() {
+            lecture.roles.insert(account, role);
+        }
+    }
+    if entry == Entry::Lobby {
         let waiting = Waiting {
             link: link.clone(),
             standing: access.standing,
@@ -165,9 +193,12 @@ async fn join(state: &AppState, link: &Link, body: Join) -> AppResult<LiveMessag
     }
 
     let entered = enter(state, &mut room, link, access.standing, body.sdp).await?;
-    let snapshot = room.snapshot(access.standing == Standing::Host, seq);
+    let snapshot = room.snapshot(account, access.standing == Standing::Host, seq);
+    // A lecture's viewers are counted by their study time, not on the meeting's
+    // roll, so hundreds of them do not each send an attendance event to everyone.
+    let on_roll = room.is_staff(account);
     drop(room);
-    if !entered.replaced {
+    if !entered.replaced && on_roll {
         record_joined(state, access.meeting_id, account).await;
     }
     Ok(LiveMessage::MeetingJoined {
@@ -214,11 +245,7 @@ pub async fn enter(
                 reason: LeftReason::Replaced,
             });
         }
-        room.broadcast(&LiveMessage::MeetingParticipantLeft {
-            meeting_id,
-            account_id: account,
-            participant: earlier.participant.0,
-        });
+        room.broadcast_left(account, earlier.participant.0);
     }
     if room.lobby.remove(&account).is_some() {
         room.notify_lobby();
@@ -237,18 +264,25 @@ pub async fn enter(
             return Err(sfu_error(error));
         }
     };
-    // Blocked before the answer leaves, so no audio of a muted person is ever forwarded.
-    if room.muted.contains(&account)
-        && let Err(error) = live
-            .sfu
-            .set_blocked(&room_id, participant.clone(), MediaKind::Audio, true)
-            .await
-    {
-        live.drop_participant(meeting_id, &participant).await;
-        if replaced {
-            record_left(state, meeting_id, account).await;
+    // Blocked before the answer leaves, so no audio of a muted person, and no media of
+    // a lecture's viewer, is ever forwarded.
+    for kind in [MediaKind::Audio, MediaKind::Video] {
+        let blocked = room.blocks(account, kind)
+            || (kind == MediaKind::Audio && room.muted.contains(&account));
+        if !blocked {
+            continue;
         }
-        return Err(sfu_error(error));
+        if let Err(error) = live
+            .sfu
+            .set_blocked(&room_id, participant.clone(), kind, true)
+            .await
+        {
+            live.drop_participant(meeting_id, &participant).await;
+            if replaced {
+                record_left(state, meeting_id, account).await;
+            }
+            return Err(sfu_error(error));
+        }
     }
     room.members.insert(
         account,
@@ -303,11 +337,8 @@ pub async fn leave_connection(state: &AppState, meeting_id: i64, conn_id: ConnId
         .live
         .drop_participant(meeting_id, &member.participant)
         .await;
-    room.broadcast(&LiveMessage::MeetingParticipantLeft {
-        meeting_id,
-        account_id: account,
-        participant: member.participant.0,
-    });
+    room.broadcast_left(account, member.participant.0);
+    room.forget_lecture_member(account);
     state.live.close_engine_room_if_empty(&mut room).await;
     drop(room);
     tracing::info!(meeting_id, account_id = account, "left the media");
@@ -364,7 +395,17 @@ async fn participant_of(
 
 async fn offer(state: &AppState, link: &Link, body: Sdp) -> AppResult<LiveMessage> {
     check_sdp(&body.sdp)?;
-    let participant = participant_of(state, link, body.meeting_id).await?;
+    let (participant, receive_only) = with_member(state, link, body.meeting_id, |room, account| {
+        // In a lecture only presenters publish freely; the floor holder may send audio.
+        let receive_only = room
+            .blocks(account, MediaKind::Video)
+            .then(|| !room.blocks(account, MediaKind::Audio));
+        (room.members[&account].participant.clone(), receive_only)
+    })
+    .await?;
+    if let Some(audio_allowed) = receive_only {
+        check_receive_only(&body.sdp, audio_allowed)?;
+    }
     let sdp = state
         .live
         .sfu

@@ -114,7 +114,7 @@ pub struct RecordingView {
 
 /// Recordings live among the stored files, so that every node reaches them and backups
 /// carry them.
-fn recordings_dir(state: &AppState) -> PathBuf {
+pub(crate) fn recordings_dir(state: &AppState) -> PathBuf {
     state.config.store.files_dir().join("recordings")
 }
 
