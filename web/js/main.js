@@ -26,6 +26,7 @@ import { mountProgress, mountSent } from './views/sent.js';
 import { mountLearning } from './views/learning.js';
 import { mountCourse } from './views/course.js';
 import { mountLesson } from './views/lesson.js';
+import { mountLecture } from './views/lecture.js';
 import { mountCertificate, mountExam } from './views/exam.js';
 import { mountLearningReports } from './views/learnreports.js';
 import { hub } from './hub.js';
@@ -51,6 +52,7 @@ const ROUTES = [
   { pattern: /^\/learning$/, nav: 'learning', view: 'learning' },
   { pattern: /^\/learning\/courses\/(\d+)$/, nav: 'learning', view: 'course' },
   { pattern: /^\/learning\/lessons\/(\d+)$/, nav: 'learning', view: 'lesson' },
+  { pattern: /^\/learning\/lectures\/(\d+)$/, nav: 'learning', view: 'lecture' },
   { pattern: /^\/learning\/exams\/(\d+)$/, nav: 'learning', view: 'exam' },
   { pattern: /^\/learning\/certificates\/(\d+)$/, nav: 'learning', view: 'certificate' },
   { pattern: /^\/learning\/reports$/, nav: 'learning', view: 'learningReports' },
@@ -79,6 +81,7 @@ const VIEWS = {
   learning: mountLearning,
   course: mountCourse,
   lesson: mountLesson,
+  lecture: mountLecture,
   exam: mountExam,
   certificate: mountCertificate,
   learningReports: mountLearningReports,

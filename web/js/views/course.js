@@ -41,7 +41,7 @@ export function mountCourse(outlet, context) {
         h(
           'li',
           {},
-          h('a', { href: `/learning/lessons/${lesson.id}`, 'data-link': true }, lesson.title),
+          h('a', { href: lesson.kind === 'live' ? `/learning/lectures/${lesson.id}` : `/learning/lessons/${lesson.id}`, 'data-link': true }, lesson.title),
           ' ',
           h('span', { class: 'muted' }, t('learn.lessonLine', { kind: t(`learn.kind.${lesson.kind}`), minutes: Math.ceil(lesson.duration_s / 60), hours: lesson.credit_hours })),
           lesson.completed ? h('span', { class: 'tag' }, t('learn.done')) : null,
@@ -69,6 +69,7 @@ export function mountCourse(outlet, context) {
       'div',
       { class: 'learn-tools' },
       button(t('learn.addLesson'), () => addLesson()),
+      button(t('lecture.add'), () => addLecture(course)),
       button(t('learn.assign'), () => assign()),
       button(t('learn.addQuestion'), () => addQuestion()),
       button(t('learn.createExam'), () => createExam()),
@@ -181,6 +182,49 @@ export function mountCourse(outlet, context) {
           const input = { title: title.value, kind: kind.value, duration_s: Math.round(Number(minutes.value) * 60), body_html: text.value };
           if (hours.value !== '') input.credit_hours = Number(hours.value);
           return api.post(`/api/learning/courses/${courseId}/lessons`, input);
+        },
+      ),
+    ).then((created) => created && load());
+  }
+
+  /** Adds a live lecture; its meeting is scheduled in the course's organization. */
+  async function addLecture(course) {
+    let members;
+    try {
+      members = (await api.get(`/api/orgs/${course.org_id}/members${query({ subtree: true, limit: 500 })}`)).items;
+    } catch (error) {
+      announce(error.message, 'error');
+      return;
+    }
+    const options = () => members.map((member) => h('option', { value: String(member.id) }, member.name));
+    const title = h('input', { name: 'title', required: true });
+    const start = h('input', { name: 'starts_at', type: 'datetime-local', required: true });
+    const minutes = h('input', { name: 'duration_s', type: 'number', min: 1, value: 60 });
+    const lecturer = h('select', { name: 'lecturer_member' }, options());
+    const co = h('select', { name: 'co_presenters', multiple: true, size: Math.min(6, members.length) }, options());
+    const hours = h('input', { name: 'credit_hours', type: 'number', step: '0.25', min: 0 });
+    openDialog(t('lecture.add'), (close) =>
+      dialogForm(
+        close,
+        [
+          field(t('learn.lessonTitle'), title),
+          field(t('lecture.start'), start),
+          field(t('learn.minutes'), minutes),
+          field(t('lecture.lecturer'), lecturer),
+          field(t('lecture.coPresenters'), co, t('lecture.coPresentersHint')),
+          field(t('learn.creditHours'), hours, t('lecture.creditHint')),
+        ],
+        t('common.save'),
+        async () => {
+          const input = {
+            title: title.value,
+            starts_at: new Date(start.value).getTime(),
+            duration_s: Math.round(Number(minutes.value) * 60),
+            lecturer_member: Number(lecturer.value),
+            co_presenters: [...co.selectedOptions].map((option) => Number(option.value)),
+          };
+          if (hours.value !== '') input.credit_hours = Number(hours.value);
+          return api.post(`/api/learning/courses/${courseId}/lectures`, input);
         },
       ),
     ).then((created) => created && load());
