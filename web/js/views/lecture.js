@@ -7,11 +7,12 @@
 // Route: /learning/lectures/{id}.
 
 import { api } from '../api.js';
-import { announce, errorState, h, openDialog, replace } from '../dom.js';
+import { announce, errorState, h, replace } from '../dom.js';
 import { hub } from '../hub.js';
 import { t } from '../i18n.js';
 import { session as currentSession } from '../session.js';
 import { RoomConnection, RoomState } from './roomconnection.js';
+import { showAttentionCheck } from './lesson.js';
 import { createChat } from './roompanels.js';
 
 /** Interval between study reports, in milliseconds. */
@@ -445,36 +446,7 @@ export function mountLecture(outlet, context) {
 
   function onCheck(message) {
     if (message.lesson_id !== lessonId || !studyNonce) return;
-    const nonce = studyNonce;
-    openDialog(t('learn.checkTitle'), (close) =>
-      h(
-        'div',
-        { class: 'dialog-body' },
-        h('p', {}, t('learn.checkBody')),
-        h('p', { class: 'learn-check-code' }, message.code),
-        h(
-          'div',
-          { class: 'dialog-actions' },
-          h(
-            'button',
-            {
-              type: 'button',
-              class: 'button button-primary',
-              autofocus: true,
-              onclick: async () => {
-                try {
-                  await hub.request({ type: 'study_check_answer', lesson_id: lessonId, nonce, check_id: message.check_id, code: message.code });
-                  close(true);
-                } catch (error) {
-                  announce(error.message, 'error');
-                }
-              },
-            },
-            t('learn.checkConfirm'),
-          ),
-        ),
-      ),
-    );
+    showAttentionCheck(lessonId, studyNonce, message);
   }
 
   function leave() {

@@ -172,36 +172,7 @@ export function mountLesson(outlet, context) {
 
   function onCheck(message) {
     if (message.lesson_id !== lessonId || !session) return;
-    const nonce = session;
-    openDialog(t('learn.checkTitle'), (close) =>
-      h(
-        'div',
-        { class: 'dialog-body' },
-        h('p', {}, t('learn.checkBody')),
-        h('p', { class: 'learn-check-code' }, message.code),
-        h(
-          'div',
-          { class: 'dialog-actions' },
-          h(
-            'button',
-            {
-              type: 'button',
-              class: 'button button-primary',
-              autofocus: true,
-              onclick: async () => {
-                try {
-                  await hub.request({ type: 'study_check_answer', lesson_id: lessonId, nonce, check_id: message.check_id, code: message.code });
-                  close(true);
-                } catch (error) {
-                  announce(error.message, 'error');
-                }
-              },
-            },
-            t('learn.checkConfirm'),
-          ),
-        ),
-      ),
-    );
+    showAttentionCheck(lessonId, session, message);
   }
 
   load();
@@ -215,4 +186,41 @@ export function mountLesson(outlet, context) {
       if (media) media.pause();
     },
   };
+}
+
+/**
+ * Shows an attention check (`study_check`) and sends the answer of the
+ * session with `nonce` when the person confirms it; the live lecture page
+ * uses it too.
+ */
+export function showAttentionCheck(lessonId, nonce, message) {
+  openDialog(t('learn.checkTitle'), (close) =>
+    h(
+      'div',
+      { class: 'dialog-body' },
+      h('p', {}, t('learn.checkBody')),
+      h('p', { class: 'learn-check-code' }, message.code),
+      h(
+        'div',
+        { class: 'dialog-actions' },
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'button button-primary',
+            autofocus: true,
+            onclick: async () => {
+              try {
+                await hub.request({ type: 'study_check_answer', lesson_id: lessonId, nonce, check_id: message.check_id, code: message.code });
+                close(true);
+              } catch (error) {
+                announce(error.message, 'error');
+              }
+            },
+          },
+          t('learn.checkConfirm'),
+        ),
+      ),
+    ),
+  );
 }
