@@ -513,6 +513,13 @@ async fn attendance_credited_at_end(backend: Backend) {
     });
     let (lesson_id, meeting_id) = add_lecture(&fx).await;
     let lecturer = Signal::connect(&fx.server, &fx.lecturer).await;
+
+    // Waiting in the media before any presenter arrives counts nothing.
+    let attentive = Signal::connect(&fx.server, &fx.viewers[0]).await;
+    watch(&attentive, meeting_id, "j-attentive").await;
+    let waiting = study(&attentive, lesson_id, 1.0, true, "w").await;
+    assert!(waiting.iter().all(|s| s == "no_media"), "{waiting:?}");
+
     lecturer.enter(meeting_id, "j-lecturer").await;
     fx.lecturer
         .api
@@ -522,9 +529,7 @@ async fn attendance_credited_at_end(backend: Backend) {
         )
         .await
         .expect(StatusCode::CREATED);
-    let attentive = Signal::connect(&fx.server, &fx.viewers[0]).await;
     let careless = Signal::connect(&fx.server, &fx.viewers[1]).await;
-    watch(&attentive, meeting_id, "j-attentive").await;
     watch(&careless, meeting_id, "j-careless").await;
 
     // Time counts only on a connection whose media is in the lecture.

@@ -320,8 +320,9 @@ pub async fn audience(state: &AppState, meeting_id: i64) -> (usize, usize, usize
     (room.members.len() - presenters, connected, presenters)
 }
 
-/// Checks whether a connection is in the media of a meeting with its media connected;
-/// a viewer's study time counts only then.
+/// Checks whether a connection is in the media of a lecture with its media connected
+/// while a presenter is there too. A viewer's study time counts only then, so waiting
+/// for the lecture to begin earns nothing.
 pub async fn media_connected(
     state: &AppState,
     meeting_id: i64,
@@ -331,9 +332,16 @@ pub async fn media_connected(
         return false;
     };
     let room = room.lock().await;
-    room.members
-        .values()
-        .any(|member| member.link.conn_id == conn_id && member.connected)
+    let presenting = room.lecture.as_ref().is_some_and(|lecture| {
+        room.members
+            .keys()
+            .any(|account| lecture.facts.presenters.contains(account))
+    });
+    presenting
+        && room
+            .members
+            .values()
+            .any(|member| member.link.conn_id == conn_id && member.connected)
 }
 
 /// Notes that a poll's results changed; viewers get them with the next tick.
