@@ -123,7 +123,8 @@ struct LectureRow {
 async fn load_row(state: &AppState, lesson_id: i64) -> AppResult<LectureRow> {
     let row = sqlx::query(
         "SELECT l.course_id, x.meeting_id, x.lecturer_member, x.ended_at \
-         FROM learning_lectures x JOIN learning_lessons l ON l.id = x.lesson_id WHERE x.lesson_id = $1",
+         FROM learning_lectures x JOIN learning_lessons l ON l.id = x.lesson_id \
+         WHERE x.lesson_id = $1 AND l.deleted_at IS NULL",
     )
     .bind(lesson_id)
     .fetch_optional(&state.db.pool)
@@ -333,7 +334,8 @@ async fn create_lecture(
 
     let mut tx = state.db.begin().await?;
     let position: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(position), 0) + 1 FROM learning_lessons WHERE course_id = $1",
+        "SELECT COALESCE(MAX(position), 0) + 1 FROM learning_lessons \
+         WHERE course_id = $1 AND deleted_at IS NULL",
     )
     .bind(id)
     .fetch_one(&mut *tx)

@@ -110,7 +110,8 @@ async fn recording_lesson(
     .execute(&mut *tx)
     .await?;
     let position: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(position), 0) + 1 FROM learning_lessons WHERE course_id = $1",
+        "SELECT COALESCE(MAX(position), 0) + 1 FROM learning_lessons \
+         WHERE course_id = $1 AND deleted_at IS NULL",
     )
     .bind(lecture.course_id)
     .fetch_one(&mut *tx)

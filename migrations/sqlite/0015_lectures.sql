@@ -22,7 +22,11 @@ CREATE TABLE learning_lessons (
     video_sha256   TEXT REFERENCES stored_files (sha256),
     video_mime     TEXT,
     body_html      TEXT NOT NULL,
-    created_at     BIGINT NOT NULL
+    created_at     BIGINT NOT NULL,
+    -- A deleted lesson stays as a row and leaves the course.
+    deleted_at     BIGINT,
+    -- A reading lesson given as a PDF file instead of rich text.
+    pdf_sha256     TEXT REFERENCES stored_files (sha256)
 );
 INSERT INTO learning_lessons SELECT * FROM learning_lessons_copy;
 DROP TABLE learning_lessons_copy;
