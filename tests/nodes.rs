@@ -4,7 +4,10 @@
 //! reach every node in the same order and resume on another node, that
 //! concurrent audit appends keep one chain, that a node killed with
 //! SIGKILL loses nothing acknowledged, and that delivery resumes after the
-//! NATS server restarts.
+//! NATS server restarts. Presence on a topic covers every node's
+//! connections and drops a killed node's people after the lease. The node
+//! chosen for a meeting follows the placement bucket: the hosting node in
+//! the caller's region first, else the least loaded node.
 //! Background-task leases are checked on both database backends.
 //!
 //! Needs PostgreSQL (see tests/common) and NATS with JetStream on
@@ -12,9 +15,14 @@
 //! starts both.
 
 mod common;
+// Shared with meeting_media.rs, which uses all of it.
+#[allow(dead_code)]
+#[path = "meeting_media/peer.rs"]
+mod peer;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Backend, PATIENCE, Store};
@@ -34,6 +42,9 @@ on_both_backends!(lease_has_one_holder);
 fn nats_url() -> String {
     std::env::var("DANGWU_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
 }
+
+/// Media region of each node: node 0 alone in `north`, nodes 1 and 2 in `south`.
+const REGIONS: [&str; 3] = ["north", "south", "south"];
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -125,6 +136,9 @@ impl Cluster {
             .arg(&self.prefix)
             .arg("--node-id")
             .arg(format!("node-{index}"))
+            .args(["--media-region", REGIONS[index]])
+            .arg("--node-url")
+            .arg(format!("http://127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -193,20 +207,33 @@ impl Cluster {
         );
     }
 
-    /// Stops every node and deletes the NATS stream of this cluster,
-    /// checking that the nodes created it.
+    /// Stops every node and deletes the NATS stream and buckets of this
+    /// cluster, checking that the nodes created them.
     async fn finish(mut self) {
         for node in &mut self.nodes {
             let _ = node.child.kill();
             let _ = node.child.wait();
         }
-        let client = async_nats::connect(self.nats_url.as_str()).await.unwrap();
-        let jetstream = async_nats::jetstream::new(client);
+        let jetstream = self.jetstream().await;
         let stream = server::hub::nats::stream_name(&self.prefix);
         jetstream
             .delete_stream(&stream)
             .await
             .unwrap_or_else(|error| panic!("delete NATS stream {stream}: {error}"));
+        for bucket in [
+            server::hub::presence::bucket_name(&self.prefix),
+            server::meetings::live::placement::bucket_name(&self.prefix),
+        ] {
+            jetstream
+                .delete_key_value(&bucket)
+                .await
+                .unwrap_or_else(|error| panic!("delete NATS bucket {bucket}: {error}"));
+        }
+    }
+
+    async fn jetstream(&self) -> async_nats::jetstream::Context {
+        let client = async_nats::connect(self.nats_url.as_str()).await.unwrap();
+        async_nats::jetstream::new(client)
     }
 }
 
@@ -872,5 +899,174 @@ async fn study_on_other_node_pauses_first() {
             .await
             .unwrap();
     assert_eq!(holder, "node-1");
+    cluster.finish().await;
+}
+
+/// Reads messages until the topic's presence lists `count` people; returns
+/// their entries. Every subscription gets a presence message, before or
+/// after its `subscribed` reply, so no change is missed.
+async fn presence_with(ws: &mut Ws, topic: &str, count: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut last = None;
+    loop {
+        let Ok(message) = tokio::time::timeout_at(deadline, next_json(ws)).await else {
+            panic!("presence on {topic} never listed {count} people; last {last:?}");
+        };
+        if message["type"] == "presence" && message["topic"] == topic {
+            let online = message["online"].as_array().unwrap().clone();
+            if online.len() == count {
+                return online;
+            }
+            last = Some(online);
+        }
+    }
+}
+
+async fn send_subscribe(ws: &mut Ws, topic: &str) {
+    let message = json!({"type": "subscribe", "id": "s", "topic": topic});
+    ws.send(Message::text(message.to_string())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_spans_nodes_and_expires() {
+    let mut cluster = Cluster::start().await;
+    let drafter = login(cluster.base(0), "dangyuan").await;
+    let secretary = login(cluster.base(1), "zhibu").await;
+    let document = submitted_document(cluster.base(0), &drafter).await;
+    let topic = format!("document:{document}");
+
+    let mut on_node0 = connect(cluster.base(0), &drafter).await;
+    send_subscribe(&mut on_node0, &topic).await;
+    let alone = presence_with(&mut on_node0, &topic, 1).await;
+
+    // Each client sees both people, although each node has one of them.
+    let mut on_node1 = connect(cluster.base(1), &secretary).await;
+    send_subscribe(&mut on_node1, &topic).await;
+    let seen1 = presence_with(&mut on_node1, &topic, 2).await;
+    let seen0 = presence_with(&mut on_node0, &topic, 2).await;
+    assert_eq!(seen0, seen1);
+    assert!(seen0.contains(&alone[0]), "{seen0:?} lacks {alone:?}");
+
+    // Node 1 dies without a word; its person drops out after the lease.
+    cluster.kill(1);
+    let after = presence_with(&mut on_node0, &topic, 1).await;
+    assert_eq!(after, alone);
+    cluster.finish().await;
+}
+
+/// Requests from `base` the node that should carry the meeting until the
+/// response names `expected`; returns that response.
+async fn node_choice(
+    base: &str,
+    session: &Session,
+    meeting_id: i64,
+    region: Option<&str>,
+    expected: &str,
+) -> Value {
+    let client = common::http_client();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut builder = client
+            .get(format!("{base}/api/meetings/{meeting_id}/node"))
+            .header("cookie", &session.cookie);
+        if let Some(region) = region {
+            builder = builder.header("x-dangwu-region", region);
+        }
+        let response = builder.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let choice: Value = response.json().await.unwrap();
+        if choice["node_id"] == expected {
+            return choice;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{base} never chose {expected} for region {region:?}; last answer {choice}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Joins the meeting's media through a hub socket on `base` with a real
+/// WebRTC peer and keeps sending media; returns the socket and the peer.
+async fn join_media(base: &str, session: &Session, meeting_id: i64) -> (Ws, Arc<peer::Peer>) {
+    let mut ws = connect(base, session).await;
+    let peer = peer::Peer::new().await;
+    let join = json!({"type": "meeting_join", "meeting_id": meeting_id, "sdp": peer.offer().await});
+    let reply = hub_request(&mut ws, join, "join", &mut Vec::new()).await;
+    assert_eq!(reply["type"], "meeting_joined", "{reply}");
+    peer.apply_answer(reply["sdp"].as_str().unwrap()).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !peer.is_connected() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "media never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    peer::spawn_media(peer.clone());
+    (ws, peer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meeting_node_follows_placement() {
+    let mut cluster = Cluster::start().await;
+    // A scheduled online demo meeting, and its host, who may open it.
+    let mut conn = cluster.store.connect().await;
+    let (meeting_id, username): (i64, String) = sqlx::query_as(
+        "SELECT mt.id, a.username FROM meetings mt JOIN accounts a ON a.member_id = mt.host_member \
+         WHERE mt.status = 'scheduled' AND mt.online = 1 ORDER BY mt.id LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("a scheduled demo meeting");
+    let host = login(cluster.base(0), &username).await;
+
+    // No one is in the meeting: the least loaded node of the caller's
+    // region, with ties going to the node that handles the request.
+    let choice = node_choice(cluster.base(0), &host, meeting_id, Some("south"), "node-1").await;
+    assert_eq!(choice["url"], cluster.base(1));
+    assert_eq!(choice["region"], "south");
+    assert_eq!(choice["this_node"], false);
+    assert_eq!(choice["hosts_meeting"], false);
+    let choice = node_choice(cluster.base(2), &host, meeting_id, None, "node-2").await;
+    assert_eq!(
+        choice["this_node"], true,
+        "no header: the answering node's region"
+    );
+    node_choice(cluster.base(1), &host, meeting_id, Some("north"), "node-0").await;
+
+    // The host joins on node 2, which records its part of the meeting.
+    let (_ws, peer) = join_media(cluster.base(2), &host, meeting_id).await;
+    let choice = node_choice(cluster.base(0), &host, meeting_id, Some("south"), "node-2").await;
+    assert_eq!(choice["hosts_meeting"], true);
+    assert_eq!(choice["participants"], 1);
+    // No host in the caller's region: the meeting stays on one node.
+    node_choice(cluster.base(1), &host, meeting_id, Some("north"), "node-2").await;
+    let jetstream = cluster.jetstream().await;
+    let bucket = jetstream
+        .get_key_value(server::meetings::live::placement::bucket_name(
+            &cluster.prefix,
+        ))
+        .await
+        .unwrap();
+    let key = format!("meeting.{meeting_id}.node-2");
+    let entry: Value = serde_json::from_slice(&bucket.get(&key).await.unwrap().unwrap()).unwrap();
+    assert_eq!(entry["url"], cluster.base(2));
+    assert_eq!(entry["region"], "south");
+    assert_eq!(entry["participants"], 1);
+
+    // Node 2 dies: its entries expire and the meeting goes to node 1.
+    cluster.kill(2);
+    peer.close().await;
+    node_choice(cluster.base(0), &host, meeting_id, Some("south"), "node-1").await;
+    // NATS removes the entry by the bucket's max age, on its own timer.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while bucket.get(&key).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{key} outlived its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     cluster.finish().await;
 }

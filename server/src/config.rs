@@ -125,6 +125,33 @@ pub struct ServeArgs {
     /// leases; unique per node. [default: random at each start]
     #[arg(long, env = "DANGWU_NODE_ID")]
     pub node_id: Option<String>,
+
+    /// Address browsers use to reach this node itself, bypassing the load balancer,
+    /// e.g. https://node-2.dangwu.intranet:8443. The room page connects its meeting
+    /// socket there when this node hosts the meeting. [default: --public-url]
+    #[arg(long, env = "DANGWU_NODE_URL")]
+    pub node_url: Option<String>,
+
+    /// Label of the network region this node's media serves, e.g. `north`; used to
+    /// keep participants on a node of their own region. [default: none]
+    #[arg(long, env = "DANGWU_MEDIA_REGION")]
+    pub media_region: Option<String>,
+
+    /// Policy for the node of a meeting that no node hosts yet: `region` (the least
+    /// loaded node of the caller's region first) or `least-loaded`. [default: region]
+    #[arg(long, env = "DANGWU_NODE_SELECTION")]
+    pub node_selection: Option<NodeSelection>,
+}
+
+/// The policy that picks the node a participant's meeting connection goes to.
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeSelection {
+    /// A node in the caller's region, then the least loaded node anywhere.
+    #[default]
+    Region,
+    /// The node with the fewest participants, regardless of region.
+    LeastLoaded,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -151,6 +178,9 @@ struct FileConfig {
     nats_url: Option<String>,
     nats_prefix: Option<String>,
     node_id: Option<String>,
+    node_url: Option<String>,
+    media_region: Option<String>,
+    node_selection: Option<NodeSelection>,
 }
 
 /// Where the data lives, resolved from [`StoreArgs`].
@@ -260,6 +290,12 @@ pub struct Config {
     pub nats: Option<NatsConfig>,
     /// This node's name, unique among the nodes sharing the database.
     pub node_id: String,
+    /// Address browsers use to reach this node directly, without a trailing '/'.
+    pub node_url: String,
+    /// Network region label of this node's media, validated by [`valid_region`].
+    pub media_region: Option<String>,
+    /// Policy for picking a meeting's node.
+    pub node_selection: NodeSelection,
 }
 
 /// An error in the configuration file or in the combination of options.
@@ -301,6 +337,8 @@ pub enum ConfigError {
     NatsPrefixWithoutUrl,
     #[error("invalid node_id {0:?}: use 1 to 64 letters, digits, '-', '_' or '.'")]
     NodeId(String),
+    #[error("invalid media_region {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
+    MediaRegion(String),
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
@@ -380,10 +418,22 @@ impl ServeArgs {
             .clone()
             .or(file.public_url)
             .unwrap_or_else(|| format!("{scheme}://{listen}"));
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let node_url = self
+            .node_url
+            .clone()
+            .or(file.node_url)
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| public_url.clone());
+        let media_region = match self.media_region.clone().or(file.media_region) {
+            Some(region) if valid_region(&region) => Some(region),
+            Some(region) => return Err(ConfigError::MediaRegion(region)),
+            None => None,
+        };
         Ok(Config {
             store,
             listen,
-            public_url: public_url.trim_end_matches('/').to_owned(),
+            public_url,
             tls,
             log_level: self
                 .log_level
@@ -394,6 +444,12 @@ impl ServeArgs {
             media,
             nats,
             node_id,
+            node_url,
+            media_region,
+            node_selection: self
+                .node_selection
+                .or(file.node_selection)
+                .unwrap_or_default(),
         })
     }
 }
@@ -434,6 +490,14 @@ fn valid_node_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Checks a region label: it appears in NATS key-value entries and request headers.
+pub fn valid_region(region: &str) -> bool {
+    (1..=64).contains(&region.len())
+        && region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
 }
 
 fn media_config(args: &ServeArgs, file: &FileConfig) -> Result<MediaConfig, ConfigError> {
@@ -715,6 +779,38 @@ mod tests {
     }
 
     #[test]
+    fn node_options_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dangwu.toml");
+        std::fs::write(
+            &path,
+            "public_url = \"https://dangwu.intranet/\"\nmedia_region = \"north\"\n\
+             node_selection = \"least-loaded\"\n",
+        )
+        .unwrap();
+        let mut args = ServeArgs::default();
+        args.store.config = Some(path);
+        let config = args.resolve().unwrap();
+        assert_eq!(config.node_url, "https://dangwu.intranet");
+        assert_eq!(config.media_region.as_deref(), Some("north"));
+        assert_eq!(config.node_selection, NodeSelection::LeastLoaded);
+
+        args.node_url = Some("https://dangwu.intranet:8444/".into());
+        args.node_selection = Some(NodeSelection::Region);
+        let config = args.resolve().unwrap();
+        assert_eq!(config.node_url, "https://dangwu.intranet:8444");
+        assert_eq!(config.node_selection, NodeSelection::Region);
+
+        for region in ["", "north east", "北区", "a.b"] {
+            args.media_region = Some(region.into());
+            assert!(
+                matches!(args.resolve(), Err(ConfigError::MediaRegion(_))),
+                "{region:?}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_nats_options_are_rejected() {
         for prefix in ["", "a..b", "a.*", "a b", "a.>", ".a"] {
             let args = ServeArgs {
@@ -770,6 +866,9 @@ mod tests {
             nats_url,
             nats_prefix,
             node_id,
+            node_url,
+            media_region,
+            node_selection,
         } = file;
         assert!(listen.is_some(), "listen");
         assert!(data_dir.is_some(), "data_dir");
@@ -791,6 +890,9 @@ mod tests {
         assert!(nats_url.is_some(), "nats_url");
         assert!(nats_prefix.as_deref().is_some_and(valid_nats_prefix));
         assert!(node_id.as_deref().is_some_and(valid_node_id));
+        assert!(node_url.is_some(), "node_url");
+        assert!(media_region.as_deref().is_some_and(valid_region));
+        assert!(node_selection.is_some(), "node_selection");
     }
 
     /// Turns `# key = value` into `key = value` and leaves other lines.

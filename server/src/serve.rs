@@ -84,7 +84,7 @@ impl Server {
             crate::demo::print_logins(&config.public_url);
         }
         lease::release(&db, STARTUP_LEASE, &config.node_id).await?;
-        let (live, media_events) = Live::start(&config.media)
+        let (live, media_events) = Live::start(&config)
             .await
             .map_err(|error| anyhow::anyhow!("failed to start the media engine: {error}"))?;
         tracing::info!(addr = %live.media_udp_addr(), "media listening (udp)");
@@ -95,6 +95,10 @@ impl Server {
             None => Hub::local_with(hub),
             Some(nats) => Hub::with_nats(hub, nats, &config.node_id).await?,
         };
+        if let Some(link) = hub.nats() {
+            // The task ends with the process, like the hub's own NATS tasks.
+            live.spawn_placement(link.context().clone(), link.prefix().to_owned());
+        }
         let state = AppState::new(db, key, config.clone(), Some(metrics_handle()), hub, live);
         Live::spawn_events(state.clone(), media_events);
         crate::meetings::recording::spawn_repair(state.clone());

@@ -219,6 +219,9 @@ pub fn config(store: &Store, tls: Option<(PathBuf, PathBuf)>) -> Config {
         },
         nats: None,
         node_id: "test".to_owned(),
+        node_url: format!("{scheme}://127.0.0.1"),
+        media_region: None,
+        node_selection: Default::default(),
     }
 }
 

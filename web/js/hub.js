@@ -67,6 +67,45 @@ class Hub {
     this.requests = new Map();
     /** Listeners of topic-less server messages, by message type. */
     this.typeListeners = new Map();
+    /** Address of the node to connect to, or null for this page's host. */
+    this.nodeUrl = null;
+  }
+
+  /**
+   * Connects to the node at `url` from now on, or to this page's host with
+   * null, reconnecting at once when the address changes. Every topic is
+   * subscribed again from where its listeners stopped, so the server
+   * replays what was missed.
+   */
+  useNode(url) {
+    const next = url && new URL(url).host !== location.host ? url : null;
+    if (next === this.nodeUrl) return;
+    this.nodeUrl = next;
+    if (!this.running) return;
+    const socket = this.socket;
+    this.socket = null;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.watchTimer);
+    if (socket) socket.close(1000);
+    this.setConnected(false);
+    this.connect();
+  }
+
+  /** Resolves once the socket is connected, or rejects after `timeoutMs`. */
+  whenConnected(timeoutMs = 15_000) {
+    if (this.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stop();
+        reject(new Error('timeout'));
+      }, timeoutMs);
+      const stop = this.onStatus((connected) => {
+        if (!connected) return;
+        clearTimeout(timer);
+        stop();
+        resolve();
+      });
+    });
   }
 
   /** Opens the connection; call after login. */
@@ -179,8 +218,9 @@ class Hub {
   }
 
   connect() {
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(`${scheme}//${location.host}/ws?v=1`);
+    const target = this.nodeUrl ? new URL(this.nodeUrl) : location;
+    const scheme = target.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(`${scheme}//${target.host}/ws?v=1`);
     this.socket = socket;
     this.lastHeard = Date.now();
     socket.addEventListener('message', (message) => {

@@ -64,7 +64,7 @@ async fn upgrade(
     Query(query): Query<UpgradeQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
-    check_origin(&headers)?;
+    check_origin(&headers, &state.config.public_url)?;
     let principal = Principal::load(&state.db, &session).await?;
     let lang = lang_of(&headers);
     let version = query.v.unwrap_or(PROTOCOL_VERSION);
@@ -80,8 +80,10 @@ async fn upgrade(
 }
 
 /// Rejects cross-site WebSocket requests: a browser always sends `Origin`,
-/// and it must name the host the request went to.
-fn check_origin(headers: &HeaderMap) -> Result<(), AppError> {
+/// and it must name the host the request went to or the public URL's host.
+/// The second case is a room page served at the public URL that connects to
+/// the node hosting its meeting (see `meetings::live::placement`).
+fn check_origin(headers: &HeaderMap, public_url: &str) -> Result<(), AppError> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
@@ -90,7 +92,7 @@ fn check_origin(headers: &HeaderMap) -> Result<(), AppError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let origin_host = origin.split("://").nth(1).unwrap_or("");
-    if origin_host == host {
+    if origin_host == host || origin == url_origin(public_url) {
         Ok(())
     } else {
         tracing::warn!(origin, host, "cross-site websocket rejected");
@@ -100,6 +102,15 @@ fn check_origin(headers: &HeaderMap) -> Result<(), AppError> {
             "不允许跨站连接",
             "cross-site connections are not allowed",
         ))
+    }
+}
+
+/// Returns the `scheme://host[:port]` part of a URL.
+fn url_origin(url: &str) -> &str {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    match url[authority_start..].find('/') {
+        Some(end) => &url[..authority_start + end],
+        None => url,
     }
 }
 
@@ -608,5 +619,22 @@ fn db_ending(error: sqlx::Error) -> Ending {
     Ending {
         code: close::INTERNAL,
         reason: "internal error, reconnect later".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_origin_drops_path() {
+        assert_eq!(
+            url_origin("https://dangwu.intranet:8443"),
+            "https://dangwu.intranet:8443"
+        );
+        assert_eq!(
+            url_origin("https://dangwu.intranet/party"),
+            "https://dangwu.intranet"
+        );
     }
 }

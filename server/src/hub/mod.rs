@@ -13,7 +13,9 @@
 //! [`protocol::close::SLOW_CONSUMER`] while every other connection goes on.
 
 mod connection;
+pub mod kv_lease;
 pub mod nats;
+pub mod presence;
 pub mod protocol;
 pub mod registry;
 pub mod store;
@@ -127,6 +129,12 @@ impl Hub {
     /// hub, and true for a multi-node hub while it is connected to NATS.
     pub fn broker_connected(&self) -> bool {
         self.nats.as_ref().is_none_or(|link| link.is_connected())
+    }
+
+    /// Returns the NATS link of a multi-node hub, for state that nodes share
+    /// besides events.
+    pub fn nats(&self) -> Option<&nats::NatsLink> {
+        self.nats.as_deref()
     }
 
     /// Publishes events that were stored in a transaction that has committed.

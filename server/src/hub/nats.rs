@@ -70,13 +70,26 @@ impl Transport for NatsTransport {
     }
 }
 
-/// The running link: the client, for readiness checks, and its two tasks.
+/// The running link: the client, for readiness checks, the JetStream
+/// context and prefix for other shared state, and its tasks.
 pub struct NatsLink {
     client: async_nats::Client,
+    context: jetstream::Context,
+    prefix: String,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl NatsLink {
+    /// Returns the JetStream context of the link.
+    pub fn context(&self) -> &jetstream::Context {
+        &self.context
+    }
+
+    /// Returns the first token of this deployment's subjects and bucket names.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Returns whether the client is connected to a NATS server right now.
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
@@ -149,10 +162,19 @@ pub async fn start(
         );
     }
     let publisher = tokio::spawn(publish_loop(
-        context,
+        context.clone(),
         config.prefix.clone(),
         node_id.to_owned(),
         outgoing_rx,
+    ));
+    let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+    registry.report_local_changes(changes_tx);
+    let presence = tokio::spawn(super::presence::run(
+        context.clone(),
+        config.prefix.clone(),
+        node_id.to_owned(),
+        registry.clone(),
+        changes_rx,
     ));
     let transport = NatsTransport {
         registry,
@@ -160,7 +182,9 @@ pub async fn start(
     };
     let link = NatsLink {
         client,
-        tasks: vec![publisher, receiver],
+        context,
+        prefix: config.prefix.clone(),
+        tasks: vec![publisher, receiver, presence],
     };
     Ok((transport, link))
 }

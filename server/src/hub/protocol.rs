@@ -146,7 +146,7 @@ pub fn message_text(message: &ServerMessage) -> String {
 }
 
 /// One person online on a topic.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PresenceEntry {
     pub account_id: i64,
     pub name: String,

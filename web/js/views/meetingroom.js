@@ -212,10 +212,26 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     cameraOn = Boolean(camera);
     screen(h('p', { class: 'card card-body', role: 'status' }, t('room.joining')));
     try {
+      await followNode();
       await connection.join({ microphone, camera });
     } catch (error) {
       releaseLocal();
       screen(h('div', { class: 'card card-body', role: 'alert' }, h('p', {}, t('room.joinFailed', { reason: error.message })), h('button', { type: 'button', class: 'button', onclick: showCheck }, t('common.retry'))));
+    }
+  }
+
+  /**
+   * Moves the hub socket to the node the server names for this meeting, so
+   * that everyone in it shares one media engine.
+   */
+  async function followNode() {
+    const choice = await api.get(`/api/meetings/${id}/node`);
+    if (choice.this_node) return;
+    hub.useNode(choice.url);
+    try {
+      await hub.whenConnected();
+    } catch {
+      throw new Error(t('room.nodeUnreachable'));
     }
   }
 
@@ -768,6 +784,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
       clearInterval(lossTimer);
       stopStatus();
       connection.dispose();
+      hub.useNode(null);
       if (devices) devices.stop();
       releaseLocal();
       if (unsubscribe) unsubscribe();

@@ -18,7 +18,7 @@
 //! meeting on this node. A restart forgets them, and a removed person then enters by the
 //! ordinary rule again. A meeting's entry leaves memory only when the host ends it or the
 //! server stops. Each node runs its own engine, so all connections of one meeting must
-//! reach the same node; nothing routes them there yet.
+//! reach the same node, which the room page gets from `placement`.
 
 pub mod chat;
 pub mod control;
@@ -26,6 +26,7 @@ mod decisions;
 mod events;
 pub mod lecture;
 mod mixed_audio;
+pub mod placement;
 pub mod protocol;
 pub mod room;
 pub mod signal;
@@ -39,18 +40,22 @@ use axum::extract::ws::Utf8Bytes;
 use sfu::{ParticipantId, RoomId, Sfu, SfuConfig, SfuError, SfuEvent};
 use tokio::sync::mpsc;
 
-/// Builds the live-side routes: the host's controls and the ICE servers.
-pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
-    control::router().merge(turn::router())
-}
 pub use signal::{Request, handle};
 
-use crate::config::MediaConfig;
+use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::hub::registry::{ConnId, Kick, Outbound, offer};
 use crate::state::AppState;
+use placement::Placement;
 use protocol::{LeftReason, LiveMessage};
 use room::Room;
+
+/// Builds the live-side routes: host controls, ICE servers and node selection.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    control::router()
+        .merge(turn::router())
+        .merge(placement::router())
+}
 
 /// One hub connection as the live rooms see it: who it is and how to reach it.
 #[derive(Clone)]
@@ -108,19 +113,21 @@ pub struct Live {
     rooms: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Room>>>>,
     next_participant: AtomicU64,
     recorders: crate::meetings::recording::Recorders,
+    placement: Arc<Placement>,
 }
 
 impl Live {
     /// Starts the media engine. Its events must be handed to [`Live::spawn_events`].
     pub async fn start(
-        config: &MediaConfig,
+        config: &Config,
     ) -> Result<(Arc<Live>, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
+        let media = &config.media;
         let (sfu, events) = Sfu::start(SfuConfig {
-            bind_ip: config.bind,
-            udp_port: config.port,
-            tcp_port: config.tcp_port,
-            public_ip: config.advertise,
-            shards: config.shards,
+            bind_ip: media.bind,
+            udp_port: media.port,
+            tcp_port: media.tcp_port,
+            public_ip: media.advertise,
+            shards: media.shards,
             ..SfuConfig::default()
         })
         .await?;
@@ -129,6 +136,7 @@ impl Live {
             rooms: Mutex::new(HashMap::new()),
             next_participant: AtomicU64::new(0),
             recorders: Default::default(),
+            placement: Arc::new(Placement::new(config)),
         };
         Ok((Arc::new(live), events))
     }
@@ -139,6 +147,34 @@ impl Live {
         events: mpsc::UnboundedReceiver<SfuEvent>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(events::run(state, events))
+    }
+
+    /// Starts sharing this node's meeting placement through NATS.
+    pub fn spawn_placement(
+        self: &Arc<Self>,
+        context: async_nats::jetstream::Context,
+        prefix: String,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.placement.clone().run(context, prefix, self.clone()))
+    }
+
+    /// Returns the meeting placement of this node and the others.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// Counts the participants in this node's media per meeting, leaving out
+    /// meetings with none.
+    pub async fn local_participants(&self) -> HashMap<i64, u64> {
+        let rooms: Vec<_> = self.rooms_map().values().cloned().collect();
+        let mut counts = HashMap::new();
+        for room in rooms {
+            let room = room.lock().await;
+            if !room.members.is_empty() {
+                counts.insert(room.meeting_id, room.members.len() as u64);
+            }
+        }
+        counts
     }
 
     /// The audio recordings running on this node.
@@ -397,6 +433,7 @@ fn sfu_error(error: SfuError) -> AppError {
 /// Records on the meeting's record that a person entered the media; a failure is
 /// logged, because the person is in the media either way.
 async fn record_joined(state: &AppState, meeting_id: i64, account_id: i64) {
+    state.live.placement().participants_changed();
     if let Err(error) = crate::meetings::joined(state, meeting_id, account_id).await {
         tracing::error!(meeting_id, account_id, %error, "recording attendance (join) failed");
     }
@@ -404,6 +441,7 @@ async fn record_joined(state: &AppState, meeting_id: i64, account_id: i64) {
 
 /// Records on the meeting's record that a person left the media.
 async fn record_left(state: &AppState, meeting_id: i64, account_id: i64) {
+    state.live.placement().participants_changed();
     if let Err(error) = crate::meetings::left(state, meeting_id, account_id).await {
         tracing::error!(meeting_id, account_id, %error, "recording attendance (leave) failed");
     }

@@ -1,0 +1,415 @@
+//! Meeting placement across nodes and the choice of node for a participant.
+//!
+//! With NATS, every node keeps its entries in the lease bucket
+//! `{PREFIX}_PLACEMENT` (see [`crate::hub::kv_lease`]):
+//! - `node.{node_id}`: the node's URL, media region and total participants
+//!   in its media, written every heartbeat while the node runs;
+//! - `meeting.{meeting_id}.{node_id}`: the same with the participants of
+//!   that meeting on that node, written while it has any and deleted when
+//!   the last one leaves.
+//!
+//! Entries are rewritten every [`kv_lease::HEARTBEAT`] and at once when a participant
+//! joins or leaves, and a stopped node's entries drop out after [`kv_lease::LEASE`].
+//! `GET /api/meetings/{id}/node` chooses from the entries every node reads.
+//! Without NATS there is one node and it always chooses itself.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+
+use async_nats::jetstream::{self, kv};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::Live;
+use crate::config::{Config, NodeSelection, valid_region};
+use crate::error::{AppResult, ErrorBody};
+use crate::hub::kv_lease::{self, Leased};
+use crate::perm::Caller;
+use crate::state::AppState;
+
+/// Request header with the caller's media region, set by the reverse proxy.
+pub const REGION_HEADER: &str = "x-dangwu-region";
+
+/// A node as the placement bucket records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeEntry {
+    pub node_id: String,
+    /// Address browsers use to reach the node directly.
+    pub url: String,
+    /// Media region label, if the node has one.
+    pub region: Option<String>,
+    /// Participants in the node's media: all of them in a `node.` entry, those
+    /// of one meeting in a `meeting.` entry.
+    pub participants: u64,
+}
+
+/// The response of `GET /api/meetings/{id}/node`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeChoice {
+    #[serde(flatten)]
+    pub node: NodeEntry,
+    /// Whether the chosen node handled the request, so the page can stay.
+    pub this_node: bool,
+    /// Whether the node already hosts part of the meeting.
+    pub hosts_meeting: bool,
+}
+
+/// This node's placement entries and the other nodes' entries as read.
+pub struct Placement {
+    this: NodeEntry,
+    policy: NodeSelection,
+    entries: RwLock<Leased<NodeEntry>>,
+    /// Wakes the writer when a participant joins or leaves here.
+    changed: Notify,
+}
+
+/// Returns the placement bucket's name for a NATS prefix.
+pub fn bucket_name(prefix: &str) -> String {
+    kv_lease::bucket_name(prefix, "PLACEMENT")
+}
+
+fn node_key(node_id: &str) -> String {
+    format!("node.{}", kv_lease::key_token(node_id))
+}
+
+fn meeting_key(meeting_id: i64, node_id: &str) -> String {
+    format!("meeting.{meeting_id}.{}", kv_lease::key_token(node_id))
+}
+
+/// Returns the meeting id of a `meeting.` key.
+fn meeting_of_key(key: &str) -> Option<i64> {
+    key.strip_prefix("meeting.")?
+        .split_once('.')?
+        .0
+        .parse()
+        .ok()
+}
+
+impl Placement {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            this: NodeEntry {
+                node_id: config.node_id.clone(),
+                url: config.node_url.clone(),
+                region: config.media_region.clone(),
+                participants: 0,
+            },
+            policy: config.node_selection,
+            entries: RwLock::default(),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Asks the writer to rewrite this node's entries now.
+    pub fn participants_changed(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Picks the node for a participant of a meeting from the region given
+    /// by the proxy, or this node's region when the request has none.
+    pub fn select(&self, meeting_id: i64, caller_region: Option<&str>) -> NodeChoice {
+        let (mut nodes, hosts) = {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            split_entries(&entries, meeting_id)
+        };
+        if !nodes.iter().any(|node| node.node_id == self.this.node_id) {
+            // Without NATS, or before this node read its own entry back.
+            nodes.push(self.this.clone());
+        }
+        let region = caller_region.or(self.this.region.as_deref());
+        let node = choose(self.policy, region, &self.this.node_id, &nodes, &hosts)
+            .unwrap_or(&self.this)
+            .clone();
+        NodeChoice {
+            this_node: node.node_id == self.this.node_id,
+            hosts_meeting: hosts.iter().any(|host| host.node_id == node.node_id),
+            node,
+        }
+    }
+
+    /// Writes this node's entries and reads everyone's until the task is
+    /// aborted, starting again after [`kv_lease::RETRY_DELAY`] when NATS fails.
+    pub async fn run(
+        self: Arc<Self>,
+        context: jetstream::Context,
+        prefix: String,
+        live: Arc<Live>,
+    ) {
+        let bucket = bucket_name(&prefix);
+        let mut written = HashSet::new();
+        let mut failing = false;
+        loop {
+            let error = match self
+                .share(&context, &bucket, &live, &mut written, &mut failing)
+                .await
+            {
+                Ok(never) => match never {},
+                Err(error) => error,
+            };
+            kv_lease::retry_after(&bucket, "meeting placement", &error, &mut failing).await;
+        }
+    }
+
+    /// Runs one cycle of [`Placement::run`]: opens the bucket and its watcher and
+    /// serves them until either fails.
+    async fn share(
+        &self,
+        context: &jetstream::Context,
+        bucket: &str,
+        live: &Live,
+        written: &mut HashSet<i64>,
+        failing: &mut bool,
+    ) -> Result<Infallible, String> {
+        let mut link = kv_lease::link(context, bucket, "meeting placement", failing).await?;
+        loop {
+            tokio::select! {
+                _ = link.heartbeat.tick() => self.write(&link.store, live, written).await?,
+                _ = self.changed.notified() => self.write(&link.store, live, written).await?,
+                entry = link.watch.next() => match entry {
+                    Some(Ok(entry)) => self.read(&entry),
+                    Some(Err(error)) => return Err(error.to_string()),
+                    None => return Err("the watcher ended".to_owned()),
+                },
+                _ = link.sweep.tick() => {
+                    let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+                    entries.expire(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Writes the node entry and one entry per meeting with participants
+    /// here, and deletes the entries of meetings that have none any more.
+    async fn write(
+        &self,
+        store: &kv::Store,
+        live: &Live,
+        written: &mut HashSet<i64>,
+    ) -> Result<(), String> {
+        let counts = live.local_participants().await;
+        let total = counts.values().sum();
+        self.put(store, node_key(&self.this.node_id), total).await?;
+        for (&meeting_id, &participants) in &counts {
+            let key = meeting_key(meeting_id, &self.this.node_id);
+            self.put(store, key, participants).await?;
+            written.insert(meeting_id);
+        }
+        let emptied: Vec<i64> = written
+            .iter()
+            .copied()
+            .filter(|meeting_id| !counts.contains_key(meeting_id))
+            .collect();
+        for meeting_id in emptied {
+            store
+                .delete(meeting_key(meeting_id, &self.this.node_id))
+                .await
+                .map_err(|error| error.to_string())?;
+            written.remove(&meeting_id);
+        }
+        Ok(())
+    }
+
+    async fn put(&self, store: &kv::Store, key: String, participants: u64) -> Result<(), String> {
+        let entry = NodeEntry {
+            participants,
+            ..self.this.clone()
+        };
+        let value = serde_json::to_vec(&entry).map_err(|error| error.to_string())?;
+        store
+            .put(key, value.into())
+            .await
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
+
+    fn read(&self, entry: &kv::Entry) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        match entry.operation {
+            kv::Operation::Put => match serde_json::from_slice(&entry.value) {
+                Ok(value) => entries.insert(entry.key.clone(), value, kv_lease::written_at(entry)),
+                Err(error) => {
+                    tracing::warn!(key = %entry.key, %error, "invalid placement entry from NATS")
+                }
+            },
+            kv::Operation::Delete | kv::Operation::Purge => {
+                entries.remove(&entry.key);
+            }
+        }
+    }
+}
+
+/// Splits the entries into the nodes and the nodes hosting the meeting.
+fn split_entries(entries: &Leased<NodeEntry>, meeting_id: i64) -> (Vec<NodeEntry>, Vec<NodeEntry>) {
+    let mut nodes = Vec::new();
+    let mut hosts = Vec::new();
+    for (key, entry) in entries.iter() {
+        if key.starts_with("node.") {
+            nodes.push(entry.clone());
+        } else if meeting_of_key(key) == Some(meeting_id) {
+            hosts.push(entry.clone());
+        }
+    }
+    (nodes, hosts)
+}
+
+/// Chooses the node for a participant.
+///
+/// A node hosting the meeting in the caller's region comes first, the one
+/// with the most of its participants. Under `least-loaded`, or when the
+/// caller's region has no host, any node hosting the meeting comes next,
+/// because each node runs its own media engine and people on different
+/// nodes would not see each other. A meeting that no node hosts goes to the
+/// least loaded node: of the caller's region under `region` if it has one,
+/// else of all nodes. Ties go to `this_node`, then to the lowest node id.
+fn choose<'a>(
+    policy: NodeSelection,
+    region: Option<&str>,
+    this_node: &str,
+    nodes: &'a [NodeEntry],
+    hosts: &'a [NodeEntry],
+) -> Option<&'a NodeEntry> {
+    let busiest = |candidates: &mut dyn Iterator<Item = &'a NodeEntry>| {
+        candidates.max_by(|a, b| {
+            a.participants
+                .cmp(&b.participants)
+                .then_with(|| b.node_id.cmp(&a.node_id))
+        })
+    };
+    let least_loaded = |candidates: &mut dyn Iterator<Item = &'a NodeEntry>| {
+        candidates.min_by(|a, b| {
+            a.participants
+                .cmp(&b.participants)
+                .then_with(|| (a.node_id != this_node).cmp(&(b.node_id != this_node)))
+                .then_with(|| a.node_id.cmp(&b.node_id))
+        })
+    };
+    let in_region = |node: &&NodeEntry| region.is_some() && node.region.as_deref() == region;
+    if policy == NodeSelection::Region
+        && let Some(host) = busiest(&mut hosts.iter().filter(in_region))
+    {
+        return Some(host);
+    }
+    // TODO: once engines relay tracks to each other, a caller from another
+    // region goes to the least loaded node of that region instead.
+    if let Some(host) = busiest(&mut hosts.iter()) {
+        return Some(host);
+    }
+    if policy == NodeSelection::Region
+        && let Some(node) = least_loaded(&mut nodes.iter().filter(in_region))
+    {
+        return Some(node);
+    }
+    least_loaded(&mut nodes.iter())
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(node))
+}
+
+/// Returns the node whose hub socket and media the caller should use for the
+/// meeting. The caller's region comes from the `X-Dangwu-Region` header,
+/// which the reverse proxy sets; an invalid or missing label counts as none.
+#[utoipa::path(get, path = "/api/meetings/{id}/node", tag = "meetings",
+    params(("id" = i64, Path, description = "Meeting id"),
+        ("X-Dangwu-Region" = Option<String>, Header, description = "Caller's media region")),
+    responses((status = 200, body = NodeChoice), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn node(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> AppResult<Json<NodeChoice>> {
+    crate::meetings::view::readable(&state, &caller, id).await?;
+    let region = headers
+        .get(REGION_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|region| valid_region(region));
+    Ok(Json(state.live.placement().select(id, region)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(node_id: &str, region: &str, participants: u64) -> NodeEntry {
+        NodeEntry {
+            node_id: node_id.to_owned(),
+            url: format!("http://{node_id}"),
+            region: Some(region.to_owned()),
+            participants,
+        }
+    }
+
+    fn chosen(
+        policy: NodeSelection,
+        region: &str,
+        nodes: &[NodeEntry],
+        hosts: &[NodeEntry],
+    ) -> String {
+        choose(policy, Some(region), "a", nodes, hosts)
+            .unwrap()
+            .node_id
+            .clone()
+    }
+
+    #[test]
+    fn new_meeting_goes_to_least_loaded_in_region() {
+        let nodes = [
+            entry("a", "north", 1),
+            entry("b", "south", 5),
+            entry("c", "south", 2),
+        ];
+        assert_eq!(chosen(NodeSelection::Region, "south", &nodes, &[]), "c");
+        assert_eq!(
+            chosen(NodeSelection::LeastLoaded, "south", &nodes, &[]),
+            "a"
+        );
+        assert_eq!(chosen(NodeSelection::Region, "west", &nodes, &[]), "a");
+    }
+
+    #[test]
+    fn hosting_node_in_region_wins() {
+        let nodes = [
+            entry("a", "north", 0),
+            entry("b", "south", 9),
+            entry("c", "south", 1),
+        ];
+        let hosts = [entry("a", "north", 1), entry("b", "south", 2)];
+        assert_eq!(chosen(NodeSelection::Region, "south", &nodes, &hosts), "b");
+        assert_eq!(chosen(NodeSelection::Region, "north", &nodes, &hosts), "a");
+        // Outside every host's region, the busiest host keeps the meeting together.
+        assert_eq!(chosen(NodeSelection::Region, "west", &nodes, &hosts), "b");
+        assert_eq!(
+            chosen(NodeSelection::LeastLoaded, "north", &nodes, &hosts),
+            "b"
+        );
+    }
+
+    #[test]
+    fn ties_prefer_this_node() {
+        let nodes = [
+            entry("b", "south", 0),
+            entry("a", "south", 0),
+            entry("c", "south", 0),
+        ];
+        assert_eq!(chosen(NodeSelection::Region, "south", &nodes, &[]), "a");
+        let others = [entry("c", "south", 0), entry("b", "south", 0)];
+        assert_eq!(chosen(NodeSelection::Region, "south", &others, &[]), "b");
+    }
+
+    #[test]
+    fn meeting_key_parses() {
+        assert_eq!(meeting_of_key(&meeting_key(42, "node.1")), Some(42));
+        assert_eq!(meeting_of_key(&node_key("node-1")), None);
+    }
+}
