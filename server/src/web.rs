@@ -4,18 +4,22 @@
 //! Paths without a file extension fall back to `index.html`, because the
 //! client routes in the browser.
 
+use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::Embed;
+
+use crate::state::AppState;
 
 #[derive(Embed)]
 #[folder = "../web/"]
 struct Assets;
 
 /// Serves an embedded file, or the client shell for client-side routes.
-pub async fn serve(uri: Uri) -> Response {
+pub async fn serve(State(state): State<AppState>, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
-    if let Some(response) = file(path) {
+    let nodes = state.live.placement().websocket_origins();
+    if let Some(response) = file(path, &nodes) {
         return response;
     }
     let looks_like_file = path
@@ -25,18 +29,28 @@ pub async fn serve(uri: Uri) -> Response {
     if looks_like_file {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
-    file("index.html")
+    file("index.html", &nodes)
         .unwrap_or_else(|| (StatusCode::NOT_FOUND, "web client missing").into_response())
 }
 
 /// Only this server's own scripts run, the page is never framed, and
-/// nothing is loaded from another host. Inline styles stay allowed because
-/// the client sets element styles from script.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; \
-     object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+/// nothing is loaded from another host, except that the hub socket may
+/// connect to the other nodes (`nodes`, WebSocket origins). Inline styles
+/// stay allowed because the client sets element styles from script.
+fn content_security_policy(nodes: &[String]) -> String {
+    let mut connect = String::from("'self'");
+    for origin in nodes {
+        connect.push(' ');
+        connect.push_str(origin);
+    }
+    format!(
+        "default-src 'self'; script-src 'self'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src {connect}; \
+         object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
 
-fn file(path: &str) -> Option<Response> {
+fn file(path: &str, nodes: &[String]) -> Option<Response> {
     let path = if path.is_empty() { "index.html" } else { path };
     let asset = Assets::get(path)?;
     let mime = mime_guess::from_path(path).first_or_octet_stream();
@@ -53,7 +67,7 @@ fn file(path: &str) -> Option<Response> {
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
                 (
                     header::CONTENT_SECURITY_POLICY,
-                    CONTENT_SECURITY_POLICY.to_owned(),
+                    content_security_policy(nodes),
                 ),
                 (header::X_FRAME_OPTIONS, "DENY".to_owned()),
                 (header::REFERRER_POLICY, "same-origin".to_owned()),

@@ -92,7 +92,7 @@ fn check_origin(headers: &HeaderMap, public_url: &str) -> Result<(), AppError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let origin_host = origin.split("://").nth(1).unwrap_or("");
-    if origin_host == host || origin == url_origin(public_url) {
+    if origin_host == host || origin == crate::meetings::live::placement::url_origin(public_url) {
         Ok(())
     } else {
         tracing::warn!(origin, host, "cross-site websocket rejected");
@@ -102,15 +102,6 @@ fn check_origin(headers: &HeaderMap, public_url: &str) -> Result<(), AppError> {
             "不允许跨站连接",
             "cross-site connections are not allowed",
         ))
-    }
-}
-
-/// Returns the `scheme://host[:port]` part of a URL.
-fn url_origin(url: &str) -> &str {
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    match url[authority_start..].find('/') {
-        Some(end) => &url[..authority_start + end],
-        None => url,
     }
 }
 
@@ -619,22 +610,5 @@ fn db_ending(error: sqlx::Error) -> Ending {
     Ending {
         code: close::INTERNAL,
         reason: "internal error, reconnect later".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_origin_drops_path() {
-        assert_eq!(
-            url_origin("https://dangwu.intranet:8443"),
-            "https://dangwu.intranet:8443"
-        );
-        assert_eq!(
-            url_origin("https://dangwu.intranet/party"),
-            "https://dangwu.intranet"
-        );
     }
 }

@@ -49,13 +49,17 @@ async function waitForHealth(url, child, output) {
   throw new Error(`dangwu serve did not respond on ${url}/healthz within ${STARTUP_TIMEOUT_MS} ms:\n${output.join('')}`);
 }
 
-/** Starts a demo server; returns `{ url, stop }`. */
-export async function startServer() {
+/**
+ * Starts a demo server; returns `{ url, stop }`. `args(url)` returns more
+ * flags for `dangwu serve`, given the server's own URL.
+ */
+export async function startServer({ args = () => [] } = {}) {
   const binary = path.resolve(repoRoot, process.env.DANGWU_BIN || 'target/debug/dangwu');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dangwu-browser-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(binary, ['serve', '--demo', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'], {
+  const flags = ['serve', '--demo', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...args(url)];
+  const child = spawn(binary, flags, {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

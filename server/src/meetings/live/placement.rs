@@ -136,6 +136,22 @@ impl Placement {
         }
     }
 
+    /// Returns the WebSocket origins (`ws://host:port`) of every node known,
+    /// this one included, which the room page may connect its hub socket to.
+    /// A URL with characters that do not belong in an origin is left out.
+    pub fn websocket_origins(&self) -> Vec<String> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let urls = entries
+            .iter()
+            .filter(|(key, _)| key.starts_with("node."))
+            .map(|(_, node)| node.url.as_str())
+            .chain([self.this.url.as_str()]);
+        let mut origins: Vec<String> = urls.filter_map(websocket_origin).collect();
+        origins.sort();
+        origins.dedup();
+        origins
+    }
+
     /// Writes this node's entries and reads everyone's until the task is
     /// aborted, starting again after [`kv_lease::RETRY_DELAY`] when NATS fails.
     pub async fn run(
@@ -244,6 +260,33 @@ impl Placement {
                 entries.remove(&entry.key);
             }
         }
+    }
+}
+
+/// Returns the `scheme://host[:port]` part of a URL.
+pub fn url_origin(url: &str) -> &str {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    match url[authority_start..].find('/') {
+        Some(end) => &url[..authority_start + end],
+        None => url,
+    }
+}
+
+/// Returns the WebSocket origin of an `http` or `https` URL.
+fn websocket_origin(url: &str) -> Option<String> {
+    let origin = url_origin(url);
+    let valid = origin
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '.' | '-' | '[' | ']'));
+    if !valid {
+        return None;
+    }
+    if let Some(rest) = origin.strip_prefix("https://") {
+        Some(format!("wss://{rest}"))
+    } else {
+        origin
+            .strip_prefix("http://")
+            .map(|rest| format!("ws://{rest}"))
     }
 }
 
@@ -405,6 +448,32 @@ mod tests {
         assert_eq!(chosen(NodeSelection::Region, "south", &nodes, &[]), "a");
         let others = [entry("c", "south", 0), entry("b", "south", 0)];
         assert_eq!(chosen(NodeSelection::Region, "south", &others, &[]), "b");
+    }
+
+    #[test]
+    fn url_origin_drops_path() {
+        assert_eq!(
+            url_origin("https://dangwu.intranet:8443"),
+            "https://dangwu.intranet:8443"
+        );
+        assert_eq!(
+            url_origin("https://dangwu.intranet/party"),
+            "https://dangwu.intranet"
+        );
+    }
+
+    #[test]
+    fn websocket_origin_from_node_url() {
+        assert_eq!(
+            websocket_origin("https://dangwu.intranet:8443/party").as_deref(),
+            Some("wss://dangwu.intranet:8443")
+        );
+        assert_eq!(
+            websocket_origin("http://127.0.0.1:8080").as_deref(),
+            Some("ws://127.0.0.1:8080")
+        );
+        assert_eq!(websocket_origin("http://a b;"), None);
+        assert_eq!(websocket_origin("ftp://host"), None);
     }
 
     #[test]
