@@ -349,7 +349,7 @@ async fn unknown_id_cases(fx: &Fixture) -> Vec<Case> {
                 .await,
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            None,
+            Some("limit"),
         ),
         case(
             "method the endpoint lacks",

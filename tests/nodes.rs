@@ -15,8 +15,6 @@
 //! starts both.
 
 mod common;
-// Shared with meeting_media.rs, which uses all of it.
-#[allow(dead_code)]
 #[path = "meeting_media/peer.rs"]
 mod peer;
 
