@@ -263,6 +263,20 @@ async fn create_course(
     Ok((StatusCode::CREATED, ApiJson(detail)))
 }
 
+/// Returns the position after the last lesson still in the course, for a new lesson.
+pub(crate) async fn next_lesson_position(
+    conn: &mut AnyConnection,
+    course_id: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(MAX(position), 0) + 1 FROM learning_lessons \
+         WHERE course_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(course_id)
+    .fetch_one(conn)
+    .await
+}
+
 /// One course with its lessons, the caller's progress and its exams.
 #[utoipa::path(get, path = "/api/learning/courses/{id}", tag = "learning",
     responses((status = 200, body = CourseDetail), (status = 404, body = ErrorBody)))]
@@ -390,13 +404,7 @@ async fn add_lesson(
     };
     let body_html = crate::notices::sanitize_html(&input.body_html);
     let mut tx = state.db.begin().await?;
-    let position: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(position), 0) + 1 FROM learning_lessons \
-         WHERE course_id = $1 AND deleted_at IS NULL",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let position = next_lesson_position(&mut tx, id).await?;
     let kind = match input.kind {
         LessonKind::Video => "video",
         LessonKind::Reading => "reading",

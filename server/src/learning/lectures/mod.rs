@@ -26,7 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::{managed_course, readable_lesson_course};
-use super::courses::course_updated;
+use super::courses::{course_updated, next_lesson_position};
 use super::ledger::{NewCredit, Source, add_credit};
 use super::{CourseRef, centi_from_hours, check_text, credit};
 use crate::audit;
@@ -333,13 +333,7 @@ async fn create_lecture(
     let body_html = crate::notices::sanitize_html(&input.body_html);
 
     let mut tx = state.db.begin().await?;
-    let position: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(position), 0) + 1 FROM learning_lessons \
-         WHERE course_id = $1 AND deleted_at IS NULL",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let position = next_lesson_position(&mut tx, id).await?;
     let now = now_ms();
     let lesson_id: i64 = sqlx::query_scalar(
         "INSERT INTO learning_lessons (course_id, position, title, kind, duration_ms, credit_centi, \

@@ -109,13 +109,7 @@ async fn recording_lesson(
     .bind(now_ms())
     .execute(&mut *tx)
     .await?;
-    let position: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(position), 0) + 1 FROM learning_lessons \
-         WHERE course_id = $1 AND deleted_at IS NULL",
-    )
-    .bind(lecture.course_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let position = super::super::courses::next_lesson_position(&mut tx, lecture.course_id).await?;
     let lesson_title = format!("{title}（录音）");
     let lesson_id: i64 = sqlx::query_scalar(
         "INSERT INTO learning_lessons (course_id, position, title, kind, duration_ms, credit_centi, \
