@@ -1,7 +1,8 @@
 //! Demo learning data for one branch: a required course assigned to the
 //! branch with two reading lessons, a question bank and an exam, an
-//! elective course, this year's targets, and offline training for some
-//! members. Part of the demo seed's transaction.
+//! elective course with a live lecture scheduled for tomorrow, this year's
+//! targets, and offline training for some members. Part of the demo seed's
+//! transaction.
 
 use serde_json::json;
 use sqlx::AnyConnection;
@@ -64,12 +65,12 @@ pub async fn seed(conn: &mut AnyConnection, branch: &str) -> Result<(), sqlx::Er
     .fetch_one(&mut *conn)
     .await?;
     let now = now_ms();
-    let mut first_course = None;
+    let mut course_ids = Vec::new();
     for plan in COURSES {
-        let course_id = insert_course(conn, org_id, organizer, plan, now).await?;
-        first_course.get_or_insert(course_id);
+        course_ids.push(insert_course(conn, org_id, organizer, plan, now).await?);
     }
-    let course_id = first_course.expect("the demo has courses");
+    let course_id = course_ids[0];
+    insert_lecture(conn, org_id, organizer, course_ids[1], now).await?;
     sqlx::query(
         "INSERT INTO learning_assignments (course_id, org_id, deadline_at, assigned_by, created_at) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -120,6 +121,93 @@ async fn insert_course(
         .await?;
     }
     Ok(course_id)
+}
+
+/// Schedules a live lecture at the end of a course for tomorrow at 15:00 China
+/// time: a 党课 meeting of the whole branch, online, given by the secretary and
+/// recorded by the next member.
+async fn insert_lecture(
+    conn: &mut AnyConnection,
+    org_id: i64,
+    organizer: i64,
+    course_id: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    const HOUR_MS: i64 = 3600 * 1000;
+    const TITLE: &str = "专题直播：新时代党的建设总要求";
+    let lecturer: i64 = sqlx::query_scalar("SELECT member_id FROM accounts WHERE id = $1")
+        .bind(organizer)
+        .fetch_one(&mut *conn)
+        .await?;
+    let members: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM members WHERE org_id = $1 AND status = 'full' ORDER BY id",
+    )
+    .bind(org_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let recorder = members
+        .iter()
+        .copied()
+        .find(|member| *member != lecturer)
+        .unwrap_or(lecturer);
+
+    let tomorrow = (now + 8 * HOUR_MS) / DAY_MS + 1;
+    let starts_at = tomorrow * DAY_MS + 15 * HOUR_MS - 8 * HOUR_MS;
+    let duration_ms = 90 * 60 * 1000;
+    let meeting_id: i64 = sqlx::query_scalar(
+        "INSERT INTO meetings (org_id, kind, title, starts_at, ends_at, place, online, host_member, \
+         recorder_member, status, created_by, created_at, updated_at) \
+         VALUES ($1, 'party_lecture', $2, $3, $4, '线上', 1, $5, $6, 'scheduled', $7, $8, $8) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(TITLE)
+    .bind(starts_at)
+    .bind(starts_at + duration_ms)
+    .bind(lecturer)
+    .bind(recorder)
+    .bind(organizer)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+
+    for member_id in &members {
+        sqlx::query(
+            "INSERT INTO meeting_participants (meeting_id, member_id, org_id, attendance, voting, source) \
+             VALUES ($1, $2, $3, 'required', 1, 'body')",
+        )
+        .bind(meeting_id)
+        .bind(member_id)
+        .bind(org_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    let position = super::courses::next_lesson_position(conn, course_id).await?;
+    let lesson_id: i64 = sqlx::query_scalar(
+        "INSERT INTO learning_lessons (course_id, position, title, kind, duration_ms, max_rate_pct, \
+         body_html, created_at) VALUES ($1, $2, $3, 'live', $4, 100, $5, $6) RETURNING id",
+    )
+    .bind(course_id)
+    .bind(position)
+    .bind(TITLE)
+    .bind(duration_ms)
+    .bind("<p>支部书记主讲，课后可在问题队列中提问。</p>")
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO learning_lectures (lesson_id, meeting_id, lecturer_member, starts_at, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(lesson_id)
+    .bind(meeting_id)
+    .bind(lecturer)
+    .bind(starts_at)
+    .bind(organizer)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn insert_exam(
