@@ -161,6 +161,11 @@ async fn run(args: &Args) -> anyhow::Result<String> {
     sending.abort();
     // Packets in flight at the end of the window still count.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    if let Ok(session) = Arc::try_unwrap(session)
+        && let Session::Janus { janus, .. } = session
+    {
+        janus.destroy().await;
+    }
 
     let log = log.lock().unwrap();
     let window = first_index as u64..last_index as u64;
@@ -202,12 +207,6 @@ async fn run(args: &Args) -> anyhow::Result<String> {
     let expected = sent_on_layer * subscribers.len();
     let loss = 1.0 - forwarded as f64 / expected.max(1) as f64;
     let measure_s = args.measure_s as f64;
-
-    if let Ok(session) = Arc::try_unwrap(session)
-        && let Session::Janus { janus, .. } = session
-    {
-        janus.destroy().await;
-    }
 
     Ok(format!(
         "| {name} | {} | {} ({}) | {} | {} | {:.2} % | {:.0} % of a core | {:.1} µs | {:.1} ms | {:.1} ms | {:.1} → {:.1} MiB | {:.0} KiB | {:.0} % of a core |",
