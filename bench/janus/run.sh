@@ -86,6 +86,13 @@ sed -e "s|@HTTP_PORT@|$JANUS_HTTP_PORT|" \
 cp "$here/janus.plugin.videoroom.jcfg" "$janus_conf/"
 
 release="$repo/target/release"
+
+# UDP datagrams dropped because a socket's receive buffer was full, counted for the
+# whole namespace (servers and clients alike) from /proc/net/snmp.
+udp_receive_buffer_errors() {
+    awk '/^Udp:/ && $2 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp
+}
+notes=()
 start_server() {
     local target=$1 log=$2
     case $target in
@@ -129,6 +136,7 @@ for count in "${counts[@]}"; do
         log="$work/$target-$count.log"
         echo "run: $target with $count subscribers (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
         start_server "$target" "$log"
+        drops_before=$(udp_receive_buffer_errors)
         if row=$(taskset -c "$CLIENT_CPU" "$release/sfu-compare" --target "$target" \
             --url "$(server_url "$target")" --server-pid "$server_pid" --subscribers "$count" \
             --client-ip "$CLIENT_IP" --layer "$LAYER" --warmup-s "$WARMUP_S" --measure-s "$MEASURE_S"); then
@@ -136,10 +144,16 @@ for count in "${counts[@]}"; do
         else
             echo "| $target | $count | failed: see $log and the output above |" | tee -a "$REPORT"
         fi
+        drops=$(($(udp_receive_buffer_errors) - drops_before))
+        notes+=("- $target, $count subscribers: $drops UDP datagrams dropped for a full receive buffer")
         cleanup
         server_pid=
     done
 done
 
+{
+    echo
+    printf '%s\n' "${notes[@]}"
+} >>"$REPORT"
 echo >&2
 echo "report: $REPORT (server logs in $work)" >&2
