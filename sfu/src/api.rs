@@ -14,7 +14,7 @@ use crate::engine::driver::{self, Command};
 use crate::engine::io::{self, SHARD_QUEUE};
 use crate::engine::peer::LocalAddrs;
 use crate::engine::room::RoomOptions;
-use crate::engine::shard::{Shard, ShardStats};
+use crate::engine::shard::{DownlinkStats, Shard, ShardStats};
 use crate::error::SfuError;
 use crate::event::SfuEvent;
 use crate::ids::{MediaKind, ParticipantId, RoomId, TrackId};
@@ -361,6 +361,17 @@ impl Sfu {
             shard: self.inner.shards[shard].clone(),
             keyframe_requests: requests_rx,
         })
+    }
+
+    /// Returns the feedback counts and bandwidth estimates of a participant's downlink.
+    pub async fn downlink_stats(
+        &self,
+        room: &RoomId,
+        participant: ParticipantId,
+    ) -> Result<DownlinkStats, SfuError> {
+        let shard = self.shard_of(room)?;
+        self.call(shard, move |s, now| s.downlink_stats(now, &participant))
+            .await?
     }
 
     /// Sums the counts of all shards.

@@ -85,7 +85,7 @@ pub mod tap;
 
 pub use api::{MAX_SHARDS, Sfu, SfuConfig};
 pub use engine::room::RoomOptions;
-pub use engine::shard::ShardStats;
+pub use engine::shard::{DownlinkStats, ShardStats};
 pub use error::SfuError;
 pub use event::{SfuEvent, TrackInfo};
 pub use ids::{MediaKind, ParticipantId, Rid, RoomId, Ssrc, TrackId};

@@ -8,15 +8,30 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
+use rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::TRANSPORT_CC_URI;
+use rtc::shared::marshal::{Marshal, MarshalSize};
 
 use super::participant::Subscription;
 use super::shard::Shard;
+use crate::forward::bandwidth::ESTIMATE_LIFETIME;
 use crate::forward::cache::RtxStream;
+use crate::forward::congestion::TwccEstimator;
 use crate::forward::forwarder::{Action, SourcePacket, State};
 use crate::forward::keyframe::Request;
 use crate::ids::{MediaKind, ParticipantId, RoomId, TrackId};
 use crate::tap::AudioPacket;
+
+/// Layers [`Shard::layer_choice`] found for one subscriber of a video track.
+struct LayerChoice {
+    /// Choice within the subscriber's bandwidth estimate.
+    chosen: Option<usize>,
+    /// Choice within the subscription's maximum layer alone.
+    unlimited: Option<usize>,
+    /// Active layer being forwarded.
+    current: Option<usize>,
+}
 
 /// A received packet with what forwarding needs to know about it.
 struct Received {
@@ -28,6 +43,7 @@ struct Received {
 impl Shard {
     /// Handles RTP and RTCP that one peer's connection decrypted.
     pub(crate) fn drain_peer_media(&mut self, now: Instant, id: &ParticipantId) {
+        self.read_twcc_feedback(id);
         loop {
             let Some(entry) = self.participants.get_mut(id) else {
                 return;
@@ -47,6 +63,25 @@ impl Shard {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Updates a subscriber's bandwidth estimate with the TWCC feedback its connection
+    /// received.
+    fn read_twcc_feedback(&mut self, id: &ParticipantId) {
+        let Some(entry) = self.participants.get_mut(id) else {
+            return;
+        };
+        let mut latest = None;
+        for (at, feedback) in entry.peer.twcc_feedback.take() {
+            entry.twcc.on_feedback(&feedback, at);
+            latest = Some(at);
+        }
+        if let Some(at) = latest
+            && let Some(bitrate) = entry.twcc.estimate(at, ESTIMATE_LIFETIME)
+        {
+            tracing::trace!(participant = %id, bitrate, "transport-wide feedback estimate");
+            entry.downlink.on_twcc_estimate(bitrate, at);
         }
     }
 
@@ -165,7 +200,7 @@ impl Shard {
         let mut awaited_layers = Vec::new();
 
         for subscriber in subscribers {
-            let target = self.target_layer(now, track, &subscriber);
+            let choice = self.layer_choice(now, track, &subscriber);
             let Some(entry) = self.participants.get_mut(&subscriber) else {
                 continue;
             };
@@ -175,7 +210,13 @@ impl Shard {
             if !subscription.negotiated {
                 continue;
             }
-            if let Some(target) = target
+            if let Some(choice) = choice
+                && let Some(target) = subscription.upgrade_gate.admit(
+                    choice.chosen,
+                    choice.unlimited,
+                    choice.current,
+                    now,
+                )
                 && !subscription.paused
             {
                 subscription.forwarder.set_target(target);
@@ -188,11 +229,13 @@ impl Shard {
                     outgoing_packet(&mut entry.peer.pc, subscription, packet, seq, timestamp)
             {
                 subscription.cache.insert(seq, packet.clone());
-                let sender_track = subscription.sender_track.clone();
-                let write = entry.peer.pc.handle_write(TaggedRTCMessage {
+                let write = write_rtp(
+                    &mut entry.peer.pc,
+                    &mut entry.twcc,
+                    subscription,
+                    packet,
                     now,
-                    message: RTCMessage::RtpPacket(sender_track, packet),
-                });
+                );
                 if let Err(err) = write {
                     self.drops.warn("forwarding failed", err);
                 }
@@ -206,15 +249,15 @@ impl Shard {
         self.want_keyframes(now, track, &awaited_layers);
     }
 
-    /// Layer a subscriber should receive now, or `None` for audio and unknown tracks: the
-    /// highest active layer up to the subscription's maximum that fits the subscriber's
-    /// share of its bandwidth estimate.
-    fn target_layer(
+    /// Layer choice of a subscriber for a video track, or `None` for audio and unknown
+    /// tracks: the highest active layer up to the subscription's maximum that fits the
+    /// subscriber's share of its bandwidth estimate, and the same without the estimate.
+    fn layer_choice(
         &self,
         now: Instant,
         track: &TrackId,
         subscriber: &ParticipantId,
-    ) -> Option<usize> {
+    ) -> Option<LayerChoice> {
         let published = self.published(track)?;
         if published.kind != MediaKind::Video {
             return None;
@@ -229,14 +272,17 @@ impl Shard {
             receiving.partition(|subscription| subscription.kind == MediaKind::Video);
         let budget = entry.downlink.video_budget(now, audio.len(), video.len());
         let current = match subscription.forwarder.state() {
-            State::Forwarding { layer, .. } => Some(layer),
+            State::Forwarding { layer, .. } if published.monitor.is_active(layer, now) => {
+                Some(layer)
+            }
             _ => None,
         };
-        // TODO: read the subscribers' transport-wide feedback (TWCC) as well; today only
-        // REMB reports set the estimate.
-        published
-            .monitor
-            .select(subscription.max_layer, budget, current, now)
+        let max_layer = subscription.max_layer;
+        Some(LayerChoice {
+            chosen: published.monitor.select(max_layer, budget, current, now),
+            unlimited: published.monitor.select(max_layer, None, current, now),
+            current,
+        })
     }
 
     fn want_keyframes(&mut self, now: Instant, track: &TrackId, layers: &[usize]) {
@@ -307,11 +353,10 @@ impl Shard {
             return;
         };
         // A REMB estimate covers the subscriber's whole downlink, whichever sender it names.
+        // TWCC feedback arrives through `Peer::twcc_feedback` instead.
         for packet in &packets {
-            if let Some(remb) = packet
-                .as_any()
-                .downcast_ref::<ReceiverEstimatedMaximumBitrate>()
-            {
+            let any = packet.as_any();
+            if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
                 tracing::trace!(participant = %id, bitrate = remb.bitrate, "bandwidth estimate");
                 entry.downlink.on_report(remb.bitrate as u64, now);
             }
@@ -323,8 +368,10 @@ impl Shard {
             return;
         };
 
+        let estimate = entry.downlink.current(now);
         let mut keyframe_layer = None;
         let mut retransmissions = Vec::new();
+        let mut skipped = 0usize;
         for packet in &packets {
             let any = packet.as_any();
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
@@ -335,7 +382,14 @@ impl Shard {
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 for pair in &nack.nacks {
                     for seq in pair.packet_list() {
+                        if !entry.retransmissions.allows(estimate, now) {
+                            skipped += 1;
+                            continue;
+                        }
                         if let Some(packet) = subscription.cache.take_for_resend(seq, now) {
+                            entry
+                                .retransmissions
+                                .on_sent(packet.header.marshal_size() + packet.payload.len(), now);
                             retransmissions.push(packet);
                         }
                     }
@@ -343,16 +397,13 @@ impl Shard {
             }
         }
 
-        tracing::trace!(participant = %id, %track, packets = packets.len(), resent = retransmissions.len(), "rtcp from subscriber");
+        tracing::trace!(participant = %id, %track, packets = packets.len(), resent = retransmissions.len(), skipped, "rtcp from subscriber");
         for original in retransmissions {
-            if let Some(rtx) = rtx_packet(&mut entry.peer.pc, subscription, original) {
-                let sender_track = subscription.sender_track.clone();
-                if let Err(err) = entry.peer.pc.handle_write(TaggedRTCMessage {
-                    now,
-                    message: RTCMessage::RtpPacket(sender_track, rtx),
-                }) {
-                    self.drops.warn("retransmission failed", err);
-                }
+            if let Some(rtx) = rtx_packet(&mut entry.peer.pc, subscription, original)
+                && let Err(err) =
+                    write_rtp(&mut entry.peer.pc, &mut entry.twcc, subscription, rtx, now)
+            {
+                self.drops.warn("retransmission failed", err);
             }
         }
         self.dirty.insert(id.clone());
@@ -362,8 +413,48 @@ impl Shard {
     }
 }
 
+/// Sends a packet on a subscription's sender. When the subscriber negotiated transport-wide
+/// congestion control, the packet carries the next transport-wide sequence number and its
+/// size and send time are recorded for the subscriber's feedback.
+fn write_rtp(
+    pc: &mut rtc::peer_connection::RTCPeerConnection,
+    twcc: &mut TwccEstimator,
+    subscription: &Subscription,
+    mut packet: rtp::Packet,
+    now: Instant,
+) -> Result<(), rtc::shared::error::Error> {
+    if let Some(id) = subscription.twcc_extension {
+        // The size is taken with the extension in place; its value does not change it.
+        set_transport_sequence(&mut packet, id, 0)?;
+        let sequence = twcc.on_sent(
+            packet.header.ssrc,
+            packet.header.sequence_number,
+            packet.marshal_size(),
+            now,
+        );
+        set_transport_sequence(&mut packet, id, sequence)?;
+    }
+    pc.handle_write(TaggedRTCMessage {
+        now,
+        message: RTCMessage::RtpPacket(subscription.sender_track.clone(), packet),
+    })
+}
+
+fn set_transport_sequence(
+    packet: &mut rtp::Packet,
+    id: u8,
+    sequence: u16,
+) -> Result<(), rtc::shared::error::Error> {
+    let value = TransportCcExtension {
+        transport_sequence: sequence,
+    }
+    .marshal()?;
+    packet.header.set_extension(id, value.freeze())
+}
+
 /// Builds the packet a subscriber receives: its SSRC and payload type, the rewritten
 /// sequence number and timestamp, and no header extensions (their ids differ per peer).
+/// [`write_rtp`] adds the transport-wide sequence number.
 fn outgoing_packet(
     pc: &mut rtc::peer_connection::RTCPeerConnection,
     subscription: &mut Subscription,
@@ -424,6 +515,13 @@ fn resolve_payload_types(
     let Some(mut sender) = pc.rtp_sender(subscription.sender) else {
         return;
     };
+    subscription.twcc_extension = sender
+        .get_parameters()
+        .rtp_parameters
+        .header_extensions
+        .iter()
+        .find(|extension| extension.uri == TRANSPORT_CC_URI)
+        .and_then(|extension| u8::try_from(extension.id).ok());
     let mime = sender
         .track()
         .codings()

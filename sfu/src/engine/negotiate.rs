@@ -17,6 +17,7 @@ use crate::event::{SfuEvent, TrackInfo};
 use crate::forward::cache::PacketCache;
 use crate::forward::codec::VideoCodec;
 use crate::forward::forwarder::Forwarder;
+use crate::forward::layer::UpgradeGate;
 use crate::ids::{MediaKind, ParticipantId, RoomId, TrackId};
 use crate::sdp::{self, AUDIO_LEVEL_URI, MediaSection};
 
@@ -444,11 +445,13 @@ impl Shard {
                 ssrc,
                 rtx_ssrc,
                 payload_type: None,
+                twcc_extension: None,
                 rtx: None,
                 negotiated: false,
                 forwarder: Forwarder::new(clock_rate, needs_keyframe, top_layer),
                 cache: PacketCache::default(),
                 max_layer: top_layer,
+                upgrade_gate: UpgradeGate::default(),
                 paused: false,
             },
         );

@@ -9,12 +9,13 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 
 use super::peer::Peer;
 use crate::event::SfuEvent;
-use crate::forward::bandwidth::DownlinkEstimate;
+use crate::forward::bandwidth::{DownlinkEstimate, RetransmissionBudget};
 use crate::forward::cache::{PacketCache, RtxStream};
 use crate::forward::codec::VideoCodec;
+use crate::forward::congestion::TwccEstimator;
 use crate::forward::forwarder::Forwarder;
 use crate::forward::keyframe::KeyframeRequester;
-use crate::forward::layer::LayerMonitor;
+use crate::forward::layer::{LayerMonitor, UpgradeGate};
 use crate::ids::{MediaKind, ParticipantId, Rid, RoomId, TrackId};
 
 /// Connection state of a participant.
@@ -142,11 +143,15 @@ pub struct Subscription {
     pub rtx_ssrc: Option<u32>,
     /// Resolved from the negotiated sender parameters once the answer is applied.
     pub payload_type: Option<u8>,
+    /// Negotiated id of the transport-wide sequence number header extension, resolved with
+    /// the payload types; `None` when the subscriber did not accept the extension.
+    pub twcc_extension: Option<u8>,
     pub rtx: Option<RtxStream>,
     pub negotiated: bool,
     pub forwarder: Forwarder,
     pub cache: PacketCache<rtp::Packet>,
     pub max_layer: usize,
+    pub upgrade_gate: UpgradeGate,
     pub paused: bool,
 }
 
@@ -172,8 +177,13 @@ pub struct Participant {
     /// Video codecs the participant can decode, from its latest offer; `None` while no
     /// offer had a video section.
     pub video_decoders: Option<HashSet<VideoCodec>>,
-    /// Bandwidth the participant reported it can receive.
+    /// Bandwidth the participant can receive, from its REMB reports and TWCC feedback.
     pub downlink: DownlinkEstimate,
+    /// Transport-wide sequence numbers of the packets sent to the participant, and the
+    /// estimate from its TWCC feedback.
+    pub twcc: TwccEstimator,
+    /// Retransmissions sent to the participant in the last second.
+    pub retransmissions: RetransmissionBudget,
 }
 
 impl Participant {
@@ -193,6 +203,8 @@ impl Participant {
             blocked: HashSet::new(),
             video_decoders: None,
             downlink: DownlinkEstimate::default(),
+            twcc: TwccEstimator::default(),
+            retransmissions: RetransmissionBudget::default(),
         }
     }
 }

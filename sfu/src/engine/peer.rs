@@ -31,7 +31,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::codecs;
-use super::deliver_rtcp::{self, DeliverRtcp};
+use super::deliver_rtcp::{self, DeliverRtcp, TwccFeedbackQueue};
 use crate::error::SfuError;
 use crate::forward::codec::VideoCodec;
 use crate::sdp::{AUDIO_LEVEL_URI, MediaSection};
@@ -71,6 +71,8 @@ pub struct Peer {
     pub(crate) pc: RTCPeerConnection,
     /// Local ICE username fragment, unique in the engine; it starts with the shard prefix.
     pub ufrag: String,
+    /// TWCC feedback received from the participant, not yet read.
+    pub(crate) twcc_feedback: TwccFeedbackQueue,
     local: LocalAddrs,
     rejected: super::RateLimitedLog,
 }
@@ -94,7 +96,8 @@ impl Peer {
             .with_include_loopback_candidate(true)
             .build();
         let mut media_engine = MediaEngine::default();
-        let registry = configure_media(&mut media_engine)?;
+        let twcc_feedback = TwccFeedbackQueue::default();
+        let registry = configure_media(&mut media_engine, twcc_feedback.clone())?;
 
         // No ICE servers: the engine only responds to connectivity checks on its own socket.
         let configuration = RTCConfigurationBuilder::new().build();
@@ -113,6 +116,7 @@ impl Peer {
         Ok(Self {
             pc,
             ufrag,
+            twcc_feedback,
             local,
             rejected: super::RateLimitedLog::default(),
         })
@@ -237,8 +241,13 @@ fn invalid_sdp(err: rtc::shared::error::Error) -> SfuError {
 ///
 /// The engine serves subscribers' NACKs from its own packet cache, because retransmissions
 /// must use RTX and the rewritten sequence numbers. So only the NACK generator toward
-/// publishers is installed, not the responder.
-fn configure_media(media_engine: &mut MediaEngine) -> Result<Registry, SfuError> {
+/// publishers is installed, not the responder. For the same reason of control, the engine
+/// numbers its packets for transport-wide feedback itself (`engine::media`), and `rtc`'s
+/// TWCC sender is not installed. TWCC feedback from the participant goes to `twcc_feedback`.
+fn configure_media(
+    media_engine: &mut MediaEngine,
+    twcc_feedback: TwccFeedbackQueue,
+) -> Result<Registry, SfuError> {
     media_engine.register_default_codecs()?;
     for (kind, feedback, parameter) in [
         (RtpCodecKind::Video, TYPE_RTCP_FB_NACK, ""),
@@ -273,6 +282,9 @@ fn configure_media(media_engine: &mut MediaEngine) -> Result<Registry, SfuError>
     let registry = Registry::new()
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
-        .with(Slot::from(deliver_rtcp::SLOT), DeliverRtcp::default());
+        .with(
+            Slot::from(deliver_rtcp::SLOT),
+            DeliverRtcp::new(twcc_feedback),
+        );
     Ok(configure_twcc_receiver_only(registry, media_engine)?)
 }

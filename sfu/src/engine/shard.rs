@@ -24,6 +24,7 @@ use super::room::{Room, RoomOptions};
 use super::stun;
 use crate::error::SfuError;
 use crate::event::SfuEvent;
+use crate::forward::bandwidth::ESTIMATE_LIFETIME;
 use crate::ids::{ParticipantId, RoomId, TrackId};
 use crate::sdp;
 
@@ -48,6 +49,18 @@ pub struct ShardStats {
     pub routes: usize,
     /// Subscriptions over all participants.
     pub subscriptions: usize,
+}
+
+/// A participant's downlink as the engine measures it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DownlinkStats {
+    /// Transport-wide congestion control feedback packets received from the participant.
+    pub twcc_feedback_packets: u64,
+    /// Estimate from that feedback in bit/s, or `None` when none arrived recently.
+    pub twcc_estimate_bps: Option<u64>,
+    /// Estimate that chooses the participant's simulcast layers, in bit/s: the lower of
+    /// its REMB reports and the TWCC estimate, or `None` when neither is recent.
+    pub estimate_bps: Option<u64>,
 }
 
 /// A remote transport address: UDP source address, or the far end of an ICE-TCP connection.
@@ -114,6 +127,23 @@ impl Shard {
                 .map(|participant| participant.subscriptions.len())
                 .sum(),
         }
+    }
+
+    /// Feedback counts and bandwidth estimates of a participant's downlink.
+    pub fn downlink_stats(
+        &self,
+        now: Instant,
+        participant: &ParticipantId,
+    ) -> Result<DownlinkStats, SfuError> {
+        let entry = self
+            .participants
+            .get(participant)
+            .ok_or_else(|| SfuError::ParticipantNotFound(participant.clone()))?;
+        Ok(DownlinkStats {
+            twcc_feedback_packets: entry.twcc.feedback_packets(),
+            twcc_estimate_bps: entry.twcc.estimate(now, ESTIMATE_LIFETIME),
+            estimate_bps: entry.downlink.current(now),
+        })
     }
 
     /// Creates an empty room.

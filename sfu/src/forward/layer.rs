@@ -3,6 +3,11 @@
 //! A publisher may stop sending a layer at any time (Chromium drops the top layers when its
 //! uplink shrinks), so the choice only considers layers that sent a packet within
 //! [`INACTIVE_AFTER`].
+//!
+//! Each switch costs a keyframe, so the choice has hysteresis. A subscriber goes down as soon
+//! as its bandwidth share falls below [`KEEP_PERCENT`] of its layer's bit rate. Going up needs
+//! [`UPGRADE_HEADROOM_PERCENT`] of the higher layer's bit rate, and after the estimate held the
+//! subscriber below a layer, [`UpgradeGate`] waits [`UPGRADE_DELAY`] of fitting estimates.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +21,16 @@ const BITRATE_WINDOW: Duration = Duration::from_secs(1);
 /// bandwidth, so an estimate close to a layer's bitrate does not switch back and forth,
 /// each switch costing a keyframe.
 const UPGRADE_HEADROOM_PERCENT: u64 = 125;
+
+/// The layer being forwarded is kept while the bandwidth covers this share of its bit rate
+/// (in percent). A congestion controller backs off to 85 % of the rate it measures arriving,
+/// so one spurious back-off keeps the layer, while a path that carries less than the layer
+/// soon falls below this share.
+pub const KEEP_PERCENT: u64 = 80;
+
+/// After the estimate held a subscriber below the layer its maximum allows, an upgrade
+/// waits until the estimate has allowed the higher layer for this long.
+pub const UPGRADE_DELAY: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Copy, Default)]
 struct LayerStats {
@@ -66,7 +81,8 @@ impl LayerMonitor {
     /// Chooses the layer to forward: the highest active layer not above `max_layer` whose
     /// bitrate fits `bandwidth_bps` (when an estimate exists), else the lowest active
     /// layer, or `None` when no layer is active. A layer above `current` must fit with
-    /// [`UPGRADE_HEADROOM_PERCENT`] of its bitrate.
+    /// [`UPGRADE_HEADROOM_PERCENT`] of its bitrate, and `current` itself only with
+    /// [`KEEP_PERCENT`].
     pub fn select(
         &self,
         max_layer: usize,
@@ -79,13 +95,49 @@ impl LayerMonitor {
             .collect();
         let fits = |layer: &&usize| {
             let layer = **layer;
-            let mut needed = self.bitrate_bps(layer);
-            if current.is_some_and(|current| layer > current) {
-                needed = needed * UPGRADE_HEADROOM_PERCENT / 100;
-            }
+            let bitrate = self.bitrate_bps(layer);
+            let needed = match current {
+                Some(current) if layer > current => bitrate * UPGRADE_HEADROOM_PERCENT / 100,
+                Some(current) if layer == current => bitrate * KEEP_PERCENT / 100,
+                _ => bitrate,
+            };
             layer <= max_layer && bandwidth_bps.is_none_or(|bandwidth| needed <= bandwidth)
         };
         active.iter().rev().find(fits).or(active.first()).copied()
+    }
+}
+
+/// Delays a subscriber's upgrades while its bandwidth estimate recently limited its layer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UpgradeGate {
+    /// Last time the estimate chose a lower layer than the maximum alone would.
+    limited_at: Option<Instant>,
+}
+
+impl UpgradeGate {
+    /// Returns the layer to forward. `chosen` is [`LayerMonitor::select`] with the bandwidth
+    /// estimate, `unlimited` the same without it, and `current` the active layer being
+    /// forwarded. An upgrade above `current` is held back until [`UPGRADE_DELAY`] after the
+    /// estimate last limited the choice.
+    pub fn admit(
+        &mut self,
+        chosen: Option<usize>,
+        unlimited: Option<usize>,
+        current: Option<usize>,
+        now: Instant,
+    ) -> Option<usize> {
+        if let (Some(chosen), Some(unlimited)) = (chosen, unlimited)
+            && chosen < unlimited
+        {
+            self.limited_at = Some(now);
+        }
+        let recently_limited = self
+            .limited_at
+            .is_some_and(|at| now.saturating_duration_since(at) < UPGRADE_DELAY);
+        match (chosen, current) {
+            (Some(chosen), Some(current)) if chosen > current && recently_limited => Some(current),
+            _ => chosen,
+        }
     }
 }
 
@@ -154,6 +206,52 @@ mod tests {
             monitor.select(2, Some(with_headroom), Some(1), later),
             Some(2)
         );
+    }
+
+    #[test]
+    fn current_layer_kept_within_tolerance() {
+        let now = Instant::now();
+        let monitor = monitor_with_layers(&[(0, 100), (1, 400), (2, 1200)], now);
+        let later = now + Duration::from_millis(1200);
+        let top = monitor.bitrate_bps(2);
+        // A back-off to 85 % of the top layer's rate keeps it.
+        let backed_off = top * 85 / 100;
+        assert_eq!(monitor.select(2, Some(backed_off), Some(2), later), Some(2));
+        // Below the tolerance it goes down, and no other layer gets the tolerance.
+        let below = top * KEEP_PERCENT / 100 - 1;
+        assert_eq!(monitor.select(2, Some(below), Some(2), later), Some(1));
+        assert_eq!(monitor.select(2, Some(backed_off), None, later), Some(1));
+    }
+
+    #[test]
+    fn upgrade_waits_after_limit() {
+        let now = Instant::now();
+        let mut gate = UpgradeGate::default();
+
+        // Unlimited by the estimate, an upgrade passes at once.
+        assert_eq!(gate.admit(Some(2), Some(2), Some(1), now), Some(2));
+
+        // The estimate holds the subscriber at layer 0 below the allowed layer 2.
+        assert_eq!(gate.admit(Some(0), Some(2), Some(2), now), Some(0));
+
+        // The estimate recovers: the upgrade waits for the delay.
+        let soon = now + UPGRADE_DELAY - Duration::from_millis(1);
+        assert_eq!(gate.admit(Some(2), Some(2), Some(0), soon), Some(0));
+        assert_eq!(
+            gate.admit(Some(2), Some(2), Some(0), now + UPGRADE_DELAY),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn downgrade_is_never_delayed() {
+        let now = Instant::now();
+        let mut gate = UpgradeGate::default();
+        assert_eq!(gate.admit(Some(1), Some(2), Some(2), now), Some(1));
+        let soon = now + Duration::from_millis(10);
+        assert_eq!(gate.admit(Some(0), Some(2), Some(1), soon), Some(0));
+        // Without a layer being forwarded, the choice stands.
+        assert_eq!(gate.admit(Some(2), Some(2), None, soon), Some(2));
     }
 
     #[test]

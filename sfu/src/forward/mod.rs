@@ -7,6 +7,7 @@
 pub mod bandwidth;
 pub mod cache;
 pub mod codec;
+pub mod congestion;
 pub mod forwarder;
 pub mod keyframe;
 pub mod layer;
