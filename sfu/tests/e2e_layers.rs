@@ -285,8 +285,8 @@ async fn twcc_estimate_lowers_narrow_subscriber() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     sender.abort();
 
-    // Retransmissions of older top-layer packets may still arrive, so frames are told
-    // apart by number.
+    // Retransmissions of older top-layer packets may still arrive, so frames are compared
+    // by number.
     let top_frames_later: Vec<u32> = narrow
         .received
         .lock()

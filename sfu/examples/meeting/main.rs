@@ -15,13 +15,16 @@
 //! - `POST /report?id=NAME` stores a page's media report (JSON), and `GET /report?id=NAME`
 //!   returns the latest one (204 when none). Pages opened with `?post=1` send one every
 //!   second, for browsers that no test driver can query.
+//! - `GET /downlink?id=NAME` returns the engine's view of that participant's downlink as
+//!   JSON: `twcc_feedback_packets`, `twcc_estimate_bps` and `estimate_bps` (null when
+//!   there is no recent estimate).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sfu::{ParticipantId, RoomId, RoomOptions, Sfu, SfuConfig, SfuEvent};
+use sfu::{DownlinkStats, ParticipantId, RoomId, RoomOptions, Sfu, SfuConfig, SfuEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -148,8 +151,22 @@ async fn route(app: &App, request: Request) -> (u16, &'static str, String) {
             Some(report) => (200, "application/json", report.clone()),
             None => (204, text, String::new()),
         },
+        ("GET", "/downlink", Some(id)) => match app.sfu.downlink_stats(&app.room, id).await {
+            Ok(stats) => (200, "application/json", downlink_json(&stats)),
+            Err(err) => (404, text, err.to_string()),
+        },
         _ => (404, text, "not found".to_owned()),
     }
+}
+
+fn downlink_json(stats: &DownlinkStats) -> String {
+    let bps = |value: Option<u64>| value.map_or("null".to_owned(), |value| value.to_string());
+    format!(
+        r#"{{"twcc_feedback_packets":{},"twcc_estimate_bps":{},"estimate_bps":{}}}"#,
+        stats.twcc_feedback_packets,
+        bps(stats.twcc_estimate_bps),
+        bps(stats.estimate_bps)
+    )
 }
 
 async fn next_offer(offers: &Offers, id: &ParticipantId) -> Option<String> {

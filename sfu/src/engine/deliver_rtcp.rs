@@ -6,9 +6,9 @@
 //!
 //! Transport-wide congestion control feedback is also copied to a [`TwccFeedbackQueue`].
 //! `rtc` delivers a marked packet only when the media SSRC of the first packet of its
-//! compound names one of the connection's tracks, and a TWCC feedback packet names the
-//! SSRC of the last packet its sender received, which may be an RTX stream. The
-//! `webrtc` 0.21 client does so, and `rtc` then dropped that feedback.
+//! compound names one of the connection's tracks. A TWCC feedback packet names the SSRC of
+//! the last packet its sender received, which may be an RTX stream. The `webrtc` 0.21
+//! client sends such feedback, and `rtc` dropped it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -22,8 +22,9 @@ use rtc::shared::error::Error;
 /// Position in the chain, on the application side of the stock interceptors.
 pub const SLOT: usize = 14_000;
 
-/// Feedback packets kept for the engine at most; older ones are dropped first. The engine
-/// drains the queue after every datagram, so it holds one compound packet's worth.
+/// Maximum number of feedback packets queued for the engine. Older ones are dropped first.
+/// The engine drains the queue after every datagram, so it rarely contains more than one
+/// compound packet's worth.
 const TWCC_QUEUE_LIMIT: usize = 64;
 
 /// TWCC feedback packets received on one connection, with their arrival time, for the

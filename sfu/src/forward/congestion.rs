@@ -19,10 +19,10 @@
 //! and adapts by choosing simulcast layers instead.
 //!
 //! The estimate starts at [`MAX_BPS`], so a subscriber gets the layers it got without an
-//! estimate until its feedback shows congestion. The engine sends no probe packets, so
-//! after a back-off the estimate rises only by the controllers' own increase while the
-//! subscriber receives a lower layer: 8 % per second for the loss limit and for GCC far
-//! from the rate that last caused a back-off, and 60 kbit/s per second near it.
+//! estimate until its feedback shows congestion. The engine sends no probe packets. So
+//! after a back-off, the estimate rises only by the controllers' own increase while the
+//! subscriber receives a lower layer. The loss limit, and GCC far from the rate that last
+//! caused a back-off, grow 8 % per second. Near that rate GCC adds 60 kbit/s per second.
 
 use std::time::{Duration, Instant};
 
@@ -31,9 +31,10 @@ use rtc::interceptor::{
 };
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 
-/// Upper bound of the estimate and its starting value, in bit/s. It is above the sum of the
-/// top layers a subscriber renders in a meeting, so an uncongested subscriber is never
-/// limited by it.
+/// Upper bound of the estimate and its starting value, in bit/s.
+///
+/// NOTE: a subscriber whose video layers add up to more than this is limited by it even on
+/// an uncongested path.
 pub const MAX_BPS: u64 = 20_000_000;
 
 /// Lower bound of the estimate, in bit/s. The layer choice falls back to the lowest active

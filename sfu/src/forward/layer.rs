@@ -231,7 +231,7 @@ mod tests {
         // Unlimited by the estimate, an upgrade passes at once.
         assert_eq!(gate.admit(Some(2), Some(2), Some(1), now), Some(2));
 
-        // The estimate holds the subscriber at layer 0 below the allowed layer 2.
+        // The estimate keeps the subscriber at layer 0 below the allowed layer 2.
         assert_eq!(gate.admit(Some(0), Some(2), Some(2), now), Some(0));
 
         // The estimate recovers: the upgrade waits for the delay.
@@ -250,7 +250,7 @@ mod tests {
         assert_eq!(gate.admit(Some(1), Some(2), Some(2), now), Some(1));
         let soon = now + Duration::from_millis(10);
         assert_eq!(gate.admit(Some(0), Some(2), Some(1), soon), Some(0));
-        // Without a layer being forwarded, the choice stands.
+        // Without a layer being forwarded, the choice is returned unchanged.
         assert_eq!(gate.admit(Some(2), Some(2), None, soon), Some(2));
     }
 

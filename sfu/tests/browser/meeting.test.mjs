@@ -8,7 +8,8 @@
 // that may not use UDP meet over ICE-TCP. Each round runs against a fresh
 // server. Default: 2, 5, 3s, firefox and tcp. In a simulcast round the other pages must also
 // receive the simulcast video wider than its lowest layer, which shows the engine forwards
-// the upper layers.
+// the upper layers. In every round the engine must have received transport-wide congestion
+// control (TWCC) feedback from every Chromium page, which sets their bandwidth estimate.
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -188,6 +189,7 @@ async function meet(browser, round, protocol = null) {
       }
     }
     if (simulcast) await expectUpperLayer(pages);
+    await expectTwccFeedback(url, pages.map((_, i) => `page${i}`));
     if (protocol) {
       const used = second.map((r) => r.protocol);
       if (!used.every((p) => p === protocol)) throw new Error(`pages connected over ${JSON.stringify(used)}, not ${protocol}`);
@@ -198,6 +200,23 @@ async function meet(browser, round, protocol = null) {
   } finally {
     for (const context of contexts) await context.close();
     server.kill();
+  }
+}
+
+// Waits until the engine has counted TWCC feedback packets from every named participant.
+async function expectTwccFeedback(url, ids) {
+  const deadline = Date.now() + PATIENCE_MS;
+  for (;;) {
+    const stats = await Promise.all(ids.map(async (id) => {
+      const response = await fetch(`${url}/downlink?id=${id}`);
+      return { id, ...(response.status === 200 ? await response.json() : { twcc_feedback_packets: 0 }) };
+    }));
+    if (stats.every((s) => s.twcc_feedback_packets > 0)) {
+      console.log(`twcc: engine downlink stats ${JSON.stringify(stats)}`);
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`twcc: no feedback from some pages: ${JSON.stringify(stats)}`);
+    await sleep(500);
   }
 }
 
@@ -279,6 +298,7 @@ async function meetFirefox(browser) {
       }
     }
     await expectWiderThanLowest(async () => [await page.evaluate(() => window.report())], 'firefox');
+    await expectTwccFeedback(url, ['chromium']);
     const frames = second.map((r) => r.inbound.filter((s) => s.kind === 'video').map((s) => s.framesDecoded));
     console.log(`firefox: Firefox and Chromium decode each other's video and receive audio; frames decoded ${JSON.stringify(frames)}`);
   } finally {
