@@ -8,9 +8,11 @@
 //!   delay-based half backs off to 85 % of the received rate when queueing delay grows.
 //!   Its loss-based half backs off from its own target in proportion to loss above 10 %.
 //! - a loss limit of the engine's own ([`LossLimit`]), which backs off from the received
-//!   rate instead. The estimate starts high (see below), and from there GCC's loss-based
-//!   half needed about 3 s to come down to a bottleneck whose short queue drops packets
-//!   before the delay grows (`estimate_falls_fast_behind_short_queue`).
+//!   rate instead. The estimate starts high (see below). In the simulation of the tests,
+//!   1 Mbit/s into a 500 kbit/s path with a 200 ms queue, the queue dropped packets before
+//!   GCC saw the delay grow, and GCC alone took 3 s to come down from 20 Mbit/s to
+//!   790 kbit/s. With the limit the estimate is below 600 kbit/s within 1 s
+//!   (`estimate_falls_fast_behind_short_queue`).
 //!
 //! The lowest of these is the estimate. Only the estimator, the send history (`History`),
 //! the rate meter (`RateCalculator`) and the feedback parser (`convert_twcc`) of `rtc` are
@@ -518,8 +520,8 @@ mod tests {
         let start = Instant::now();
         let mut estimator = TwccEstimator::default();
         let mut subscriber = Subscriber::new();
-        // A queue of 100 ms fills and drops before the delay trend shows.
-        let mut link = Link::new(500_000, Duration::from_millis(100));
+        // A queue of 200 ms fills and drops before the delay trend shows.
+        let mut link = Link::new(500_000, Duration::from_millis(200));
 
         let estimates = run(
             &mut estimator,
