@@ -90,11 +90,9 @@ impl LayerMonitor {
         current: Option<usize>,
         now: Instant,
     ) -> Option<usize> {
-        let active: Vec<usize> = (0..self.layers.len())
-            .filter(|&layer| self.is_active(layer, now))
-            .collect();
-        let fits = |layer: &&usize| {
-            let layer = **layer;
+        let active = |layer: &usize| self.is_active(*layer, now);
+        let fits = |layer: &usize| {
+            let layer = *layer;
             let bitrate = self.bitrate_bps(layer);
             let needed = match current {
                 Some(current) if layer > current => bitrate * UPGRADE_HEADROOM_PERCENT / 100,
@@ -103,7 +101,13 @@ impl LayerMonitor {
             };
             layer <= max_layer && bandwidth_bps.is_none_or(|bandwidth| needed <= bandwidth)
         };
-        active.iter().rev().find(fits).or(active.first()).copied()
+        let layers = 0..self.layers.len();
+        layers
+            .clone()
+            .rev()
+            .filter(active)
+            .find(fits)
+            .or_else(|| layers.clone().find(active))
     }
 }
 
