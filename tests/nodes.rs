@@ -7,7 +7,9 @@
 //! NATS server restarts. Presence on a topic covers every node's
 //! connections and drops a killed node's people after the lease. The node
 //! chosen for a meeting follows the placement bucket: the hosting node in
-//! the caller's region first, else the least loaded node.
+//! the caller's region first, else the least loaded node of that region.
+//! A meeting spread over nodes relays media between their engines, once
+//! per track and node, and host controls reach people on other nodes.
 //! Background-task leases are checked on both database backends.
 //!
 //! Needs PostgreSQL (see tests/common) and NATS with JetStream on
@@ -1038,8 +1040,11 @@ async fn meeting_node_follows_placement() {
     let choice = node_choice(cluster.base(0), &host, meeting_id, Some("south"), "node-2").await;
     assert_eq!(choice["hosts_meeting"], true);
     assert_eq!(choice["participants"], 1);
-    // No host in the caller's region: the meeting stays on one node.
-    node_choice(cluster.base(1), &host, meeting_id, Some("north"), "node-2").await;
+    // No host in the caller's region: the region's own node, which relays.
+    let choice = node_choice(cluster.base(1), &host, meeting_id, Some("north"), "node-0").await;
+    assert_eq!(choice["hosts_meeting"], false);
+    // A region without nodes: the hosting node, so no relay is needed.
+    node_choice(cluster.base(1), &host, meeting_id, Some("west"), "node-2").await;
     let jetstream = cluster.jetstream().await;
     let bucket = jetstream
         .get_key_value(server::meetings::live::placement::bucket_name(
@@ -1066,5 +1071,328 @@ async fn meeting_node_follows_placement() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    cluster.finish().await;
+}
+
+/// A participant of a meeting spread over nodes: a hub socket on one node
+/// whose reader answers the server's offers with the peer and keeps every
+/// other message, and the peer sending media.
+struct Attendee {
+    account_id: i64,
+    sink: Arc<tokio::sync::Mutex<futures_util::stream::SplitSink<Ws, Message>>>,
+    inbox: Arc<std::sync::Mutex<Vec<Value>>>,
+    peer: Arc<peer::Peer>,
+    reader: tokio::task::JoinHandle<()>,
+    media: tokio::task::JoinHandle<()>,
+}
+
+impl Attendee {
+    /// Joins the meeting's media on `base` and waits until the peer connected.
+    async fn join(base: &str, session: &Session, account_id: i64, meeting_id: i64) -> Attendee {
+        let (sink, mut stream) = connect(base, session).await.split();
+        let sink = Arc::new(tokio::sync::Mutex::new(sink));
+        let inbox = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let peer = peer::Peer::new().await;
+        let reader = {
+            let (sink, inbox, peer) = (sink.clone(), inbox.clone(), peer.clone());
+            tokio::spawn(async move {
+                while let Some(Ok(frame)) = stream.next().await {
+                    let Message::Text(text) = frame else { continue };
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    if message["type"] == "meeting_offer" {
+                        let sdp = peer.answer(message["sdp"].as_str().unwrap()).await;
+                        let answer = json!({"type": "meeting_answer",
+                            "meeting_id": message["meeting_id"], "sdp": sdp});
+                        let mut sink = sink.lock().await;
+                        let _ = sink.send(Message::text(answer.to_string())).await;
+                    }
+                    inbox.lock().unwrap().push(message);
+                }
+            })
+        };
+        let join = json!({"type": "meeting_join", "id": "join", "meeting_id": meeting_id,
+            "sdp": peer.offer().await});
+        sink.lock()
+            .await
+            .send(Message::text(join.to_string()))
+            .await
+            .unwrap();
+        let mut attendee = Attendee {
+            account_id,
+            sink,
+            inbox,
+            peer,
+            reader,
+            media: tokio::spawn(async {}),
+        };
+        let reply = attendee
+            .wait("the join reply", |message| message["id"] == "join")
+            .await;
+        assert_eq!(reply["type"], "meeting_joined", "{reply}");
+        attendee
+            .peer
+            .apply_answer(reply["sdp"].as_str().unwrap())
+            .await;
+        let peer = attendee.peer.clone();
+        wait_for("the media connection", || peer.is_connected()).await;
+        attendee.media = peer::spawn_media(attendee.peer.clone());
+        attendee
+    }
+
+    /// Waits for a message that matches and returns the latest such message.
+    async fn wait(&self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let found = self
+                .inbox
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|message| matches(message))
+                .cloned();
+            if let Some(message) = found {
+                return message;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "account {} timed out waiting for {what}",
+                self.account_id
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the peer received at least `packets` more video and audio
+    /// packets from each of the accounts than it had when called.
+    async fn receives_from(&self, accounts: &[i64], packets: usize) {
+        let start: Vec<peer::Counts> = accounts.iter().map(|a| self.peer.from(*a)).collect();
+        for (account, start) in accounts.iter().zip(start) {
+            let peer = self.peer.clone();
+            let what = format!(
+                "media from account {account} at account {}",
+                self.account_id
+            );
+            wait_for(&what, || {
+                let now = peer.from(*account);
+                now.video >= start.video + packets && now.audio >= start.audio + packets
+            })
+            .await;
+        }
+    }
+
+    /// Leaves the media and stops the peer.
+    async fn leave(self, meeting_id: i64) {
+        let leave = json!({"type": "meeting_leave", "id": "leave", "meeting_id": meeting_id});
+        self.sink
+            .lock()
+            .await
+            .send(Message::text(leave.to_string()))
+            .await
+            .unwrap();
+        self.wait("the leave reply", |message| message["id"] == "leave")
+            .await;
+        self.media.abort();
+        self.peer.close().await;
+        self.reader.abort();
+    }
+}
+
+async fn wait_for(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads one gauge from a node's `/metrics`.
+async fn gauge(base: &str, name: &str) -> f64 {
+    let body = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until a node's gauge reads `expected`.
+async fn gauge_reaches(base: &str, name: &str, expected: f64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let value = gauge(base, name).await;
+        if value == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} at {base} is {value}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A scheduled online demo meeting with its host and three members of the
+/// meeting's branch, who enter directly, as (username, account id).
+async fn meeting_with_people(cluster: &Cluster) -> (i64, Vec<(String, i64)>) {
+    let mut conn = cluster.store.connect().await;
+    let (meeting_id, org_id, host_member): (i64, i64, i64) = sqlx::query_as(
+        "SELECT id, org_id, host_member FROM meetings WHERE status = 'scheduled' AND online = 1 \
+         AND locked = 0 ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("a scheduled online demo meeting");
+    let people: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT a.username, a.id FROM accounts a JOIN members m ON m.id = a.member_id \
+         WHERE m.org_id = $1 AND a.disabled = 0 AND a.must_change_password = 0 \
+         ORDER BY CASE WHEN a.member_id = $2 THEN 0 ELSE 1 END, a.id LIMIT 4",
+    )
+    .bind(org_id)
+    .bind(host_member)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(people.len(), 4, "the branch has a host and three members");
+    (meeting_id, people)
+}
+
+/// Four people on three nodes: the host on node 0, two on node 1 and one on
+/// node 2. Everyone receives everyone, each track crosses to a node once,
+/// a subscriber leaves and comes back, and the host mutes someone on
+/// another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meeting_media_relays_between_nodes() {
+    let cluster = Cluster::start().await;
+    let (meeting_id, people) = meeting_with_people(&cluster).await;
+    let mut sessions = Vec::new();
+    for (username, _) in &people {
+        sessions.push(login(cluster.base(0), username).await);
+    }
+    let accounts: Vec<i64> = people.iter().map(|(_, id)| *id).collect();
+    let node_of = [0, 1, 1, 2];
+
+    let host = Attendee::join(cluster.base(0), &sessions[0], accounts[0], meeting_id).await;
+    // Under `region`, a caller from the north with the meeting hosted in the
+    // south goes to its own region's node, which relays.
+    let choice = node_choice(
+        cluster.base(1),
+        &sessions[1],
+        meeting_id,
+        Some("south"),
+        "node-1",
+    )
+    .await;
+    assert_eq!(choice["hosts_meeting"], false);
+    let mut others = Vec::new();
+    for index in 1..4 {
+        let base = cluster.base(node_of[index]);
+        others.push(Attendee::join(base, &sessions[index], accounts[index], meeting_id).await);
+    }
+    let mut everyone: Vec<&Attendee> = vec![&host];
+    everyone.extend(others.iter());
+    for attendee in &everyone {
+        let senders: Vec<i64> = accounts
+            .iter()
+            .copied()
+            .filter(|account| *account != attendee.account_id)
+            .collect();
+        attendee.receives_from(&senders, 20).await;
+    }
+
+    // Node 1 has two subscribers, yet it receives each remote track once: the
+    // host's two from node 0 and two from node 2.
+    gauge_reaches(cluster.base(1), "dangwu_media_relays_in", 2.0).await;
+    gauge_reaches(cluster.base(1), "dangwu_media_relayed_tracks_in", 4.0).await;
+    // Node 0's engine: the host subscribes to six relayed tracks, and the
+    // relay peers of nodes 1 and 2 take the host's two tracks each.
+    gauge_reaches(cluster.base(0), "dangwu_media_relay_peers", 2.0).await;
+    gauge_reaches(cluster.base(0), "dangwu_media_subscriptions", 10.0).await;
+
+    // Everyone sees the whole participant list, wherever they joined.
+    let snapshot = get(
+        cluster.base(1),
+        &sessions[1],
+        &format!("/api/meetings/{meeting_id}/live"),
+    )
+    .await;
+    let mut listed: Vec<i64> = snapshot["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["account_id"].as_i64().unwrap())
+        .collect();
+    listed.sort();
+    let mut expected = accounts.clone();
+    expected.sort();
+    assert_eq!(listed, expected, "{snapshot}");
+
+    // The second subscriber on node 1 leaves: the others stop getting its
+    // media, node 1 keeps its relays for the one still there.
+    let leaving = others.remove(1);
+    leaving.leave(meeting_id).await;
+    gauge_reaches(cluster.base(1), "dangwu_media_relayed_tracks_in", 4.0).await;
+    gauge_reaches(cluster.base(0), "dangwu_media_subscriptions", 8.0).await;
+    host.wait("the leaver's departure", |message| {
+        message["type"] == "meeting_participant_left" && message["account_id"] == accounts[2]
+    })
+    .await;
+    others[0]
+        .receives_from(&[accounts[0], accounts[3]], 20)
+        .await;
+
+    // It comes back on node 1 and receives everyone again.
+    let back = Attendee::join(cluster.base(1), &sessions[2], accounts[2], meeting_id).await;
+    back.receives_from(&[accounts[0], accounts[1], accounts[3]], 20)
+        .await;
+    host.receives_from(&[accounts[2]], 20).await;
+    gauge_reaches(cluster.base(0), "dangwu_media_subscriptions", 10.0).await;
+
+    // The host, on node 0, mutes the person on node 2.
+    let muted = accounts[3];
+    post(
+        cluster.base(0),
+        &sessions[0],
+        &format!("/api/meetings/{meeting_id}/live/mute"),
+        json!({"account_id": muted, "muted": true}),
+    )
+    .await;
+    others[0]
+        .wait("the mute in the participant list", |message| {
+            message["type"] == "meeting_participant"
+                && message["participant"]["account_id"] == muted
+                && message["participant"]["muted_by_host"] == true
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = others[0].peer.from(muted);
+    let host_before = host.peer.from(muted);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = others[0].peer.from(muted);
+    let host_after = host.peer.from(muted);
+    assert_eq!(after.audio, before.audio, "muted audio reached node 1");
+    assert_eq!(
+        host_after.audio, host_before.audio,
+        "muted audio reached node 0"
+    );
+    assert!(after.video > before.video + 20, "video stops with the mute");
+    post(
+        cluster.base(0),
+        &sessions[0],
+        &format!("/api/meetings/{meeting_id}/live/mute"),
+        json!({"account_id": muted, "muted": false}),
+    )
+    .await;
+    others[0].receives_from(&[muted], 20).await;
+
+    // Everyone on node 1 leaves: its relays end, and node 0 drops the relay peer.
+    back.leave(meeting_id).await;
+    others.remove(0).leave(meeting_id).await;
+    gauge_reaches(cluster.base(1), "dangwu_media_relays_in", 0.0).await;
+    gauge_reaches(cluster.base(0), "dangwu_media_relay_peers", 1.0).await;
+    host.receives_from(&[accounts[3]], 20).await;
     cluster.finish().await;
 }

@@ -101,6 +101,9 @@ impl Server {
         }
         let state = AppState::new(db, key, config.clone(), Some(metrics_handle()), hub, live);
         Live::spawn_events(state.clone(), media_events);
+        if let Some(link) = state.hub.nats() {
+            Live::spawn_cascade(state.clone(), link.client().clone(), link.prefix());
+        }
         crate::meetings::recording::spawn_repair(state.clone());
         let router = crate::app::build(state.clone());
         let listener = TcpListener::bind(config.listen).await?;

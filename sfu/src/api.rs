@@ -204,8 +204,28 @@ impl Sfu {
     ) -> Result<String, SfuError> {
         let shard = self.shard_of(room)?;
         let room = room.clone();
-        self.call(shard, move |s, now| s.join(now, &room, participant, offer))
-            .await?
+        self.call(shard, move |s, now| {
+            s.join(now, &room, participant, offer, true)
+        })
+        .await?
+    }
+
+    /// Adds the relay peer of another engine with its first SDP offer and returns the
+    /// answer. Unlike [`Sfu::join`], the peer is never subscribed automatically: it gets
+    /// the tracks passed to [`Sfu::subscribe`] and nothing else, so tracks that another
+    /// engine relays into this room are not sent back.
+    pub async fn join_relay(
+        &self,
+        room: &RoomId,
+        participant: ParticipantId,
+        offer: String,
+    ) -> Result<String, SfuError> {
+        let shard = self.shard_of(room)?;
+        let room = room.clone();
+        self.call(shard, move |s, now| {
+            s.join(now, &room, participant, offer, false)
+        })
+        .await?
     }
 
     /// Applies a new offer from the participant (tracks added or removed) and returns the

@@ -80,6 +80,7 @@ pub mod event;
 pub mod forward;
 pub mod ids;
 pub mod local;
+pub mod relay;
 pub mod sdp;
 pub mod tap;
 
@@ -90,4 +91,5 @@ pub use error::SfuError;
 pub use event::{SfuEvent, TrackInfo};
 pub use ids::{MediaKind, ParticipantId, Rid, RoomId, Ssrc, TrackId};
 pub use local::{KeyframeRequest, LocalCodec, LocalPacket, LocalTrack, LocalTrackOptions};
+pub use relay::{RelayReceiver, RelayStats};
 pub use tap::AudioPacket;

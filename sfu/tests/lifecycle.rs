@@ -25,6 +25,7 @@ fn shard_with_participant(now: Instant) -> (Shard, String) {
             &room,
             ParticipantId::from("alice"),
             fixture("chromium-simulcast-offer.sdp"),
+            true,
         )
         .unwrap();
     let ufrag = answer

@@ -29,6 +29,7 @@ fn join(offer: &str) -> (String, Vec<TrackInfo>) {
             &room,
             ParticipantId::from("alice"),
             offer.to_owned(),
+            true,
         )
         .expect("offer accepted");
     let mut tracks = Vec::new();
@@ -168,6 +169,7 @@ fn malformed_offer_is_rejected() {
             &room,
             ParticipantId::from(format!("p{cut}")),
             truncated,
+            true,
         );
         assert!(result.is_err(), "truncated offer at {cut} accepted");
     }

@@ -80,6 +80,11 @@ pub struct NatsLink {
 }
 
 impl NatsLink {
+    /// Returns the NATS client of the link, for request and reply.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
     /// Returns the JetStream context of the link.
     pub fn context(&self) -> &jetstream::Context {
         &self.context

@@ -318,6 +318,11 @@ impl Shard {
             .members
             .iter()
             .filter(|member| **member != track.publisher)
+            .filter(|member| {
+                self.participants
+                    .get(*member)
+                    .is_some_and(|entry| entry.auto_subscribe)
+            })
             .cloned()
             .collect();
         for member in members {
@@ -331,6 +336,7 @@ impl Shard {
         let Some(room) = self
             .participants
             .get(member)
+            .filter(|entry| entry.auto_subscribe)
             .map(|entry| entry.room.clone())
         else {
             return;

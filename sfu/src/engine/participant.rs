@@ -184,6 +184,9 @@ pub struct Participant {
     pub twcc: TwccEstimator,
     /// Retransmissions sent to the participant in the last second.
     pub retransmissions: RetransmissionBudget,
+    /// Subscribed to the room's tracks automatically when the room does that. False for
+    /// the relay peer of another engine, which subscribes track by track.
+    pub auto_subscribe: bool,
 }
 
 impl Participant {
@@ -205,6 +208,7 @@ impl Participant {
             downlink: DownlinkEstimate::default(),
             twcc: TwccEstimator::default(),
             retransmissions: RetransmissionBudget::default(),
+            auto_subscribe: true,
         }
     }
 }

@@ -10,6 +10,7 @@ use sfu::MediaKind;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::cascade::{MediaRequest, forward_control, forward_end};
 use super::decisions;
 use super::protocol::{LeftReason, LiveMessage, Snapshot};
 use super::signal::{check_open, enter};
@@ -258,16 +259,50 @@ async fn mute(
     ApiJson(body): ApiJson<Mute>,
 ) -> AppResult<StatusCode> {
     host_access(&state, &caller, id).await?;
-    let room = state
-        .live
-        .room(id)
-        .ok_or_else(|| not_present(body.account_id))?;
+    let account = body.account_id;
+    let done = mute_here(&state, id, account, body.muted).await?
+        || forward_control(
+            &state.live,
+            id,
+            account,
+            MediaRequest::Mute {
+                meeting_id: id,
+                account_id: account,
+                muted: body.muted,
+            },
+        )
+        .await?;
+    if !done {
+        return Err(not_present(account));
+    }
+    let action = if body.muted {
+        "meeting.mute"
+    } else {
+        "meeting.unmute"
+    };
+    audit_control(&state, &caller, action, id, json!({"account_id": account})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mutes or unmutes a participant in this node's media; returns false when the
+/// participant is not in it.
+pub(super) async fn mute_here(
+    state: &AppState,
+    id: i64,
+    account: i64,
+    muted: bool,
+) -> AppResult<bool> {
+    let Some(room) = state.live.room(id) else {
+        return Ok(false);
+    };
     let mut room = room.lock().await;
-    let participant = room
+    let Some(participant) = room
         .members
-        .get(&body.account_id)
+        .get(&account)
         .map(|member| member.participant.clone())
-        .ok_or_else(|| not_present(body.account_id))?;
+    else {
+        return Ok(false);
+    };
     state
         .live
         .sfu
@@ -276,35 +311,21 @@ async fn mute(
             participant,
             MediaKind::Audio,
             // Unmuting a lecture's viewer leaves them unable to speak without the floor.
-            body.muted || room.blocks(body.account_id, MediaKind::Audio),
+            muted || room.blocks(account, MediaKind::Audio),
         )
         .await
         .map_err(sfu_error)?;
-    if body.muted {
-        room.muted.insert(body.account_id);
-        if room.speaker == Some(body.account_id) {
+    if muted {
+        room.muted.insert(account);
+        if room.speaker == Some(account) {
             room.speaker = None;
         }
     } else {
-        room.muted.remove(&body.account_id);
+        room.muted.remove(&account);
     }
-    decisions::save(&state, &room, body.account_id).await;
-    room.broadcast_participant(body.account_id);
-    drop(room);
-    let action = if body.muted {
-        "meeting.mute"
-    } else {
-        "meeting.unmute"
-    };
-    audit_control(
-        &state,
-        &caller,
-        action,
-        id,
-        json!({"account_id": body.account_id}),
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    decisions::save(state, &room, account).await;
+    room.broadcast_participant(account);
+    Ok(true)
 }
 
 /// Removes a person from the media (or the lobby) at once. They can come back only
@@ -328,7 +349,34 @@ async fn remove(
             "the host cannot remove themselves",
         ));
     }
-    let room = state.live.room(id).ok_or_else(|| not_present(account))?;
+    let request = MediaRequest::Remove {
+        meeting_id: id,
+        account_id: account,
+    };
+    let done = remove_here(&state, id, account).await?
+        || forward_control(&state.live, id, account, request).await?;
+    if !done {
+        return Err(not_present(account));
+    }
+    audit_control(
+        &state,
+        &caller,
+        "meeting.remove",
+        id,
+        json!({"account_id": account}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a person from this node's media or lobby; returns false when they are in
+/// neither.
+// TODO: another node whose room is already loaded learns of the removal only from
+// the stored decisions when it loads the room again.
+pub(super) async fn remove_here(state: &AppState, id: i64, account: i64) -> AppResult<bool> {
+    let Some(room) = state.live.room(id) else {
+        return Ok(false);
+    };
     let mut room = room.lock().await;
     let message = LiveMessage::MeetingLeft {
         id: None,
@@ -338,11 +386,11 @@ async fn remove(
     let member = room.take_member(account);
     let waiting = room.lobby.remove(&account);
     if member.is_none() && waiting.is_none() {
-        return Err(not_present(account));
+        return Ok(false);
     }
     room.removed.insert(account);
     room.admitted.remove(&account);
-    decisions::save(&state, &room, account).await;
+    decisions::save(state, &room, account).await;
     if let Some(waiting) = waiting {
         waiting.link.send(&message);
         room.notify_lobby();
@@ -359,17 +407,9 @@ async fn remove(
     drop(room);
     tracing::info!(meeting_id = id, account_id = account, "removed by the host");
     if member.is_some() {
-        record_left(&state, id, account).await;
+        record_left(state, id, account).await;
     }
-    audit_control(
-        &state,
-        &caller,
-        "meeting.remove",
-        id,
-        json!({"account_id": account}),
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(true)
 }
 
 /// Locks the meeting: from now on everyone but the host and the recorder waits in the
@@ -432,6 +472,7 @@ async fn end(
     for account in accounts {
         record_left(&state, id, account).await;
     }
+    forward_end(&state.live, id).await;
     meetings::end(&state, id, caller.session.account.id).await?;
     tracing::info!(meeting_id = id, "meeting ended by the host");
     crate::learning::lectures::meeting_ended(&state, id).await?;

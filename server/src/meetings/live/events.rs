@@ -21,6 +21,15 @@ pub async fn run(state: AppState, mut events: mpsc::UnboundedReceiver<SfuEvent>)
 
 async fn handle(state: &AppState, event: SfuEvent) {
     match event {
+        SfuEvent::Offer { participant, sdp }
+            if super::cascade::parse_relay_participant(&participant).is_some() =>
+        {
+            tokio::spawn(super::cascade::send_relay_offer(
+                state.clone(),
+                participant,
+                sdp,
+            ));
+        }
         SfuEvent::Offer { participant, sdp } => {
             with_participant(state, &participant, |room, account| {
                 room.members[&account]
@@ -42,6 +51,7 @@ async fn handle(state: &AppState, event: SfuEvent) {
             .await;
         }
         SfuEvent::ParticipantDisconnected { participant, .. } => {
+            state.live.cascade.relay_peer_gone(&participant);
             disconnected(state, &participant).await;
         }
         SfuEvent::TrackPublished { track, .. } => {
@@ -112,6 +122,7 @@ async fn handle(state: &AppState, event: SfuEvent) {
             }
             with_participant(state, &participant, |room, account| {
                 room.speaker = Some(account);
+                room.entries_changed();
                 room.broadcast(&LiveMessage::MeetingSpeaker {
                     meeting_id: room.meeting_id,
                     account_id: account,

@@ -17,9 +17,11 @@
 //! NOTE: host decisions (admitted, removed, muted) live in memory for the life of the
 //! meeting on this node. A restart forgets them, and a removed person then enters by the
 //! ordinary rule again. A meeting's entry leaves memory only when the host ends it or the
-//! server stops. Each node runs its own engine, so all connections of one meeting must
-//! reach the same node, which the room page gets from `placement`.
+//! server stops. Each node runs its own engine. With NATS, the engines of the nodes
+//! where a meeting has participants relay its tracks to each other (`cascade`), and
+//! each node shares its part of the participant list through `placement`.
 
+pub mod cascade;
 pub mod chat;
 pub mod control;
 mod decisions;
@@ -114,6 +116,10 @@ pub struct Live {
     next_participant: AtomicU64,
     recorders: crate::meetings::recording::Recorders,
     placement: Arc<Placement>,
+    /// Relays between this node's engine and the other nodes'.
+    pub cascade: cascade::Cascade,
+    /// Generation of the latest engine room, so a relay into a closed room is noticed.
+    next_engine_epoch: AtomicU64,
 }
 
 impl Live {
@@ -137,6 +143,8 @@ impl Live {
             next_participant: AtomicU64::new(0),
             recorders: Default::default(),
             placement: Arc::new(Placement::new(config)),
+            cascade: cascade::Cascade::new(config.node_id.clone(), media.bind),
+            next_engine_epoch: AtomicU64::new(0),
         };
         Ok((Arc::new(live), events))
     }
@@ -158,23 +166,61 @@ impl Live {
         tokio::spawn(self.placement.clone().run(context, prefix, self.clone()))
     }
 
+    /// Starts taking relay requests from other nodes on this node's media subject.
+    pub fn spawn_cascade(
+        state: AppState,
+        client: async_nats::Client,
+        prefix: &str,
+    ) -> tokio::task::JoinHandle<()> {
+        let subject = placement::media_subject(prefix, &state.config.node_id);
+        tokio::spawn(cascade::serve(state, client, subject))
+    }
+
     /// Returns the meeting placement of this node and the others.
     pub fn placement(&self) -> &Placement {
         &self.placement
     }
 
-    /// Counts the participants in this node's media per meeting, leaving out
-    /// meetings with none.
-    pub async fn local_participants(&self) -> HashMap<i64, u64> {
+    /// Returns the entries of the participants in this node's media per meeting,
+    /// leaving out meetings with none.
+    pub async fn local_entries(&self) -> HashMap<i64, Vec<protocol::ParticipantEntry>> {
         let rooms: Vec<_> = self.rooms_map().values().cloned().collect();
-        let mut counts = HashMap::new();
+        let mut entries = HashMap::new();
         for room in rooms {
             let room = room.lock().await;
             if !room.members.is_empty() {
-                counts.insert(room.meeting_id, room.members.len() as u64);
+                let members = room
+                    .members
+                    .keys()
+                    .filter_map(|account| room.participant_entry(*account))
+                    .collect();
+                entries.insert(room.meeting_id, members);
             }
         }
-        counts
+        entries
+    }
+
+    /// Takes in another node's changed part of a meeting: updates the participant
+    /// list of the people here and the relays into this node.
+    pub fn remote_changed(self: &Arc<Self>, meeting_id: i64) {
+        let live = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Some(room) = live.room(meeting_id) {
+                let parts = live.placement.remote_parts(meeting_id);
+                cascade::apply_remote(&mut *room.lock().await, parts);
+            }
+            live.cascade.reconcile(&live, meeting_id).await;
+        });
+    }
+
+    /// Checks the relays of every meeting with people here or a relay into this node,
+    /// so a failed relay starts again and one nobody needs ends.
+    pub fn check_relays(self: &Arc<Self>) {
+        let mut meetings = self.cascade.relayed_meetings();
+        meetings.extend(self.rooms_map().keys().copied());
+        for meeting_id in meetings {
+            self.remote_changed(meeting_id);
+        }
     }
 
     /// The audio recordings running on this node.
@@ -214,6 +260,13 @@ impl Live {
             metrics::gauge!("dangwu_media_participants").set(stats.participants as f64);
             metrics::gauge!("dangwu_media_subscriptions").set(stats.subscriptions as f64);
         }
+        let relays = self.cascade.incoming_stats();
+        let tracks: usize = relays.values().map(|relay| relay.tracks).sum();
+        let packets: u64 = relays.values().map(|relay| relay.packets).sum();
+        metrics::gauge!("dangwu_media_relays_in").set(relays.len() as f64);
+        metrics::gauge!("dangwu_media_relayed_tracks_in").set(tracks as f64);
+        metrics::gauge!("dangwu_media_relayed_packets_in").set(packets as f64);
+        metrics::gauge!("dangwu_media_relay_peers").set(self.cascade.outgoing_count() as f64);
         let rooms: Vec<_> = self.rooms_map().values().cloned().collect();
         let mut waiting = 0;
         for room in rooms {
@@ -268,6 +321,9 @@ impl Live {
                 None => {
                     let mut room = Room::restore(meeting_id, locked, stored);
                     room.lecture = lecture.map(lecture::LectureMode::new);
+                    room.placement = Some(self.placement.clone());
+                    let parts = self.placement.remote_parts(meeting_id);
+                    cascade::apply_remote(&mut room, parts);
                     let room = Arc::new(tokio::sync::Mutex::new(room));
                     rooms.insert(meeting_id, room.clone());
                     (room, true)
@@ -306,6 +362,7 @@ impl Live {
         {
             Ok(()) | Err(SfuError::RoomExists(_)) => {
                 room.engine_room = true;
+                room.engine_epoch = self.next_engine_epoch.fetch_add(1, Ordering::Relaxed) + 1;
                 Ok(())
             }
             Err(error) => Err(sfu_error(error)),
@@ -322,6 +379,7 @@ impl Live {
             tracing::warn!(meeting_id = room.meeting_id, %error, "closing media room failed");
         }
         room.engine_room = false;
+        self.cascade.engine_room_closed(room.meeting_id);
     }
 
     /// Drops a participant from the engine; one already gone is not an error.
@@ -365,6 +423,7 @@ impl Live {
             tracing::warn!(meeting_id, %error, "closing media room failed");
         }
         room.engine_room = false;
+        self.cascade.engine_room_closed(meeting_id);
         accounts
     }
 
@@ -442,6 +501,7 @@ async fn record_joined(state: &AppState, meeting_id: i64, account_id: i64) {
 /// Records on the meeting's record that a person left the media.
 async fn record_left(state: &AppState, meeting_id: i64, account_id: i64) {
     state.live.placement().participants_changed();
+    state.live.remote_changed(meeting_id);
     if let Err(error) = crate::meetings::left(state, meeting_id, account_id).await {
         tracing::error!(meeting_id, account_id, %error, "recording attendance (leave) failed");
     }

@@ -5,8 +5,11 @@
 //! - `node.{node_id}`: the node's URL, media region and total participants
 //!   in its media, written every heartbeat while the node runs;
 //! - `meeting.{meeting_id}.{node_id}`: the same with the participants of
-//!   that meeting on that node, written while it has any and deleted when
-//!   the last one leaves.
+//!   that meeting on that node, and their entries as the participant list
+//!   shows them, written while it has any and deleted when the last one leaves.
+//!
+//! Both also name the NATS subject where the node takes relay requests for its
+//! media engine (see [`super::cascade`]).
 //!
 //! Entries are rewritten every [`kv_lease::HEARTBEAT`] and at once when a participant
 //! joins or leaves, and a stopped node's entries drop out after [`kv_lease::LEASE`].
@@ -30,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Live;
+use super::protocol::ParticipantEntry;
 use crate::config::{Config, NodeSelection, valid_region};
 use crate::error::{AppResult, ErrorBody};
 use crate::hub::kv_lease::{self, Leased};
@@ -52,6 +56,30 @@ pub struct NodeEntry {
     pub participants: u64,
 }
 
+/// A value in the placement bucket: a node entry, the subject of the node's
+/// relay requests and, in a `meeting.` entry, the node's part of the
+/// participant list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlacementValue {
+    #[serde(flatten)]
+    pub node: NodeEntry,
+    /// NATS subject of the node's relay requests; absent for a node that
+    /// does not relay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_subject: Option<String>,
+    /// Participants of the meeting in this node's media.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<ParticipantEntry>,
+}
+
+/// Another node's part of a meeting, as its placement entry shows it.
+#[derive(Debug, Clone)]
+pub struct RemotePart {
+    pub node_id: String,
+    pub media_subject: Option<String>,
+    pub members: Vec<ParticipantEntry>,
+}
+
 /// The response of `GET /api/meetings/{id}/node`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeChoice {
@@ -67,7 +95,9 @@ pub struct NodeChoice {
 pub struct Placement {
     this: NodeEntry,
     policy: NodeSelection,
-    entries: RwLock<Leased<NodeEntry>>,
+    entries: RwLock<Leased<PlacementValue>>,
+    /// Subject of this node's relay requests, once NATS is in use.
+    media_subject: std::sync::OnceLock<String>,
     /// Wakes the writer when a participant joins or leaves here.
     changed: Notify,
 }
@@ -83,6 +113,11 @@ fn node_key(node_id: &str) -> String {
 
 fn meeting_key(meeting_id: i64, node_id: &str) -> String {
     format!("meeting.{meeting_id}.{}", kv_lease::key_token(node_id))
+}
+
+/// Returns the NATS subject where a node takes relay requests.
+pub fn media_subject(prefix: &str, node_id: &str) -> String {
+    format!("{prefix}.media.{}", kv_lease::key_token(node_id))
 }
 
 /// Returns the meeting id of a `meeting.` key.
@@ -105,6 +140,7 @@ impl Placement {
             },
             policy: config.node_selection,
             entries: RwLock::default(),
+            media_subject: std::sync::OnceLock::new(),
             changed: Notify::new(),
         }
     }
@@ -136,6 +172,31 @@ impl Placement {
         }
     }
 
+    /// Returns the other nodes' parts of a meeting.
+    pub fn remote_parts(&self, meeting_id: i64) -> Vec<RemotePart> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .filter(|(key, value)| {
+                meeting_of_key(key) == Some(meeting_id) && value.node.node_id != self.this.node_id
+            })
+            .map(|(_, value)| RemotePart {
+                node_id: value.node.node_id.clone(),
+                media_subject: value.media_subject.clone(),
+                members: value.members.clone(),
+            })
+            .collect()
+    }
+
+    /// Returns the subject of another node's relay requests, if it relays.
+    pub fn media_subject_of(&self, node_id: &str) -> Option<String> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .find(|(key, value)| key.starts_with("node.") && value.node.node_id == node_id)
+            .and_then(|(_, value)| value.media_subject.clone())
+    }
+
     /// Returns the WebSocket origins (`ws://host:port`) of every node known,
     /// this one included, which the room page may connect its hub socket to.
     /// A URL with characters that do not belong in an origin is left out.
@@ -144,7 +205,7 @@ impl Placement {
         let urls = entries
             .iter()
             .filter(|(key, _)| key.starts_with("node."))
-            .map(|(_, node)| node.url.as_str())
+            .map(|(_, value)| value.node.url.as_str())
             .chain([self.this.url.as_str()]);
         let mut origins: Vec<String> = urls.filter_map(websocket_origin).collect();
         origins.sort();
@@ -161,6 +222,9 @@ impl Placement {
         live: Arc<Live>,
     ) {
         let bucket = bucket_name(&prefix);
+        let _ = self
+            .media_subject
+            .set(media_subject(&prefix, &self.this.node_id));
         let mut written = HashSet::new();
         let mut failing = false;
         loop {
@@ -181,7 +245,7 @@ impl Placement {
         &self,
         context: &jetstream::Context,
         bucket: &str,
-        live: &Live,
+        live: &Arc<Live>,
         written: &mut HashSet<i64>,
         failing: &mut bool,
     ) -> Result<Infallible, String> {
@@ -191,13 +255,27 @@ impl Placement {
                 _ = link.heartbeat.tick() => self.write(&link.store, live, written).await?,
                 _ = self.changed.notified() => self.write(&link.store, live, written).await?,
                 entry = link.watch.next() => match entry {
-                    Some(Ok(entry)) => self.read(&entry),
+                    Some(Ok(entry)) => {
+                        if let Some(meeting_id) = self.read(&entry) {
+                            live.remote_changed(meeting_id);
+                        }
+                    }
                     Some(Err(error)) => return Err(error.to_string()),
                     None => return Err("the watcher ended".to_owned()),
                 },
                 _ = link.sweep.tick() => {
-                    let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-                    entries.expire(Instant::now());
+                    let expired = {
+                        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+                        entries.expire(Instant::now())
+                    };
+                    let meetings: HashSet<i64> =
+                        expired.iter().filter_map(|key| meeting_of_key(key)).collect();
+                    for meeting_id in meetings {
+                        live.remote_changed(meeting_id);
+                    }
+                    // Relays are checked every sweep too, so one that failed is
+                    // started again.
+                    live.check_relays();
                 }
             }
         }
@@ -211,12 +289,14 @@ impl Placement {
         live: &Live,
         written: &mut HashSet<i64>,
     ) -> Result<(), String> {
-        let counts = live.local_participants().await;
-        let total = counts.values().sum();
-        self.put(store, node_key(&self.this.node_id), total).await?;
-        for (&meeting_id, &participants) in &counts {
+        let counts = live.local_entries().await;
+        let total = counts.values().map(|members| members.len() as u64).sum();
+        self.put(store, node_key(&self.this.node_id), total, Vec::new())
+            .await?;
+        for (&meeting_id, members) in &counts {
             let key = meeting_key(meeting_id, &self.this.node_id);
-            self.put(store, key, participants).await?;
+            self.put(store, key, members.len() as u64, members.clone())
+                .await?;
             written.insert(meeting_id);
         }
         let emptied: Vec<i64> = written
@@ -234,10 +314,20 @@ impl Placement {
         Ok(())
     }
 
-    async fn put(&self, store: &kv::Store, key: String, participants: u64) -> Result<(), String> {
-        let entry = NodeEntry {
-            participants,
-            ..self.this.clone()
+    async fn put(
+        &self,
+        store: &kv::Store,
+        key: String,
+        participants: u64,
+        members: Vec<ParticipantEntry>,
+    ) -> Result<(), String> {
+        let entry = PlacementValue {
+            node: NodeEntry {
+                participants,
+                ..self.this.clone()
+            },
+            media_subject: self.media_subject.get().cloned(),
+            members,
         };
         let value = serde_json::to_vec(&entry).map_err(|error| error.to_string())?;
         store
@@ -247,7 +337,11 @@ impl Placement {
             .map_err(|error| error.to_string())
     }
 
-    fn read(&self, entry: &kv::Entry) {
+    /// Applies one change from the bucket and returns the meeting whose part on
+    /// another node it changed.
+    fn read(&self, entry: &kv::Entry) -> Option<i64> {
+        let meeting_id = meeting_of_key(&entry.key)
+            .filter(|id| entry.key != meeting_key(*id, &self.this.node_id));
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         match entry.operation {
             kv::Operation::Put => match serde_json::from_slice(&entry.value) {
@@ -260,6 +354,7 @@ impl Placement {
                 entries.remove(&entry.key);
             }
         }
+        meeting_id
     }
 }
 
@@ -291,14 +386,17 @@ fn websocket_origin(url: &str) -> Option<String> {
 }
 
 /// Splits the entries into the nodes and the nodes hosting the meeting.
-fn split_entries(entries: &Leased<NodeEntry>, meeting_id: i64) -> (Vec<NodeEntry>, Vec<NodeEntry>) {
+fn split_entries(
+    entries: &Leased<PlacementValue>,
+    meeting_id: i64,
+) -> (Vec<NodeEntry>, Vec<NodeEntry>) {
     let mut nodes = Vec::new();
     let mut hosts = Vec::new();
-    for (key, entry) in entries.iter() {
+    for (key, value) in entries.iter() {
         if key.starts_with("node.") {
-            nodes.push(entry.clone());
+            nodes.push(value.node.clone());
         } else if meeting_of_key(key) == Some(meeting_id) {
-            hosts.push(entry.clone());
+            hosts.push(value.node.clone());
         }
     }
     (nodes, hosts)
@@ -306,13 +404,13 @@ fn split_entries(entries: &Leased<NodeEntry>, meeting_id: i64) -> (Vec<NodeEntry
 
 /// Chooses the node for a participant.
 ///
-/// A node hosting the meeting in the caller's region comes first, the one
-/// with the most of its participants. Under `least-loaded`, or when the
-/// caller's region has no host, any node hosting the meeting comes next,
-/// because each node runs its own media engine and people on different
-/// nodes would not see each other. A meeting that no node hosts goes to the
-/// least loaded node: of the caller's region under `region` if it has one,
-/// else of all nodes. Ties go to `this_node`, then to the lowest node id.
+/// Under `region`, a node hosting the meeting in the caller's region comes
+/// first, the one with the most of its participants, and then the least
+/// loaded node of that region, which relays the meeting from the hosting
+/// nodes. A caller from a region without nodes, and every caller under
+/// `least-loaded`, goes to the node hosting most of the meeting's
+/// participants, so no relay is needed. A meeting that no node hosts goes to
+/// the least loaded node. Ties go to `this_node`, then to the lowest node id.
 fn choose<'a>(
     policy: NodeSelection,
     region: Option<&str>,
@@ -336,20 +434,16 @@ fn choose<'a>(
         })
     };
     let in_region = |node: &&NodeEntry| region.is_some() && node.region.as_deref() == region;
-    if policy == NodeSelection::Region
-        && let Some(host) = busiest(&mut hosts.iter().filter(in_region))
-    {
-        return Some(host);
+    if policy == NodeSelection::Region {
+        if let Some(host) = busiest(&mut hosts.iter().filter(in_region)) {
+            return Some(host);
+        }
+        if let Some(node) = least_loaded(&mut nodes.iter().filter(in_region)) {
+            return Some(node);
+        }
     }
-    // TODO: once engines relay tracks to each other, a caller from another
-    // region goes to the least loaded node of that region instead.
     if let Some(host) = busiest(&mut hosts.iter()) {
         return Some(host);
-    }
-    if policy == NodeSelection::Region
-        && let Some(node) = least_loaded(&mut nodes.iter().filter(in_region))
-    {
-        return Some(node);
     }
     least_loaded(&mut nodes.iter())
 }
@@ -432,6 +526,26 @@ mod tests {
         assert_eq!(chosen(NodeSelection::Region, "north", &nodes, &hosts), "a");
         // Outside every host's region, the busiest host keeps the meeting together.
         assert_eq!(chosen(NodeSelection::Region, "west", &nodes, &hosts), "b");
+        assert_eq!(
+            chosen(NodeSelection::LeastLoaded, "north", &nodes, &hosts),
+            "b"
+        );
+    }
+
+    #[test]
+    fn region_without_host_relays() {
+        let nodes = [
+            entry("a", "north", 3),
+            entry("b", "south", 9),
+            entry("c", "south", 1),
+            entry("d", "north", 0),
+        ];
+        let hosts = [entry("b", "south", 9)];
+        // The least loaded node of the caller's region, which relays from b.
+        assert_eq!(chosen(NodeSelection::Region, "north", &nodes, &hosts), "d");
+        // A host in the region wins even when another node there is idle.
+        assert_eq!(chosen(NodeSelection::Region, "south", &nodes, &hosts), "b");
+        // Under least-loaded everyone goes to the hosting node.
         assert_eq!(
             chosen(NodeSelection::LeastLoaded, "north", &nodes, &hosts),
             "b"

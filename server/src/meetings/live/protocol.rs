@@ -2,6 +2,7 @@
 //! `meeting_*` client messages and the server messages that are sent to one connection
 //! and never stored. `docs/protocol.md` is the reference for pages; keep the two in step.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -113,18 +114,20 @@ pub struct Chat {
 }
 
 /// One published track in the participant list.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrackEntry {
     pub mid: String,
     /// `audio` or `video`.
-    pub kind: &'static str,
+    #[schema(value_type = String)]
+    pub kind: Cow<'static, str>,
     /// `microphone`, `camera` or `screen` once the page declared it.
     #[schema(value_type = Option<String>)]
     pub source: Option<Source>,
 }
 
-/// One person in the meeting's media, as every participant sees them.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// One person in the meeting's media, as every participant sees them. Nodes also
+/// share their own participants' entries through the placement bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ParticipantEntry {
     pub account_id: i64,
     pub name: String,
@@ -132,7 +135,8 @@ pub struct ParticipantEntry {
     /// stream id.
     pub participant: String,
     /// `host`, `recorder`, `invitee`, `member` or `outsider`.
-    pub standing: &'static str,
+    #[schema(value_type = String)]
+    pub standing: Cow<'static, str>,
     /// ICE and DTLS completed, so media flows.
     pub connected: bool,
     pub microphone: bool,

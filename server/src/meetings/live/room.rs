@@ -4,12 +4,14 @@
 //! engine and send the messages.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use super::decisions::Stored;
 
 use sfu::{MediaKind, ParticipantId};
 
 use super::mixed_audio::MixedAudio;
+use super::placement::Placement;
 use super::protocol::{LiveMessage, ParticipantEntry, Snapshot, Source, TrackEntry, WaitingEntry};
 use super::{Link, message_text};
 use crate::meetings::Standing;
@@ -90,6 +92,8 @@ pub struct Room {
     pub locked: bool,
     /// The engine room exists.
     pub engine_room: bool,
+    /// Generation of the engine room, new each time it is created.
+    pub engine_epoch: u64,
     /// People in the media by account.
     pub members: BTreeMap<i64, Member>,
     /// People waiting by account.
@@ -112,6 +116,11 @@ pub struct Room {
     pub mixed_audio: Option<MixedAudio>,
     /// Lecture mode, when the meeting is a live lecture.
     pub lecture: Option<super::lecture::LectureMode>,
+    /// People in the media on other nodes by account, with the node of each, as those
+    /// nodes' placement entries list them.
+    pub remote: BTreeMap<i64, (String, ParticipantEntry)>,
+    /// Told when a member's entry changes, so the other nodes see it.
+    pub placement: Option<Arc<Placement>>,
 }
 
 impl Room {
@@ -120,6 +129,7 @@ impl Room {
             meeting_id,
             locked,
             engine_room: false,
+            engine_epoch: 0,
             members: BTreeMap::new(),
             lobby: BTreeMap::new(),
             admitted: HashSet::new(),
@@ -130,6 +140,8 @@ impl Room {
             closed: false,
             mixed_audio: None,
             lecture: None,
+            remote: BTreeMap::new(),
+            placement: None,
         }
     }
 
@@ -192,8 +204,8 @@ impl Room {
             .map(|(mid, kind)| TrackEntry {
                 mid: mid.clone(),
                 kind: match kind {
-                    MediaKind::Audio => "audio",
-                    MediaKind::Video => "video",
+                    MediaKind::Audio => "audio".into(),
+                    MediaKind::Video => "video".into(),
                 },
                 source: member.sources.get(mid).copied(),
             })
@@ -202,7 +214,7 @@ impl Room {
             account_id,
             name: member.link.name.clone(),
             participant: member.participant.0.clone(),
-            standing: standing_name(member.standing),
+            standing: standing_name(member.standing).into(),
             connected: member.connected,
             microphone: member.microphone,
             camera: member.camera,
@@ -247,6 +259,7 @@ impl Room {
                 .keys()
                 .filter(|account| staff || self.is_stage(**account) || **account == account_id)
                 .filter_map(|account| self.participant_entry(*account))
+                .chain(self.remote_entries())
                 .collect(),
             lobby: if is_host {
                 self.lobby_entries()
@@ -266,9 +279,26 @@ impl Room {
         }
     }
 
+    /// Returns the entries of people on other nodes that are not also in the media here.
+    // TODO: lecture mode does not filter people on other nodes by role.
+    pub fn remote_entries(&self) -> impl Iterator<Item = ParticipantEntry> + '_ {
+        self.remote
+            .iter()
+            .filter(|(account, _)| !self.members.contains_key(account))
+            .map(|(_, (_, entry))| entry.clone())
+    }
+
+    /// Asks the placement writer to share this node's entries again.
+    pub fn entries_changed(&self) {
+        if let Some(placement) = &self.placement {
+            placement.participants_changed();
+        }
+    }
+
     /// Sends a participant's current entry to every person in the media who sees them;
     /// in lecture mode a viewer also gets their own entry.
     pub fn broadcast_participant(&self, account_id: i64) {
+        self.entries_changed();
         if let Some(participant) = self.participant_entry(account_id) {
             let message = LiveMessage::MeetingParticipant {
                 meeting_id: self.meeting_id,
@@ -286,6 +316,7 @@ impl Room {
 
     /// Sends that a participant left to every person in the media who saw them.
     pub fn broadcast_left(&self, account_id: i64, participant: String) {
+        self.entries_changed();
         self.broadcast_about(
             account_id,
             &LiveMessage::MeetingParticipantLeft {

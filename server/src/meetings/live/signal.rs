@@ -300,6 +300,7 @@ pub async fn enter(
         },
     );
     room.broadcast_participant(account);
+    live.remote_changed(meeting_id);
     tracing::info!(meeting_id, account_id = account, %participant, replaced, "joined the media");
     Ok(Entered {
         participant,
