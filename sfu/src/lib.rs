@@ -55,6 +55,11 @@
 //! host's mute), [`Sfu::tap_audio`] to receive a copy of a room's audio (a recording),
 //! [`Sfu::publish_local`] to publish a track whose packets the caller writes (audio the
 //! server mixes, or a track relayed from another engine).
+//!
+//! Relays between engines: [`Sfu::join_relay`] adds another engine's relay peer to a
+//! room, subscribed only to the tracks passed to [`Sfu::subscribe`], and
+//! [`RelayReceiver`] is the other end, which publishes the tracks it receives in a room
+//! of this engine. The caller carries the offers and answers between the two.
 //! Events also report connections, departures, the active speaker and keyframe request
 //! counters.
 //!

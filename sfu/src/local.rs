@@ -1,6 +1,6 @@
 //! Tracks whose media the caller supplies instead of a participant's connection: audio
-//! the server produces (a mixed stream for one listener) or, later, tracks relayed from
-//! another engine.
+//! the server produces (a mixed stream for one listener) or tracks relayed from another
+//! engine ([`crate::RelayReceiver`]).
 //!
 //! [`crate::Sfu::publish_local`] publishes such a track in a room. The engine fans its
 //! packets out to the track's subscribers exactly like a participant's track: each

@@ -140,7 +140,9 @@ impl Live {
         let live = Live {
             sfu,
             rooms: Mutex::new(HashMap::new()),
-            next_participant: AtomicU64::new(0),
+            // A random start keeps ids apart from other nodes', whose tracks this
+            // engine publishes under their publishers' ids when it relays them.
+            next_participant: AtomicU64::new(u64::from(rand::random::<u32>())),
             recorders: Default::default(),
             placement: Arc::new(Placement::new(config)),
             cascade: cascade::Cascade::new(config.node_id.clone(), media.bind),

@@ -252,7 +252,12 @@ impl Placement {
         let mut link = kv_lease::link(context, bucket, "meeting placement", failing).await?;
         loop {
             tokio::select! {
-                _ = link.heartbeat.tick() => self.write(&link.store, live, written).await?,
+                _ = link.heartbeat.tick() => {
+                    self.write(&link.store, live, written).await?;
+                    // Relays are checked every heartbeat too, so one that failed is
+                    // started again.
+                    live.check_relays();
+                }
                 _ = self.changed.notified() => self.write(&link.store, live, written).await?,
                 entry = link.watch.next() => match entry {
                     Some(Ok(entry)) => {
@@ -273,9 +278,6 @@ impl Placement {
                     for meeting_id in meetings {
                         live.remote_changed(meeting_id);
                     }
-                    // Relays are checked every sweep too, so one that failed is
-                    // started again.
-                    live.check_relays();
                 }
             }
         }
