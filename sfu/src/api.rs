@@ -205,7 +205,7 @@ impl Sfu {
         let shard = self.shard_of(room)?;
         let room = room.clone();
         self.call(shard, move |s, now| {
-            s.join(now, &room, participant, offer, true)
+            s.join(now, &room, participant, offer, false)
         })
         .await?
     }
@@ -213,7 +213,9 @@ impl Sfu {
     /// Adds the relay peer of another engine with its first SDP offer and returns the
     /// answer. Unlike [`Sfu::join`], the peer is never subscribed automatically: it gets
     /// the tracks passed to [`Sfu::subscribe`] and nothing else, so tracks that another
-    /// engine relays into this room are not sent back.
+    /// engine relays into this room are not sent back. It receives every simulcast layer
+    /// of a track, each on a sender of its own whose track id is
+    /// `{publisher}-{mid}@{layer}/{layers}`; [`crate::RelayReceiver`] reads that.
     pub async fn join_relay(
         &self,
         room: &RoomId,
@@ -223,7 +225,7 @@ impl Sfu {
         let shard = self.shard_of(room)?;
         let room = room.clone();
         self.call(shard, move |s, now| {
-            s.join(now, &room, participant, offer, false)
+            s.join(now, &room, participant, offer, true)
         })
         .await?
     }

@@ -95,6 +95,8 @@ pub use engine::shard::{DownlinkStats, ShardStats};
 pub use error::SfuError;
 pub use event::{SfuEvent, TrackInfo};
 pub use ids::{MediaKind, ParticipantId, Rid, RoomId, Ssrc, TrackId};
-pub use local::{KeyframeRequest, LocalCodec, LocalPacket, LocalTrack, LocalTrackOptions};
+pub use local::{
+    KeyframeRequest, LocalCodec, LocalPacket, LocalTrack, LocalTrackOptions, LocalTrackWriter,
+};
 pub use relay::{RelayReceiver, RelayStats};
 pub use tap::AudioPacket;

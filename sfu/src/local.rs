@@ -160,9 +160,35 @@ impl LocalTrack {
         self.shard.send(command).map_err(|_| SfuError::Stopped)
     }
 
+    /// Returns a handle that writes packets to this track from another task. Writes
+    /// through it after the track was unpublished are dropped.
+    pub fn writer(&self) -> LocalTrackWriter {
+        LocalTrackWriter {
+            id: self.id.clone(),
+            shard: self.shard.clone(),
+        }
+    }
+
     /// Keyframe requests from the track's subscribers; only video tracks get any.
     pub fn keyframe_requests(&mut self) -> &mut mpsc::UnboundedReceiver<KeyframeRequest> {
         &mut self.keyframe_requests
+    }
+}
+
+/// A second handle for writing packets to a [`LocalTrack`], for example one per simulcast
+/// layer that arrives on its own task. It does not keep the track published.
+#[derive(Clone)]
+pub struct LocalTrackWriter {
+    id: TrackId,
+    shard: mpsc::UnboundedSender<Command>,
+}
+
+impl LocalTrackWriter {
+    /// Hands one packet to the engine without waiting, like [`LocalTrack::write`].
+    pub fn write(&self, packet: LocalPacket) -> Result<(), SfuError> {
+        let track = self.id.clone();
+        let command: Command = Box::new(move |shard, now| shard.write_local(now, &track, packet));
+        self.shard.send(command).map_err(|_| SfuError::Stopped)
     }
 }
 

@@ -10,8 +10,11 @@
 //!
 //! Every track that arrives is published in this engine's room with
 //! [`crate::Sfu::publish_local`] under its id on the origin (publisher and `mid`),
-//! and its packets are written whole. Keyframe requests from the local track go back
-//! to the origin as PLI, where the engine asks the publisher.
+//! and its packets are written whole. The origin sends each simulcast layer on a
+//! sender of its own, and the layers become one local track with as many layers, so
+//! this engine still chooses a layer per subscriber. Keyframe requests from the local
+//! track go back to the origin as PLI on the layer's stream, where the engine asks the
+//! publisher.
 //!
 //! Signaling is the caller's: [`RelayReceiver::start`] returns the first offer for
 //! the origin's `join_relay`, [`RelayReceiver::accept_answer`] applies its answer, and
@@ -20,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rtc::interceptor::Registry;
@@ -39,8 +42,8 @@ use webrtc::peer_connection::{
 
 use crate::api::Sfu;
 use crate::error::SfuError;
-use crate::ids::{MediaKind, ParticipantId, RoomId, TrackId};
-use crate::local::{LocalCodec, LocalPacket, LocalTrackOptions};
+use crate::ids::{MediaKind, ParticipantId, Rid, RoomId, TrackId};
+use crate::local::{LocalCodec, LocalPacket, LocalTrack, LocalTrackOptions, LocalTrackWriter};
 
 /// Counts of what one relay received.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,14 +61,48 @@ struct Shared {
     packets: AtomicU64,
     failed: AtomicBool,
     connected: AtomicBool,
-    /// Task relaying each track, by its id on the origin.
-    tracks: Mutex<HashMap<TrackId, JoinHandle<()>>>,
+    /// Each relayed track by its id on the origin.
+    tracks: Mutex<HashMap<TrackId, Arc<Relayed>>>,
 }
 
 impl Shared {
-    fn tracks(&self) -> std::sync::MutexGuard<'_, HashMap<TrackId, JoinHandle<()>>> {
-        // Every critical section is one insert, removal or count.
+    fn tracks(&self) -> std::sync::MutexGuard<'_, HashMap<TrackId, Arc<Relayed>>> {
+        // Every critical section is one lookup, insert, removal or count.
         self.tracks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The remote track of one layer and its SSRC.
+type LayerSource = (Arc<dyn TrackRemote>, u32);
+
+/// One relayed track: its layers arrive as separate remote tracks, each read by a task
+/// of its own, and are published here as one local track with that many layers.
+struct Relayed {
+    layer_count: usize,
+    /// Remote track and SSRC of each layer that sent a packet, for keyframe requests.
+    layers: Mutex<HashMap<usize, LayerSource>>,
+    /// Writer of the local track once it is published; the lock also keeps two layers
+    /// from publishing it twice.
+    writer: tokio::sync::Mutex<Option<LocalTrackWriter>>,
+    /// Layer readers still running.
+    live_layers: AtomicUsize,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Relayed {
+    fn layers(&self) -> std::sync::MutexGuard<'_, HashMap<usize, LayerSource>> {
+        self.layers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tasks(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops every task, which unpublishes the local track.
+    fn abort(&self) {
+        for task in self.tasks().drain(..) {
+            task.abort();
+        }
     }
 }
 
@@ -153,9 +190,12 @@ impl RelayReceiver {
 
     /// Unpublishes one relayed track here, for example after the origin was asked to
     /// stop sending it. A track that arrives again is published again.
+    ///
+    /// NOTE: a section that the origin removes in a renegotiation does not end the
+    /// remote track in the `webrtc` 0.21 client, so the caller must drop the track.
     pub fn drop_track(&self, track: &TrackId) {
-        if let Some(task) = self.shared.tracks().remove(track) {
-            task.abort();
+        if let Some(relayed) = self.shared.tracks().remove(track) {
+            relayed.abort();
         }
     }
 
@@ -186,8 +226,8 @@ impl RelayReceiver {
     }
 
     fn abort_tracks(&self) {
-        for (_, task) in self.shared.tracks().drain() {
-            task.abort();
+        for (_, relayed) in self.shared.tracks().drain() {
+            relayed.abort();
         }
     }
 }
@@ -220,11 +260,7 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let publisher = track.stream_id().await.to_string();
         let sender_track = track.track_id().await.to_string();
-        // The origin engine names each sender `{publisher}-{mid}`.
-        let Some(mid) = sender_track
-            .strip_prefix(publisher.as_str())
-            .and_then(|rest| rest.strip_prefix('-'))
-        else {
+        let Some((mid, layer, layer_count)) = parse_sender_track(&publisher, &sender_track) else {
             tracing::warn!(room = %self.shared.room, %publisher, %sender_track, "relayed track without a track id of the origin");
             return;
         };
@@ -236,92 +272,194 @@ impl PeerConnectionEventHandler for Handler {
             RtpCodecKind::Video => MediaKind::Video,
             _ => MediaKind::Audio,
         };
+        let relayed = {
+            let mut tracks = self.shared.tracks();
+            let relayed = tracks.entry(id.clone()).or_insert_with(|| {
+                Arc::new(Relayed {
+                    layer_count,
+                    layers: Mutex::new(HashMap::new()),
+                    writer: tokio::sync::Mutex::new(None),
+                    live_layers: AtomicUsize::new(0),
+                    tasks: Mutex::new(Vec::new()),
+                })
+            });
+            Arc::clone(relayed)
+        };
+        relayed.live_layers.fetch_add(1, Ordering::AcqRel);
         let shared = Arc::clone(&self.shared);
-        let task_id = id.clone();
+        let task_relayed = Arc::clone(&relayed);
         let task = tokio::spawn(async move {
-            relay_track(&shared, track, task_id.clone(), kind).await;
-            shared.tracks().remove(&task_id);
+            relay_layer(&shared, &task_relayed, track, &id, kind, layer).await;
+            if task_relayed.live_layers.fetch_sub(1, Ordering::AcqRel) == 1 {
+                tracing::info!(room = %shared.room, track = %id, "relayed track ended");
+                let mut tracks = shared.tracks();
+                if tracks
+                    .get(&id)
+                    .is_some_and(|r| Arc::ptr_eq(r, &task_relayed))
+                {
+                    tracks.remove(&id);
+                }
+                drop(tracks);
+                task_relayed.abort();
+            }
         });
-        if let Some(earlier) = self.shared.tracks().insert(id, task) {
-            earlier.abort();
+        relayed.tasks().push(task);
+    }
+}
+
+/// Parses a sender's track id from the origin engine: `{publisher}-{mid}` for a track
+/// without simulcast, `{publisher}-{mid}@{layer}/{layers}` for one layer of a simulcast
+/// track. Returns the `mid`, the layer and the number of layers.
+fn parse_sender_track<'a>(
+    publisher: &str,
+    sender_track: &'a str,
+) -> Option<(&'a str, usize, usize)> {
+    let rest = sender_track.strip_prefix(publisher)?.strip_prefix('-')?;
+    let Some((mid, layers)) = rest.rsplit_once('@') else {
+        return Some((rest, 0, 1));
+    };
+    let (layer, count) = layers.split_once('/')?;
+    let (layer, count): (usize, usize) = (layer.parse().ok()?, count.parse().ok()?);
+    (layer < count && count <= MAX_LAYERS).then_some((mid, layer, count))
+}
+
+/// Most simulcast layers a relayed track may have.
+const MAX_LAYERS: usize = 8;
+
+/// Writes the packets of one layer of a relayed track until the remote track ends. The
+/// first packet of any layer publishes the local track, with the codec it shows.
+async fn relay_layer(
+    shared: &Shared,
+    relayed: &Arc<Relayed>,
+    track: Arc<dyn TrackRemote>,
+    id: &TrackId,
+    kind: MediaKind,
+    layer: usize,
+) {
+    let mut writer: Option<LocalTrackWriter> = None;
+    while let Some(event) = track.poll().await {
+        let packet = match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => packet,
+            TrackRemoteEvent::OnEnded => break,
+            _ => continue,
+        };
+        shared.packets.fetch_add(1, Ordering::Relaxed);
+        if writer.is_none() {
+            relayed
+                .layers()
+                .insert(layer, (Arc::clone(&track), packet.header.ssrc));
+            writer = publish(shared, relayed, &track, id, kind, packet.header.ssrc).await;
+            if writer.is_none() {
+                return;
+            }
+        }
+        let Some(writer) = writer.as_ref() else {
+            continue;
+        };
+        let written = writer.write(LocalPacket {
+            layer,
+            sequence_number: Some(packet.header.sequence_number),
+            timestamp: packet.header.timestamp,
+            marker: packet.header.marker,
+            payload: packet.payload,
+        });
+        if written.is_err() {
+            return;
         }
     }
 }
 
-/// Publishes one relayed track here once its first packet shows the codec, and writes
-/// its packets until it ends. Keyframe requests go back to the origin as PLI.
-async fn relay_track(shared: &Shared, track: Arc<dyn TrackRemote>, id: TrackId, kind: MediaKind) {
-    let mut local = None;
-    let mut media_ssrc = 0;
-    loop {
-        let requests = async {
-            match local.as_mut() {
-                Some(local) => crate::LocalTrack::keyframe_requests(local).recv().await,
-                None => std::future::pending().await,
-            }
+/// Returns the writer of the relayed track, publishing it first if no layer did yet.
+async fn publish(
+    shared: &Shared,
+    relayed: &Arc<Relayed>,
+    track: &Arc<dyn TrackRemote>,
+    id: &TrackId,
+    kind: MediaKind,
+    ssrc: u32,
+) -> Option<LocalTrackWriter> {
+    let mut writer = relayed.writer.lock().await;
+    if let Some(writer) = writer.as_ref() {
+        return Some(writer.clone());
+    }
+    let codec = track.codec(ssrc).await?;
+    let options = LocalTrackOptions {
+        kind,
+        codec: LocalCodec {
+            mime_type: codec.mime_type,
+            clock_rate: codec.clock_rate,
+            channels: codec.channels,
+            fmtp: codec.sdp_fmtp_line,
+        },
+        rids: if relayed.layer_count > 1 {
+            (0..relayed.layer_count)
+                .map(|layer| Rid(layer.to_string()))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        auto_subscribe: true,
+    };
+    let local = match shared
+        .sfu
+        .publish_local(&shared.room, id.clone(), options)
+        .await
+    {
+        Ok(local) => local,
+        Err(error) => {
+            tracing::warn!(room = %shared.room, track = %id, %error, "publishing a relayed track failed");
+            return None;
+        }
+    };
+    tracing::info!(room = %shared.room, track = %id, layers = relayed.layer_count, "relayed track published");
+    *writer = Some(local.writer());
+    let owner = tokio::spawn(forward_keyframe_requests(
+        local,
+        Arc::clone(relayed),
+        shared.room.clone(),
+    ));
+    relayed.tasks().push(owner);
+    writer.clone()
+}
+
+/// Owns the local track of a relayed track and sends its keyframe requests to the
+/// origin as PLI on the layer's remote track. Aborting it unpublishes the track.
+async fn forward_keyframe_requests(mut local: LocalTrack, relayed: Arc<Relayed>, room: RoomId) {
+    while let Some(request) = local.keyframe_requests().recv().await {
+        let target = relayed.layers().get(&request.layer).cloned();
+        let Some((track, media_ssrc)) = target else {
+            continue;
         };
-        tokio::select! {
-            event = track.poll() => match event {
-                None | Some(TrackRemoteEvent::OnEnded) => break,
-                Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
-                    shared.packets.fetch_add(1, Ordering::Relaxed);
-                    if local.is_none() {
-                        media_ssrc = packet.header.ssrc;
-                        let Some(codec) = track.codec(media_ssrc).await else {
-                            continue;
-                        };
-                        let options = LocalTrackOptions {
-                            kind,
-                            codec: LocalCodec {
-                                mime_type: codec.mime_type,
-                                clock_rate: codec.clock_rate,
-                                channels: codec.channels,
-                                fmtp: codec.sdp_fmtp_line,
-                            },
-                            // TODO: the origin forwards one simulcast layer per
-                            // subscription, so a relayed track has one layer here.
-                            rids: Vec::new(),
-                            auto_subscribe: true,
-                        };
-                        match shared.sfu.publish_local(&shared.room, id.clone(), options).await {
-                            Ok(published) => {
-                                tracing::info!(room = %shared.room, track = %id, "relayed track published");
-                                local = Some(published);
-                            }
-                            Err(error) => {
-                                tracing::warn!(room = %shared.room, track = %id, %error, "publishing a relayed track failed");
-                                return;
-                            }
-                        }
-                    }
-                    let Some(local) = local.as_ref() else { continue };
-                    let written = local.write(LocalPacket {
-                        layer: 0,
-                        sequence_number: Some(packet.header.sequence_number),
-                        timestamp: packet.header.timestamp,
-                        marker: packet.header.marker,
-                        payload: packet.payload,
-                    });
-                    if written.is_err() {
-                        return;
-                    }
-                }
-                Some(_) => {}
-            },
-            Some(_) = requests => {
-                let pli = PictureLossIndication {
-                    sender_ssrc: 0,
-                    media_ssrc,
-                };
-                if let Err(error) = track.write_rtcp(vec![Box::new(pli)]).await {
-                    tracing::debug!(room = %shared.room, track = %id, %error, "keyframe request over the relay failed");
-                }
-            }
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        };
+        if let Err(error) = track.write_rtcp(vec![Box::new(pli)]).await {
+            tracing::debug!(%room, track = %local.id(), %error, "keyframe request over the relay failed");
         }
     }
-    tracing::info!(room = %shared.room, track = %id, "relayed track ended");
 }
 
 fn webrtc_error(error: webrtc::error::Error) -> SfuError {
     SfuError::WebRtc(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_track_names() {
+        assert_eq!(
+            parse_sender_track("m1-a2-3", "m1-a2-3-0"),
+            Some(("0", 0, 1))
+        );
+        assert_eq!(
+            parse_sender_track("m1-a2-3", "m1-a2-3-video@2/3"),
+            Some(("video", 2, 3))
+        );
+        assert_eq!(parse_sender_track("m1-a2-3", "m1-a2-3-0@3/3"), None);
+        assert_eq!(parse_sender_track("m1-a2-3", "other-0"), None);
+        assert_eq!(parse_sender_track("m1-a2-3", "m1-a2-3-0@x/3"), None);
+    }
 }

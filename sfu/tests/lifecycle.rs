@@ -25,7 +25,7 @@ fn shard_with_participant(now: Instant) -> (Shard, String) {
             &room,
             ParticipantId::from("alice"),
             fixture("chromium-simulcast-offer.sdp"),
-            true,
+            false,
         )
         .unwrap();
     let ufrag = answer

@@ -29,7 +29,7 @@ fn join(offer: &str) -> (String, Vec<TrackInfo>) {
             &room,
             ParticipantId::from("alice"),
             offer.to_owned(),
-            true,
+            false,
         )
         .expect("offer accepted");
     let mut tracks = Vec::new();
@@ -169,7 +169,7 @@ fn malformed_offer_is_rejected() {
             &room,
             ParticipantId::from(format!("p{cut}")),
             truncated,
-            true,
+            false,
         );
         assert!(result.is_err(), "truncated offer at {cut} accepted");
     }

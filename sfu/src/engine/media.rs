@@ -207,16 +207,32 @@ impl Shard {
             let Some(subscription) = entry.subscriptions.get_mut(track) else {
                 continue;
             };
+            // A relay peer's subscription carries layer 0; higher layers have senders
+            // of their own.
+            let subscription = match subscription.pinned_layer {
+                Some(_) if source.layer > 0 => {
+                    match subscription.layers.get_mut(source.layer - 1) {
+                        Some(layer) => layer,
+                        None => continue,
+                    }
+                }
+                _ => subscription,
+            };
             if !subscription.negotiated {
                 continue;
             }
-            if let Some(choice) = choice
-                && let Some(target) = subscription.upgrade_gate.admit(
-                    choice.chosen,
-                    choice.unlimited,
-                    choice.current,
-                    now,
-                )
+            let target = match subscription.pinned_layer {
+                Some(pinned) => Some(pinned),
+                None => choice.and_then(|choice| {
+                    subscription.upgrade_gate.admit(
+                        choice.chosen,
+                        choice.unlimited,
+                        choice.current,
+                        now,
+                    )
+                }),
+            };
+            if let Some(target) = target
                 && !subscription.paused
             {
                 subscription.forwarder.set_target(target);
@@ -367,6 +383,18 @@ impl Shard {
         let Some(subscription) = entry.subscriptions.get_mut(&track) else {
             return;
         };
+        let subscription = if subscription.sender_track == rtc_track {
+            subscription
+        } else {
+            match subscription
+                .layers
+                .iter_mut()
+                .find(|layer| layer.sender_track == rtc_track)
+            {
+                Some(layer) => layer,
+                None => return,
+            }
+        };
 
         let estimate = entry.downlink.current(now);
         let mut keyframe_layer = None;
@@ -377,7 +405,7 @@ impl Shard {
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                 keyframe_layer = match subscription.forwarder.state() {
                     State::Forwarding { layer, .. } => Some(layer),
-                    _ => None,
+                    _ => subscription.pinned_layer,
                 };
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 for pair in &nack.nacks {

@@ -80,6 +80,9 @@ impl Shard {
         if let Some(entry) = self.participants.get_mut(participant) {
             for subscription in entry.subscriptions.values_mut() {
                 subscription.negotiated = true;
+                for layer in &mut subscription.layers {
+                    layer.negotiated = true;
+                }
             }
         }
         if again || !rejected.is_empty() {
@@ -127,8 +130,7 @@ impl Shard {
             .subscriptions
             .remove(track)
             .ok_or_else(|| SfuError::TrackNotFound(track.clone()))?;
-        entry.sender_tracks.remove(&subscription.sender_track);
-        entry.peer.pc.remove_track(subscription.sender)?;
+        remove_senders(entry, &subscription)?;
         let room = entry.room.clone();
         if let Some(subscribers) = self
             .rooms
@@ -294,8 +296,7 @@ impl Shard {
                 continue;
             };
             if let Some(subscription) = entry.subscriptions.remove(track) {
-                entry.sender_tracks.remove(&subscription.sender_track);
-                if let Err(err) = entry.peer.pc.remove_track(subscription.sender) {
+                if let Err(err) = remove_senders(entry, &subscription) {
                     tracing::debug!(%subscriber, error = %err, "removing sender failed");
                 }
                 self.send_offer(now, &subscriber);
@@ -321,7 +322,7 @@ impl Shard {
             .filter(|member| {
                 self.participants
                     .get(*member)
-                    .is_some_and(|entry| entry.auto_subscribe)
+                    .is_some_and(|entry| !entry.relay)
             })
             .cloned()
             .collect();
@@ -336,7 +337,7 @@ impl Shard {
         let Some(room) = self
             .participants
             .get(member)
-            .filter(|entry| entry.auto_subscribe)
+            .filter(|entry| !entry.relay)
             .map(|entry| entry.room.clone())
         else {
             return;
@@ -398,70 +399,35 @@ impl Shard {
             return Ok(());
         }
 
-        let ssrc = rand::random::<u32>();
-        let rtx_ssrc = (kind == MediaKind::Video).then(rand::random::<u32>);
-        let sender_track = format!("{}-{}", track.publisher, track.mid);
-        let rtc_kind = match kind {
-            MediaKind::Audio => RtpCodecKind::Audio,
-            MediaKind::Video => RtpCodecKind::Video,
+        let base_name = format!("{}-{}", track.publisher, track.mid);
+        let subscription = if entry.relay && top_layer > 0 {
+            // A relay peer gets every layer on a sender of its own, named
+            // `{publisher}-{mid}@{layer}/{layers}`, so the other engine can publish
+            // them as one simulcast track and choose a layer per subscriber itself.
+            let layers = top_layer + 1;
+            let name = |layer: usize| format!("{base_name}@{layer}/{layers}");
+            let mut first = new_subscription(entry, track, kind, &codec, name(0), Some(0))?;
+            for layer in 1..layers {
+                let higher =
+                    new_subscription(entry, track, kind, &codec, name(layer), Some(layer))?;
+                first.layers.push(higher);
+            }
+            first
+        } else {
+            let mut subscription = new_subscription(entry, track, kind, &codec, base_name, None)?;
+            subscription.forwarder.set_target(top_layer);
+            subscription.max_layer = top_layer;
+            subscription
         };
-        let media_track = MediaStreamTrack::new(
-            track.publisher.0.clone(),
-            sender_track.clone(),
-            sender_track.clone(),
-            rtc_kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
-                    ..Default::default()
-                },
-                codec: codec.rtc_codec.clone(),
-                ..Default::default()
-            }],
-        );
-        // A new send-only transceiver per subscription, never one of the participant's own
-        // publishing transceivers, so publishing and subscribing renegotiate independently.
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec![track.publisher.0.clone()],
-            send_encodings: Vec::new(),
-        };
-        let transceiver = entry
-            .peer
-            .pc
-            .add_transceiver_from_track(media_track, Some(init))?;
-        let sender = entry
-            .peer
-            .pc
-            .rtp_transceiver(transceiver)
-            .and_then(|transceiver| transceiver.sender())
-            .ok_or_else(|| SfuError::WebRtc("new transceiver has no sender".to_owned()))?;
-
-        let clock_rate = codec.rtc_codec.clock_rate;
-        let needs_keyframe = codec.video.is_some();
-        entry.subscriptions.insert(
-            track.clone(),
-            Subscription {
-                track: track.clone(),
-                kind,
-                video_codec: codec.video,
-                sender,
-                sender_track: sender_track.clone(),
-                ssrc,
-                rtx_ssrc,
-                payload_type: None,
-                twcc_extension: None,
-                rtx: None,
-                negotiated: false,
-                forwarder: Forwarder::new(clock_rate, needs_keyframe, top_layer),
-                cache: PacketCache::default(),
-                max_layer: top_layer,
-                upgrade_gate: UpgradeGate::default(),
-                paused: false,
-            },
-        );
-        entry.sender_tracks.insert(sender_track, track.clone());
+        entry
+            .sender_tracks
+            .insert(subscription.sender_track.clone(), track.clone());
+        for layer in &subscription.layers {
+            entry
+                .sender_tracks
+                .insert(layer.sender_track.clone(), track.clone());
+        }
+        entry.subscriptions.insert(track.clone(), subscription);
         let room = entry.room.clone();
         if let Some(room) = self.rooms.get_mut(&room) {
             room.subscribers
@@ -530,6 +496,91 @@ impl Shard {
         }
         self.dirty.insert(participant.clone());
     }
+}
+
+/// Adds a send-only transceiver named `sender_track` for `track` to the subscriber's
+/// connection and returns its subscription, which forwards `pinned_layer` only when
+/// given.
+fn new_subscription(
+    entry: &mut super::participant::Participant,
+    track: &TrackId,
+    kind: MediaKind,
+    codec: &TrackCodec,
+    sender_track: String,
+    pinned_layer: Option<usize>,
+) -> Result<Subscription, SfuError> {
+    let ssrc = rand::random::<u32>();
+    let rtx_ssrc = (kind == MediaKind::Video).then(rand::random::<u32>);
+    let rtc_kind = match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
+    };
+    let media_track = MediaStreamTrack::new(
+        track.publisher.0.clone(),
+        sender_track.clone(),
+        sender_track.clone(),
+        rtc_kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
+                ..Default::default()
+            },
+            codec: codec.rtc_codec.clone(),
+            ..Default::default()
+        }],
+    );
+    // A new send-only transceiver per subscription, never one of the participant's own
+    // publishing transceivers, so publishing and subscribing renegotiate independently.
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Sendonly,
+        streams: vec![track.publisher.0.clone()],
+        send_encodings: Vec::new(),
+    };
+    let transceiver = entry
+        .peer
+        .pc
+        .add_transceiver_from_track(media_track, Some(init))?;
+    let sender = entry
+        .peer
+        .pc
+        .rtp_transceiver(transceiver)
+        .and_then(|transceiver| transceiver.sender())
+        .ok_or_else(|| SfuError::WebRtc("new transceiver has no sender".to_owned()))?;
+
+    let layer = pinned_layer.unwrap_or(0);
+    Ok(Subscription {
+        track: track.clone(),
+        kind,
+        video_codec: codec.video,
+        sender,
+        sender_track,
+        ssrc,
+        rtx_ssrc,
+        payload_type: None,
+        twcc_extension: None,
+        rtx: None,
+        negotiated: false,
+        forwarder: Forwarder::new(codec.rtc_codec.clock_rate, codec.video.is_some(), layer),
+        cache: PacketCache::default(),
+        max_layer: layer,
+        upgrade_gate: UpgradeGate::default(),
+        paused: false,
+        pinned_layer,
+        layers: Vec::new(),
+    })
+}
+
+/// Removes the senders of a subscription, its higher layers' included.
+pub(crate) fn remove_senders(
+    entry: &mut super::participant::Participant,
+    subscription: &Subscription,
+) -> Result<(), SfuError> {
+    for sender in std::iter::once(subscription).chain(&subscription.layers) {
+        entry.sender_tracks.remove(&sender.sender_track);
+        entry.peer.pc.remove_track(sender.sender)?;
+    }
+    Ok(())
 }
 
 /// The codec the publisher will send on `mid`: the first media codec negotiated on its

@@ -153,6 +153,12 @@ pub struct Subscription {
     pub max_layer: usize,
     pub upgrade_gate: UpgradeGate,
     pub paused: bool,
+    /// The one simulcast layer this sender carries, for a relay peer; `None` for a
+    /// subscriber whose layer the engine chooses.
+    pub pinned_layer: Option<usize>,
+    /// A relay peer's senders of layers 1 and up; this subscription carries layer 0.
+    /// Empty for everyone else.
+    pub layers: Vec<Subscription>,
 }
 
 /// A participant of a room, with its connection.
@@ -184,9 +190,9 @@ pub struct Participant {
     pub twcc: TwccEstimator,
     /// Retransmissions sent to the participant in the last second.
     pub retransmissions: RetransmissionBudget,
-    /// Subscribed to the room's tracks automatically when the room does that. False for
-    /// the relay peer of another engine, which subscribes track by track.
-    pub auto_subscribe: bool,
+    /// The relay peer of another engine: it subscribes track by track, never
+    /// automatically, and receives every simulcast layer on a sender of its own.
+    pub relay: bool,
 }
 
 impl Participant {
@@ -208,7 +214,7 @@ impl Participant {
             downlink: DownlinkEstimate::default(),
             twcc: TwccEstimator::default(),
             retransmissions: RetransmissionBudget::default(),
-            auto_subscribe: true,
+            relay: false,
         }
     }
 }

@@ -183,15 +183,15 @@ impl Shard {
         Ok(())
     }
 
-    /// Adds a participant from its first offer and returns the answer. A participant
-    /// without `auto_subscribe` gets only the subscriptions asked for with `subscribe`.
+    /// Adds a participant from its first offer and returns the answer. A `relay` peer of
+    /// another engine gets only the subscriptions asked for with `subscribe`.
     pub fn join(
         &mut self,
         now: Instant,
         room: &RoomId,
         participant: ParticipantId,
         offer: String,
-        auto_subscribe: bool,
+        relay: bool,
     ) -> Result<String, SfuError> {
         if !self.rooms.contains_key(room) {
             return Err(SfuError::RoomNotFound(room.clone()));
@@ -208,7 +208,7 @@ impl Shard {
             .insert(peer.ufrag.clone(), participant.clone());
         let mut entry = Participant::new(participant.clone(), room.clone(), peer, now);
         entry.video_decoders = decodable_video_codecs(&sections);
-        entry.auto_subscribe = auto_subscribe;
+        entry.relay = relay;
         self.participants.insert(participant.clone(), entry);
         if let Some(room) = self.rooms.get_mut(room) {
             room.members.insert(participant.clone());
