@@ -1093,6 +1093,9 @@ impl Attendee {
         let sink = Arc::new(tokio::sync::Mutex::new(sink));
         let inbox = Arc::new(std::sync::Mutex::new(Vec::new()));
         let peer = peer::Peer::new().await;
+
+        // The reader answers the server's offers at once, since the engine waits
+        // for each answer before it offers again.
         let reader = {
             let (sink, inbox, peer) = (sink.clone(), inbox.clone(), peer.clone());
             tokio::spawn(async move {
@@ -1110,6 +1113,7 @@ impl Attendee {
                 }
             })
         };
+
         let join = json!({"type": "meeting_join", "id": "join", "meeting_id": meeting_id,
             "sdp": peer.offer().await});
         sink.lock()
@@ -1129,6 +1133,7 @@ impl Attendee {
             .wait("the join reply", |message| message["id"] == "join")
             .await;
         assert_eq!(reply["type"], "meeting_joined", "{reply}");
+
         attendee
             .peer
             .apply_answer(reply["sdp"].as_str().unwrap())
@@ -1235,8 +1240,8 @@ async fn gauge_reaches(base: &str, name: &str, expected: f64) {
     }
 }
 
-/// A scheduled online demo meeting with its host and three members of the
-/// meeting's branch, who enter directly, as (username, account id).
+/// Returns a scheduled online demo meeting with its host and three members
+/// of the meeting's branch, who enter directly, as (username, account id).
 async fn meeting_with_people(cluster: &Cluster) -> (i64, Vec<(String, i64)>) {
     let mut conn = cluster.store.connect().await;
     let (meeting_id, org_id, host_member): (i64, i64, i64) = sqlx::query_as(
@@ -1263,7 +1268,7 @@ async fn meeting_with_people(cluster: &Cluster) -> (i64, Vec<(String, i64)>) {
 /// Four people on three nodes: the host on node 0, two on node 1 and one on
 /// node 2. Everyone receives everyone, each track crosses to a node once,
 /// a subscriber leaves and comes back, and the host mutes someone on
-/// another node.
+/// another node and ends the meeting on every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meeting_media_relays_between_nodes() {
     let cluster = Cluster::start().await;
@@ -1394,5 +1399,20 @@ async fn meeting_media_relays_between_nodes() {
     gauge_reaches(cluster.base(1), "dangwu_media_relays_in", 0.0).await;
     gauge_reaches(cluster.base(0), "dangwu_media_relay_peers", 1.0).await;
     host.receives_from(&[accounts[3]], 20).await;
+
+    // The host ends the meeting on node 0, and it ends on node 2 too.
+    post(
+        cluster.base(0),
+        &sessions[0],
+        &format!("/api/meetings/{meeting_id}/live/end"),
+        json!({}),
+    )
+    .await;
+    others[0]
+        .wait("the end of the meeting on node 2", |message| {
+            message["type"] == "meeting_left" && message["reason"] == "ended"
+        })
+        .await;
+    gauge_reaches(cluster.base(2), "dangwu_media_relays_in", 0.0).await;
     cluster.finish().await;
 }

@@ -13,8 +13,8 @@
 //! and its packets are written whole. The origin sends each simulcast layer on a
 //! sender of its own, and the layers become one local track with as many layers, so
 //! this engine still chooses a layer per subscriber. Keyframe requests from the local
-//! track go back to the origin as PLI on the layer's stream, where the engine asks the
-//! publisher.
+//! track go back to the origin as PLI on the layer's stream, and the origin engine
+//! requests a keyframe from the publisher.
 //!
 //! Signaling is the caller's: [`RelayReceiver::start`] returns the first offer for
 //! the origin's `join_relay`, [`RelayReceiver::accept_answer`] applies its answer, and
@@ -116,7 +116,7 @@ pub struct RelayReceiver {
 impl RelayReceiver {
     /// Creates the peer connection, bound to `bind_ip` on a free UDP port, and returns
     /// it with the offer for the origin's [`Sfu::join_relay`]. The offer receives audio
-    /// in one section and sends nothing; the origin adds a section per relayed track.
+    /// in one section and sends nothing. The origin adds a section per relayed track.
     pub async fn start(
         sfu: Sfu,
         room: RoomId,
@@ -199,12 +199,13 @@ impl RelayReceiver {
         }
     }
 
-    /// Whether ICE and DTLS completed.
+    /// Returns whether ICE and DTLS completed.
     pub fn is_connected(&self) -> bool {
         self.shared.connected.load(Ordering::Acquire)
     }
 
-    /// Whether the connection failed or closed; a failed relay must be started again.
+    /// Returns whether the connection failed or closed. A failed relay must be started
+    /// again.
     pub fn is_failed(&self) -> bool {
         self.shared.failed.load(Ordering::Acquire)
     }

@@ -1,7 +1,7 @@
-//! A relay between two engines in one process, without the server: a `webrtc` client
-//! publishes three VP8 simulcast layers on engine A, A sends the track over one relay
-//! to engine B (`Sfu::join_relay` on A, `RelayReceiver` on B), and two viewers on B
-//! get different layers of it.
+//! A relay between two engines in one process, without the server. A `webrtc` client
+//! publishes three VP8 simulcast layers on engine A, and A sends the track over one
+//! relay to engine B (`Sfu::join_relay` on A, `RelayReceiver` on B). Two viewers on B
+//! then get different layers of it.
 
 mod common;
 

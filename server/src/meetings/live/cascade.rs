@@ -586,8 +586,8 @@ fn control_reply(result: AppResult<bool>, account_id: i64) -> MediaReply {
 }
 
 /// Sends an offer of the engine to the destination of a relay peer and applies the
-/// answer. A relay whose destination does not answer is dropped; the destination
-/// starts it again at its next check.
+/// destination's answer. A relay whose destination sends no answer is dropped, and the
+/// destination starts it again at its next check.
 pub async fn send_relay_offer(state: AppState, participant: ParticipantId, sdp: String) {
     let Some((meeting_id, node_id)) = parse_relay_participant(&participant) else {
         return;

@@ -216,7 +216,7 @@ impl Live {
     }
 
     /// Checks the relays of every meeting with people here or a relay into this node,
-    /// so a failed relay starts again and one nobody needs ends.
+    /// so a failed relay starts again and one without participants here ends.
     pub fn check_relays(self: &Arc<Self>) {
         let mut meetings = self.cascade.relayed_meetings();
         meetings.extend(self.rooms_map().keys().copied());
