@@ -295,6 +295,9 @@ impl Placement {
         let total = counts.values().map(|members| members.len() as u64).sum();
         self.put(store, node_key(&self.this.node_id), total, Vec::new())
             .await?;
+        // TODO: a meeting entry carries every local participant's entry, so a lecture
+        // with thousands of viewers on one node writes a value of several hundred
+        // kilobytes each heartbeat, and NATS rejects values above its max_payload.
         for (&meeting_id, members) in &counts {
             let key = meeting_key(meeting_id, &self.this.node_id);
             self.put(store, key, members.len() as u64, members.clone())
