@@ -33,8 +33,8 @@ const FORMAT: u32 = 1;
 
 /// Every table in restore order (referenced tables first), with its sort key
 /// and the self-referencing columns that are filled in a second pass.
-/// `node_leases` and `learning_study_claims` are left out: they hold which
-/// running node does what.
+/// `node_leases`, `learning_study_claims` and `meeting_live_connections` are
+/// left out: they hold which running node does what.
 const TABLES: &[(&str, &str, &[&str])] = &[
     ("orgs", "id", &["parent_id"]),
     ("members", "id", &[]),

@@ -485,7 +485,8 @@ pub fn valid_nats_prefix(prefix: &str) -> bool {
         })
 }
 
-fn valid_node_id(id: &str) -> bool {
+/// Checks a node id: it appears in NATS subjects and key-value keys.
+pub fn valid_node_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
             .chars()

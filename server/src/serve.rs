@@ -100,6 +100,23 @@ impl Server {
             live.spawn_placement(link.context().clone(), link.prefix().to_owned());
         }
         let state = AppState::new(db, key, config.clone(), Some(metrics_handle()), hub, live);
+        // Media connections recorded by an earlier run of this node ended with
+        // it; without NATS this node is the only one, so every row is stale.
+        let stale = if state.hub.nats().is_some() {
+            crate::meetings::presence::Stale::ThisNode
+        } else {
+            crate::meetings::presence::Stale::AllNodes
+        };
+        crate::meetings::presence::purge_at_start(&state, stale).await?;
+        if let Some(link) = state.hub.nats() {
+            // Answering liveness requests starts before the listener, so no
+            // other node takes this one for gone while it accepts joins.
+            state.live.spawn_liveness(
+                state.clone(),
+                link.client().clone(),
+                link.prefix().to_owned(),
+            );
+        }
         Live::spawn_events(state.clone(), media_events);
         if let Some(link) = state.hub.nats() {
             Live::spawn_cascade(state.clone(), link.client().clone(), link.prefix());

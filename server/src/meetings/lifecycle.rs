@@ -130,6 +130,10 @@ async fn finish_attendance(
     .bind(meeting.id)
     .execute(&mut *conn)
     .await?;
+    sqlx::query("DELETE FROM meeting_live_connections WHERE meeting_id = $1")
+        .bind(meeting.id)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "UPDATE meeting_participants SET live_connections = 0, final_status = CASE \
          WHEN marked_present_at IS NOT NULL OR EXISTS (SELECT 1 FROM meeting_attendance a \

@@ -18,7 +18,7 @@ mod lifecycle;
 pub(crate) mod list;
 pub mod live;
 mod minutes;
-mod presence;
+pub mod presence;
 pub mod recording;
 mod roster;
 pub mod rules;

@@ -2,8 +2,14 @@
 //! person's media connections join and leave, and each change is stored,
 //! audited and published with the live quorum numbers.
 //!
-//! A person may hold several connections (two tabs, a phone); the
-//! attendance interval opens with the first and closes with the last.
+//! Each node keeps at most one media participant per person and meeting (a
+//! second tab replaces the first), and records it as one row of
+//! `meeting_live_connections`. A person is on two nodes only while moving
+//! off a node that died: the attendance interval opens with the first row
+//! and closes with the last, so the move neither splits the person in two
+//! nor loses the arrival time. The rows of a node that died are removed by
+//! a surviving node (`live::liveness`) or by the node itself when it starts
+//! again.
 
 use serde::Serialize;
 use serde_json::json;
@@ -127,9 +133,9 @@ fn closed(meeting: &MeetingRow) -> AppError {
     }
 }
 
-/// Records that one of the person's media connections joined. The first
-/// connection opens an attendance interval; the host or recorder joining a
-/// scheduled meeting starts it.
+/// Records that the person entered the media of the meeting on this node.
+/// The first node with the person opens an attendance interval; the host or
+/// recorder joining a scheduled meeting starts it.
 pub async fn joined(state: &AppState, meeting_id: i64, account_id: i64) -> AppResult<()> {
     let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, meeting_id).await?;
@@ -145,21 +151,41 @@ pub async fn joined(state: &AppState, meeting_id: i64, account_id: i64) -> AppRe
         return Ok(());
     };
     ensure_participant(&mut tx, meeting_id, member_id).await?;
-    let connections: i64 = sqlx::query_scalar(
-        "UPDATE meeting_participants SET live_connections = live_connections + 1 \
-         WHERE meeting_id = $1 AND member_id = $2 RETURNING live_connections",
+    let now = now_ms();
+    // One row per node: a node keeps one media participant per person, so a
+    // second row means the person is on two nodes, as while moving off a
+    // node that died.
+    let added = sqlx::query(
+        "INSERT INTO meeting_live_connections (meeting_id, member_id, node_id, account_id, joined_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (meeting_id, member_id, node_id) DO NOTHING",
     )
     .bind(meeting_id)
     .bind(member_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    .bind(&state.config.node_id)
+    .bind(account_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let connections: i64 = if added == 1 {
+        sqlx::query_scalar(
+            "UPDATE meeting_participants SET live_connections = live_connections + 1 \
+             WHERE meeting_id = $1 AND member_id = $2 RETURNING live_connections",
+        )
+        .bind(meeting_id)
+        .bind(member_id)
+        .fetch_one(&mut *tx)
+        .await?
+    } else {
+        // Already counted on this node; the interval goes on.
+        0
+    };
 
     let mut events = Vec::new();
     if meeting.status == MeetingStatus::Scheduled && meeting.runs(Some(member_id)) {
         events.push(start(&mut tx, state, &meeting, &actor).await?);
     }
     if connections == 1 {
-        let now = now_ms();
         sqlx::query(
             "INSERT INTO meeting_attendance (meeting_id, member_id, joined_at) VALUES ($1, $2, $3)",
         )
@@ -180,16 +206,42 @@ pub async fn joined(state: &AppState, meeting_id: i64, account_id: i64) -> AppRe
     Ok(())
 }
 
-/// Records that one of the person's media connections left; the last one
-/// closes the attendance interval. Leaving a meeting that has ended, or
-/// that the person never joined, changes nothing.
+/// Records that the person left the media of the meeting on this node; the
+/// last node with the person closes the attendance interval. Leaving a
+/// meeting that has ended, or that the person never joined here, changes
+/// nothing.
 pub async fn left(state: &AppState, meeting_id: i64, account_id: i64) -> AppResult<()> {
+    left_node(state, meeting_id, account_id, &state.config.node_id).await
+}
+
+/// Removes the person's media connection row of one node and, when it was
+/// the last one, closes the attendance interval.
+async fn left_node(
+    state: &AppState,
+    meeting_id: i64,
+    account_id: i64,
+    node_id: &str,
+) -> AppResult<()> {
     let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, meeting_id).await?;
     let (member_id, actor) = store::account_actor(&mut tx, account_id).await?;
     let Some(member_id) = member_id else {
         return Ok(());
     };
+    let removed = sqlx::query(
+        "DELETE FROM meeting_live_connections \
+         WHERE meeting_id = $1 AND member_id = $2 AND node_id = $3",
+    )
+    .bind(meeting_id)
+    .bind(member_id)
+    .bind(node_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if removed == 0 {
+        tx.commit().await?;
+        return Ok(());
+    }
     let connections: Option<i64> = sqlx::query_scalar(
         "UPDATE meeting_participants SET live_connections = live_connections - 1 \
          WHERE meeting_id = $1 AND member_id = $2 AND live_connections > 0 \
@@ -219,8 +271,66 @@ pub async fn left(state: &AppState, meeting_id: i64, account_id: i64) -> AppResu
 
     tx.commit().await?;
     state.hub.publish([event]);
-    tracing::info!(meeting_id, member_id, "meeting left");
+    tracing::info!(meeting_id, member_id, node_id, "meeting left");
     Ok(())
+}
+
+/// Which media connection rows a starting node removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// Its own, left by an earlier run under the same node id.
+    ThisNode,
+    /// Every row, when this node is the only one (no NATS).
+    AllNodes,
+}
+
+/// Removes media connection rows that no running node holds, when the node
+/// starts, closing the attendance of their people.
+pub async fn purge_at_start(state: &AppState, stale: Stale) -> AppResult<()> {
+    let nodes = match stale {
+        Stale::ThisNode => vec![state.config.node_id.clone()],
+        Stale::AllNodes => connection_nodes(state).await?,
+    };
+    for node_id in nodes {
+        purge_node(state, &node_id).await;
+    }
+    Ok(())
+}
+
+/// Returns the nodes that have media connection rows.
+pub async fn connection_nodes(state: &AppState) -> AppResult<Vec<String>> {
+    let nodes = sqlx::query_scalar("SELECT DISTINCT node_id FROM meeting_live_connections")
+        .fetch_all(&state.db.pool)
+        .await?;
+    Ok(nodes)
+}
+
+/// Removes the media connection rows of a node that is gone, as if each of
+/// its people had left there. People who moved to another node stay
+/// present, with the arrival time of their first interval. A failure is
+/// logged, and the next sweep tries again.
+pub async fn purge_node(state: &AppState, node_id: &str) {
+    let rows: Result<Vec<(i64, i64)>, sqlx::Error> = sqlx::query_as(
+        "SELECT meeting_id, account_id FROM meeting_live_connections WHERE node_id = $1",
+    )
+    .bind(node_id)
+    .fetch_all(&state.db.pool)
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::error!(node_id, %error, "reading the media connections of a gone node failed");
+            return;
+        }
+    };
+    if !rows.is_empty() {
+        tracing::info!(node_id, connections = rows.len(), "removing the media connections of a gone node");
+    }
+    for (meeting_id, account_id) in rows {
+        if let Err(error) = left_node(state, meeting_id, account_id, node_id).await {
+            tracing::error!(node_id, meeting_id, account_id, %error, "removing a media connection of a gone node failed");
+        }
+    }
 }
 
 /// Adds a participant row for someone who joins without one: a member of

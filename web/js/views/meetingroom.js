@@ -34,6 +34,9 @@ const LOSS_MIN_PACKETS = 100;
 
 /** Left reasons and join errors after which entering again cannot succeed. */
 const FINAL_REASONS = new Set(['ended', 'meeting_ended', 'meeting_cancelled']);
+/** Requests for a new node after a connection failed, one every RELOCATE_RETRY_MS. */
+const RELOCATE_ATTEMPTS = 10;
+const RELOCATE_RETRY_MS = 1000;
 
 export function renderMeetingRoom(outlet, id, { navigate }) {
   let closed = false;
@@ -48,6 +51,10 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
   let layout = 'grid';
   let panel = 'participants';
   let rejoinOnReconnect = false;
+  /** Id of the node whose hub socket and media engine the room uses. */
+  let mediaNode = null;
+  /** A move to another node is under way. */
+  let relocating = false;
   /** Receiving one mixed audio stream from the server instead of one per speaker. */
   let mixedAudio = false;
   /** Received and lost audio packets at the last loss check. */
@@ -68,6 +75,8 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
   const tiles = new Map();
   const audioBox = h('div', { class: 'room-audio', hidden: true });
   const liveRegion = h('p', { class: 'visually-hidden', 'aria-live': 'polite', 'data-testid': 'room-live' });
+  /** Shown while the room connects to its node again, or to another node. */
+  const reconnectBanner = h('p', { class: 'room-reconnecting', role: 'status', 'data-testid': 'room-reconnecting', hidden: true }, t('room.reconnecting'));
   const path = (suffix = '') => `/api/meetings/${id}${suffix}`;
   const chat = createChat(sendChat);
   const minutes = createMinutesPanel({ path, act, reload: load });
@@ -77,6 +86,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     onMessage,
     onTrack,
     onTrackEnded,
+    onMediaFailed,
     onError: (error) => announce(error.message || String(error), 'error'),
   });
 
@@ -226,6 +236,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
    */
   async function followNode() {
     const choice = await api.get(`/api/meetings/${id}/node`);
+    mediaNode = choice.node_id;
     if (choice.this_node) return;
     hub.useNode(choice.url);
     try {
@@ -233,6 +244,61 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
     } catch {
       throw new Error(t('room.nodeUnreachable'));
     }
+  }
+
+  /**
+   * Asks for the meeting's node again after the hub socket or the media to
+   * `mediaNode` failed, naming that node so that the server leaves it out
+   * once NATS confirms it is gone, and moves the hub socket there. The
+   * status listener below joins the media again once the socket is up.
+   * Retries while the socket stays down, since the request itself may reach
+   * a node that is going down.
+   */
+  async function relocate() {
+    if (relocating) return;
+    relocating = true;
+    try {
+      for (let attempt = 0; attempt < RELOCATE_ATTEMPTS && !closed && rejoinOnReconnect; attempt += 1) {
+        try {
+          const lost = mediaNode ? `?unreachable=${encodeURIComponent(mediaNode)}` : '';
+          const choice = await api.get(`/api/meetings/${id}/node${lost}`);
+          if (closed) return;
+          mediaNode = choice.node_id;
+          hub.useNode(choice.url);
+          return;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, RELOCATE_RETRY_MS));
+        }
+      }
+    } finally {
+      relocating = false;
+    }
+  }
+
+  /** Joins the media again after its connection failed while the hub socket stayed up. */
+  function onMediaFailed() {
+    if (closed || rejoinOnReconnect || !local) return;
+    rejoinOnReconnect = true;
+    showReconnecting(true);
+    relocate().then(() => {
+      if (hub.connected && rejoinOnReconnect) rejoin();
+    });
+  }
+
+  function rejoin() {
+    rejoinOnReconnect = false;
+    clearRemote();
+    connection
+      .join({ microphone: local.microphone, camera: local.camera })
+      .catch((error) => {
+        showReconnecting(false);
+        say(t('room.joinFailed', { reason: error.message }));
+      });
+  }
+
+  function showReconnecting(shown) {
+    reconnectBanner.hidden = !shown;
+    if (shown) say(t('room.reconnecting'));
   }
 
   function showLobby() {
@@ -273,7 +339,10 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
   function onState(state, message) {
     if (closed) return;
     if (state === RoomState.lobby) showLobby();
-    else if (state === RoomState.joined) enterRoom(message);
+    else if (state === RoomState.joined) {
+      showReconnecting(false);
+      enterRoom(message);
+    }
     else if (state === RoomState.left && message.reason !== 'left') showLeft(message);
   }
 
@@ -475,6 +544,7 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
           h('aside', { class: 'room-side', 'aria-label': t('room.sidePanel') }, h('div', { class: 'room-tabs', role: 'group' }, PANELS.map((name) => tabs[name])), panelBody),
         ),
         h('nav', { class: 'room-controls', 'aria-label': t('room.controls') }, Object.values(controls)),
+        reconnectBanner,
         audioBox,
         liveRegion,
       ),
@@ -759,13 +829,13 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
 
   const stopStatus = hub.onStatus((connected) => {
     if (!connected && (connection.state === RoomState.joined || connection.state === RoomState.lobby)) {
-      // The server leaves the media when the socket drops; enter again on reconnect.
+      // The server leaves the media when the socket drops; enter again on
+      // reconnect, on another node when this one is gone.
       rejoinOnReconnect = true;
-      say(t('room.reconnecting'));
+      showReconnecting(true);
+      relocate();
     } else if (connected && rejoinOnReconnect && local) {
-      rejoinOnReconnect = false;
-      clearRemote();
-      connection.join({ microphone: local.microphone, camera: local.camera }).catch((error) => say(t('room.joinFailed', { reason: error.message })));
+      rejoin();
     }
   });
 

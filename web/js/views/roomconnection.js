@@ -50,8 +50,9 @@ export class RoomConnection {
   /**
    * `handlers`: `onState(state, message)`, `onMessage(message)` for live
    * state (participants, speaker, lock, lobby), `onTrack({ participant,
-   * mid, track })`, `onTrackEnded({ participant, mid, track })` and
-   * `onError(error)` for failed requests.
+   * mid, track })`, `onTrackEnded({ participant, mid, track })`,
+   * `onMediaFailed()` when the media connection of the current join fails,
+   * and `onError(error)` for failed requests.
    */
   constructor(meetingId, handlers) {
     this.meetingId = meetingId;
@@ -94,6 +95,9 @@ export class RoomConnection {
     else peer.addTransceiver('audio', { direction: 'recvonly' });
     if (camera) this.senders.set('camera', peer.addTransceiver(camera, { direction: 'sendrecv', streams: [stream], sendEncodings: CAMERA_LAYERS }));
     peer.addEventListener('track', (event) => this.onTrack(event));
+    peer.addEventListener('connectionstatechange', () => {
+      if (peer === this.peer && peer.connectionState === 'failed' && this.handlers.onMediaFailed) this.handlers.onMediaFailed();
+    });
     await peer.setLocalDescription(await peer.createOffer());
     this.joinId = nextId('j');
     this.setState(RoomState.joining);

@@ -14,12 +14,14 @@
 //!   across database calls only on the host's control routes and when a join that
 //!   replaced a participant fails.
 //!
-//! NOTE: host decisions (admitted, removed, muted) live in memory for the life of the
-//! meeting on this node. A restart forgets them, and a removed person then enters by the
-//! ordinary rule again. A meeting's entry leaves memory only when the host ends it or the
-//! server stops. Each node runs its own engine. With NATS, the engines of the nodes
-//! where a meeting has participants relay its tracks to each other (`cascade`), and
-//! each node shares its part of the participant list through `placement`.
+//! Host decisions (admitted, removed, muted) and raised hands are written through to the
+//! database (`decisions`) and read back when a room is created, or reused while empty,
+//! so they survive a restart and a move to another node. A meeting's entry leaves memory
+//! only when the host ends it or the server stops. Each node runs its own engine. With
+//! NATS, the engines of the nodes where a meeting has participants relay its tracks to
+//! each other (`cascade`), and each node shares its part of the participant list through
+//! `placement`. A room page gets its node from `placement`, and from `liveness` after
+//! its node died.
 
 pub mod cascade;
 pub mod chat;
@@ -27,6 +29,7 @@ pub mod control;
 mod decisions;
 mod events;
 pub mod lecture;
+pub mod liveness;
 mod mixed_audio;
 pub mod placement;
 pub mod protocol;
@@ -120,6 +123,8 @@ pub struct Live {
     pub cascade: cascade::Cascade,
     /// Generation of the latest engine room, so a relay into a closed room is noticed.
     next_engine_epoch: AtomicU64,
+    /// Liveness checks of other nodes, set once NATS is linked.
+    liveness: std::sync::OnceLock<Arc<liveness::Liveness>>,
 }
 
 impl Live {
@@ -147,6 +152,7 @@ impl Live {
             placement: Arc::new(Placement::new(config)),
             cascade: cascade::Cascade::new(config.node_id.clone(), media.bind),
             next_engine_epoch: AtomicU64::new(0),
+            liveness: std::sync::OnceLock::new(),
         };
         Ok((Arc::new(live), events))
     }
@@ -176,6 +182,31 @@ impl Live {
     ) -> tokio::task::JoinHandle<()> {
         let subject = placement::media_subject(prefix, &state.config.node_id);
         tokio::spawn(cascade::serve(state, client, subject))
+    }
+
+    /// Starts answering liveness requests from other nodes, and the sweep that
+    /// removes media connection rows of nodes that are gone.
+    pub fn spawn_liveness(
+        self: &Arc<Self>,
+        state: AppState,
+        client: async_nats::Client,
+        prefix: String,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let liveness = Arc::new(liveness::Liveness::new(
+            client,
+            prefix,
+            state.config.node_id.clone(),
+        ));
+        let liveness = self.liveness.get_or_init(|| liveness).clone();
+        vec![
+            tokio::spawn(liveness.respond()),
+            tokio::spawn(liveness::sweep_connections(state)),
+        ]
+    }
+
+    /// Returns the liveness checks of other nodes, when NATS links the nodes.
+    pub fn liveness(&self) -> Option<&liveness::Liveness> {
+        self.liveness.get().map(|liveness| liveness.as_ref())
     }
 
     /// Returns the meeting placement of this node and the others.
@@ -303,6 +334,10 @@ impl Live {
     /// Returns the meeting's room, creating it with the stored host decisions, raised
     /// hands and lecture facts when it does not exist yet. A lecture's room gets its
     /// ticker of counts and dashboard.
+    ///
+    /// A room that exists with nobody in its media or lobby reads the stored decisions
+    /// again, because the meeting may have run on another node meanwhile, as after that
+    /// node died, and the host's decisions there are newer than this room's.
     async fn room_or_load(
         &self,
         state: &AppState,
@@ -310,6 +345,13 @@ impl Live {
         locked: bool,
     ) -> AppResult<Arc<tokio::sync::Mutex<Room>>> {
         if let Some(room) = self.room(meeting_id) {
+            if room.lock().await.is_empty() {
+                let stored = decisions::load(state, meeting_id).await?;
+                let mut guard = room.lock().await;
+                if guard.is_empty() {
+                    guard.restore_decisions(stored);
+                }
+            }
             return Ok(room);
         }
         let stored = decisions::load(state, meeting_id).await?;

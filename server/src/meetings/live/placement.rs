@@ -22,7 +22,7 @@ use std::sync::{Arc, RwLock};
 
 use async_nats::jetstream::{self, kv};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -34,8 +34,8 @@ use utoipa_axum::routes;
 
 use super::Live;
 use super::protocol::ParticipantEntry;
-use crate::config::{Config, NodeSelection, valid_region};
-use crate::error::{AppResult, ErrorBody};
+use crate::config::{Config, NodeSelection, valid_node_id, valid_region};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::hub::kv_lease::{self, Leased};
 use crate::perm::Caller;
 use crate::state::AppState;
@@ -195,6 +195,38 @@ impl Placement {
             .iter()
             .find(|(key, value)| key.starts_with("node.") && value.node.node_id == node_id)
             .and_then(|(_, value)| value.media_subject.clone())
+    }
+
+    /// Returns the live nodes as read from the bucket, this one included.
+    pub fn nodes(&self) -> Vec<NodeEntry> {
+        let mut nodes: Vec<NodeEntry> = {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            entries
+                .iter()
+                .filter(|(key, _)| key.starts_with("node."))
+                .map(|(_, value)| value.node.clone())
+                .collect()
+        };
+        if !nodes.iter().any(|node| node.node_id == self.this.node_id) {
+            nodes.push(self.this.clone());
+        }
+        nodes
+    }
+
+    /// Drops a node that is gone from this node's view before its lease ends.
+    /// Its next write, if it runs after all, brings it back.
+    pub fn forget_node(&self, node_id: &str) {
+        let token = kv_lease::key_token(node_id);
+        let suffix = format!(".{token}");
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let keys: Vec<String> = entries
+            .iter()
+            .map(|(key, _)| key.clone())
+            .filter(|key| key == &node_key(node_id) || (key.starts_with("meeting.") && key.ends_with(&suffix)))
+            .collect();
+        for key in keys {
+            entries.remove(&key);
+        }
     }
 
     /// Returns the WebSocket origins (`ws://host:port`) of every node known,
@@ -457,18 +489,27 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(node))
 }
 
+/// Query of `GET /api/meetings/{id}/node`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct NodeQuery {
+    /// Id of the node the page lost its hub socket or media on. The node is
+    /// left out when it does not answer a liveness request through NATS.
+    pub unreachable: Option<String>,
+}
+
 /// Returns the node whose hub socket and media the caller should use for the
 /// meeting. The caller's region comes from the `X-Dangwu-Region` header,
 /// which the reverse proxy sets; an invalid or missing label counts as none.
 #[utoipa::path(get, path = "/api/meetings/{id}/node", tag = "meetings",
-    params(("id" = i64, Path, description = "Meeting id"),
+    params(("id" = i64, Path, description = "Meeting id"), NodeQuery,
         ("X-Dangwu-Region" = Option<String>, Header, description = "Caller's media region")),
     responses((status = 200, body = NodeChoice), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn node(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
+    Query(query): Query<NodeQuery>,
     headers: HeaderMap,
 ) -> AppResult<Json<NodeChoice>> {
     crate::meetings::view::readable(&state, &caller, id).await?;
@@ -476,7 +517,20 @@ async fn node(
         .get(REGION_HEADER)
         .and_then(|value| value.to_str().ok())
         .filter(|region| valid_region(region));
-    Ok(Json(state.live.placement().select(id, region)))
+    let choice = match query.unreachable.as_deref() {
+        None => state.live.placement().select(id, region),
+        Some(node_id) if valid_node_id(node_id) => {
+            super::liveness::choose_after_loss(&state, id, region, node_id).await
+        }
+        Some(node_id) => {
+            return Err(AppError::invalid(
+                "unreachable",
+                format!("节点编号无效：{node_id:?}"),
+                format!("invalid node id {node_id:?}: use 1 to 64 letters, digits, '-', '_' or '.'"),
+            ));
+        }
+    };
+    Ok(Json(choice))
 }
 
 #[cfg(test)]

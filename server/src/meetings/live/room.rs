@@ -156,6 +156,19 @@ impl Room {
         }
     }
 
+    /// Replaces the host decisions and raised hands with the stored ones.
+    pub fn restore_decisions(&mut self, stored: Stored) {
+        self.admitted = stored.admitted;
+        self.removed = stored.removed;
+        self.muted = stored.muted;
+        self.hands = stored.hands;
+    }
+
+    /// Checks that nobody is in the media or the lobby.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.lobby.is_empty()
+    }
+
     pub fn decisions(&self, account_id: i64) -> Decisions {
         Decisions {
             present: self.members.contains_key(&account_id),
