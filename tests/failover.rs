@@ -4,7 +4,8 @@
 //! clients report the lost node, are sent to a survivor, join there again
 //! and exchange media. What was acknowledged before the kill holds after
 //! it: a cast ballot is counted, a host mute still silences the person, and
-//! attendance keeps one interval with the first arrival time.
+//! attendance keeps one interval with the first arrival time. A node that
+//! replies to the liveness request keeps its meeting.
 //!
 //! Needs PostgreSQL (see tests/common) and NATS with JetStream on
 //! 127.0.0.1:4222, or the URL in `DANGWU_TEST_NATS`; `scripts/services`
@@ -71,7 +72,43 @@ impl Cluster {
         for index in 0..3 {
             cluster.wait_ready(index).await;
         }
+        cluster.wait_views_agree().await;
         cluster
+    }
+
+    /// Waits until every node has read every node's placement entry, which
+    /// its pages' Content Security Policy lists as WebSocket origins. Nodes
+    /// pick the same replacement for a lost node only from the same view.
+    async fn wait_views_agree(&self) {
+        let origins: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| node.base.replacen("http", "ws", 1))
+            .collect();
+        let deadline = Instant::now() + PATIENCE;
+        for node in &self.nodes {
+            loop {
+                let response = reqwest::get(format!("{}/", node.base)).await.unwrap();
+                let policy = response
+                    .headers()
+                    .get("content-security-policy")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                if origins
+                    .iter()
+                    .all(|origin| policy.contains(origin.as_str()))
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} never listed every node: {policy}",
+                    node.base
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 
     fn node_dir(&self, index: usize) -> PathBuf {
@@ -177,6 +214,17 @@ impl Drop for Cluster {
             let _ = node.child.kill();
             let _ = node.child.wait();
         }
+        if std::thread::panicking() {
+            for index in 0..self.nodes.len() {
+                let log = std::fs::read_to_string(self.node_dir(index).join("serve.log"));
+                let log = log.unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!(
+                    "--- node {index} log, last lines first ---\n{}",
+                    tail.join("\n")
+                );
+            }
+        }
     }
 }
 
@@ -218,13 +266,16 @@ async fn send(
     body: Option<Value>,
 ) -> (StatusCode, Value) {
     let mut builder = common::http_client()
-        .request(method, url)
+        .request(method.clone(), &url)
         .header("cookie", &session.cookie)
         .header("x-csrf-token", &session.csrf);
     if let Some(body) = body {
         builder = builder.json(&body);
     }
-    let response = builder.send().await.unwrap();
+    let response = builder
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("{method} {url}: {error}"));
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -243,8 +294,8 @@ async fn post(base: &str, session: &Session, path: &str, body: Value) -> Value {
     body
 }
 
-/// One hub connection whose reader task answers the server's offers with
-/// the current peer and keeps every other message.
+/// One hub connection whose reader task replies to the server's offers with
+/// answers of the current peer and keeps every other message.
 struct Signal {
     sink: tokio::sync::Mutex<SplitSink<Ws, Message>>,
     inbox: Mutex<Vec<Value>>,
@@ -291,7 +342,8 @@ impl Signal {
             return;
         };
         let sdp = peer.answer(offer["sdp"].as_str().unwrap()).await;
-        let answer = json!({"type": "meeting_answer", "meeting_id": offer["meeting_id"], "sdp": sdp});
+        let answer =
+            json!({"type": "meeting_answer", "meeting_id": offer["meeting_id"], "sdp": sdp});
         let _ = self
             .sink
             .lock()
@@ -328,8 +380,7 @@ impl Signal {
         let peer = Peer::new().await;
         *self.peer.lock().unwrap() = Some(Arc::clone(&peer));
         let id = format!("join-{}", rand::random::<u32>());
-        let join =
-            json!({"type": "meeting_join", "id": id, "meeting_id": meeting_id, "sdp": peer.offer().await});
+        let join = json!({"type": "meeting_join", "id": id, "meeting_id": meeting_id, "sdp": peer.offer().await});
         self.sink
             .lock()
             .await
@@ -381,8 +432,8 @@ async fn node_choice(
     .await
 }
 
-/// A scheduled online demo meeting, its host's username and the username of
-/// a voting participant other than the host.
+/// Finds a scheduled online demo meeting, its host's username and the
+/// username of a voting participant other than the host.
 async fn demo_meeting(store: &Store) -> (i64, String, String) {
     let mut conn = store.connect().await;
     let (meeting_id, host): (i64, String) = sqlx::query_as(
@@ -405,7 +456,7 @@ async fn demo_meeting(store: &Store) -> (i64, String, String) {
     (meeting_id, host, voter)
 }
 
-/// The attendance intervals of an account: `(joined_at, left_at)`.
+/// Reads the attendance intervals of an account: `(joined_at, left_at)`.
 async fn attendance(store: &Store, meeting_id: i64, account_id: i64) -> Vec<(i64, Option<i64>)> {
     let mut conn = store.connect().await;
     sqlx::query_as(
@@ -450,11 +501,20 @@ async fn open_vote(base: &str, host: &Session, store: &Store, meeting_id: i64) -
             Some(json!({"present": true})),
         )
         .await;
-        assert!(status.is_success(), "mark {member_id} present: {status} {body}");
+        assert!(
+            status.is_success(),
+            "mark {member_id} present: {status} {body}"
+        );
     }
     let motion = json!({"kind": "motion", "title": "表决故障切换", "ballot": "open",
         "pass_rule": "majority"});
-    let vote = post(base, host, &format!("/api/meetings/{meeting_id}/votes"), motion).await;
+    let vote = post(
+        base,
+        host,
+        &format!("/api/meetings/{meeting_id}/votes"),
+        motion,
+    )
+    .await;
     vote["id"].as_i64().unwrap()
 }
 
@@ -477,7 +537,11 @@ async fn meeting_survives_node_kill() {
     wait_for_video(&host_peer, voter.account_id, 30).await;
     wait_for_video(&voter_peer, host.account_id, 30).await;
     let arrival = attendance(&cluster.store, meeting_id, voter.account_id).await;
-    assert_eq!(arrival.len(), 1, "one interval before the kill: {arrival:?}");
+    assert_eq!(
+        arrival.len(),
+        1,
+        "one interval before the kill: {arrival:?}"
+    );
     assert_eq!(arrival[0].1, None, "{arrival:?}");
 
     // Acknowledged before the kill: a ballot and a host mute.
@@ -502,7 +566,10 @@ async fn meeting_survives_node_kill() {
     wait_for_video(&host_peer, voter.account_id, 60).await;
     let muted_audio = host_peer.from(voter.account_id).audio - audio_before;
     // Packets on their way when the mute landed may still arrive.
-    assert!(muted_audio < 10, "muted audio still flows: {muted_audio} packets");
+    assert!(
+        muted_audio < 10,
+        "muted audio still flows: {muted_audio} packets"
+    );
 
     let killed_at = Instant::now();
     cluster.kill(lost);
@@ -606,7 +673,7 @@ async fn healthy_node_is_not_evicted() {
     let other = (0..3)
         .find(|index| cluster.base(*index) != hosting_base)
         .unwrap();
-    // Wait until the other node sees the meeting on the hosting node.
+    // Wait until the other node has read the hosting node's placement entry.
     let deadline = Instant::now() + PATIENCE;
     loop {
         let choice = node_choice(cluster.base(other), &host, meeting_id, None).await;
@@ -614,11 +681,14 @@ async fn healthy_node_is_not_evicted() {
             assert_eq!(choice["node_id"], hosting_id.as_str());
             break;
         }
-        assert!(Instant::now() < deadline, "the meeting never showed as hosted");
+        assert!(
+            Instant::now() < deadline,
+            "the meeting never showed as hosted"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // A page claims the hosting node is unreachable: it answers the
+    // A page claims the hosting node is unreachable. It replies to the
     // liveness request, so it keeps the meeting.
     let choice = node_choice(cluster.base(other), &host, meeting_id, Some(&hosting_id)).await;
     assert_eq!(choice["node_id"], hosting_id.as_str(), "{choice}");

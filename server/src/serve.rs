@@ -101,7 +101,7 @@ impl Server {
         }
         let state = AppState::new(db, key, config.clone(), Some(metrics_handle()), hub, live);
         // Media connections recorded by an earlier run of this node ended with
-        // it; without NATS this node is the only one, so every row is stale.
+        // that run. Without NATS this node is the only one, so every row is stale.
         let stale = if state.hub.nats().is_some() {
             crate::meetings::presence::Stale::ThisNode
         } else {
@@ -109,7 +109,7 @@ impl Server {
         };
         crate::meetings::presence::purge_at_start(&state, stale).await?;
         if let Some(link) = state.hub.nats() {
-            // Answering liveness requests starts before the listener, so no
+            // Replies to liveness requests start before the listener, so no
             // other node takes this one for gone while it accepts joins.
             state.live.spawn_liveness(
                 state.clone(),

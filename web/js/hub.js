@@ -73,12 +73,13 @@ class Hub {
 
   /**
    * Connects to the node at `url` from now on, or to this page's host with
-   * null, reconnecting at once when the address changes. Every topic is
-   * subscribed again from where its listeners stopped, so the server
-   * replays what was missed.
+   * null, reconnecting at once when the address changes. A node URL with a
+   * path (a proxy route such as `https://host/nodes/n1`) gets its socket at
+   * that path plus `/ws`. Every topic is subscribed again from where its
+   * listeners stopped, so the server replays what was missed.
    */
   useNode(url) {
-    const next = url && new URL(url).host !== location.host ? url : null;
+    const next = url && !isPageOrigin(url) ? url : null;
     if (next === this.nodeUrl) return;
     this.nodeUrl = next;
     if (!this.running) return;
@@ -220,7 +221,8 @@ class Hub {
   connect() {
     const target = this.nodeUrl ? new URL(this.nodeUrl) : location;
     const scheme = target.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(`${scheme}//${target.host}/ws?v=1`);
+    const path = this.nodeUrl ? target.pathname.replace(/\/+$/, '') : '';
+    const socket = new WebSocket(`${scheme}//${target.host}${path}/ws?v=1`);
     this.socket = socket;
     this.lastHeard = Date.now();
     socket.addEventListener('message', (message) => {
@@ -397,6 +399,12 @@ class Hub {
       if (entry.listener.onError) entry.listener.onError(message);
     }
   }
+}
+
+/** Checks whether a node URL names this page's own origin, without a path. */
+function isPageOrigin(url) {
+  const parsed = new URL(url);
+  return parsed.origin === location.origin && parsed.pathname.replace(/\/+$/, '') === '';
 }
 
 /** The tab's one hub connection. */

@@ -2,14 +2,14 @@
 //! person's media connections join and leave, and each change is stored,
 //! audited and published with the live quorum numbers.
 //!
-//! Each node keeps at most one media participant per person and meeting (a
-//! second tab replaces the first), and records it as one row of
-//! `meeting_live_connections`. A person is on two nodes only while moving
-//! off a node that died: the attendance interval opens with the first row
-//! and closes with the last, so the move neither splits the person in two
-//! nor loses the arrival time. The rows of a node that died are removed by
-//! a surviving node (`live::liveness`) or by the node itself when it starts
-//! again.
+//! A person may hold several connections (two tabs, a phone); the
+//! attendance interval opens with the first and closes with the last.
+//! Connections are counted per node in `meeting_live_connections`, because
+//! a node that dies cannot report its people leaving. A person is on two
+//! nodes while moving off a node that died, so the move neither splits the
+//! person in two nor loses the arrival time. The rows of a node that died
+//! are removed by a surviving node (`live::liveness`) or by the node itself
+//! when it starts again.
 
 use serde::Serialize;
 use serde_json::json;
@@ -133,9 +133,9 @@ fn closed(meeting: &MeetingRow) -> AppError {
     }
 }
 
-/// Records that the person entered the media of the meeting on this node.
-/// The first node with the person opens an attendance interval; the host or
-/// recorder joining a scheduled meeting starts it.
+/// Records that one of the person's media connections on this node joined.
+/// The first connection on any node opens an attendance interval; the host
+/// or recorder joining a scheduled meeting starts it.
 pub async fn joined(state: &AppState, meeting_id: i64, account_id: i64) -> AppResult<()> {
     let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, meeting_id).await?;
@@ -152,12 +152,11 @@ pub async fn joined(state: &AppState, meeting_id: i64, account_id: i64) -> AppRe
     };
     ensure_participant(&mut tx, meeting_id, member_id).await?;
     let now = now_ms();
-    // One row per node: a node keeps one media participant per person, so a
-    // second row means the person is on two nodes, as while moving off a
-    // node that died.
-    let added = sqlx::query(
-        "INSERT INTO meeting_live_connections (meeting_id, member_id, node_id, account_id, joined_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (meeting_id, member_id, node_id) DO NOTHING",
+    sqlx::query(
+        "INSERT INTO meeting_live_connections \
+         (meeting_id, member_id, node_id, account_id, connections, joined_at) \
+         VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (meeting_id, member_id, node_id) \
+         DO UPDATE SET connections = meeting_live_connections.connections + 1",
     )
     .bind(meeting_id)
     .bind(member_id)
@@ -165,21 +164,15 @@ pub async fn joined(state: &AppState, meeting_id: i64, account_id: i64) -> AppRe
     .bind(account_id)
     .bind(now)
     .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let connections: i64 = if added == 1 {
-        sqlx::query_scalar(
-            "UPDATE meeting_participants SET live_connections = live_connections + 1 \
-             WHERE meeting_id = $1 AND member_id = $2 RETURNING live_connections",
-        )
-        .bind(meeting_id)
-        .bind(member_id)
-        .fetch_one(&mut *tx)
-        .await?
-    } else {
-        // Already counted on this node; the interval goes on.
-        0
-    };
+    .await?;
+    let connections: i64 = sqlx::query_scalar(
+        "UPDATE meeting_participants SET live_connections = live_connections + 1 \
+         WHERE meeting_id = $1 AND member_id = $2 RETURNING live_connections",
+    )
+    .bind(meeting_id)
+    .bind(member_id)
+    .fetch_one(&mut *tx)
+    .await?;
 
     let mut events = Vec::new();
     if meeting.status == MeetingStatus::Scheduled && meeting.runs(Some(member_id)) {
@@ -206,21 +199,37 @@ pub async fn joined(state: &AppState, meeting_id: i64, account_id: i64) -> AppRe
     Ok(())
 }
 
-/// Records that the person left the media of the meeting on this node; the
-/// last node with the person closes the attendance interval. Leaving a
-/// meeting that has ended, or that the person never joined here, changes
+/// Records that one of the person's media connections on this node left;
+/// the last connection on any node closes the attendance interval. Leaving
+/// a meeting that has ended, or that the person never joined here, changes
 /// nothing.
 pub async fn left(state: &AppState, meeting_id: i64, account_id: i64) -> AppResult<()> {
-    left_node(state, meeting_id, account_id, &state.config.node_id).await
+    left_node(
+        state,
+        meeting_id,
+        account_id,
+        &state.config.node_id,
+        Leaving::One,
+    )
+    .await
 }
 
-/// Removes the person's media connection row of one node and, when it was
-/// the last one, closes the attendance interval.
+/// How many of a person's connections on a node leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leaving {
+    One,
+    /// All of them, because the node is gone.
+    All,
+}
+
+/// Takes connections of the person off a node's row and, when none is left
+/// on any node, closes the attendance interval.
 async fn left_node(
     state: &AppState,
     meeting_id: i64,
     account_id: i64,
     node_id: &str,
+    leaving: Leaving,
 ) -> AppResult<()> {
     let mut tx = state.db.begin().await?;
     let meeting = store::lock(&mut tx, meeting_id).await?;
@@ -228,27 +237,54 @@ async fn left_node(
     let Some(member_id) = member_id else {
         return Ok(());
     };
-    let removed = sqlx::query(
+    let removed = match leaving {
+        Leaving::One => {
+            let remaining: Option<i64> = sqlx::query_scalar(
+                "UPDATE meeting_live_connections SET connections = connections - 1 \
+                 WHERE meeting_id = $1 AND member_id = $2 AND node_id = $3 AND connections > 0 \
+                 RETURNING connections",
+            )
+            .bind(meeting_id)
+            .bind(member_id)
+            .bind(node_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            remaining.map(|_| 1)
+        }
+        Leaving::All => {
+            sqlx::query_scalar(
+                "DELETE FROM meeting_live_connections \
+                 WHERE meeting_id = $1 AND member_id = $2 AND node_id = $3 RETURNING connections",
+            )
+            .bind(meeting_id)
+            .bind(member_id)
+            .bind(node_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        }
+    };
+    let Some(removed) = removed else {
+        tx.commit().await?;
+        return Ok(());
+    };
+    sqlx::query(
         "DELETE FROM meeting_live_connections \
-         WHERE meeting_id = $1 AND member_id = $2 AND node_id = $3",
+         WHERE meeting_id = $1 AND member_id = $2 AND node_id = $3 AND connections <= 0",
     )
     .bind(meeting_id)
     .bind(member_id)
     .bind(node_id)
     .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if removed == 0 {
-        tx.commit().await?;
-        return Ok(());
-    }
+    .await?;
     let connections: Option<i64> = sqlx::query_scalar(
-        "UPDATE meeting_participants SET live_connections = live_connections - 1 \
+        "UPDATE meeting_participants SET live_connections = \
+         CASE WHEN live_connections > $3 THEN live_connections - $3 ELSE 0 END \
          WHERE meeting_id = $1 AND member_id = $2 AND live_connections > 0 \
          RETURNING live_connections",
     )
     .bind(meeting_id)
     .bind(member_id)
+    .bind(removed)
     .fetch_optional(&mut *tx)
     .await?;
     if connections != Some(0) {
@@ -275,7 +311,7 @@ async fn left_node(
     Ok(())
 }
 
-/// Which media connection rows a starting node removes.
+/// Media connection rows that a starting node removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stale {
     /// Its own, left by an earlier run under the same node id.
@@ -308,7 +344,8 @@ pub async fn connection_nodes(state: &AppState) -> AppResult<Vec<String>> {
 /// Removes the media connection rows of a node that is gone, as if each of
 /// its people had left there. People who moved to another node stay
 /// present, with the arrival time of their first interval. A failure is
-/// logged, and the next sweep tries again.
+/// logged, and the sweep of gone nodes (with NATS) or the next start tries
+/// again.
 pub async fn purge_node(state: &AppState, node_id: &str) {
     let rows: Result<Vec<(i64, i64)>, sqlx::Error> = sqlx::query_as(
         "SELECT meeting_id, account_id FROM meeting_live_connections WHERE node_id = $1",
@@ -324,10 +361,14 @@ pub async fn purge_node(state: &AppState, node_id: &str) {
         }
     };
     if !rows.is_empty() {
-        tracing::info!(node_id, connections = rows.len(), "removing the media connections of a gone node");
+        tracing::info!(
+            node_id,
+            connections = rows.len(),
+            "removing the media connections of a gone node"
+        );
     }
     for (meeting_id, account_id) in rows {
-        if let Err(error) = left_node(state, meeting_id, account_id, node_id).await {
+        if let Err(error) = left_node(state, meeting_id, account_id, node_id, Leaving::All).await {
             tracing::error!(node_id, meeting_id, account_id, %error, "removing a media connection of a gone node failed");
         }
     }

@@ -1,20 +1,20 @@
 //! Node liveness over NATS, for moving a meeting off a node that died.
 //!
-//! Every node answers requests on the subject `{prefix}.alive.{node}` (the
-//! node id escaped with [`kv_lease::key_token`]). NATS answers a request to
-//! a subject nobody subscribes to with "no responders" at once, so a node
+//! Every node replies to requests on the subject `{prefix}.alive.{node}`
+//! (the node id escaped with [`kv_lease::key_token`]). NATS replies to a
+//! request on a subject without subscribers with "no responders" at once, so a node
 //! whose process died, and whose NATS connection closed with it, is known
 //! to be gone within one round trip. A node that hangs or is cut off from
 //! NATS is known to be gone after [`CHECK_TIMEOUT`].
 //!
 //! Two things use the check:
 //! - `GET /api/meetings/{id}/node?unreachable=NODE`: a page that lost its
-//!   hub socket or media on NODE names it. When NODE does not answer, the
-//!   answering node drops NODE's placement entries from its own view and
-//!   chooses again, without waiting for the lease. A node that answers is
-//!   kept, so a client cannot evict a healthy node.
+//!   hub socket or media on NODE names it. When NODE does not reply, the
+//!   node handling the request drops NODE's placement entries from its own
+//!   view and chooses again, without waiting for the lease. A node that
+//!   replies is kept, so a client cannot evict a healthy node.
 //! - The sweep of media connections (`meeting_live_connections`): a row of
-//!   a node that is neither in the placement view nor answering is removed,
+//!   a node that is neither in the placement view nor replying is removed,
 //!   which closes the attendance of people who did not come back.
 
 use std::collections::HashMap;
@@ -30,7 +30,7 @@ use crate::config::NodeSelection;
 use crate::hub::kv_lease;
 use crate::state::AppState;
 
-/// How long a node has to answer a liveness request.
+/// How long a node has to reply to a liveness request.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the result of one check is reused, so that every page of a
 /// meeting reporting the same node costs one request.
@@ -46,12 +46,12 @@ pub fn subject(prefix: &str, node_id: &str) -> String {
     format!("{prefix}.alive.{}", kv_lease::key_token(node_id))
 }
 
-/// Asks other nodes whether they run, and remembers the answers briefly.
+/// Sends liveness requests to other nodes and caches the results briefly.
 pub struct Liveness {
     client: Client,
     prefix: String,
     this_node: String,
-    /// Last check per node: when it ran and whether the node answered.
+    /// Last check per node: when it ran and whether the node replied.
     checked: Mutex<HashMap<String, (Instant, bool)>>,
 }
 
@@ -65,7 +65,7 @@ impl Liveness {
         }
     }
 
-    /// Answers liveness requests to this node until the task is aborted. The
+    /// Replies to liveness requests to this node until the task is aborted. The
     /// client subscribes again by itself after a reconnect.
     pub async fn respond(self: std::sync::Arc<Self>) {
         let subject = subject(&self.prefix, &self.this_node);
@@ -84,7 +84,7 @@ impl Liveness {
                 };
                 let answer = self.this_node.clone().into_bytes().into();
                 if let Err(error) = self.client.publish(reply, answer).await {
-                    tracing::warn!(%subject, %error, "answering a liveness request failed");
+                    tracing::warn!(%subject, %error, "replying to a liveness request failed");
                 }
             }
             tracing::warn!(%subject, "liveness subscription ended, subscribing again");
@@ -92,8 +92,8 @@ impl Liveness {
         }
     }
 
-    /// Checks whether a node is gone: it did not answer within
-    /// [`CHECK_TIMEOUT`], or NATS reports that nobody listens on its subject.
+    /// Checks whether a node is gone: it did not reply within
+    /// [`CHECK_TIMEOUT`], or NATS reports no subscriber on its subject.
     /// Any other failure (this node lost NATS, say) counts as alive, because
     /// nothing was learned about the other node.
     pub async fn is_gone(&self, node_id: &str) -> bool {
@@ -128,7 +128,7 @@ impl Liveness {
         self.lock_checked()
             .insert(node_id.to_owned(), (Instant::now(), alive));
         if !alive {
-            tracing::info!(node_id, "node did not answer the liveness request");
+            tracing::info!(node_id, "node did not reply to the liveness request");
         }
         !alive
     }
@@ -142,11 +142,15 @@ impl Liveness {
 ///
 /// When that node is gone, its placement entries leave this node's view at
 /// once. If no live node hosts the meeting then, every node that receives
-/// such a report picks the same replacement: the node with the highest
-/// rendezvous hash of meeting and node id, among the caller's region under
-/// `region` when that region has a node. So the pages of one meeting meet
-/// on one node whichever node they ask, instead of each going to the least
-/// loaded node as seen by the node they asked.
+/// such a report picks the same replacement. It is the node with the
+/// highest rendezvous hash of meeting and node id, among the caller's region
+/// under `region` when that region has a node. So the pages of one meeting
+/// meet on one node whichever node they ask, instead of each going to the
+/// least loaded node as seen by the node they asked.
+///
+/// NOTE: the nodes agree only when their placement views agree. Within a
+/// heartbeat of a node starting, two nodes may pick different replacements,
+/// and the meeting stays split until its pages ask again.
 pub async fn choose_after_loss(
     state: &AppState,
     meeting_id: i64,
@@ -165,6 +169,7 @@ pub async fn choose_after_loss(
     if choice.hosts_meeting {
         return choice;
     }
+
     let nodes = placement.nodes();
     let region = region.or(state.config.media_region.as_deref());
     let in_region: Vec<&NodeEntry> = nodes
@@ -177,10 +182,13 @@ pub async fn choose_after_loss(
         } else {
             nodes.iter().collect()
         };
-    let Some(node) = candidates
-        .into_iter()
-        .max_by_key(|node| (rendezvous_hash(meeting_id, &node.node_id), node.node_id.clone()))
-    else {
+
+    let Some(node) = candidates.into_iter().max_by_key(|node| {
+        (
+            rendezvous_hash(meeting_id, &node.node_id),
+            node.node_id.clone(),
+        )
+    }) else {
         return choice;
     };
     NodeChoice {
@@ -200,12 +208,14 @@ fn rendezvous_hash(meeting_id: i64, node_id: &str) -> u64 {
         .into_iter()
         .chain([b'/'])
         .chain(node_id.bytes());
-    bytes.fold(OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
+    bytes.fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    })
 }
 
 /// Removes the media connection rows of nodes that are gone, every
 /// [`SWEEP_INTERVAL`] until the task is aborted. A node counts as gone when
-/// it has no placement entry and does not answer a liveness request, and
+/// it has no placement entry and does not reply to a liveness request, and
 /// its rows go once it has been gone for [`PURGE_GRACE`].
 pub async fn sweep_connections(state: AppState) {
     let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
@@ -239,7 +249,9 @@ pub async fn sweep_connections(state: AppState) {
                 gone_since.remove(&node_id);
                 continue;
             }
-            let since = *gone_since.entry(node_id.clone()).or_insert_with(Instant::now);
+            let since = *gone_since
+                .entry(node_id.clone())
+                .or_insert_with(Instant::now);
             if since.elapsed() >= PURGE_GRACE {
                 crate::meetings::presence::purge_node(&state, &node_id).await;
             }

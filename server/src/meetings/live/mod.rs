@@ -184,7 +184,7 @@ impl Live {
         tokio::spawn(cascade::serve(state, client, subject))
     }
 
-    /// Starts answering liveness requests from other nodes, and the sweep that
+    /// Starts replying to liveness requests from other nodes, and the sweep that
     /// removes media connection rows of nodes that are gone.
     pub fn spawn_liveness(
         self: &Arc<Self>,
@@ -335,9 +335,9 @@ impl Live {
     /// hands and lecture facts when it does not exist yet. A lecture's room gets its
     /// ticker of counts and dashboard.
     ///
-    /// A room that exists with nobody in its media or lobby reads the stored decisions
-    /// again, because the meeting may have run on another node meanwhile, as after that
-    /// node died, and the host's decisions there are newer than this room's.
+    /// A room that exists with its media and lobby empty reads the stored decisions again.
+    /// The meeting may have run on another node meanwhile (after this node's people moved
+    /// off, say), and the host's decisions there are newer than this room's.
     async fn room_or_load(
         &self,
         state: &AppState,

@@ -222,7 +222,9 @@ impl Placement {
         let keys: Vec<String> = entries
             .iter()
             .map(|(key, _)| key.clone())
-            .filter(|key| key == &node_key(node_id) || (key.starts_with("meeting.") && key.ends_with(&suffix)))
+            .filter(|key| {
+                key == &node_key(node_id) || (key.starts_with("meeting.") && key.ends_with(&suffix))
+            })
             .collect();
         for key in keys {
             entries.remove(&key);
@@ -493,7 +495,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct NodeQuery {
     /// Id of the node the page lost its hub socket or media on. The node is
-    /// left out when it does not answer a liveness request through NATS.
+    /// left out when it does not reply to a liveness request through NATS.
     pub unreachable: Option<String>,
 }
 
@@ -526,7 +528,9 @@ async fn node(
             return Err(AppError::invalid(
                 "unreachable",
                 format!("节点编号无效：{node_id:?}"),
-                format!("invalid node id {node_id:?}: use 1 to 64 letters, digits, '-', '_' or '.'"),
+                format!(
+                    "invalid node id {node_id:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+                ),
             ));
         }
     };

@@ -164,7 +164,7 @@ impl Room {
         self.hands = stored.hands;
     }
 
-    /// Checks that nobody is in the media or the lobby.
+    /// Checks that the media and the lobby are empty.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty() && self.lobby.is_empty()
     }
