@@ -36,7 +36,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Longest wait for any one step (a node to start, media to flow).
+/// Maximum wait for any one step (a node to start, media to flow).
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Parser)]
@@ -55,8 +55,8 @@ struct Args {
     #[arg(long)]
     dangwu: Option<PathBuf>,
     /// Ask for the node without naming the lost one, every 500 ms until the
-    /// answer is another node, as a page without the report would; this
-    /// measures the wait for the lease instead.
+    /// response names another node, as a page without the report would.
+    /// This measures the wait for the lease instead.
     #[arg(long)]
     without_report: bool,
 }
@@ -80,7 +80,7 @@ struct Cluster {
     nats_url: String,
     prefix: String,
     shared: tempfile::TempDir,
-    /// Where each node's log goes.
+    /// Directory of the node logs.
     logs: PathBuf,
     nodes: Vec<Node>,
 }
