@@ -50,7 +50,7 @@ async function waitForHealth(url, child, output) {
 }
 
 /**
- * Starts a demo server; returns `{ url, stop }`. `args(url)` returns more
+ * Starts a demo server; returns `{ url, output, kill, stop }`. `args(url)` returns more
  * flags for `dangwu serve`, given the server's own URL.
  */
 export async function startServer({ args = () => [] } = {}) {
@@ -73,11 +73,21 @@ export async function startServer({ args = () => [] } = {}) {
     await rm(dataDir, { recursive: true, force: true });
     throw error;
   }
+  // A process ended by a signal keeps `exitCode` null, so both are checked
+  // before waiting for an `exit` event that has already fired.
+  const running = () => child.exitCode === null && child.signalCode === null;
   return {
     url,
     output,
+    /** Ends the process at once with SIGKILL, as a crash would, and waits for it. */
+    async kill() {
+      if (!running()) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    },
     async stop() {
-      if (child.exitCode === null) {
+      if (running()) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
