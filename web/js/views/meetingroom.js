@@ -255,7 +255,6 @@ export function renderMeetingRoom(outlet, id, { navigate }) {
    * a node that is going down.
    */
   async function relocate() {
-    // TODO: no browser test covers this move to another node yet.
     if (relocating) return;
     relocating = true;
     try {
