@@ -36,7 +36,7 @@ use sfu::{ParticipantId, RelayReceiver, RoomId, RoomOptions, Sfu, SfuConfig, Sfu
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-/// Generous limit for a peer to connect or a relayed track to appear; not a speed check.
+/// Generous limit for a peer to connect or a relayed track to appear, not a speed check.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time the publisher streams before the relays open, so every layer is active.
 const PUBLISHER_WARMUP: Duration = Duration::from_secs(2);
@@ -111,11 +111,11 @@ impl Worker {
     }
 }
 
-/// The peer that answers an engine's offers to one participant.
+/// The peer that returns the SDP answer to an engine's offers to one participant.
 #[derive(Clone)]
 enum Answerer {
     Subscriber(Arc<Subscriber>),
-    /// A relay receiver, answered on its own worker.
+    /// A relay receiver, which creates its answers on its own worker.
     Relay(Arc<RelayReceiver>, Handle),
 }
 
@@ -156,7 +156,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(run(&args))?;
-    // The peers' background tasks are not shut down one by one; the process ends here.
+    // The peers' background tasks are not shut down one by one, so the process ends here.
     std::process::exit(0);
 }
 
@@ -418,7 +418,8 @@ async fn start_engine(
     Ok((engine, events))
 }
 
-/// Answers the engine's offers with the subscriber or relay receiver they are for.
+/// Applies each engine offer to the subscriber or relay receiver it is for and returns
+/// that peer's SDP answer to the engine.
 fn spawn_event_pump(
     sfu: Sfu,
     room: RoomId,
