@@ -3,6 +3,8 @@
 //! media itself. Host decisions that must outlast a restart are checked on PostgreSQL
 //! too. Waits are generous and never assert how long something took.
 
+#[path = "meeting_media/audio.rs"]
+mod audio;
 mod common;
 #[path = "meeting_media/coturn.rs"]
 mod coturn;
@@ -14,6 +16,7 @@ mod signal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use audio::{decode_all, opus_packets, tone_power};
 use common::{Backend, MEMBER_PASSWORD, PATIENCE, TestServer};
 use peer::{Counts, Peer, spawn_tone};
 use reqwest::StatusCode;
@@ -822,33 +825,6 @@ async fn recording(person: &Person, meeting_id: i64, action: &str) -> common::Re
         .await
 }
 
-/// Reads the Opus packets of an Ogg Opus file, checking its two header packets.
-fn opus_packets(file: &[u8]) -> Vec<Vec<u8>> {
-    let mut reader = ogg::reading::PacketReader::new(std::io::Cursor::new(file));
-    let head = reader.read_packet_expected().unwrap();
-    assert!(head.data.starts_with(b"OpusHead"), "identification header");
-    assert_eq!(head.data[9], 1, "mono");
-    let tags = reader.read_packet_expected().unwrap();
-    assert!(tags.data.starts_with(b"OpusTags"), "comment header");
-    let mut packets = Vec::new();
-    while let Some(packet) = reader.read_packet().unwrap() {
-        packets.push(packet.data);
-    }
-    packets
-}
-
-/// Returns the mean power of `pcm` at `hz` (Goertzel's algorithm).
-fn tone_power(pcm: &[i16], hz: f32) -> f64 {
-    let coefficient = 2.0 * (2.0 * std::f64::consts::PI * f64::from(hz) / 48_000.0).cos();
-    let (mut previous, mut before) = (0.0f64, 0.0f64);
-    for &sample in pcm {
-        let current = f64::from(sample) + coefficient * previous - before;
-        before = previous;
-        previous = current;
-    }
-    (previous * previous + before * before - coefficient * previous * before) / pcm.len() as f64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recording_mixes_speakers() {
     let fx = fixture().await;
@@ -934,13 +910,7 @@ async fn recording_mixes_speakers() {
     assert_eq!(file.len() as i64, stopped["size"].as_i64().unwrap());
     let packets = opus_packets(&file);
     assert!(packets.len() >= 100, "{} packets", packets.len());
-    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
-    let mut pcm = Vec::new();
-    for packet in &packets {
-        let mut frame = [0i16; 5760];
-        let samples = decoder.decode(packet, &mut frame, false).unwrap();
-        pcm.extend_from_slice(&frame[..samples]);
-    }
+    let pcm = decode_all(&packets);
     // Both peers send a 440 Hz tone; the mix carries it, and far more of it than of a
     // frequency nobody sends.
     let tone = tone_power(&pcm, peer::TONE_HZ);
@@ -963,18 +933,6 @@ async fn enter_with_tone(signal: &Signal, meeting_id: i64, id: &str, hz: f32) ->
     wait_until("the media to connect", move || connected.is_connected()).await;
     spawn_tone(Arc::clone(&peer), hz);
     peer
-}
-
-/// Decodes Opus packets into one mono 48 kHz signal.
-fn decode_all(packets: &[bytes::Bytes]) -> Vec<i16> {
-    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
-    let mut pcm = Vec::new();
-    for packet in packets {
-        let mut frame = [0i16; 5760];
-        let samples = decoder.decode(packet, &mut frame, false).unwrap();
-        pcm.extend_from_slice(&frame[..samples]);
-    }
-    pcm
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

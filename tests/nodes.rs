@@ -16,6 +16,8 @@
 //! 127.0.0.1:4222, or the URL in `DANGWU_TEST_NATS`; `scripts/services`
 //! starts both.
 
+#[path = "meeting_media/audio.rs"]
+mod audio;
 mod common;
 #[path = "meeting_media/peer.rs"]
 mod peer;
@@ -25,6 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use audio::{decode_all, opus_packets, tone_power};
 use common::{Backend, PATIENCE, Store};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -1414,5 +1417,141 @@ async fn meeting_media_relays_between_nodes() {
         })
         .await;
     gauge_reaches(cluster.base(2), "dangwu_media_relays_in", 0.0).await;
+    cluster.finish().await;
+}
+
+/// Frequency of the speaker's tone in the audio test, far from the host's
+/// [`peer::TONE_HZ`] and not a harmonic of it.
+const OTHER_HZ: f32 = 1_130.0;
+
+/// The host on node 0 and a speaker on node 1: a recording started and
+/// stopped through node 2, which has no one in the media, runs on node 0
+/// and hears both, and the host's mixed audio carries the relayed voice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_and_mix_hear_other_nodes() {
+    let cluster = Cluster::start().await;
+    let (meeting_id, people) = meeting_with_people(&cluster).await;
+    let host_session = login(cluster.base(0), &people[0].0).await;
+    let speaker_session = login(cluster.base(0), &people[1].0).await;
+    let (host_account, speaker_account) = (people[0].1, people[1].1);
+
+    // The host sends video and a tone at peer::TONE_HZ; the speaker only a
+    // tone at OTHER_HZ.
+    let host = Attendee::join(cluster.base(0), &host_session, host_account, meeting_id).await;
+    let mut speaker = Attendee::join(
+        cluster.base(1),
+        &speaker_session,
+        speaker_account,
+        meeting_id,
+    )
+    .await;
+    speaker.media.abort();
+    speaker.media = peer::spawn_tone(speaker.peer.clone(), OTHER_HZ);
+    let heard = host.peer.from(speaker_account).audio;
+    let peer = host.peer.clone();
+    wait_for("the speaker's audio at the host", || {
+        peer.from(speaker_account).audio >= heard + 50
+    })
+    .await;
+
+    let recording = format!("/api/meetings/{meeting_id}/recording");
+    let started = post(
+        cluster.base(2),
+        &host_session,
+        &format!("{recording}/start"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(started["recording"], true, "{started}");
+    // Node 1 has media too, yet a start through it finds the same recorder.
+    let (status, body) = request(
+        reqwest::Method::POST,
+        format!("{}{recording}/start", cluster.base(1)),
+        &host_session,
+        Some(json!({})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "recording_running", "{body}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let stopped = post(
+        cluster.base(2),
+        &host_session,
+        &format!("{recording}/stop"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(stopped["recording"], false, "{stopped}");
+    assert_eq!(stopped["id"], started["id"], "{stopped}");
+
+    let file = reqwest::Client::new()
+        .get(format!(
+            "{}/api/meetings/{meeting_id}/recordings/{}",
+            cluster.base(2),
+            stopped["id"]
+        ))
+        .header("cookie", &host_session.cookie)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let packets = opus_packets(&file);
+    assert!(packets.len() >= 100, "{} packets", packets.len());
+    let pcm = decode_all(&packets);
+    let host_tone = tone_power(&pcm, peer::TONE_HZ);
+    let relayed_tone = tone_power(&pcm, OTHER_HZ);
+    let nobody = tone_power(&pcm, 3_000.0);
+    assert!(host_tone > 1e5, "host's tone power {host_tone}");
+    assert!(relayed_tone > 1e5, "relayed tone power {relayed_tone}");
+    assert!(
+        relayed_tone > 100.0 * nobody,
+        "relayed tone {relayed_tone} against {nobody}"
+    );
+
+    // The host switches to mixed audio: its mix carries the speaker on node 1
+    // and leaves out its own voice, and the relayed stream itself pauses.
+    let mix = json!({"type": "meeting_mix", "id": "mix-on", "meeting_id": meeting_id,
+        "mixed": true});
+    host.sink
+        .lock()
+        .await
+        .send(Message::text(mix.to_string()))
+        .await
+        .unwrap();
+    let reply = host
+        .wait("the mix reply", |message| message["id"] == "mix-on")
+        .await;
+    assert_eq!(reply["type"], "meeting_ok", "{reply}");
+    let peer = host.peer.clone();
+    wait_for("150 mixed audio packets", || {
+        peer.mixed.lock().unwrap().len() >= 150
+    })
+    .await;
+    let direct_before = host.peer.from(speaker_account).audio;
+    let mixed_before = host.peer.mixed.lock().unwrap().len();
+    wait_for("100 more mixed audio packets", || {
+        peer.mixed.lock().unwrap().len() >= mixed_before + 100
+    })
+    .await;
+    let direct_after = host.peer.from(speaker_account).audio;
+    assert!(
+        direct_after <= direct_before + 5,
+        "the relayed stream kept coming while mixed: {direct_before} then {direct_after}"
+    );
+    let mixed = host.peer.mixed.lock().unwrap().clone();
+    let pcm = decode_all(&mixed[50..]);
+    let relayed_tone = tone_power(&pcm, OTHER_HZ);
+    let own_tone = tone_power(&pcm, peer::TONE_HZ);
+    assert!(relayed_tone > 1e5, "relayed tone in the mix {relayed_tone}");
+    assert!(
+        relayed_tone > 100.0 * own_tone,
+        "the host hears itself: relayed {relayed_tone}, own {own_tone}"
+    );
+
+    speaker.leave(meeting_id).await;
+    host.leave(meeting_id).await;
     cluster.finish().await;
 }

@@ -92,6 +92,10 @@ pub struct LocalTrackOptions {
     /// false, only [`crate::Sfu::subscribe`] adds subscribers, for example the one
     /// listener a mixed stream is made for.
     pub auto_subscribe: bool,
+    /// Whether the engine copies this audio track's packets to the room's audio taps, as
+    /// it copies a participant's audio. Set it for speech relayed from another engine, so
+    /// that a recording or a mix hears it. Leave it off for a mix the caller made.
+    pub tap_audio: bool,
 }
 
 /// One RTP payload the caller publishes on a local track.

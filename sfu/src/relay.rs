@@ -400,6 +400,8 @@ async fn publish(
             Vec::new()
         },
         auto_subscribe: true,
+        // Relayed speech counts in this engine's recordings and mixes.
+        tap_audio: kind == MediaKind::Audio,
     };
     let local = match shared
         .sfu

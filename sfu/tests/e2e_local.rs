@@ -52,6 +52,7 @@ async fn local_audio_reaches_only_its_subscriber() {
         codec: LocalCodec::opus(),
         rids: Vec::new(),
         auto_subscribe: false,
+        tap_audio: false,
     };
     let track = Arc::new(
         sfu.publish_local(&room, local_id("mix"), options.clone())
@@ -183,6 +184,7 @@ async fn local_simulcast_video_with_keyframe_requests() {
         codec: LocalCodec::vp8(),
         rids: vec![Rid::from("q"), Rid::from("f")],
         auto_subscribe: true,
+        tap_audio: false,
     };
     let mut track = sfu
         .publish_local(&room, local_id("relayed-video"), options)
@@ -267,4 +269,64 @@ async fn local_simulcast_video_with_keyframe_requests() {
         "top layer forwarded after the switch"
     );
     sfu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tapped_local_audio_reaches_audio_taps() {
+    let (sfu, room, _clients, _seen) = start_room().await;
+    let mut tap = sfu.tap_audio(&room).await.expect("audio tap");
+    let options = LocalTrackOptions {
+        kind: MediaKind::Audio,
+        codec: LocalCodec::opus(),
+        rids: Vec::new(),
+        auto_subscribe: true,
+        tap_audio: true,
+    };
+    let relayed = Arc::new(
+        sfu.publish_local(&room, local_id("relayed"), options.clone())
+            .await
+            .expect("tapped track published"),
+    );
+    let untapped = Arc::new(
+        sfu.publish_local(
+            &room,
+            local_id("mix"),
+            LocalTrackOptions {
+                tap_audio: false,
+                ..options
+            },
+        )
+        .await
+        .expect("untapped track published"),
+    );
+    let writers = [
+        spawn_audio_writer(Arc::clone(&relayed)),
+        spawn_audio_writer(Arc::clone(&untapped)),
+    ];
+
+    let mut copies = Vec::new();
+    while copies.len() < 20 {
+        let copy = tokio::time::timeout(Duration::from_secs(10), tap.recv())
+            .await
+            .expect("a tapped packet within 10 s")
+            .expect("the tap stays open");
+        copies.push(copy);
+    }
+    for copy in &copies {
+        assert_eq!(copy.publisher, local_id("relayed").publisher);
+        assert_eq!(copy.ssrc, copies[0].ssrc, "one SSRC per tapped track");
+    }
+    // The payloads carry the writer's consecutive numbers: nothing of the
+    // untapped track, written at the same time, is among them.
+    let numbers: Vec<u32> = copies
+        .iter()
+        .map(|copy| u32::from_be_bytes(copy.payload[3..7].try_into().unwrap()))
+        .collect();
+    assert!(
+        numbers.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "the tap mixed in other packets: {numbers:?}"
+    );
+    for writer in writers {
+        writer.abort();
+    }
 }

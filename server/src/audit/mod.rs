@@ -15,7 +15,7 @@ pub use key::{load_or_create_key, load_or_create_key_at, load_verifying_key};
 pub use routes::router;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
@@ -25,7 +25,7 @@ use crate::db::{Db, now_ms};
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Who did something, and from where.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Actor {
     pub account_id: Option<i64>,
     pub name: String,

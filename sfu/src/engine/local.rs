@@ -11,14 +11,18 @@ use crate::error::SfuError;
 use crate::event::{SfuEvent, TrackInfo};
 use crate::forward::codec::VideoCodec;
 use crate::forward::forwarder::SourcePacket;
-use crate::ids::{RoomId, TrackId};
+use crate::ids::{MediaKind, RoomId, TrackId};
 use crate::local::{KeyframeRequest, LocalPacket, LocalTrackOptions};
+use crate::tap::AudioPacket;
 
 /// A track published by the caller.
 pub struct LocalTrackState {
     pub room: RoomId,
     pub track: PublishedTrack,
     pub auto_subscribe: bool,
+    /// Synchronization source that the room's audio taps see for this track, when
+    /// [`LocalTrackOptions::tap_audio`] is set for an audio track.
+    tap_ssrc: Option<u32>,
     /// Next sequence number of each layer, for packets written without one.
     next_seq: Vec<u16>,
     keyframe_requests: mpsc::UnboundedSender<KeyframeRequest>,
@@ -60,6 +64,10 @@ impl Shard {
                 room: room.clone(),
                 track,
                 auto_subscribe: options.auto_subscribe,
+                // Random, like a participant's own SSRC, so that it stays apart from the
+                // SSRCs of the room's participants in a tap's output.
+                tap_ssrc: (options.tap_audio && options.kind == MediaKind::Audio)
+                    .then(rand::random::<u32>),
                 next_seq: (0..layers).map(|_| rand::random::<u16>()).collect(),
                 keyframe_requests,
             },
@@ -109,6 +117,18 @@ impl Shard {
             payload: packet.payload,
         };
         let room = local.room.clone();
+        if let Some(ssrc) = local.tap_ssrc
+            && let Some(room) = self.rooms.get_mut(&room)
+            && !room.audio_taps.is_empty()
+        {
+            room.send_to_taps(AudioPacket {
+                publisher: id.publisher.clone(),
+                ssrc,
+                sequence_number: seq,
+                timestamp: packet.timestamp,
+                payload: rtp_packet.payload.clone(),
+            });
+        }
         let source = SourcePacket {
             layer: packet.layer,
             seq,

@@ -137,18 +137,13 @@ impl Shard {
             && let Some(room) = self.rooms.get_mut(&entry.room)
             && !room.audio_taps.is_empty()
         {
-            let copy = AudioPacket {
+            room.send_to_taps(AudioPacket {
                 publisher: id.clone(),
                 ssrc,
                 sequence_number: packet.header.sequence_number,
                 timestamp: packet.header.timestamp,
                 payload: packet.payload.clone(),
-            };
-            let before = room.audio_taps.len();
-            room.audio_taps.retain_mut(|tap| tap.send(copy.clone()));
-            if room.audio_taps.len() < before {
-                tracing::info!(room = %room.id, "audio tap closed");
-            }
+            });
         }
 
         Some(Received {

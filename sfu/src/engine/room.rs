@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::forward::speaker::SpeakerDetector;
 use crate::ids::{ParticipantId, RoomId, TrackId};
-use crate::tap::AudioTap;
+use crate::tap::{AudioPacket, AudioTap};
 
 /// Options of a room.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,7 +20,8 @@ pub struct Room {
     pub members: HashSet<ParticipantId>,
     pub subscribers: HashMap<TrackId, HashSet<ParticipantId>>,
     pub speaker: SpeakerDetector<ParticipantId>,
-    /// Receivers of a copy of every audio packet the room forwards.
+    /// Receivers of a copy of every participant's audio packet and of local audio
+    /// tracks published with `tap_audio`.
     pub(crate) audio_taps: Vec<AudioTap>,
 }
 
@@ -42,5 +43,15 @@ impl Room {
             .get(track)
             .map(|subscribers| subscribers.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Passes a copy of one audio packet to every tap and drops the taps whose
+    /// receivers are gone.
+    pub(crate) fn send_to_taps(&mut self, packet: AudioPacket) {
+        let before = self.audio_taps.len();
+        self.audio_taps.retain_mut(|tap| tap.send(packet.clone()));
+        if self.audio_taps.len() < before {
+            tracing::info!(room = %self.id, "audio tap closed");
+        }
     }
 }

@@ -30,6 +30,7 @@ use sfu::{ParticipantId, RelayReceiver, SfuError, TrackId};
 
 use super::protocol::{LeftReason, LiveMessage, ParticipantEntry};
 use super::{Live, room_id};
+use crate::audit::Actor;
 use crate::error::{AppError, AppResult};
 use crate::hub::kv_lease;
 use crate::state::AppState;
@@ -77,6 +78,10 @@ pub enum MediaRequest {
     },
     /// The host's removal of a participant in this node's media.
     Remove { meeting_id: i64, account_id: i64 },
+    /// The host's start of an audio recording, for the node that records the meeting.
+    RecordingStart { meeting_id: i64, actor: Actor },
+    /// The host's stop of the audio recording this node runs.
+    RecordingStop { meeting_id: i64, actor: Actor },
     /// The host ended the meeting.
     End { meeting_id: i64 },
 }
@@ -89,6 +94,10 @@ pub enum MediaReply {
         sdp: String,
     },
     Ok,
+    /// The recording a `recording_start` began or a `recording_stop` ended.
+    Recording {
+        recording_id: i64,
+    },
     /// `code` is `not_found` when the participant, meeting or relay is not on the node.
     Error {
         code: String,
@@ -536,6 +545,12 @@ async fn handle(state: &AppState, request: MediaRequest) -> MediaReply {
             super::control::remove_here(state, meeting_id, account_id).await,
             account_id,
         ),
+        MediaRequest::RecordingStart { meeting_id, actor } => {
+            recording_reply(crate::meetings::recording::start_here(state, &actor, meeting_id).await)
+        }
+        MediaRequest::RecordingStop { meeting_id, actor } => {
+            recording_reply(crate::meetings::recording::stop_here(state, &actor, meeting_id).await)
+        }
         MediaRequest::End { meeting_id } => {
             let accounts = live.close(meeting_id, LeftReason::Ended).await;
             for account in accounts {
@@ -582,6 +597,16 @@ fn control_reply(result: AppResult<bool>, account_id: i64) -> MediaReply {
         Ok(true) => MediaReply::Ok,
         Ok(false) => not_found(format!("participant {account_id} is not on this node")),
         Err(error) => failed(error),
+    }
+}
+
+fn recording_reply(result: AppResult<i64>) -> MediaReply {
+    match result {
+        Ok(recording_id) => MediaReply::Recording { recording_id },
+        Err(error) => MediaReply::Error {
+            code: error.code.to_owned(),
+            message: error.to_string(),
+        },
     }
 }
 

@@ -6,7 +6,7 @@ use sfu::forward::codec::VideoCodec;
 use sfu::{MediaKind, ParticipantId, SfuEvent};
 use tokio::sync::mpsc;
 
-use super::mixed_audio::set_paused;
+use super::mixed_audio::{is_mix_track, set_paused};
 use super::protocol::{LeftReason, LiveMessage};
 use super::{meeting_of_participant, meeting_of_room, record_left};
 use crate::state::AppState;
@@ -55,15 +55,25 @@ async fn handle(state: &AppState, event: SfuEvent) {
             disconnected(state, &participant).await;
         }
         SfuEvent::TrackPublished { track, .. } => {
-            // Mixed audio tracks have no member as publisher, so they are skipped here.
             let publisher = track.id.publisher.clone();
+            let Some(meeting_id) = meeting_of_participant(&publisher) else {
+                return;
+            };
+            let Some(room) = state.live.room(meeting_id) else {
+                return;
+            };
             let mut mixed_listeners = Vec::new();
-            with_participant(state, &publisher, |room, account| {
-                if let Some(member) = room.members.get_mut(&account) {
-                    member.tracks.insert(track.id.mid.clone(), track.kind);
+            {
+                let mut room = room.lock().await;
+                if let Some(account) = room.account_of(&publisher) {
+                    if let Some(member) = room.members.get_mut(&account) {
+                        member.tracks.insert(track.id.mid.clone(), track.kind);
+                    }
+                    room.broadcast_participant(account);
                 }
-                room.broadcast_participant(account);
-                if track.kind == MediaKind::Audio {
+                // A member's speech and speech relayed from another node both reach
+                // the mix; the mixes themselves are the only audio left out.
+                if track.kind == MediaKind::Audio && !is_mix_track(&track.id) {
                     mixed_listeners = room
                         .members
                         .values()
@@ -71,20 +81,17 @@ async fn handle(state: &AppState, event: SfuEvent) {
                         .map(|member| member.participant.clone())
                         .collect();
                 }
-            })
-            .await;
+            }
             // Listeners in mixed mode hear this speaker in their mix only.
-            if let Some(meeting_id) = meeting_of_participant(&publisher) {
-                for listener in mixed_listeners {
-                    set_paused(
-                        state,
-                        meeting_id,
-                        &listener,
-                        std::slice::from_ref(&track.id),
-                        true,
-                    )
-                    .await;
-                }
+            for listener in mixed_listeners {
+                set_paused(
+                    state,
+                    meeting_id,
+                    &listener,
+                    std::slice::from_ref(&track.id),
+                    true,
+                )
+                .await;
             }
         }
         SfuEvent::TrackUnpublished { track, .. } => {

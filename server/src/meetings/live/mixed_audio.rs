@@ -29,19 +29,28 @@ const BITRATE: i32 = 24_000;
 /// Largest Opus packet the encoder may produce.
 const MAX_PACKET_BYTES: usize = 1500;
 
+/// `mid` of every listener's mixed audio track.
+const MIX_MID: &str = "mix";
+
 /// Returns the id and options of a listener's mixed audio track.
 pub fn track_of(listener: &ParticipantId) -> (TrackId, LocalTrackOptions) {
     let id = TrackId {
         publisher: ParticipantId::from(format!("{listener}-mix")),
-        mid: "mix".to_owned(),
+        mid: MIX_MID.to_owned(),
     };
     let options = LocalTrackOptions {
         kind: MediaKind::Audio,
         codec: LocalCodec::opus(),
         rids: Vec::new(),
         auto_subscribe: false,
+        tap_audio: false,
     };
     (id, options)
+}
+
+/// Returns whether a track is a listener's mixed audio rather than someone's speech.
+pub fn is_mix_track(track: &TrackId) -> bool {
+    track.mid == MIX_MID && track.publisher.0.ends_with("-mix")
 }
 
 enum Command {
@@ -238,9 +247,11 @@ pub async fn switch(state: &AppState, link: &Link, body: Mix) -> AppResult<LiveM
     Ok(ok(body.id, body.meeting_id))
 }
 
-/// Audio tracks of every member but `account`.
+/// Audio tracks of everyone but `account`: the other members' and those relayed from
+/// people on other nodes.
 fn audio_tracks_of_others(room: &Room, account: i64) -> Vec<TrackId> {
-    room.members
+    let members = room
+        .members
         .iter()
         .filter(|(other, _)| **other != account)
         .flat_map(|(_, member)| {
@@ -252,8 +263,23 @@ fn audio_tracks_of_others(room: &Room, account: i64) -> Vec<TrackId> {
                     publisher: member.participant.clone(),
                     mid: mid.clone(),
                 })
-        })
-        .collect()
+        });
+    let remote = room
+        .remote
+        .iter()
+        .filter(|(other, _)| **other != account && !room.members.contains_key(other))
+        .flat_map(|(_, (_, entry))| {
+            let publisher = ParticipantId::from(entry.participant.as_str());
+            entry
+                .tracks
+                .iter()
+                .filter(|track| track.kind == "audio")
+                .map(move |track| TrackId {
+                    publisher: publisher.clone(),
+                    mid: track.mid.clone(),
+                })
+        });
+    members.chain(remote).collect()
 }
 
 /// Pauses or resumes a listener's per-speaker audio subscriptions. A subscription that

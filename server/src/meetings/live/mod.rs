@@ -261,6 +261,17 @@ impl Live {
         &self.recorders
     }
 
+    /// Whether people are in the meeting's media on this node.
+    pub async fn has_media(&self, meeting_id: i64) -> bool {
+        match self.room(meeting_id) {
+            Some(room) => {
+                let room = room.lock().await;
+                room.engine_room && !room.members.is_empty()
+            }
+            None => false,
+        }
+    }
+
     /// Taps the audio of a meeting's media room; fails when the room has no engine
     /// room because nobody is in its media.
     pub async fn tap_audio(

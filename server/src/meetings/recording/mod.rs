@@ -27,10 +27,11 @@ use utoipa_axum::routes;
 use self::mixer::{FRAME_SAMPLES, Mixer};
 use self::ogg_opus::OggOpusWriter;
 use super::{Standing, store};
-use crate::audit;
+use crate::audit::{self, Actor};
 use crate::db::now_ms;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::ApiJson;
+use crate::meetings::live::cascade::{MediaReply, MediaRequest};
 use crate::perm::Caller;
 use crate::state::AppState;
 
@@ -156,15 +157,105 @@ async fn start(
     Path(id): Path<i64>,
 ) -> AppResult<(StatusCode, ApiJson<RecordingView>)> {
     host_of_live(&state, &caller, id).await?;
+    let actor = caller.session.actor();
+    let recording_id = match recorder_node(&state, id).await {
+        Some(RecorderNode::Here) => start_here(&state, &actor, id).await?,
+        Some(RecorderNode::Other(subject)) => {
+            let request = MediaRequest::RecordingStart {
+                meeting_id: id,
+                actor,
+            };
+            forward(&state, &subject, &request).await?
+        }
+        None => return Err(no_media()),
+    };
+    let view = load_view(&state, recording_id).await?;
+    Ok((StatusCode::CREATED, ApiJson(view)))
+}
+
+/// The node whose engine records a meeting.
+enum RecorderNode {
+    Here,
+    /// Another node, by the subject of its media requests.
+    Other(String),
+}
+
+/// Picks the node that records a meeting: of the nodes with people in the meeting's
+/// media, the one with the lowest node id. Every node picks the same one, so that its
+/// check for a running recording sees starts made through any node. Its engine
+/// receives the other nodes' speech over relays, so its recording hears everyone.
+async fn recorder_node(state: &AppState, meeting_id: i64) -> Option<RecorderNode> {
+    let here = state.live.has_media(meeting_id).await;
+    let this_node = &state.config.node_id;
+    let mut chosen = here.then(|| (this_node.clone(), RecorderNode::Here));
+    for part in state.live.placement().remote_parts(meeting_id) {
+        let Some(subject) = part.media_subject else {
+            continue;
+        };
+        if part.members.is_empty() || part.node_id == *this_node {
+            continue;
+        }
+        if chosen
+            .as_ref()
+            .is_none_or(|(node_id, _)| part.node_id < *node_id)
+        {
+            chosen = Some((part.node_id, RecorderNode::Other(subject)));
+        }
+    }
+    chosen.map(|(_, node)| node)
+}
+
+/// Sends a recording request to another node and returns the recording's id.
+async fn forward(state: &AppState, subject: &str, request: &MediaRequest) -> AppResult<i64> {
+    match state.live.cascade.request(subject, request).await {
+        Ok(MediaReply::Recording { recording_id }) => Ok(recording_id),
+        Ok(MediaReply::Error { code, message }) => Err(match code.as_str() {
+            "recording_running" => already_recording(),
+            "not_recording" => not_recording(),
+            "no_media" => no_media(),
+            _ => AppError::internal(format!("recording on another node failed: {message}")),
+        }),
+        Ok(other) => Err(AppError::internal(format!(
+            "recording on another node failed: unexpected reply {other:?}"
+        ))),
+        Err(error) => Err(AppError::internal(format!(
+            "recording on another node failed: {error}"
+        ))),
+    }
+}
+
+fn already_recording() -> AppError {
+    AppError::conflict(
+        "recording_running",
+        "本会议正在录音",
+        "the meeting is already being recorded",
+    )
+}
+
+fn not_recording() -> AppError {
+    AppError::conflict(
+        "not_recording",
+        "本会议没有在录音",
+        "the meeting is not being recorded",
+    )
+}
+
+fn no_media() -> AppError {
+    AppError::conflict(
+        "no_media",
+        "会议室里还没有人，无法录音",
+        "nobody is in the meeting's media yet, so there is nothing to record",
+    )
+}
+
+/// Starts recording the meeting in this node's engine, for a host already checked, and
+/// returns the recording's id.
+pub(crate) async fn start_here(state: &AppState, actor: &Actor, id: i64) -> AppResult<i64> {
     let recorders = state.live.recorders();
     {
         let mut map = recorders.map();
         if map.contains_key(&id) {
-            return Err(AppError::conflict(
-                "recording_running",
-                "本会议正在录音",
-                "the meeting is already being recorded",
-            ));
+            return Err(already_recording());
         }
         map.insert(id, Slot::Starting);
     }
@@ -172,17 +263,11 @@ async fn start(
         recorders,
         meeting_id: id,
     };
-    let tap = state.live.tap_audio(id).await.map_err(|_| {
-        AppError::conflict(
-            "no_media",
-            "会议室里还没有人，无法录音",
-            "nobody is in the meeting's media yet, so there is nothing to record",
-        )
-    })?;
+    let tap = state.live.tap_audio(id).await.map_err(|_| no_media())?;
 
     let started_at = now_ms();
     let file_name = format!("meeting-{id}-{started_at}.ogg");
-    let dir = recordings_dir(&state);
+    let dir = recordings_dir(state);
     std::fs::create_dir_all(&dir).map_err(AppError::internal)?;
     // Never overwrites: a second recording of the same millisecond fails instead.
     let file = std::fs::OpenOptions::new()
@@ -197,14 +282,14 @@ async fn start(
     )
     .bind(id)
     .bind(&file_name)
-    .bind(caller.session.account.id)
+    .bind(actor.account_id)
     .bind(started_at)
     .fetch_one(&mut *tx)
     .await?;
     audit::append(
         &mut tx,
         &state.audit_key,
-        &caller.session.actor(),
+        actor,
         "meeting.recording.start",
         ("meeting", id.to_string()),
         json!({"recording_id": recording_id}),
@@ -246,8 +331,7 @@ async fn start(
         let _ = done_tx.send(());
     });
     tracing::info!(meeting_id = id, recording_id, "recording started");
-    let view = load_view(&state, recording_id).await?;
-    Ok((StatusCode::CREATED, ApiJson(view)))
+    Ok(recording_id)
 }
 
 /// Stops the meeting's recording and returns it with its length and size. Only the
@@ -262,6 +346,35 @@ async fn stop(
     Path(id): Path<i64>,
 ) -> AppResult<ApiJson<RecordingView>> {
     host_access(&state, &caller, id).await?;
+    let actor = caller.session.actor();
+    let recording_id = match stop_here(&state, &actor, id).await {
+        Err(error) if error.code == "not_recording" => stop_elsewhere(&state, actor, id).await?,
+        other => other?,
+    };
+    Ok(ApiJson(load_view(&state, recording_id).await?))
+}
+
+/// Stops the meeting's recording on whichever other node runs it.
+async fn stop_elsewhere(state: &AppState, actor: Actor, id: i64) -> AppResult<i64> {
+    let request = MediaRequest::RecordingStop {
+        meeting_id: id,
+        actor,
+    };
+    for part in state.live.placement().remote_parts(id) {
+        let Some(subject) = part.media_subject else {
+            continue;
+        };
+        match forward(state, &subject, &request).await {
+            Err(error) if error.code == "not_recording" => continue,
+            other => return other,
+        }
+    }
+    Err(not_recording())
+}
+
+/// Stops the meeting's recording in this node's engine, for a host already checked, and
+/// returns the recording's id once its end is stored.
+pub(crate) async fn stop_here(state: &AppState, actor: &Actor, id: i64) -> AppResult<i64> {
     let running = {
         let mut map = state.live.recorders().map();
         match map.remove(&id) {
@@ -271,11 +384,7 @@ async fn stop(
                 if let Some(slot) = other {
                     map.insert(id, slot);
                 }
-                return Err(AppError::conflict(
-                    "not_recording",
-                    "本会议没有在录音",
-                    "the meeting is not being recorded",
-                ));
+                return Err(not_recording());
             }
         }
     };
@@ -286,7 +395,7 @@ async fn stop(
     audit::append(
         &mut tx,
         &state.audit_key,
-        &caller.session.actor(),
+        actor,
         "meeting.recording.stop",
         ("meeting", id.to_string()),
         json!({"recording_id": running.recording_id}),
@@ -298,7 +407,7 @@ async fn stop(
         recording_id = running.recording_id,
         "recording stopped"
     );
-    Ok(ApiJson(load_view(&state, running.recording_id).await?))
+    Ok(running.recording_id)
 }
 
 /// A recording file written to within this time may belong to a recording running on
@@ -448,7 +557,7 @@ fn view_of(state: &AppState, row: &sqlx::any::AnyRow) -> Result<RecordingView, s
     use sqlx::Row;
     let id: i64 = row.try_get("id")?;
     let meeting_id: i64 = row.try_get("meeting_id")?;
-    let recording =
+    let mut recording =
         state.live.recorders().map().get(&meeting_id).is_some_and(
             |slot| matches!(slot, Slot::Running(running) if running.recording_id == id),
         );
@@ -457,8 +566,15 @@ fn view_of(state: &AppState, row: &sqlx::any::AnyRow) -> Result<RecordingView, s
     if ended_at.is_none() {
         // Still running, or cut off by a server stop: the file's size shows how far it got.
         let file_name: String = row.try_get("file_name")?;
-        size = std::fs::metadata(recordings_dir(state).join(file_name))
-            .map_or(0, |meta| meta.len() as i64);
+        let metadata = std::fs::metadata(recordings_dir(state).join(file_name)).ok();
+        size = metadata.as_ref().map_or(0, |meta| meta.len() as i64);
+        // A recorder on another node appends a page every second, so a file written
+        // to lately belongs to a running recording.
+        let written_lately = metadata
+            .and_then(|meta| meta.modified().ok())
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|elapsed| elapsed < UNFINISHED_QUIET);
+        recording = recording || written_lately;
     }
     Ok(RecordingView {
         id,
