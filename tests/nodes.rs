@@ -1424,11 +1424,12 @@ async fn meeting_media_relays_between_nodes() {
 /// [`peer::TONE_HZ`] and not a harmonic of it.
 const OTHER_HZ: f32 = 1_130.0;
 
-/// The host on node 0 and a speaker on node 1: a recording started and
+/// The host on node 0 and a speaker on node 1: node 1 names the host as
+/// the active speaker from the relayed audio level, a recording started and
 /// stopped through node 2, which has no one in the media, runs on node 0
 /// and hears both, and the host's mixed audio carries the relayed voice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recording_and_mix_hear_other_nodes() {
+async fn relayed_speech_reaches_speaker_recording_mix() {
     let cluster = Cluster::start().await;
     let (meeting_id, people) = meeting_with_people(&cluster).await;
     let host_session = login(cluster.base(0), &people[0].0).await;
@@ -1453,6 +1454,15 @@ async fn recording_and_mix_hear_other_nodes() {
         peer.from(speaker_account).audio >= heard + 50
     })
     .await;
+
+    // Only the host's packets carry an audio level, and node 1 hears them
+    // over the relay.
+    host.peer.set_audio_level(10);
+    speaker
+        .wait("the host as active speaker on node 1", |message| {
+            message["type"] == "meeting_speaker" && message["account_id"] == host_account
+        })
+        .await;
 
     let recording = format!("/api/meetings/{meeting_id}/recording");
     let started = post(

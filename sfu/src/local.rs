@@ -112,6 +112,10 @@ pub struct LocalPacket {
     pub marker: bool,
     /// The codec payload.
     pub payload: Bytes,
+    /// Audio level of an audio packet, as the `ssrc-audio-level` header extension
+    /// carries it (RFC 6464: the voice activity bit and the level in -dBov). The engine
+    /// detects the active speaker from it and passes it on to subscribers.
+    pub audio_level: Option<u8>,
 }
 
 impl LocalPacket {
@@ -126,6 +130,7 @@ impl LocalPacket {
             timestamp: packet.header.timestamp,
             marker: packet.header.marker,
             payload: packet.payload,
+            audio_level: None,
         })
     }
 }

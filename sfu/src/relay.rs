@@ -32,7 +32,7 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -44,6 +44,7 @@ use crate::api::Sfu;
 use crate::error::SfuError;
 use crate::ids::{MediaKind, ParticipantId, Rid, RoomId, TrackId};
 use crate::local::{LocalCodec, LocalPacket, LocalTrack, LocalTrackOptions, LocalTrackWriter};
+use crate::sdp::AUDIO_LEVEL_URI;
 
 /// Counts of what one relay received.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,9 +64,33 @@ struct Shared {
     connected: AtomicBool,
     /// Each relayed track by its id on the origin.
     tracks: Mutex<HashMap<TrackId, Arc<Relayed>>>,
+    /// Id of the audio level header extension in this end's latest description.
+    audio_level_id: Mutex<Option<u8>>,
 }
 
 impl Shared {
+    /// Reads the audio level extension's id from this end's description. One id serves
+    /// every audio section, since all sections share one bundled transport.
+    fn learn_audio_level_id(&self, sdp: &str) {
+        let id = crate::sdp::summarize(sdp).ok().and_then(|sections| {
+            sections
+                .iter()
+                .filter(|section| section.kind == MediaKind::Audio)
+                .find_map(|section| section.extension_id(AUDIO_LEVEL_URI))
+        });
+        *self
+            .audio_level_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = id;
+    }
+
+    fn audio_level_id(&self) -> Option<u8> {
+        *self
+            .audio_level_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn tracks(&self) -> std::sync::MutexGuard<'_, HashMap<TrackId, Arc<Relayed>>> {
         // Every critical section is one lookup, insert, removal or count.
         self.tracks.lock().unwrap_or_else(|e| e.into_inner())
@@ -124,6 +149,15 @@ impl RelayReceiver {
     ) -> Result<(RelayReceiver, String), SfuError> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs()?;
+        // The origin passes each packet's audio level on, so that this engine detects
+        // the active speaker among the relayed speakers too.
+        media_engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )?;
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
         let shared = Arc::new(Shared {
             sfu,
@@ -132,6 +166,7 @@ impl RelayReceiver {
             failed: AtomicBool::new(false),
             connected: AtomicBool::new(false),
             tracks: Mutex::new(HashMap::new()),
+            audio_level_id: Mutex::new(None),
         });
         let handler = Handler {
             shared: Arc::clone(&shared),
@@ -156,6 +191,7 @@ impl RelayReceiver {
         pc.set_local_description(offer.clone())
             .await
             .map_err(webrtc_error)?;
+        shared.learn_audio_level_id(&offer.sdp);
         let relay = RelayReceiver {
             pc: Box::new(pc),
             shared,
@@ -185,6 +221,7 @@ impl RelayReceiver {
             .set_local_description(answer.clone())
             .await
             .map_err(webrtc_error)?;
+        self.shared.learn_audio_level_id(&answer.sdp);
         Ok(answer.sdp)
     }
 
@@ -357,12 +394,20 @@ async fn relay_layer(
         let Some(writer) = writer.as_ref() else {
             continue;
         };
+        let audio_level = match kind {
+            MediaKind::Audio => shared
+                .audio_level_id()
+                .and_then(|id| packet.header.get_extension(id))
+                .and_then(|value| value.first().copied()),
+            MediaKind::Video => None,
+        };
         let written = writer.write(LocalPacket {
             layer,
             sequence_number: Some(packet.header.sequence_number),
             timestamp: packet.header.timestamp,
             marker: packet.header.marker,
             payload: packet.payload,
+            audio_level,
         });
         if written.is_err() {
             return;

@@ -32,6 +32,7 @@ fn spawn_audio_writer(track: Arc<LocalTrack>) -> tokio::task::JoinHandle<()> {
                 timestamp: number.wrapping_mul(960),
                 marker: false,
                 payload: payload.into(),
+                audio_level: None,
             };
             if track.write(packet).is_err() {
                 return;
@@ -157,6 +158,7 @@ async fn write_frames_until(
                     timestamp: number.wrapping_mul(3000),
                     marker: true,
                     payload: layered_frame(*number, layer, keyframe).into(),
+                    audio_level: None,
                 })
                 .unwrap();
         }

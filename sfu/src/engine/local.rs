@@ -136,15 +136,28 @@ impl Shard {
             keyframe,
             arrival: now,
         };
-        self.forward_to_subscribers(now, id, &room, source, &rtp_packet);
+        if let Some(level) = packet
+            .audio_level
+            .filter(|_| local.track.kind == MediaKind::Audio)
+            && let Some(room) = self.rooms.get_mut(&room)
+        {
+            room.speaker.on_level(&id.publisher, level & 0x7f, now);
+        }
+        let audio_level = packet.audio_level;
+        self.forward_to_subscribers(now, id, &room, source, &rtp_packet, audio_level);
         self.flush(now);
     }
 
     /// Removes a local track and its subscriptions, unless it is already gone because its
     /// room closed.
     pub(crate) fn unpublish_local(&mut self, now: Instant, room: &RoomId, id: &TrackId) {
-        if self.local_tracks.remove(id).is_none() {
+        let Some(local) = self.local_tracks.remove(id) else {
             return;
+        };
+        if local.track.kind == MediaKind::Audio
+            && let Some(room) = self.rooms.get_mut(room)
+        {
+            room.speaker.remove(&id.publisher);
         }
         tracing::info!(%room, track = %id, "local track unpublished");
         self.unpublish(now, room, id);

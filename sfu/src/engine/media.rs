@@ -21,6 +21,7 @@ use crate::forward::congestion::TwccEstimator;
 use crate::forward::forwarder::{Action, SourcePacket, State};
 use crate::forward::keyframe::Request;
 use crate::ids::{MediaKind, ParticipantId, RoomId, TrackId};
+use crate::sdp::AUDIO_LEVEL_URI;
 use crate::tap::AudioPacket;
 
 /// Layers [`Shard::layer_choice`] found for one subscriber of a video track.
@@ -38,6 +39,8 @@ struct Received {
     track: TrackId,
     source: SourcePacket,
     packet: rtp::Packet,
+    /// Audio level from the publisher's header extension.
+    audio_level: Option<u8>,
 }
 
 impl Shard {
@@ -123,11 +126,14 @@ impl Shard {
 
         let keyframe = track.on_media(layer, &packet.payload, now, &mut self.events);
 
-        if track.kind == MediaKind::Audio
-            && let Some(level) = track
+        let audio_level = match track.kind {
+            MediaKind::Audio => track
                 .audio_level_id
                 .and_then(|ext| packet.header.get_extension(ext))
-                .and_then(|value| value.first().copied())
+                .and_then(|value| value.first().copied()),
+            MediaKind::Video => None,
+        };
+        if let Some(level) = audio_level
             && let Some(room) = self.rooms.get_mut(&entry.room)
         {
             tracing::trace!(participant = %id, level = level & 0x7f, "audio level");
@@ -156,6 +162,7 @@ impl Shard {
                 arrival: now,
             },
             packet,
+            audio_level,
         })
     }
 
@@ -174,11 +181,13 @@ impl Shard {
             &room,
             received.source,
             &received.packet,
+            received.audio_level,
         );
     }
 
     /// Sends a packet of `track`, from a participant or written locally, to every
     /// subscriber whose forwarder takes it, and asks for the keyframes they wait for.
+    /// An audio packet's level goes along to subscribers that accepted the extension.
     pub(crate) fn forward_to_subscribers(
         &mut self,
         now: Instant,
@@ -186,6 +195,7 @@ impl Shard {
         room: &RoomId,
         source: SourcePacket,
         packet: &rtp::Packet,
+        audio_level: Option<u8>,
     ) {
         let subscribers = self
             .rooms
@@ -236,8 +246,13 @@ impl Shard {
             let action = subscription.forwarder.on_packet(&source);
             tracing::trace!(%subscriber, track = %track, layer = source.layer, ?action, "forwarding decision");
             if let Action::Forward { seq, timestamp, .. } = action
-                && let Some(packet) =
-                    outgoing_packet(&mut entry.peer.pc, subscription, packet, seq, timestamp)
+                && let Some(packet) = outgoing_packet(
+                    &mut entry.peer.pc,
+                    subscription,
+                    packet,
+                    (seq, timestamp),
+                    audio_level,
+                )
             {
                 subscription.cache.insert(seq, packet.clone());
                 let write = write_rtp(
@@ -476,19 +491,20 @@ fn set_transport_sequence(
 }
 
 /// Builds the packet a subscriber receives: its SSRC and payload type, the rewritten
-/// sequence number and timestamp, and no header extensions (their ids differ per peer).
-/// [`write_rtp`] adds the transport-wide sequence number.
+/// sequence number and timestamp, and of the source's header extensions only the audio
+/// level, under the subscriber's own id for it. [`write_rtp`] adds the transport-wide
+/// sequence number.
 fn outgoing_packet(
     pc: &mut rtc::peer_connection::RTCPeerConnection,
     subscription: &mut Subscription,
     source: &rtp::Packet,
-    seq: u16,
-    timestamp: u32,
+    (seq, timestamp): (u16, u32),
+    audio_level: Option<u8>,
 ) -> Option<rtp::Packet> {
     if subscription.payload_type.is_none() {
         resolve_payload_types(pc, subscription);
     }
-    Some(rtp::Packet {
+    let mut packet = rtp::Packet {
         header: rtp::Header {
             version: 2,
             marker: source.header.marker,
@@ -499,7 +515,15 @@ fn outgoing_packet(
             ..Default::default()
         },
         payload: source.payload.clone(),
-    })
+    };
+    if let (Some(id), Some(level)) = (subscription.audio_level_extension, audio_level)
+        && let Err(error) = packet
+            .header
+            .set_extension(id, bytes::Bytes::copy_from_slice(&[level]))
+    {
+        tracing::debug!(%error, "audio level extension not written");
+    }
+    Some(packet)
 }
 
 /// Wraps a cached packet for retransmission on the subscriber's RTX stream (RFC 4588), or
@@ -538,13 +562,20 @@ fn resolve_payload_types(
     let Some(mut sender) = pc.rtp_sender(subscription.sender) else {
         return;
     };
-    subscription.twcc_extension = sender
-        .get_parameters()
-        .rtp_parameters
-        .header_extensions
-        .iter()
-        .find(|extension| extension.uri == TRANSPORT_CC_URI)
-        .and_then(|extension| u8::try_from(extension.id).ok());
+    let mut extension_id = |uri: &str| {
+        sender
+            .get_parameters()
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .find(|extension| extension.uri == uri)
+            .and_then(|extension| u8::try_from(extension.id).ok())
+    };
+    subscription.twcc_extension = extension_id(TRANSPORT_CC_URI);
+    subscription.audio_level_extension = match subscription.kind {
+        MediaKind::Audio => extension_id(AUDIO_LEVEL_URI),
+        MediaKind::Video => None,
+    };
     let mime = sender
         .track()
         .codings()

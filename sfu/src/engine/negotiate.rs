@@ -559,6 +559,7 @@ fn new_subscription(
         rtx_ssrc,
         payload_type: None,
         twcc_extension: None,
+        audio_level_extension: None,
         rtx: None,
         negotiated: false,
         forwarder: Forwarder::new(codec.rtc_codec.clock_rate, codec.video.is_some(), layer),

@@ -146,6 +146,9 @@ pub struct Subscription {
     /// Negotiated id of the transport-wide sequence number header extension, resolved with
     /// the payload types; `None` when the subscriber did not accept the extension.
     pub twcc_extension: Option<u8>,
+    /// Negotiated id of the audio level header extension on an audio sender, resolved
+    /// with the payload types.
+    pub audio_level_extension: Option<u8>,
     pub rtx: Option<RtxStream>,
     pub negotiated: bool,
     pub forwarder: Forwarder,

@@ -707,12 +707,6 @@ pub fn apply_remote(room: &mut super::room::Room, parts: Vec<super::placement::R
         if before == Some(entry) {
             continue;
         }
-        if entry.speaking && !before.is_some_and(|before| before.speaking) {
-            room.broadcast(&LiveMessage::MeetingSpeaker {
-                meeting_id,
-                account_id: *account,
-            });
-        }
         room.broadcast(&LiveMessage::MeetingParticipant {
             meeting_id,
             participant: entry.clone(),

@@ -124,18 +124,27 @@ async fn handle(state: &AppState, event: SfuEvent) {
             .await;
         }
         SfuEvent::ActiveSpeakerChanged { room, participant } => {
-            if meeting_of_room(&room).is_none() {
+            let Some(meeting_id) = meeting_of_room(&room) else {
                 return;
-            }
-            with_participant(state, &participant, |room, account| {
-                room.speaker = Some(account);
-                room.entries_changed();
-                room.broadcast(&LiveMessage::MeetingSpeaker {
-                    meeting_id: room.meeting_id,
-                    account_id: account,
-                });
-            })
-            .await;
+            };
+            let Some(room) = state.live.room(meeting_id) else {
+                return;
+            };
+            let mut room = room.lock().await;
+            // Speech relayed from another node carries its audio level too, so the
+            // speaker may be someone on another node.
+            let Some(account) = room
+                .account_of(&participant)
+                .or_else(|| room.remote_account_of(&participant))
+            else {
+                return;
+            };
+            room.speaker = Some(account);
+            room.entries_changed();
+            room.broadcast(&LiveMessage::MeetingSpeaker {
+                meeting_id,
+                account_id: account,
+            });
         }
         _ => {}
     }

@@ -183,6 +183,8 @@ fn send_frame(
         timestamp: listener.timestamp,
         marker: false,
         payload: bytes::Bytes::copy_from_slice(&encoded[..len]),
+        // A mix is nobody's speech, so it must not take part in speaker detection.
+        audio_level: None,
     };
     listener.timestamp = listener.timestamp.wrapping_add(FRAME_SAMPLES as u32);
     if let Err(error) = listener.track.write(packet) {

@@ -209,6 +209,14 @@ impl Room {
             .map(|(account, _)| *account)
     }
 
+    /// Returns the account of someone in the media on another node.
+    pub fn remote_account_of(&self, participant: &ParticipantId) -> Option<i64> {
+        self.remote
+            .iter()
+            .find(|(_, (_, entry))| entry.participant == participant.0)
+            .map(|(account, _)| *account)
+    }
+
     pub fn participant_entry(&self, account_id: i64) -> Option<ParticipantEntry> {
         let member = self.members.get(&account_id)?;
         let tracks = member
