@@ -193,6 +193,13 @@ impl<T> Leased<T> {
     pub fn iter(&self) -> impl Iterator<Item = (&String, &T)> {
         self.entries.iter().map(|(key, (value, _))| (key, value))
     }
+
+    /// Iterates over the entries with the time each was written.
+    pub fn iter_written(&self) -> impl Iterator<Item = (&String, &T, Instant)> {
+        self.entries
+            .iter()
+            .map(|(key, (value, written))| (key, value, *written))
+    }
 }
 
 #[cfg(test)]

@@ -654,8 +654,11 @@ pub async fn forward_control(
     request: MediaRequest,
 ) -> AppResult<bool> {
     let parts = live.placement().remote_parts(meeting_id);
+    // The part written last, because the entry of a node that died lists
+    // people who have moved on until it expires.
     let Some(subject) = parts
         .iter()
+        .rev()
         .find(|part| part.members.iter().any(|m| m.account_id == account_id))
         .and_then(|part| part.media_subject.clone())
     else {
@@ -690,7 +693,8 @@ pub async fn forward_end(live: &Live, meeting_id: i64) {
 }
 
 /// Tells the local participants what changed in the other nodes' part of the
-/// participant list, and keeps it for snapshots.
+/// participant list, and keeps it for snapshots. `parts` come oldest write first,
+/// so someone listed twice keeps the entry of the node written last.
 pub fn apply_remote(room: &mut super::room::Room, parts: Vec<super::placement::RemotePart>) {
     let mut remote = BTreeMap::new();
     for part in parts {

@@ -172,20 +172,33 @@ impl Placement {
         }
     }
 
-    /// Returns the other nodes' parts of a meeting.
+    /// Returns the other nodes' parts of a meeting, the oldest write first.
+    ///
+    /// Someone listed in two parts moved from one node to the other, and the
+    /// part written last shows where they are now. That happens after a node
+    /// dies, until its entries expire after [`kv_lease::LEASE`]. The write
+    /// times are read from the NATS server's clock (see [`kv_lease::written_at`]).
     pub fn remote_parts(&self, meeting_id: i64) -> Vec<RemotePart> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .iter()
-            .filter(|(key, value)| {
-                meeting_of_key(key) == Some(meeting_id) && value.node.node_id != self.this.node_id
-            })
-            .map(|(_, value)| RemotePart {
-                node_id: value.node.node_id.clone(),
-                media_subject: value.media_subject.clone(),
-                members: value.members.clone(),
-            })
-            .collect()
+        let mut parts: Vec<(Instant, RemotePart)> = {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            entries
+                .iter_written()
+                .filter(|(key, value, _)| {
+                    meeting_of_key(key) == Some(meeting_id)
+                        && value.node.node_id != self.this.node_id
+                })
+                .map(|(_, value, written)| {
+                    let part = RemotePart {
+                        node_id: value.node.node_id.clone(),
+                        media_subject: value.media_subject.clone(),
+                        members: value.members.clone(),
+                    };
+                    (written, part)
+                })
+                .collect()
+        };
+        parts.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.node_id.cmp(&b.1.node_id)));
+        parts.into_iter().map(|(_, part)| part).collect()
     }
 
     /// Returns the subject of another node's relay requests, if it relays.
