@@ -1,262 +1,52 @@
 //! Failover of a live meeting: three `dangwu serve` processes on loopback
-//! share one PostgreSQL schema and one NATS server, a meeting runs on one of
-//! them with real WebRTC peers, and that node is killed with SIGKILL. The
-//! clients report the lost node, are sent to a survivor, join there again
-//! and exchange media. What was acknowledged before the kill holds after
-//! it: a cast ballot is counted, a host mute still silences the person, and
-//! attendance keeps one interval with the first arrival time. A node that
-//! replies to the liveness request keeps its meeting.
+//! share one PostgreSQL schema and one NATS server, a meeting runs on them
+//! with real WebRTC peers, and a node with some of its participants is
+//! killed with SIGKILL. The clients report the lost node, are sent to a
+//! survivor, join there again and exchange media. What was acknowledged
+//! before the kill holds after it: a cast ballot is counted, a host mute
+//! still silences the person, and attendance keeps one interval with the
+//! first arrival time. When the meeting spans several nodes, the survivors
+//! close their relays from the dead node, relay the moved people's new
+//! tracks, and the people on them keep receiving each other throughout. A
+//! node that replies to the liveness request keeps its meeting.
 //!
 //! Needs PostgreSQL (see tests/common) and NATS with JetStream on
 //! 127.0.0.1:4222, or the URL in `DANGWU_TEST_NATS`; `scripts/services`
 //! starts both.
 
+#[path = "server_process/cluster.rs"]
+mod cluster;
 mod common;
 #[path = "meeting_media/peer.rs"]
 mod peer;
+#[path = "meeting_media/signal.rs"]
+mod signal;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, PATIENCE, Store};
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use cluster::{Cluster, Session, Settings, gauge_reaches, login};
+use common::{PATIENCE, Store};
 use peer::Peer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tokio::net::TcpStream;
+use signal::{Signal, assert_stays, wait_until};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-fn nats_url() -> String {
-    std::env::var("DANGWU_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
-}
-
-/// One `dangwu serve` process.
-struct Node {
-    child: Child,
-    base: String,
-}
-
-/// Three nodes over one store, NATS prefix and shared directory.
-struct Cluster {
-    store: Store,
-    shared: TempDir,
-    prefix: String,
-    nodes: Vec<Node>,
-}
-
-impl Cluster {
-    async fn start() -> Self {
-        common::install_crypto_provider();
-        let store = Store::new(Backend::Postgres).await;
-        let shared = tempfile::tempdir().unwrap();
-        let prefix = common::unique_name("failover").replace('_', "-");
-        let mut cluster = Self {
-            store,
-            shared,
-            prefix,
-            nodes: Vec::new(),
-        };
-        for index in 0..3 {
-            let node = cluster.spawn(index);
-            cluster.nodes.push(node);
-        }
-        for index in 0..3 {
-            cluster.wait_ready(index).await;
-        }
-        cluster.wait_views_agree().await;
-        cluster
-    }
-
-    /// Waits until every node has read every node's placement entry, which
-    /// its pages' Content Security Policy lists as WebSocket origins. Nodes
-    /// pick the same replacement for a lost node only from the same view.
-    async fn wait_views_agree(&self) {
-        let origins: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|node| node.base.replacen("http", "ws", 1))
-            .collect();
-        let deadline = Instant::now() + PATIENCE;
-        for node in &self.nodes {
-            loop {
-                let response = reqwest::get(format!("{}/", node.base)).await.unwrap();
-                let policy = response
-                    .headers()
-                    .get("content-security-policy")
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                if origins
-                    .iter()
-                    .all(|origin| policy.contains(origin.as_str()))
-                {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{} never listed every node: {policy}",
-                    node.base
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-
-    fn node_dir(&self, index: usize) -> PathBuf {
-        self.shared.path().join(format!("node-{index}"))
-    }
-
-    fn spawn(&self, index: usize) -> Node {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = self.node_dir(index);
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(dir.join("serve.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_dangwu"))
-            .arg("serve")
-            .arg("--demo")
-            .args(["--log-level", "info", "--media-shards", "1"])
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&dir)
-            .arg("--database-url")
-            .arg(&self.store.database_url)
-            .arg("--files-dir")
-            .arg(self.shared.path().join("files"))
-            .arg("--audit-key-file")
-            .arg(self.shared.path().join("audit-signing-key.pem"))
-            .arg("--nats-url")
-            .arg(nats_url())
-            .arg("--nats-prefix")
-            .arg(&self.prefix)
-            .arg("--node-id")
-            .arg(format!("node-{index}"))
-            .arg("--node-url")
-            .arg(format!("http://127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start dangwu serve");
-        Node {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn wait_ready(&self, index: usize) {
-        let base = &self.nodes[index].base;
-        let deadline = Instant::now() + PATIENCE * 2;
-        while Instant::now() < deadline {
-            let response = reqwest::get(format!("{base}/readyz")).await;
-            if response.is_ok_and(|r| r.status() == StatusCode::OK) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let log = std::fs::read_to_string(self.node_dir(index).join("serve.log"));
-        panic!("node {index} at {base} never became ready; log: {log:?}");
-    }
-
-    fn base(&self, index: usize) -> &str {
-        &self.nodes[index].base
-    }
-
-    fn index_of(&self, base: &str) -> usize {
-        self.nodes
-            .iter()
-            .position(|node| node.base == base)
-            .unwrap_or_else(|| panic!("no node at {base}"))
-    }
-
-    /// Kills a node with SIGKILL, as a crash would.
-    fn kill(&mut self, index: usize) {
-        let child = &mut self.nodes[index].child;
-        child.kill().expect("SIGKILL the node");
-        child.wait().unwrap();
-    }
-
-    /// Stops every node and deletes this cluster's NATS stream and buckets.
-    async fn finish(mut self) {
-        for node in &mut self.nodes {
-            let _ = node.child.kill();
-            let _ = node.child.wait();
-        }
-        let client = async_nats::connect(nats_url()).await.unwrap();
-        let jetstream = async_nats::jetstream::new(client);
-        let _ = jetstream
-            .delete_stream(server::hub::nats::stream_name(&self.prefix))
-            .await;
-        for bucket in [
-            server::hub::presence::bucket_name(&self.prefix),
-            server::meetings::live::placement::bucket_name(&self.prefix),
-        ] {
-            let _ = jetstream.delete_key_value(&bucket).await;
-        }
+impl signal::Credentials for Session {
+    fn auth_header(&self) -> (&'static str, String) {
+        ("cookie", self.cookie.clone())
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            let _ = node.child.kill();
-            let _ = node.child.wait();
-        }
-        if std::thread::panicking() {
-            for index in 0..self.nodes.len() {
-                let log = std::fs::read_to_string(self.node_dir(index).join("serve.log"));
-                let log = log.unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                eprintln!(
-                    "--- node {index} log, last lines first ---\n{}",
-                    tail.join("\n")
-                );
-            }
-        }
-    }
-}
-
-/// A logged-in demo account, usable on every node.
-#[derive(Clone)]
-struct Session {
-    cookie: String,
-    csrf: String,
-    account_id: i64,
-}
-
-async fn login(base: &str, username: &str) -> Session {
-    let response = common::http_client()
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": username, "password": server::demo::DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "login {username}");
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|value| value.to_str().ok()?.split(';').next().map(str::to_owned))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let body: Value = response.json().await.unwrap();
-    Session {
-        cookie,
-        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
-        account_id: body["account"]["id"].as_i64().unwrap(),
-    }
+/// Starts three nodes with the given media regions.
+async fn start_cluster(regions: [Option<&'static str>; 3]) -> Cluster {
+    Cluster::start(Settings {
+        label: "failover",
+        nats_url: cluster::nats_url(),
+        regions,
+    })
+    .await
 }
 
 async fn send(
@@ -292,116 +82,6 @@ async fn post(base: &str, session: &Session, path: &str, body: Value) -> Value {
     let (status, body) = send(reqwest::Method::POST, url, session, Some(body)).await;
     assert!(status.is_success(), "POST {path}: {status} {body}");
     body
-}
-
-/// One hub connection whose reader task replies to the server's offers with
-/// answers of the current peer and keeps every other message.
-struct Signal {
-    sink: tokio::sync::Mutex<SplitSink<Ws, Message>>,
-    inbox: Mutex<Vec<Value>>,
-    peer: Mutex<Option<Arc<Peer>>>,
-    closed: Mutex<bool>,
-}
-
-impl Signal {
-    async fn connect(base: &str, session: &Session) -> Arc<Signal> {
-        let url = format!("{}/ws?v=1", base.replacen("http", "ws", 1));
-        let mut request = url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("cookie", session.cookie.parse().unwrap());
-        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let (sink, mut stream) = ws.split();
-        let signal = Arc::new(Signal {
-            sink: tokio::sync::Mutex::new(sink),
-            inbox: Mutex::new(Vec::new()),
-            peer: Mutex::new(None),
-            closed: Mutex::new(false),
-        });
-        let reader = Arc::clone(&signal);
-        tokio::spawn(async move {
-            while let Some(Ok(frame)) = stream.next().await {
-                let Message::Text(text) = frame else {
-                    continue;
-                };
-                let message: Value = serde_json::from_str(&text).unwrap();
-                if message["type"] == "meeting_offer" {
-                    reader.answer_offer(&message).await;
-                }
-                reader.inbox.lock().unwrap().push(message);
-            }
-            *reader.closed.lock().unwrap() = true;
-        });
-        signal.wait(|message| message["type"] == "welcome").await;
-        signal
-    }
-
-    async fn answer_offer(&self, offer: &Value) {
-        let peer = self.peer.lock().unwrap().clone();
-        let Some(peer) = peer else {
-            return;
-        };
-        let sdp = peer.answer(offer["sdp"].as_str().unwrap()).await;
-        let answer =
-            json!({"type": "meeting_answer", "meeting_id": offer["meeting_id"], "sdp": sdp});
-        let _ = self
-            .sink
-            .lock()
-            .await
-            .send(Message::text(answer.to_string()))
-            .await;
-    }
-
-    async fn wait(&self, matches: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let found = self
-                .inbox
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|m| matches(m))
-                .cloned();
-            if let Some(message) = found {
-                return message;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for a message");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        *self.closed.lock().unwrap()
-    }
-
-    /// Joins the meeting's media with a new peer that sends video and audio,
-    /// and waits until the peer is connected.
-    async fn enter(&self, meeting_id: i64) -> Arc<Peer> {
-        let peer = Peer::new().await;
-        *self.peer.lock().unwrap() = Some(Arc::clone(&peer));
-        let id = format!("join-{}", rand::random::<u32>());
-        let join = json!({"type": "meeting_join", "id": id, "meeting_id": meeting_id, "sdp": peer.offer().await});
-        self.sink
-            .lock()
-            .await
-            .send(Message::text(join.to_string()))
-            .await
-            .unwrap();
-        let reply = self.wait(|message| message["id"] == id).await;
-        assert_eq!(reply["type"], "meeting_joined", "{reply}");
-        peer.apply_answer(reply["sdp"].as_str().unwrap()).await;
-        wait_until("the media to connect", || peer.is_connected()).await;
-        peer::spawn_media(Arc::clone(&peer));
-        peer
-    }
-}
-
-async fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Waits until `peer` has received `more` video packets from `account`
@@ -520,7 +200,7 @@ async fn open_vote(base: &str, host: &Session, store: &Store, meeting_id: i64) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meeting_survives_node_kill() {
-    let mut cluster = Cluster::start().await;
+    let mut cluster = start_cluster([None; 3]).await;
     let (meeting_id, host_name, voter_name) = demo_meeting(&cluster.store).await;
     let host = login(cluster.base(0), &host_name).await;
     let voter = login(cluster.base(0), &voter_name).await;
@@ -530,10 +210,10 @@ async fn meeting_survives_node_kill() {
     let lost_base = first["url"].as_str().unwrap().to_owned();
     let lost_id = first["node_id"].as_str().unwrap().to_owned();
     let lost = cluster.index_of(&lost_base);
-    let host_signal = Signal::connect(&lost_base, &host).await;
-    let host_peer = host_signal.enter(meeting_id).await;
-    let voter_signal = Signal::connect(&lost_base, &voter).await;
-    let voter_peer = voter_signal.enter(meeting_id).await;
+    let host_signal = Signal::connect_to(&lost_base, &host).await;
+    let host_peer = host_signal.enter(meeting_id, "join").await;
+    let voter_signal = Signal::connect_to(&lost_base, &voter).await;
+    let voter_peer = voter_signal.enter(meeting_id, "join").await;
     wait_for_video(&host_peer, voter.account_id, 30).await;
     wait_for_video(&voter_peer, host.account_id, 30).await;
     let arrival = attendance(&cluster.store, meeting_id, voter.account_id).await;
@@ -601,10 +281,10 @@ async fn meeting_survives_node_kill() {
     assert_eq!(host_choice["node_id"], voter_choice["node_id"]);
     let next_base = host_choice["url"].as_str().unwrap().to_owned();
 
-    let host_signal = Signal::connect(&next_base, &host).await;
-    let host_peer = host_signal.enter(meeting_id).await;
-    let voter_signal = Signal::connect(&next_base, &voter).await;
-    let voter_peer = voter_signal.enter(meeting_id).await;
+    let host_signal = Signal::connect_to(&next_base, &host).await;
+    let host_peer = host_signal.enter(meeting_id, "join").await;
+    let voter_signal = Signal::connect_to(&next_base, &voter).await;
+    let voter_peer = voter_signal.enter(meeting_id, "join").await;
     wait_for_video(&host_peer, voter.account_id, 1).await;
     wait_for_video(&voter_peer, host.account_id, 1).await;
     eprintln!(
@@ -660,16 +340,329 @@ async fn meeting_survives_node_kill() {
     cluster.finish().await;
 }
 
+/// Finds a scheduled online demo meeting that people enter without the
+/// lobby, its host and three other members of its branch, as (username,
+/// account id). The host comes first, then a voting participant who is not
+/// the recorder.
+async fn meeting_with_people(store: &Store) -> (i64, Vec<(String, i64)>) {
+    let mut conn = store.connect().await;
+    let (meeting_id, org_id, host_member, recorder_member): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT id, org_id, host_member, recorder_member FROM meetings \
+             WHERE status = 'scheduled' AND online = 1 AND locked = 0 ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("a scheduled online demo meeting");
+    let people: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT a.username, a.id FROM accounts a JOIN members m ON m.id = a.member_id \
+         WHERE m.org_id = $1 AND a.disabled = 0 AND a.must_change_password = 0 \
+         ORDER BY CASE WHEN a.member_id = $2 THEN 0 \
+         WHEN a.member_id <> $3 AND EXISTS (SELECT 1 FROM meeting_participants p \
+         WHERE p.meeting_id = $4 AND p.member_id = a.member_id AND p.voting = 1) THEN 1 \
+         ELSE 2 END, a.id LIMIT 4",
+    )
+    .bind(org_id)
+    .bind(host_member)
+    .bind(recorder_member)
+    .bind(meeting_id)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(people.len(), 4, "the branch has a host and three members");
+    (meeting_id, people)
+}
+
+/// One person in the meeting: the hub connection and the media peer.
+struct Attendee {
+    account_id: i64,
+    signal: Arc<Signal>,
+    peer: Arc<Peer>,
+}
+
+impl Attendee {
+    /// Opens a hub connection to `base`, joins the meeting's media there
+    /// and waits until the peer is connected.
+    async fn join(base: &str, session: &Session, meeting_id: i64) -> Attendee {
+        let signal = Signal::connect_to(base, session).await;
+        let peer = signal.enter(meeting_id, "join").await;
+        Attendee {
+            account_id: session.account_id,
+            signal,
+            peer,
+        }
+    }
+
+    /// Waits until the peer has received `more` video and `more` audio
+    /// packets from each of the accounts beyond those it had at the call.
+    async fn receives_from(&self, accounts: &[i64], more: usize) {
+        let start: Vec<peer::Counts> = accounts.iter().map(|a| self.peer.from(*a)).collect();
+        for (account, start) in accounts.iter().zip(start) {
+            let what = format!(
+                "{more} more video and audio packets from account {account} at account {}",
+                self.account_id
+            );
+            wait_until(&what, || {
+                let now = self.peer.from(*account);
+                now.video >= start.video + more && now.audio >= start.audio + more
+            })
+            .await;
+        }
+    }
+
+    /// Checks that the hub connection is open and the server never sent
+    /// this person out of the meeting or reported another account as gone.
+    fn assert_never_cut_off(&self, others: &[i64]) {
+        assert!(
+            !self.signal.is_closed(),
+            "the hub connection of account {} closed",
+            self.account_id
+        );
+        let left = self.signal.has(|message| message["type"] == "meeting_left");
+        assert!(!left, "account {} was sent out", self.account_id);
+        for other in others {
+            let gone = self.signal.has(|message| {
+                message["type"] == "meeting_participant_left" && message["account_id"] == *other
+            });
+            assert!(!gone, "account {} saw {other} leave", self.account_id);
+        }
+    }
+}
+
+/// Reads the accounts in a node's participant list of the meeting, sorted.
+async fn listed_accounts(base: &str, session: &Session, meeting_id: i64) -> Vec<i64> {
+    let snapshot = get(base, session, &format!("/api/meetings/{meeting_id}/live")).await;
+    let mut listed: Vec<i64> = snapshot["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["account_id"].as_i64().unwrap())
+        .collect();
+    listed.sort();
+    listed
+}
+
+/// Four people on three nodes: the host on node 0 in the north, two
+/// members on node 1 and one on node 2, both in the south. Node 1 is
+/// killed. Its two people are sent to node 2, where the host's mute
+/// reaches them, and receive everyone again. The survivors relay their new
+/// tracks and close the relays from node 1. The host and the person on
+/// node 2 are never cut off, and the ballot and attendance hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_meeting_survives_node_kill() {
+    let mut cluster = start_cluster([Some("north"), Some("south"), Some("south")]).await;
+    let (meeting_id, people) = meeting_with_people(&cluster.store).await;
+    let mut sessions = Vec::new();
+    for (username, _) in &people {
+        sessions.push(login(cluster.base(0), username).await);
+    }
+    let accounts: Vec<i64> = people.iter().map(|(_, id)| *id).collect();
+    let others_of = |account: i64| -> Vec<i64> {
+        accounts
+            .iter()
+            .copied()
+            .filter(|other| *other != account)
+            .collect()
+    };
+    let lost = 1;
+    let lost_id = "node-1";
+    let node_of = [0, lost, lost, 2];
+
+    let mut attendees = Vec::new();
+    for (index, session) in sessions.iter().enumerate() {
+        let base = cluster.base(node_of[index]);
+        attendees.push(Attendee::join(base, session, meeting_id).await);
+    }
+    for attendee in &attendees {
+        attendee
+            .receives_from(&others_of(attendee.account_id), 20)
+            .await;
+    }
+    // Each node relays in the tracks of the two other nodes.
+    for index in 0..3 {
+        gauge_reaches(cluster.base(index), "dangwu_media_relays_in", 2.0).await;
+    }
+
+    // Acknowledged before the kill: a ballot cast through the node that dies.
+    let vote_id = open_vote(cluster.base(0), &sessions[0], &cluster.store, meeting_id).await;
+    post(
+        cluster.base(lost),
+        &sessions[1],
+        &format!("/api/meetings/{meeting_id}/votes/{vote_id}/ballot"),
+        json!({"choice": "for"}),
+    )
+    .await;
+    let mut arrivals = Vec::new();
+    for account in &accounts {
+        let arrival = attendance(&cluster.store, meeting_id, *account).await;
+        assert_eq!(arrival.len(), 1, "account {account}: {arrival:?}");
+        assert_eq!(arrival[0].1, None, "account {account}: {arrival:?}");
+        arrivals.push(arrival);
+    }
+
+    let killed_at = Instant::now();
+    cluster.kill(lost);
+    let lost_attendees: Vec<Attendee> = attendees.drain(1..3).collect();
+    wait_until("the hub sockets on node 1 to close", || {
+        lost_attendees
+            .iter()
+            .all(|attendee| attendee.signal.is_closed())
+    })
+    .await;
+    for attendee in &lost_attendees {
+        attendee.peer.close().await;
+    }
+    // The host and the person on node 2 keep receiving each other while the
+    // others move.
+    let (host, steady) = (accounts[0], accounts[3]);
+    attendees[0].receives_from(&[steady], 20).await;
+    attendees[1].receives_from(&[host], 20).await;
+
+    // The moved pages ask node 2, the survivor in their region, naming the
+    // node they lost. Node 0 is not asked, so until node 1's entries expire
+    // it still lists them on node 1 as well.
+    for session in &sessions[1..3] {
+        let choice = node_choice(cluster.base(2), session, meeting_id, Some(lost_id)).await;
+        assert_eq!(choice["node_id"], "node-2", "{choice}");
+        assert_eq!(choice["hosts_meeting"], true, "{choice}");
+        attendees.push(Attendee::join(cluster.base(2), session, meeting_id).await);
+    }
+    let moved = [accounts[1], accounts[2]];
+
+    // The host's page shows the moved people with their new participant
+    // ids, and a host mute reaches them on node 2 at once.
+    for attendee in &attendees[2..] {
+        let joined = attendee.signal.reply("join").await;
+        let participant = joined["participant"].as_str().unwrap().to_owned();
+        let account = attendee.account_id;
+        attendees[0]
+            .signal
+            .wait(&format!("account {account} on node 2"), |message| {
+                message["type"] == "meeting_participant"
+                    && message["participant"]["account_id"] == account
+                    && message["participant"]["participant"] == participant.as_str()
+            })
+            .await;
+    }
+    eprintln!(
+        "moved people listed {:?} after the kill",
+        killed_at.elapsed()
+    );
+    for account in &moved {
+        let mute = json!({"account_id": account, "muted": true});
+        let url = format!("{}/api/meetings/{meeting_id}/live/mute", cluster.base(0));
+        let (status, body) = send(reqwest::Method::POST, url, &sessions[0], Some(mute)).await;
+        assert!(
+            status.is_success(),
+            "mute account {account}: {status} {body}"
+        );
+    }
+    // The listing and the mutes above cover node 1's stale entry only if
+    // it still listed the moved people when they ran.
+    let placement = cluster
+        .jetstream()
+        .await
+        .get_key_value(server::meetings::live::placement::bucket_name(
+            &cluster.prefix,
+        ))
+        .await
+        .unwrap();
+    let stale_key = format!("meeting.{meeting_id}.{lost_id}");
+    assert!(
+        placement.get(&stale_key).await.unwrap().is_some(),
+        "{stale_key} expired {:?} after the kill, before the moved people were \
+         listed and muted: node 1's stale entries hid the new ones, or the test \
+         ran too slowly",
+        killed_at.elapsed()
+    );
+    for account in &moved {
+        assert_stays(
+            &attendees[0].peer,
+            steady,
+            *account,
+            |before, after| before.audio == after.audio,
+            "muted audio reached the host",
+        )
+        .await;
+    }
+    for account in &moved {
+        let unmute = json!({"account_id": account, "muted": false});
+        post(
+            cluster.base(0),
+            &sessions[0],
+            &format!("/api/meetings/{meeting_id}/live/mute"),
+            unmute,
+        )
+        .await;
+    }
+
+    // Everyone receives everyone again.
+    for attendee in &attendees {
+        attendee
+            .receives_from(&others_of(attendee.account_id), 20)
+            .await;
+    }
+    attendees[0].assert_never_cut_off(&[steady]);
+    attendees[1].assert_never_cut_off(&[host]);
+
+    // The survivors closed their relays from node 1 and dropped the relay
+    // peers that sent to it. Node 0 relays in the three people's tracks
+    // from node 2, node 2 the host's from node 0, and each has one relay
+    // peer, for the other survivor.
+    for (index, tracks) in [(0, 6.0), (2, 2.0)] {
+        let base = cluster.base(index);
+        gauge_reaches(base, "dangwu_media_relays_in", 1.0).await;
+        gauge_reaches(base, "dangwu_media_relayed_tracks_in", tracks).await;
+        gauge_reaches(base, "dangwu_media_relay_peers", 1.0).await;
+    }
+    let mut expected = accounts.clone();
+    expected.sort();
+    for index in [0, 2] {
+        let listed = listed_accounts(cluster.base(index), &sessions[0], meeting_id).await;
+        assert_eq!(listed, expected, "participant list of node {index}");
+    }
+
+    // The ballot cast through node 1 is counted.
+    let closed = post(
+        cluster.base(0),
+        &sessions[0],
+        &format!("/api/meetings/{meeting_id}/votes/{vote_id}/close"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(closed["result"]["votes_for"], 1, "{closed}");
+
+    // Once a survivor removed node 1's connection rows, everyone is still
+    // present in one interval with the first arrival time.
+    let deadline = Instant::now() + PATIENCE * 2;
+    while connections_of(&cluster.store, lost_id).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the connections of {lost_id} were never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for (account, arrival) in accounts.iter().zip(&arrivals) {
+        let after = attendance(&cluster.store, meeting_id, *account).await;
+        assert_eq!(&after, arrival, "attendance of account {account} changed");
+    }
+    for attendee in &attendees {
+        attendee
+            .receives_from(&others_of(attendee.account_id), 20)
+            .await;
+    }
+    cluster.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthy_node_is_not_evicted() {
-    let cluster = Cluster::start().await;
+    let cluster = start_cluster([None; 3]).await;
     let (meeting_id, host_name, _) = demo_meeting(&cluster.store).await;
     let host = login(cluster.base(0), &host_name).await;
     let first = node_choice(cluster.base(0), &host, meeting_id, None).await;
     let hosting_base = first["url"].as_str().unwrap().to_owned();
     let hosting_id = first["node_id"].as_str().unwrap().to_owned();
-    let signal = Signal::connect(&hosting_base, &host).await;
-    let _peer = signal.enter(meeting_id).await;
+    let signal = Signal::connect_to(&hosting_base, &host).await;
+    let _peer = signal.enter(meeting_id, "join").await;
     let other = (0..3)
         .find(|index| cluster.base(*index) != hosting_base)
         .unwrap();

@@ -27,6 +27,12 @@ struct Person {
     member_id: i64,
 }
 
+impl signal::Credentials for Person {
+    fn auth_header(&self) -> (&'static str, String) {
+        ("authorization", format!("Bearer {}", self.token))
+    }
+}
+
 async fn person(server: &TestServer, org_id: i64, name: &str) -> Person {
     let admin = server.sysadmin().await;
     let member_id = admin.create_member(org_id, name).await;

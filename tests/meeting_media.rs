@@ -34,6 +34,12 @@ struct Person {
     member_id: i64,
 }
 
+impl signal::Credentials for Person {
+    fn auth_header(&self) -> (&'static str, String) {
+        ("authorization", format!("Bearer {}", self.token))
+    }
+}
+
 /// A server with one branch, a scheduled online meeting and the people around it.
 struct Fixture {
     server: TestServer,

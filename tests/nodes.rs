@@ -18,16 +18,18 @@
 
 #[path = "meeting_media/audio.rs"]
 mod audio;
+#[path = "server_process/cluster.rs"]
+mod cluster;
 mod common;
 #[path = "meeting_media/peer.rs"]
 mod peer;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use audio::{decode_all, opus_packets, tone_power};
+use cluster::{Cluster, Session, Settings, free_port, gauge_reaches, login, nats_url};
 use common::{Backend, PATIENCE, Store};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -42,240 +44,41 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 on_both_backends!(lease_has_one_holder);
 
-fn nats_url() -> String {
-    std::env::var("DANGWU_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
-}
-
 /// Media region of each node: node 0 alone in `north`, nodes 1 and 2 in `south`.
-const REGIONS: [&str; 3] = ["north", "south", "south"];
+const REGIONS: [Option<&str>; 3] = [Some("north"), Some("south"), Some("south")];
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Starts three nodes at once on the given NATS server.
+async fn start_on(nats_url: String) -> Cluster {
+    Cluster::start(Settings {
+        label: "nodes",
+        nats_url,
+        regions: REGIONS,
+    })
+    .await
 }
 
-/// One `dangwu serve` process.
-struct Node {
-    child: Child,
-    base: String,
-    port: u16,
+async fn start() -> Cluster {
+    start_on(nats_url()).await
 }
 
-/// Three nodes over one store, NATS prefix and shared directory.
-struct Cluster {
-    store: Store,
-    shared: TempDir,
-    nats_url: String,
-    prefix: String,
-    nodes: Vec<Node>,
-}
-
-impl Cluster {
-    /// Starts three nodes at once. Whichever takes the startup lease first
-    /// seeds the demo province, and the others find it.
-    async fn start() -> Self {
-        Self::start_on(nats_url()).await
-    }
-
-    /// Starts three nodes on the given NATS server.
-    async fn start_on(nats_url: String) -> Self {
-        common::install_crypto_provider();
-        let store = Store::new(Backend::Postgres).await;
-        let shared = tempfile::tempdir().unwrap();
-        let prefix = common::unique_name("nodes").replace('_', "-");
-        let mut cluster = Self {
-            store,
-            shared,
-            nats_url,
-            prefix,
-            nodes: Vec::new(),
-        };
-        for index in 0..3 {
-            let node = cluster.spawn(index, free_port());
-            cluster.nodes.push(node);
-        }
-        for index in 0..3 {
-            cluster.wait_ready(index).await;
-        }
-        cluster
-    }
-
-    fn node_dir(&self, index: usize) -> PathBuf {
-        self.shared.path().join(format!("node-{index}"))
-    }
-
-    fn audit_key(&self) -> PathBuf {
-        self.shared.path().join("audit-signing-key.pem")
-    }
-
-    fn spawn(&self, index: usize, port: u16) -> Node {
-        let dir = self.node_dir(index);
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("serve.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_dangwu"))
-            .arg("serve")
-            .arg("--demo")
-            .args(["--log-level", "warn", "--media-shards", "1"])
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&dir)
-            .arg("--database-url")
-            .arg(&self.store.database_url)
-            .arg("--files-dir")
-            .arg(self.shared.path().join("files"))
-            .arg("--audit-key-file")
-            .arg(self.audit_key())
-            .arg("--nats-url")
-            .arg(&self.nats_url)
-            .arg("--nats-prefix")
-            .arg(&self.prefix)
-            .arg("--node-id")
-            .arg(format!("node-{index}"))
-            .args(["--media-region", REGIONS[index]])
-            .arg("--node-url")
-            .arg(format!("http://127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start dangwu serve");
-        Node {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            port,
-        }
-    }
-
-    async fn wait_ready(&self, index: usize) {
-        self.wait_readiness(index, StatusCode::OK).await;
-    }
-
-    /// Polls `/readyz` of a node until it returns `expected`.
-    async fn wait_readiness(&self, index: usize, expected: StatusCode) {
-        let base = &self.nodes[index].base;
-        let deadline = tokio::time::Instant::now() + PATIENCE * 2;
-        while tokio::time::Instant::now() < deadline {
-            let response = reqwest::get(format!("{base}/readyz")).await;
-            if response.is_ok_and(|r| r.status() == expected) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let log = std::fs::read_to_string(self.node_dir(index).join("serve.log"));
-        panic!("/readyz of node {index} at {base} never returned {expected}; log: {log:?}");
-    }
-
-    fn base(&self, index: usize) -> &str {
-        &self.nodes[index].base
-    }
-
-    /// Kills a node with SIGKILL, as a crash would.
-    fn kill(&mut self, index: usize) {
-        let child = &mut self.nodes[index].child;
-        child.kill().expect("SIGKILL the node");
-        child.wait().unwrap();
-    }
-
-    /// Starts a killed node again on its old port.
-    async fn restart(&mut self, index: usize) {
-        let port = self.nodes[index].port;
-        self.nodes[index] = self.spawn(index, port);
-        self.wait_ready(index).await;
-    }
-
-    /// Checks the audit chain with `dangwu audit verify` over the shared
-    /// database and key.
-    fn verify_audit(&self) {
-        let output = Command::new(env!("CARGO_BIN_EXE_dangwu"))
-            .args(["audit", "verify", "--data-dir"])
-            .arg(self.node_dir(0))
-            .arg("--database-url")
-            .arg(&self.store.database_url)
-            .arg("--audit-key-file")
-            .arg(self.audit_key())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "audit verify: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-
-    /// Stops every node and deletes the NATS stream and buckets of this
-    /// cluster, checking that the nodes created them.
-    async fn finish(mut self) {
-        for node in &mut self.nodes {
-            let _ = node.child.kill();
-            let _ = node.child.wait();
-        }
-        let jetstream = self.jetstream().await;
-        let stream = server::hub::nats::stream_name(&self.prefix);
-        jetstream
-            .delete_stream(&stream)
-            .await
-            .unwrap_or_else(|error| panic!("delete NATS stream {stream}: {error}"));
-        for bucket in [
-            server::hub::presence::bucket_name(&self.prefix),
-            server::meetings::live::placement::bucket_name(&self.prefix),
-        ] {
-            jetstream
-                .delete_key_value(&bucket)
-                .await
-                .unwrap_or_else(|error| panic!("delete NATS bucket {bucket}: {error}"));
-        }
-    }
-
-    async fn jetstream(&self) -> async_nats::jetstream::Context {
-        let client = async_nats::connect(self.nats_url.as_str()).await.unwrap();
-        async_nats::jetstream::new(client)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            let _ = node.child.kill();
-            let _ = node.child.wait();
-        }
-    }
-}
-
-/// A logged-in demo account, usable on every node.
-#[derive(Clone)]
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
-async fn login(base: &str, username: &str) -> Session {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": username, "password": server::demo::DEMO_PASSWORD}))
-        .send()
-        .await
+/// Checks the audit chain with `dangwu audit verify` over the cluster's
+/// database and key.
+fn verify_audit(cluster: &Cluster) {
+    let output = Command::new(env!("CARGO_BIN_EXE_dangwu"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(cluster.node_dir(0))
+        .arg("--database-url")
+        .arg(&cluster.store.database_url)
+        .arg("--audit-key-file")
+        .arg(cluster.audit_key())
+        .output()
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "login {username}");
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|value| value.to_str().ok()?.split(';').next().map(str::to_owned))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let body: Value = response.json().await.unwrap();
-    Session {
-        cookie,
-        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
-    }
+    assert!(
+        output.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 async fn request(
@@ -486,7 +289,7 @@ async fn topic_head(store: &Store, topic: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_events_cross_nodes_and_resume() {
-    let cluster = Cluster::start().await;
+    let cluster = start().await;
     let drafter = login(cluster.base(0), "dangyuan").await;
     let document = submitted_document(cluster.base(0), &drafter).await;
     let topic = format!("document:{document}");
@@ -539,7 +342,7 @@ async fn hub_events_cross_nodes_and_resume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_appends_from_nodes_keep_one_chain() {
-    let cluster = Cluster::start().await;
+    let cluster = start().await;
     let drafter = login(cluster.base(0), "dangyuan").await;
     let document = submitted_document(cluster.base(0), &drafter).await;
     let writers = [
@@ -573,13 +376,13 @@ async fn audit_appends_from_nodes_keep_one_chain() {
     .await
     .unwrap();
     assert_eq!(forks, 0, "two entries follow the same entry");
-    cluster.verify_audit();
+    verify_audit(&cluster);
     cluster.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_loses_nothing_acknowledged() {
-    let mut cluster = Cluster::start().await;
+    let mut cluster = start().await;
     let drafter = login(cluster.base(0), "dangyuan").await;
     let document = submitted_document(cluster.base(0), &drafter).await;
     let topic = format!("document:{document}");
@@ -643,7 +446,7 @@ async fn killed_node_loses_nothing_acknowledged() {
         .filter(|entry| entry["action"]["text"].is_string())
         .count();
     assert_eq!(count, stored.len());
-    cluster.verify_audit();
+    verify_audit(&cluster);
     cluster.finish().await;
 }
 
@@ -717,7 +520,7 @@ impl Drop for PrivateNats {
 async fn nats_restart_resumes_delivery() {
     let mut nats = PrivateNats::start();
     nats.wait_listening().await;
-    let cluster = Cluster::start_on(nats.url()).await;
+    let cluster = start_on(nats.url()).await;
     let drafter = login(cluster.base(0), "dangyuan").await;
     let document = submitted_document(cluster.base(0), &drafter).await;
     let topic = format!("document:{document}");
@@ -849,7 +652,7 @@ async fn study_progress(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn study_on_other_node_pauses_first() {
-    let cluster = Cluster::start().await;
+    let cluster = start().await;
     let learner = login(cluster.base(0), "dangyuan").await;
     let courses = get(cluster.base(0), &learner, "/api/learning/courses").await;
     let course_id = courses
@@ -932,7 +735,7 @@ async fn send_subscribe(ws: &mut Ws, topic: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_spans_nodes_and_expires() {
-    let mut cluster = Cluster::start().await;
+    let mut cluster = start().await;
     let drafter = login(cluster.base(0), "dangyuan").await;
     let secretary = login(cluster.base(1), "zhibu").await;
     let document = submitted_document(cluster.base(0), &drafter).await;
@@ -1012,7 +815,7 @@ async fn join_media(base: &str, session: &Session, meeting_id: i64) -> (Ws, Arc<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meeting_node_follows_placement() {
-    let mut cluster = Cluster::start().await;
+    let mut cluster = start().await;
     // A scheduled online demo meeting, and its host, who may open it.
     let mut conn = cluster.store.connect().await;
     let (meeting_id, username): (i64, String) = sqlx::query_as(
@@ -1214,35 +1017,6 @@ async fn wait_for(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
-/// Reads one gauge from a node's `/metrics`.
-async fn gauge(base: &str, name: &str) -> f64 {
-    let body = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// Waits until a node's gauge reads `expected`.
-async fn gauge_reaches(base: &str, name: &str, expected: f64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let value = gauge(base, name).await;
-        if value == expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} at {base} is {value}, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Returns a scheduled online demo meeting with its host and three members
 /// of the meeting's branch, who enter directly, as (username, account id).
 async fn meeting_with_people(cluster: &Cluster) -> (i64, Vec<(String, i64)>) {
@@ -1274,7 +1048,7 @@ async fn meeting_with_people(cluster: &Cluster) -> (i64, Vec<(String, i64)>) {
 /// another node and ends the meeting on every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meeting_media_relays_between_nodes() {
-    let cluster = Cluster::start().await;
+    let cluster = start().await;
     let (meeting_id, people) = meeting_with_people(&cluster).await;
     let mut sessions = Vec::new();
     for (username, _) in &people {
@@ -1430,7 +1204,7 @@ const OTHER_HZ: f32 = 1_130.0;
 /// and hears both, and the host's mixed audio carries the relayed voice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayed_speech_reaches_speaker_recording_mix() {
-    let cluster = Cluster::start().await;
+    let cluster = start().await;
     let (meeting_id, people) = meeting_with_people(&cluster).await;
     let host_session = login(cluster.base(0), &people[0].0).await;
     let speaker_session = login(cluster.base(0), &people[1].0).await;

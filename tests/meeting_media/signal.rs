@@ -15,11 +15,16 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::Person;
 use super::common::{PATIENCE, TestServer};
 use super::peer::{Counts, Peer, spawn_media};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A person who can open a hub connection.
+pub trait Credentials {
+    /// Returns the name and value of the request header that authenticates the connection.
+    fn auth_header(&self) -> (&'static str, String);
+}
 
 /// One hub connection. A reader task answers the server's offers with the current
 /// peer and keeps every other message for the test.
@@ -31,14 +36,16 @@ pub struct Signal {
 }
 
 impl Signal {
-    pub async fn connect(server: &TestServer, person: &Person) -> Arc<Signal> {
-        let mut request = format!("ws://{}/ws?v=1", server.addr)
-            .into_client_request()
-            .unwrap();
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", person.token).parse().unwrap(),
-        );
+    pub async fn connect(server: &TestServer, person: &impl Credentials) -> Arc<Signal> {
+        Signal::connect_to(&format!("http://{}", server.addr), person).await
+    }
+
+    /// Opens a hub connection to the server at `base` (`http://host:port`).
+    pub async fn connect_to(base: &str, person: &impl Credentials) -> Arc<Signal> {
+        let url = format!("{}/ws?v=1", base.replacen("http", "ws", 1));
+        let mut request = url.into_client_request().unwrap();
+        let (name, value) = person.auth_header();
+        request.headers_mut().insert(name, value.parse().unwrap());
         let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         let (sink, mut stream) = ws.split();
         let signal = Arc::new(Signal {
@@ -73,12 +80,18 @@ impl Signal {
             return;
         };
         let sdp = peer.answer(offer["sdp"].as_str().unwrap()).await;
-        self.send(json!({
+        let answer = json!({
             "type": "meeting_answer",
             "meeting_id": offer["meeting_id"],
             "sdp": sdp,
-        }))
-        .await;
+        });
+        // A failed send means the connection is closing, which the reader sees next.
+        let _ = self
+            .sink
+            .lock()
+            .await
+            .send(Message::Text(answer.to_string().into()))
+            .await;
     }
 
     pub async fn send(&self, message: Value) {
@@ -128,6 +141,10 @@ impl Signal {
     pub async fn reply(&self, id: &str) -> Value {
         self.wait(&format!("the reply to {id}"), |m| m["id"] == id)
             .await
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.closed.lock().unwrap()
     }
 
     pub fn has(&self, matches: impl Fn(&Value) -> bool) -> bool {

@@ -15,16 +15,10 @@
 // 127.0.0.1:4222 (or DANGWU_TEST_NATS).
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
+import { clusterSetup } from '../lib/cluster.js';
 import { MEDIA_ARGS, apiSession, launchBrowser, login, startServer } from '../lib/harness.js';
 
-const PG_URL = process.env.DANGWU_TEST_PG || 'postgres://postgres@127.0.0.1:5432/test';
-const NATS = new URL(process.env.DANGWU_TEST_NATS || 'nats://127.0.0.1:4222');
 /** Region of nodes B and C, which the pages send as a proxy would. */
 const MEDIA_REGION = 'media';
 /** Maximum wait for a page to enter the room and see video before the kill. */
@@ -55,34 +49,6 @@ async function phase(name, ms, run, describe = async () => '') {
   } finally {
     clearTimeout(timer);
   }
-}
-
-function psql(sql) {
-  const env = { ...process.env, PGOPTIONS: '--client-min-messages=warning' };
-  execFileSync('psql', [PG_URL, '-v', 'ON_ERROR_STOP=1', '-q', '-c', sql], { env });
-}
-
-/** Deletes JetStream streams through the NATS protocol; returns the replies. */
-function deleteStreams(names) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(NATS.port || 4222), NATS.hostname);
-    let text = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`NATS did not confirm deleting ${names.join(', ')}: ${text}`));
-    }, 10_000);
-    socket.on('error', reject);
-    socket.on('data', (chunk) => {
-      text += chunk.toString();
-      if ((text.match(/stream_delete_response/g) || []).length === names.length) {
-        clearTimeout(timer);
-        socket.end();
-        resolve(text);
-      }
-    });
-    socket.write('CONNECT {"verbose":false}\r\nSUB _INBOX.cleanup 1\r\n');
-    for (const name of names) socket.write(`PUB $JS.API.STREAM.DELETE.${name} _INBOX.cleanup 0\r\n\r\n`);
-  });
 }
 
 /** Opens a browser logged in at `url`, logging the page's console and WebSocket events. */
@@ -186,30 +152,7 @@ async function watchReconnecting(page) {
 }
 
 test('room pages rejoin after their node dies', { timeout: 600_000 }, async (t) => {
-  const suffix = `${process.pid}${Date.now()}`;
-  const schema = `browser_failover_${suffix}`;
-  const prefix = `browser-failover-${suffix}`;
-  psql(`CREATE SCHEMA ${schema}`);
-  const shared = await mkdtemp(path.join(os.tmpdir(), 'dangwu-failover-'));
-  const nodes = [];
-  // The nodes stop first, so that none creates the NATS streams again.
-  t.after(async () => {
-    log('cleanup: stopping nodes');
-    for (const node of nodes.reverse()) await node.stop();
-    psql(`DROP SCHEMA ${schema} CASCADE`);
-    await rm(shared, { recursive: true, force: true });
-    const stem = prefix.toUpperCase();
-    await deleteStreams([`${stem}_HUB`, `KV_${stem}_PRESENCE`, `KV_${stem}_PLACEMENT`]);
-    log('cleanup: done');
-  });
-  const common = [
-    '--database-url', `${PG_URL}?options=-c%20search_path%3D${schema}`,
-    '--nats-url', NATS.href,
-    '--nats-prefix', prefix,
-    '--files-dir', path.join(shared, 'files'),
-    '--audit-key-file', path.join(shared, 'audit-signing-key.pem'),
-    '--media-shards', '1',
-  ];
+  const { args: common, nodes } = await clusterSetup(t, 'failover', { log });
 
   // Node A serves the pages and is in a region of its own. B and C serve
   // the pages' region and accept hub sockets from pages served by node A,

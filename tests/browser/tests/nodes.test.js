@@ -9,45 +9,11 @@
 // 127.0.0.1:4222 (or DANGWU_TEST_NATS).
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
+import { clusterSetup } from '../lib/cluster.js';
 import { MEDIA_ARGS, apiSession, launchBrowser, login, startServer } from '../lib/harness.js';
 
 const MEDIA_TIMEOUT_MS = 90_000;
-const PG_URL = process.env.DANGWU_TEST_PG || 'postgres://postgres@127.0.0.1:5432/test';
-const NATS = new URL(process.env.DANGWU_TEST_NATS || 'nats://127.0.0.1:4222');
-
-function psql(sql) {
-  const env = { ...process.env, PGOPTIONS: '--client-min-messages=warning' };
-  execFileSync('psql', [PG_URL, '-v', 'ON_ERROR_STOP=1', '-q', '-c', sql], { env });
-}
-
-/** Deletes JetStream streams through the NATS protocol; returns the replies. */
-function deleteStreams(names) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(NATS.port || 4222), NATS.hostname);
-    let text = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`NATS did not confirm deleting ${names.join(', ')}: ${text}`));
-    }, 10_000);
-    socket.on('error', reject);
-    socket.on('data', (chunk) => {
-      text += chunk.toString();
-      if ((text.match(/stream_delete_response/g) || []).length === names.length) {
-        clearTimeout(timer);
-        socket.end();
-        resolve(text);
-      }
-    });
-    socket.write('CONNECT {"verbose":false}\r\nSUB _INBOX.cleanup 1\r\n');
-    for (const name of names) socket.write(`PUB $JS.API.STREAM.DELETE.${name} _INBOX.cleanup 0\r\n\r\n`);
-  });
-}
 
 async function openPerson(t, url, username) {
   const chrome = await launchBrowser({ args: MEDIA_ARGS });
@@ -92,28 +58,7 @@ async function waitForVideo(page, accountId) {
 }
 
 test('room page follows the hosting node', { timeout: 600_000 }, async (t) => {
-  const suffix = `${process.pid}${Date.now()}`;
-  const schema = `browser_nodes_${suffix}`;
-  const prefix = `browser-nodes-${suffix}`;
-  psql(`CREATE SCHEMA ${schema}`);
-  const shared = await mkdtemp(path.join(os.tmpdir(), 'dangwu-nodes-'));
-  const nodes = [];
-  // The nodes stop first, so that none creates the NATS streams again.
-  t.after(async () => {
-    for (const node of nodes.reverse()) await node.stop();
-    psql(`DROP SCHEMA ${schema} CASCADE`);
-    await rm(shared, { recursive: true, force: true });
-    const stem = prefix.toUpperCase();
-    await deleteStreams([`${stem}_HUB`, `KV_${stem}_PRESENCE`, `KV_${stem}_PLACEMENT`]);
-  });
-  const common = [
-    '--database-url', `${PG_URL}?options=-c%20search_path%3D${schema}`,
-    '--nats-url', NATS.href,
-    '--nats-prefix', prefix,
-    '--files-dir', path.join(shared, 'files'),
-    '--audit-key-file', path.join(shared, 'audit-signing-key.pem'),
-    '--media-shards', '1',
-  ];
+  const { args: common, nodes } = await clusterSetup(t, 'nodes');
   const nodeA = await startServer({ args: () => [...common, '--node-id', 'a'] });
   nodes.push(nodeA);
   // Pages served by node A may connect to node B, whose public URL is node A's.
