@@ -23,6 +23,8 @@ mod cluster;
 mod common;
 #[path = "meeting_media/peer.rs"]
 mod peer;
+#[path = "meeting_media/signal.rs"]
+mod signal;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use common::{Backend, PATIENCE, Store};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use signal::Signal;
 use tempfile::TempDir;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -41,6 +44,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+impl signal::Credentials for Session {
+    fn auth_header(&self) -> (&'static str, String) {
+        ("cookie", self.cookie.clone())
+    }
+}
 
 on_both_backends!(lease_has_one_holder);
 
@@ -880,98 +889,37 @@ async fn meeting_node_follows_placement() {
     cluster.finish().await;
 }
 
-/// A participant of a meeting spread over nodes: a hub socket on one node
-/// whose reader answers the server's offers with the peer and keeps every
-/// other message, and the peer sending media.
+/// A participant of a meeting spread over nodes: a hub connection on one
+/// node that replies to the server's offers with the peer's answers, and
+/// the peer sending media.
 struct Attendee {
     account_id: i64,
-    sink: Arc<tokio::sync::Mutex<futures_util::stream::SplitSink<Ws, Message>>>,
-    inbox: Arc<std::sync::Mutex<Vec<Value>>>,
+    signal: Arc<Signal>,
     peer: Arc<peer::Peer>,
-    reader: tokio::task::JoinHandle<()>,
     media: tokio::task::JoinHandle<()>,
 }
 
 impl Attendee {
     /// Joins the meeting's media on `base` and waits until the peer connected.
     async fn join(base: &str, session: &Session, account_id: i64, meeting_id: i64) -> Attendee {
-        let (sink, mut stream) = connect(base, session).await.split();
-        let sink = Arc::new(tokio::sync::Mutex::new(sink));
-        let inbox = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let peer = peer::Peer::new().await;
-
-        // The reader answers the server's offers at once, since the engine waits
-        // for each answer before it offers again.
-        let reader = {
-            let (sink, inbox, peer) = (sink.clone(), inbox.clone(), peer.clone());
-            tokio::spawn(async move {
-                while let Some(Ok(frame)) = stream.next().await {
-                    let Message::Text(text) = frame else { continue };
-                    let message: Value = serde_json::from_str(&text).unwrap();
-                    if message["type"] == "meeting_offer" {
-                        let sdp = peer.answer(message["sdp"].as_str().unwrap()).await;
-                        let answer = json!({"type": "meeting_answer",
-                            "meeting_id": message["meeting_id"], "sdp": sdp});
-                        let mut sink = sink.lock().await;
-                        let _ = sink.send(Message::text(answer.to_string())).await;
-                    }
-                    inbox.lock().unwrap().push(message);
-                }
-            })
-        };
-
-        let join = json!({"type": "meeting_join", "id": "join", "meeting_id": meeting_id,
-            "sdp": peer.offer().await});
-        sink.lock()
-            .await
-            .send(Message::text(join.to_string()))
-            .await
-            .unwrap();
-        let mut attendee = Attendee {
-            account_id,
-            sink,
-            inbox,
-            peer,
-            reader,
-            media: tokio::spawn(async {}),
-        };
-        let reply = attendee
-            .wait("the join reply", |message| message["id"] == "join")
-            .await;
+        let signal = Signal::connect_to(base, session).await;
+        let (peer, reply) = signal.join(meeting_id, "join").await;
         assert_eq!(reply["type"], "meeting_joined", "{reply}");
-
-        attendee
-            .peer
-            .apply_answer(reply["sdp"].as_str().unwrap())
-            .await;
-        let peer = attendee.peer.clone();
+        peer.apply_answer(reply["sdp"].as_str().unwrap()).await;
         wait_for("the media connection", || peer.is_connected()).await;
-        attendee.media = peer::spawn_media(attendee.peer.clone());
-        attendee
+        let media = peer::spawn_media(peer.clone());
+        Attendee {
+            account_id,
+            signal,
+            peer,
+            media,
+        }
     }
 
-    /// Waits for a message that matches and returns the latest such message.
+    /// Waits for a message that matches and returns the first such message.
     async fn wait(&self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let found = self
-                .inbox
-                .lock()
-                .unwrap()
-                .iter()
-                .rev()
-                .find(|message| matches(message))
-                .cloned();
-            if let Some(message) = found {
-                return message;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "account {} timed out waiting for {what}",
-                self.account_id
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("{what} at account {}", self.account_id);
+        self.signal.wait(&what, matches).await
     }
 
     /// Waits until the peer received at least `packets` more video and audio
@@ -992,20 +940,15 @@ impl Attendee {
         }
     }
 
-    /// Leaves the media and stops the peer.
+    /// Leaves the media, stops the peer and closes the hub connection.
     async fn leave(self, meeting_id: i64) {
         let leave = json!({"type": "meeting_leave", "id": "leave", "meeting_id": meeting_id});
-        self.sink
-            .lock()
-            .await
-            .send(Message::text(leave.to_string()))
-            .await
-            .unwrap();
+        self.signal.send(leave).await;
         self.wait("the leave reply", |message| message["id"] == "leave")
             .await;
         self.media.abort();
         self.peer.close().await;
-        self.reader.abort();
+        self.signal.close().await;
     }
 }
 
@@ -1299,15 +1242,8 @@ async fn relayed_speech_reaches_speaker_recording_mix() {
     // and leaves out its own voice, and the relayed stream itself pauses.
     let mix = json!({"type": "meeting_mix", "id": "mix-on", "meeting_id": meeting_id,
         "mixed": true});
-    host.sink
-        .lock()
-        .await
-        .send(Message::text(mix.to_string()))
-        .await
-        .unwrap();
-    let reply = host
-        .wait("the mix reply", |message| message["id"] == "mix-on")
-        .await;
+    host.signal.send(mix).await;
+    let reply = host.signal.reply("mix-on").await;
     assert_eq!(reply["type"], "meeting_ok", "{reply}");
     let peer = host.peer.clone();
     wait_for("150 mixed audio packets", || {
