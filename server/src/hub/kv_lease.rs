@@ -175,6 +175,16 @@ impl<T> Leased<T> {
         self.entries.remove(key).map(|(value, _)| value)
     }
 
+    /// Removes a key and returns its value with the time it was written.
+    pub fn take(&mut self, key: &str) -> Option<(T, Instant)> {
+        self.entries.remove(key)
+    }
+
+    /// Returns the value of a key.
+    pub fn get(&self, key: &str) -> Option<&T> {
+        self.entries.get(key).map(|(value, _)| value)
+    }
+
     /// Drops the entries older than [`LEASE`] at `now` and returns their keys.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
         let expired: Vec<String> = self

@@ -32,6 +32,7 @@ pub mod lecture;
 pub mod liveness;
 mod mixed_audio;
 pub mod placement;
+mod placement_chunks;
 pub mod protocol;
 pub mod room;
 pub mod signal;

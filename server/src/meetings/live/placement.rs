@@ -6,7 +6,9 @@
 //!   in its media, written every heartbeat while the node runs;
 //! - `meeting.{meeting_id}.{node_id}`: the same with the participants of
 //!   that meeting on that node, and their entries as the participant list
-//!   shows them, written while it has any and deleted when the last one leaves.
+//!   shows them, written while it has any and deleted when the last one leaves;
+//! - `members.{meeting_id}.{node_id}.{index}`: chunks of that participant list
+//!   when it is too large for one value (see [`super::placement_chunks`]).
 //!
 //! Both also name the NATS subject where the node takes relay requests for its
 //! media engine (see [`super::cascade`]).
@@ -16,9 +18,9 @@
 //! `GET /api/meetings/{id}/node` chooses from the entries every node reads.
 //! Without NATS there is one node and it always chooses itself.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_nats::jetstream::{self, kv};
 use axum::Json;
@@ -33,6 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Live;
+use super::placement_chunks::{self, MemberChunk, MemberChunks, Pending, chunk_key};
 use super::protocol::ParticipantEntry;
 use crate::config::{Config, NodeSelection, valid_node_id, valid_region};
 use crate::error::{AppError, AppResult, ErrorBody};
@@ -67,9 +70,13 @@ pub struct PlacementValue {
     /// does not relay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_subject: Option<String>,
-    /// Participants of the meeting in this node's media.
+    /// Participants of the meeting in this node's media. A reader fills it from
+    /// `member_chunks` when the writer put the list in chunks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<ParticipantEntry>,
+    /// Chunks holding the participant list in place of `members`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_chunks: Option<MemberChunks>,
 }
 
 /// Another node's part of a meeting, as its placement entry shows it.
@@ -96,6 +103,9 @@ pub struct Placement {
     this: NodeEntry,
     policy: NodeSelection,
     entries: RwLock<Leased<PlacementValue>>,
+    /// Chunks of other nodes' participant lists, and `meeting.` entries waiting
+    /// for them, until each list is complete.
+    pending: Mutex<Pending<PlacementValue>>,
     /// Subject of this node's relay requests, once NATS is in use.
     media_subject: std::sync::OnceLock<String>,
     /// Wakes the writer when a participant joins or leaves here.
@@ -129,17 +139,57 @@ fn meeting_of_key(key: &str) -> Option<i64> {
         .ok()
 }
 
+/// Minimum time between two writes caused by participant changes while any of this
+/// node's participant lists takes chunks. A lecture whose viewers keep joining would
+/// otherwise rewrite megabytes for each of them.
+const CHUNKED_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Bookkeeping of this node's writer: the keys it put and the latest generation.
+struct Written {
+    /// Chunks of the participant list of each meeting with an entry, 0 when the
+    /// list is inside the entry.
+    chunks: HashMap<i64, usize>,
+    /// Generation of the latest chunked list.
+    generation: u64,
+}
+
+impl Written {
+    fn any_chunked(&self) -> bool {
+        self.chunks.values().any(|chunks| *chunks > 0)
+    }
+
+    fn new() -> Self {
+        // Generations start from the clock so that a restarted node does not reuse
+        // one whose chunks readers may still hold.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            chunks: HashMap::new(),
+            generation: u64::try_from(now.as_micros()).unwrap_or(u64::MAX / 2),
+        }
+    }
+}
+
 impl Placement {
     pub fn new(config: &Config) -> Self {
-        Self {
-            this: NodeEntry {
+        Self::for_node(
+            NodeEntry {
                 node_id: config.node_id.clone(),
                 url: config.node_url.clone(),
                 region: config.media_region.clone(),
                 participants: 0,
             },
-            policy: config.node_selection,
+            config.node_selection,
+        )
+    }
+
+    fn for_node(this: NodeEntry, policy: NodeSelection) -> Self {
+        Self {
+            this,
+            policy,
             entries: RwLock::default(),
+            pending: Mutex::default(),
             media_subject: std::sync::OnceLock::new(),
             changed: Notify::new(),
         }
@@ -231,6 +281,10 @@ impl Placement {
     pub fn forget_node(&self, node_id: &str) {
         let token = kv_lease::key_token(node_id);
         let suffix = format!(".{token}");
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget(|key| key.ends_with(&suffix));
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         let keys: Vec<String> = entries
             .iter()
@@ -272,7 +326,7 @@ impl Placement {
         let _ = self
             .media_subject
             .set(media_subject(&prefix, &self.this.node_id));
-        let mut written = HashSet::new();
+        let mut written = Written::new();
         let mut failing = false;
         loop {
             let error = match self
@@ -293,19 +347,40 @@ impl Placement {
         context: &jetstream::Context,
         bucket: &str,
         live: &Arc<Live>,
-        written: &mut HashSet<i64>,
+        written: &mut Written,
         failing: &mut bool,
     ) -> Result<Infallible, String> {
         let mut link = kv_lease::link(context, bucket, "meeting placement", failing).await?;
+        let max_value = placement_chunks::max_value_bytes(context.client().max_payload());
+        let mut last_write = Instant::now();
+        // A change waiting for CHUNKED_WRITE_INTERVAL to pass since the last write.
+        let mut deferred: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = link.heartbeat.tick() => {
-                    self.write(&link.store, live, written).await?;
+                    self.write(&link.store, live, written, max_value).await?;
+                    last_write = Instant::now();
+                    deferred = None;
                     // Relays are checked every heartbeat too, so one that failed is
                     // started again.
                     live.check_relays();
                 }
-                _ = self.changed.notified() => self.write(&link.store, live, written).await?,
+                _ = self.changed.notified() => {
+                    let next = last_write + CHUNKED_WRITE_INTERVAL;
+                    if written.any_chunked() && Instant::now() < next {
+                        deferred = Some(next);
+                    } else {
+                        self.write(&link.store, live, written, max_value).await?;
+                        last_write = Instant::now();
+                    }
+                }
+                _ = tokio::time::sleep_until(deferred.unwrap_or_else(Instant::now)),
+                    if deferred.is_some() =>
+                {
+                    self.write(&link.store, live, written, max_value).await?;
+                    last_write = Instant::now();
+                    deferred = None;
+                }
                 entry = link.watch.next() => match entry {
                     Some(Ok(entry)) => {
                         if let Some(meeting_id) = self.read(&entry) {
@@ -316,9 +391,11 @@ impl Placement {
                     None => return Err("the watcher ended".to_owned()),
                 },
                 _ = link.sweep.tick() => {
+                    let now = Instant::now();
+                    self.pending.lock().unwrap_or_else(|e| e.into_inner()).expire(now);
                     let expired = {
                         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-                        entries.expire(Instant::now())
+                        entries.expire(now)
                     };
                     let meetings: HashSet<i64> =
                         expired.iter().filter_map(|key| meeting_of_key(key)).collect();
@@ -336,78 +413,227 @@ impl Placement {
         &self,
         store: &kv::Store,
         live: &Live,
-        written: &mut HashSet<i64>,
+        written: &mut Written,
+        max_value: usize,
     ) -> Result<(), String> {
-        let counts = live.local_entries().await;
-        let total = counts.values().map(|members| members.len() as u64).sum();
-        self.put(store, node_key(&self.this.node_id), total, Vec::new())
-            .await?;
-        // TODO: a meeting entry carries every local participant's entry, so a lecture
-        // with thousands of viewers on one node writes a value of several hundred
-        // kilobytes each heartbeat, and NATS rejects values above its max_payload.
-        for (&meeting_id, members) in &counts {
-            let key = meeting_key(meeting_id, &self.this.node_id);
-            self.put(store, key, members.len() as u64, members.clone())
+        let members = live.local_entries().await;
+        self.write_entries(store, members, written, max_value).await
+    }
+
+    /// Writes the entries of the given participants per meeting, in values of at
+    /// most `max_value` bytes, and deletes entries and chunks no longer needed.
+    async fn write_entries(
+        &self,
+        store: &kv::Store,
+        members: HashMap<i64, Vec<ParticipantEntry>>,
+        written: &mut Written,
+        max_value: usize,
+    ) -> Result<(), String> {
+        let total = members.values().map(|members| members.len() as u64).sum();
+        let node = self.value(total, Vec::new(), None);
+        put(store, node_key(&self.this.node_id), &node).await?;
+        let meetings: HashSet<i64> = members.keys().copied().collect();
+        for (meeting_id, members) in members {
+            let chunks = self
+                .write_meeting(store, meeting_id, members, written, max_value)
                 .await?;
-            written.insert(meeting_id);
+            let before = written.chunks.insert(meeting_id, chunks).unwrap_or(0);
+            self.delete_chunks(store, meeting_id, chunks..before)
+                .await?;
         }
-        let emptied: Vec<i64> = written
+        let emptied: Vec<(i64, usize)> = written
+            .chunks
             .iter()
-            .copied()
-            .filter(|meeting_id| !counts.contains_key(meeting_id))
+            .filter(|(meeting_id, _)| !meetings.contains(meeting_id))
+            .map(|(meeting_id, chunks)| (*meeting_id, *chunks))
             .collect();
-        for meeting_id in emptied {
+        for (meeting_id, chunks) in emptied {
+            // The entry goes first, so no reader waits for chunks that are gone.
             store
                 .delete(meeting_key(meeting_id, &self.this.node_id))
                 .await
                 .map_err(|error| error.to_string())?;
-            written.remove(&meeting_id);
+            self.delete_chunks(store, meeting_id, 0..chunks).await?;
+            written.chunks.remove(&meeting_id);
         }
         Ok(())
     }
 
-    async fn put(
+    /// Writes the entry of one meeting and returns the number of chunks its
+    /// participant list took: 0 when the list fits in the entry. Chunks are
+    /// written before the entry that names them.
+    async fn write_meeting(
         &self,
         store: &kv::Store,
-        key: String,
+        meeting_id: i64,
+        members: Vec<ParticipantEntry>,
+        written: &mut Written,
+        max_value: usize,
+    ) -> Result<usize, String> {
+        let key = meeting_key(meeting_id, &self.this.node_id);
+        let participants = members.len() as u64;
+        let mut entry = self.value(participants, members, None);
+        let value = serde_json::to_vec(&entry).map_err(|error| error.to_string())?;
+        if value.len() <= max_value {
+            put_value(store, key, value).await?;
+            return Ok(0);
+        }
+        let members = std::mem::take(&mut entry.members);
+        written.generation += 1;
+        let generation = written.generation;
+        let chunks = placement_chunks::encode(&members, generation, max_value)
+            .map_err(|error| error.to_string())?;
+        let count = chunks.len();
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let chunk_key = chunk_key(meeting_id, &self.this.node_id, index);
+            put_value(store, chunk_key, chunk).await?;
+        }
+        entry.member_chunks = Some(MemberChunks { generation, count });
+        put(store, key, &entry).await?;
+        Ok(count)
+    }
+
+    async fn delete_chunks(
+        &self,
+        store: &kv::Store,
+        meeting_id: i64,
+        indexes: std::ops::Range<usize>,
+    ) -> Result<(), String> {
+        for index in indexes {
+            store
+                .delete(chunk_key(meeting_id, &self.this.node_id, index))
+                .await
+                .map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn value(
+        &self,
         participants: u64,
         members: Vec<ParticipantEntry>,
-    ) -> Result<(), String> {
-        let entry = PlacementValue {
+        member_chunks: Option<MemberChunks>,
+    ) -> PlacementValue {
+        PlacementValue {
             node: NodeEntry {
                 participants,
                 ..self.this.clone()
             },
             media_subject: self.media_subject.get().cloned(),
             members,
-        };
-        let value = serde_json::to_vec(&entry).map_err(|error| error.to_string())?;
-        store
-            .put(key, value.into())
-            .await
-            .map(|_| ())
-            .map_err(|error| error.to_string())
+            member_chunks,
+        }
     }
 
     /// Applies one change from the bucket and returns the meeting whose part on
     /// another node it changed.
     fn read(&self, entry: &kv::Entry) -> Option<i64> {
-        let meeting_id = meeting_of_key(&entry.key)
-            .filter(|id| entry.key != meeting_key(*id, &self.this.node_id));
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        match entry.operation {
-            kv::Operation::Put => match serde_json::from_slice(&entry.value) {
-                Ok(value) => entries.insert(entry.key.clone(), value, kv_lease::written_at(entry)),
+        self.apply(
+            &entry.key,
+            entry.operation,
+            &entry.value,
+            kv_lease::written_at(entry),
+        )
+    }
+
+    fn apply(
+        &self,
+        key: &str,
+        operation: kv::Operation,
+        value: &[u8],
+        written: Instant,
+    ) -> Option<i64> {
+        if key.starts_with("members.") {
+            return self.apply_chunk(key, operation, value, written);
+        }
+        let remote_meeting =
+            meeting_of_key(key).filter(|id| key != meeting_key(*id, &self.this.node_id));
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.entries.remove(key);
+        match operation {
+            kv::Operation::Put => {
+                let mut value: PlacementValue = match serde_json::from_slice(value) {
+                    Ok(value) => value,
+                    Err(error) => {
+                        tracing::warn!(key, %error, "invalid placement entry from NATS");
+                        return None;
+                    }
+                };
+                // This node's own participant lists are never read back, so their
+                // chunks are not kept.
+                if let Some(chunks) = value.member_chunks
+                    && remote_meeting.is_some()
+                {
+                    match pending.assemble(key, chunks) {
+                        Some(members) => value.members = members,
+                        None => {
+                            // Until every chunk is read the previous list stays, and
+                            // without chunks it expires with its lease.
+                            pending.entries.insert(key.to_owned(), value, written);
+                            return None;
+                        }
+                    }
+                }
+                let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+                entries.insert(key.to_owned(), value, written);
+            }
+            kv::Operation::Delete | kv::Operation::Purge => {
+                let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+                entries.remove(key);
+            }
+        }
+        remote_meeting
+    }
+
+    /// Applies a change of a chunk of a participant list, and returns the meeting
+    /// whose entry it completed.
+    fn apply_chunk(
+        &self,
+        key: &str,
+        operation: kv::Operation,
+        value: &[u8],
+        written: Instant,
+    ) -> Option<i64> {
+        let entry_key = placement_chunks::entry_key_of_chunk(key)?;
+        let meeting_id = meeting_of_key(&entry_key)?;
+        if entry_key == meeting_key(meeting_id, &self.this.node_id) {
+            return None;
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match operation {
+            kv::Operation::Put => match serde_json::from_slice::<MemberChunk>(value) {
+                Ok(chunk) => pending.chunks.insert(key.to_owned(), chunk, written),
                 Err(error) => {
-                    tracing::warn!(key = %entry.key, %error, "invalid placement entry from NATS")
+                    tracing::warn!(key, %error, "invalid participant list chunk from NATS");
+                    return None;
                 }
             },
             kv::Operation::Delete | kv::Operation::Purge => {
-                entries.remove(&entry.key);
+                pending.chunks.remove(key);
+                return None;
             }
         }
-        meeting_id
+        let expected = pending.entries.get(&entry_key)?.member_chunks?;
+        let members = pending.assemble(&entry_key, expected)?;
+        let (mut value, written) = pending.entries.take(&entry_key)?;
+        value.members = members;
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.insert(entry_key, value, written);
+        Some(meeting_id)
     }
+}
+
+async fn put(store: &kv::Store, key: String, value: &PlacementValue) -> Result<(), String> {
+    let value = serde_json::to_vec(value).map_err(|error| error.to_string())?;
+    put_value(store, key, value).await
+}
+
+async fn put_value(store: &kv::Store, key: String, value: Vec<u8>) -> Result<(), String> {
+    store
+        .put(&key, value.into())
+        .await
+        .map(|_| ())
+        .map_err(|error| format!("failed to write placement entry {key}: {error}"))
 }
 
 /// Returns the `scheme://host[:port]` part of a URL.
@@ -552,6 +778,7 @@ async fn node(
 
 #[cfg(test)]
 mod tests {
+    use super::super::placement_chunks::tests::viewer;
     use super::*;
 
     fn entry(node_id: &str, region: &str, participants: u64) -> NodeEntry {
@@ -664,6 +891,170 @@ mod tests {
         );
         assert_eq!(websocket_origin("http://a b;"), None);
         assert_eq!(websocket_origin("ftp://host"), None);
+    }
+
+    fn placement(node_id: &str) -> Placement {
+        Placement::for_node(entry(node_id, "north", 0), NodeSelection::Region)
+    }
+
+    fn members_of(placement: &Placement, meeting_id: i64) -> Vec<i64> {
+        placement
+            .remote_parts(meeting_id)
+            .iter()
+            .flat_map(|part| part.members.iter().map(|member| member.account_id))
+            .collect()
+    }
+
+    #[test]
+    fn chunked_list_replaces_previous_only_when_complete() {
+        let reader = placement("reader");
+        let writer = placement("lecture");
+        let now = Instant::now();
+        let entry_key = meeting_key(7, "lecture");
+        let chunked = |generation, count| {
+            let value = writer.value(3, Vec::new(), Some(MemberChunks { generation, count }));
+            serde_json::to_vec(&value).unwrap()
+        };
+        let chunk = |generation, accounts: &[i64]| {
+            let members: Vec<ParticipantEntry> = accounts.iter().map(|a| viewer(*a)).collect();
+            let mut chunks = placement_chunks::encode(&members, generation, usize::MAX).unwrap();
+            chunks.remove(0)
+        };
+        let put = kv::Operation::Put;
+        let first = writer.value(1, vec![viewer(1)], None);
+        let first = serde_json::to_vec(&first).unwrap();
+        assert_eq!(reader.apply(&entry_key, put, &first, now), Some(7));
+        assert_eq!(members_of(&reader, 7), [1]);
+
+        // The entry arrives before its second chunk: the previous list stays.
+        let chunk0 = chunk_key(7, "lecture", 0);
+        let chunk1 = chunk_key(7, "lecture", 1);
+        assert_eq!(reader.apply(&chunk0, put, &chunk(5, &[2, 3]), now), None);
+        assert_eq!(reader.apply(&entry_key, put, &chunked(5, 2), now), None);
+        assert_eq!(members_of(&reader, 7), [1]);
+        // A chunk of an older generation does not complete it.
+        assert_eq!(reader.apply(&chunk1, put, &chunk(4, &[9]), now), None);
+        assert_eq!(members_of(&reader, 7), [1]);
+        assert_eq!(reader.apply(&chunk1, put, &chunk(5, &[4]), now), Some(7));
+        assert_eq!(members_of(&reader, 7), [2, 3, 4]);
+
+        // This node's own chunks are not kept.
+        let own = placement("lecture");
+        assert_eq!(own.apply(&chunk0, put, &chunk(6, &[2]), now), None);
+        assert_eq!(own.apply(&entry_key, put, &chunked(6, 1), now), None);
+        let pending = own.pending.lock().unwrap();
+        assert_eq!(pending.chunks.iter().count(), 0);
+        assert_eq!(pending.entries.iter().count(), 0);
+    }
+
+    fn test_nats_url() -> String {
+        std::env::var("DANGWU_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+    }
+
+    /// Reads changes from the bucket into `reader` until `done` holds.
+    async fn read_until(
+        reader: &Placement,
+        watch: &mut kv::Watch,
+        done: impl Fn(&Placement) -> bool,
+    ) {
+        let wait = async {
+            while !done(reader) {
+                let entry = watch
+                    .next()
+                    .await
+                    .expect("watcher ended")
+                    .expect("watch failed");
+                reader.read(&entry);
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+            .await
+            .expect("the reader did not see the written entries within 60 s");
+    }
+
+    /// Writes and reads a lecture with 20 000 viewers on one node through the NATS
+    /// server at `DANGWU_TEST_NATS` (default `nats://127.0.0.1:4222`), in a bucket of
+    /// its own.
+    #[tokio::test]
+    async fn large_lecture_entries_through_nats() {
+        let url = test_nats_url();
+        let client = async_nats::connect(&url).await.unwrap_or_else(|error| {
+            panic!("NATS is not reachable at {url}: {error}; start it or set DANGWU_TEST_NATS")
+        });
+        let context = jetstream::new(client.clone());
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let bucket = bucket_name(&format!("placement-test-{}-{unique}", std::process::id()));
+        let store = kv_lease::open(&context, &bucket).await.unwrap();
+        let mut watch = store.watch_all().await.unwrap();
+        let writer = placement("lecture");
+        let reader = placement("reader");
+        let max_value = placement_chunks::max_value_bytes(client.max_payload());
+        let mut written = Written::new();
+
+        let viewers: Vec<ParticipantEntry> = (1..=20_000).map(viewer).collect();
+        let small: Vec<ParticipantEntry> = (1..=3).map(viewer).collect();
+        let members = HashMap::from([(7, viewers.clone()), (8, small.clone())]);
+        writer
+            .write_entries(&store, members, &mut written, max_value)
+            .await
+            .unwrap();
+        let lecture_chunks = written.chunks[&7];
+        assert!(lecture_chunks > 1, "{lecture_chunks} chunks");
+        assert_eq!(written.chunks[&8], 0);
+        read_until(&reader, &mut watch, |reader| {
+            members_of(reader, 7).len() == 20_000 && members_of(reader, 8).len() == 3
+        })
+        .await;
+        let parts = reader.remote_parts(7);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].members, viewers);
+        assert_eq!(reader.remote_parts(8)[0].members, small);
+        let node = reader
+            .nodes()
+            .into_iter()
+            .find(|node| node.node_id == "lecture")
+            .unwrap();
+        assert_eq!(node.participants, 20_003);
+
+        // Fewer viewers take fewer chunks, and the ones left over are deleted.
+        let fewer: Vec<ParticipantEntry> = viewers[..5_000].to_vec();
+        let members = HashMap::from([(7, fewer.clone())]);
+        writer
+            .write_entries(&store, members, &mut written, max_value)
+            .await
+            .unwrap();
+        assert!(written.chunks[&7] < lecture_chunks);
+        for index in written.chunks[&7]..lecture_chunks {
+            let key = chunk_key(7, "lecture", index);
+            assert_eq!(store.get(&key).await.unwrap(), None, "{key}");
+        }
+        read_until(&reader, &mut watch, |reader| {
+            members_of(reader, 7).len() == 5_000 && reader.remote_parts(8).is_empty()
+        })
+        .await;
+        assert_eq!(reader.remote_parts(7)[0].members, fewer);
+
+        // Without participants the entry and every chunk are deleted.
+        let chunks = written.chunks[&7];
+        writer
+            .write_entries(&store, HashMap::new(), &mut written, max_value)
+            .await
+            .unwrap();
+        assert!(written.chunks.is_empty());
+        assert_eq!(store.get(meeting_key(7, "lecture")).await.unwrap(), None);
+        for index in 0..chunks {
+            let key = chunk_key(7, "lecture", index);
+            assert_eq!(store.get(&key).await.unwrap(), None, "{key}");
+        }
+        read_until(&reader, &mut watch, |reader| {
+            reader.remote_parts(7).is_empty()
+        })
+        .await;
+
+        context.delete_key_value(&bucket).await.unwrap();
     }
 
     #[test]
