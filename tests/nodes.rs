@@ -1275,3 +1275,158 @@ async fn relayed_speech_reaches_speaker_recording_mix() {
     host.leave(meeting_id).await;
     cluster.finish().await;
 }
+
+/// Nodes that list a meeting's tracks in the placement bucket but never reply to
+/// requests on their media subject. A background task keeps their entries alive, and
+/// a subscriber records each request as (node id, request, time received).
+struct SilentNodes {
+    writer: tokio::task::JoinHandle<()>,
+    listener: tokio::task::JoinHandle<()>,
+    requests: Arc<std::sync::Mutex<Vec<(String, Value, tokio::time::Instant)>>>,
+}
+
+impl SilentNodes {
+    async fn start(cluster: &Cluster, meeting_id: i64, node_ids: &[&str]) -> Self {
+        let client = async_nats::connect(nats_url()).await.unwrap();
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut subscriptions = Vec::new();
+        for node_id in node_ids {
+            let subject =
+                server::meetings::live::placement::media_subject(&cluster.prefix, node_id);
+            let subscription = client.subscribe(subject).await.unwrap();
+            let node_id = node_id.to_string();
+            subscriptions.push(subscription.map(move |message| (node_id.clone(), message)));
+        }
+        client.flush().await.unwrap();
+        let listener = {
+            let requests = requests.clone();
+            let mut messages = futures_util::stream::select_all(subscriptions);
+            tokio::spawn(async move {
+                // No request gets a reply.
+                while let Some((node_id, message)) = messages.next().await {
+                    let request: Value = serde_json::from_slice(&message.payload).unwrap();
+                    let received = tokio::time::Instant::now();
+                    requests.lock().unwrap().push((node_id, request, received));
+                }
+            })
+        };
+
+        let bucket = cluster
+            .jetstream()
+            .await
+            .get_key_value(server::meetings::live::placement::bucket_name(
+                &cluster.prefix,
+            ))
+            .await
+            .unwrap();
+        let entries: Vec<(String, Vec<u8>)> = node_ids
+            .iter()
+            .enumerate()
+            .map(|(index, node_id)| {
+                let account_id = 900_000_000 + index as i64;
+                let entry = json!({
+                    "node_id": node_id,
+                    "url": "http://127.0.0.1:9",
+                    "region": "south",
+                    "participants": 1,
+                    "media_subject": server::meetings::live::placement::media_subject(
+                        &cluster.prefix, node_id),
+                    "members": [{
+                        "account_id": account_id,
+                        "name": format!("silent {node_id}"),
+                        "participant": format!("m{meeting_id}-a{account_id}-1"),
+                        "standing": "member",
+                        "connected": true,
+                        "microphone": true,
+                        "camera": false,
+                        "screen": false,
+                        "muted_by_host": false,
+                        "hand_raised_at": null,
+                        "speaking": false,
+                        "tracks": [{"mid": "0", "kind": "audio", "source": null}],
+                    }],
+                });
+                let key = format!("meeting.{meeting_id}.{node_id}");
+                (key, serde_json::to_vec(&entry).unwrap())
+            })
+            .collect();
+        let writer = tokio::spawn(async move {
+            loop {
+                for (key, value) in &entries {
+                    bucket.put(key, value.clone().into()).await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+        SilentNodes {
+            writer,
+            listener,
+            requests,
+        }
+    }
+
+    /// Returns when each node first received a `relay_offer` from `from`, once
+    /// every node has received one.
+    async fn first_offers(&self, from: &str, node_ids: &[&str]) -> Vec<tokio::time::Instant> {
+        let offer_time = |node_id: &str| {
+            self.requests
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(to, request, _)| {
+                    to == node_id && request["type"] == "relay_offer" && request["node_id"] == from
+                })
+                .map(|(_, _, received)| *received)
+        };
+        wait_for(&format!("relay offers from {from} to {node_ids:?}"), || {
+            node_ids.iter().all(|node_id| offer_time(node_id).is_some())
+        })
+        .await;
+        node_ids
+            .iter()
+            .map(|node_id| offer_time(node_id).unwrap())
+            .collect()
+    }
+
+    fn stop(self) {
+        self.writer.abort();
+        self.listener.abort();
+    }
+}
+
+/// Three nodes that never reply list tracks of a meeting. A node checks their
+/// relays at the same time, and the relay from a live node works meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_nodes_delay_no_relay() {
+    let cluster = start().await;
+    let (meeting_id, people) = meeting_with_people(&cluster).await;
+    let host_session = login(cluster.base(0), &people[0].0).await;
+    let member_session = login(cluster.base(0), &people[1].0).await;
+
+    let host = Attendee::join(cluster.base(0), &host_session, people[0].1, meeting_id).await;
+    let silent = ["silent-a", "silent-b", "silent-c"];
+    let silent_nodes = SilentNodes::start(&cluster, meeting_id, &silent).await;
+    let member = Attendee::join(cluster.base(1), &member_session, people[1].1, meeting_id).await;
+
+    // Checked one after another, each silent node would get its offer only when
+    // the previous one's request timed out.
+    let offers = silent_nodes.first_offers("node-1", &silent).await;
+    let first = *offers.iter().min().unwrap();
+    let last = *offers.iter().max().unwrap();
+    assert!(
+        last - first < server::meetings::live::cascade::REQUEST_TIMEOUT,
+        "node-1 sent its relay offers to the silent nodes {:?} apart",
+        last - first
+    );
+
+    // The relays between the live nodes work while the silent nodes hold their
+    // requests.
+    member.receives_from(&[people[0].1], 20).await;
+    host.receives_from(&[people[1].1], 20).await;
+    gauge_reaches(cluster.base(1), "dangwu_media_relays_in", 1.0).await;
+
+    silent_nodes.stop();
+    member.leave(meeting_id).await;
+    host.leave(meeting_id).await;
+    cluster.finish().await;
+}

@@ -36,7 +36,10 @@ use crate::hub::kv_lease;
 use crate::state::AppState;
 
 /// How long a node waits for another node's reply.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Maximum relay checks of different meetings that run at once against one origin
+/// node, so a node that does not reply holds up only its own checks.
+const CHECKS_PER_ORIGIN: usize = 4;
 
 /// A request on a node's media subject.
 #[derive(Debug, Serialize, Deserialize)]
@@ -129,8 +132,20 @@ pub struct Cascade {
     incoming: Mutex<HashMap<(i64, String), Arc<Incoming>>>,
     /// Relay peers in this node's engine by meeting and destination node.
     outgoing: Mutex<HashMap<(i64, String), ParticipantId>>,
-    /// One reconciliation at a time, so two never start the same relay.
-    reconciling: tokio::sync::Mutex<()>,
+    /// Relay checks by meeting and origin node. One runs at a time for each, so two
+    /// never start the same relay and requests to one origin keep their order.
+    checks: Mutex<HashMap<(i64, String), Arc<Check>>>,
+    /// Limits of the checks running at once against each origin node.
+    origin_limits: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// The relay check of one meeting and origin node.
+#[derive(Default)]
+struct Check {
+    running: tokio::sync::Mutex<()>,
+    /// A check waits to run. It reads the placement entries once it runs, so a
+    /// request for another check meanwhile is covered by it.
+    queued: std::sync::atomic::AtomicBool,
 }
 
 /// Returns the engine participant id of the relay peer for a destination node.
@@ -155,7 +170,8 @@ impl Cascade {
             nats: OnceLock::new(),
             incoming: Mutex::new(HashMap::new()),
             outgoing: Mutex::new(HashMap::new()),
-            reconciling: tokio::sync::Mutex::new(()),
+            checks: Mutex::new(HashMap::new()),
+            origin_limits: Mutex::new(HashMap::new()),
         }
     }
 
@@ -212,12 +228,91 @@ impl Cascade {
     }
 
     /// Brings the relays of one meeting into this node in line with the participants
-    /// here and the tracks the other nodes list.
+    /// here and the tracks the other nodes list. The origin nodes are checked
+    /// concurrently, so one that is slow to reply delays no relay from the others.
     pub async fn reconcile(&self, live: &Live, meeting_id: i64) {
         if self.nats.get().is_none() {
             return;
         }
-        let _guard = self.reconciling.lock().await;
+        let mut origins: HashSet<String> = live
+            .placement()
+            .remote_parts(meeting_id)
+            .into_iter()
+            .map(|part| part.node_id)
+            .collect();
+        origins.extend(
+            self.incoming()
+                .keys()
+                .filter(|(meeting, _)| *meeting == meeting_id)
+                .map(|(_, origin)| origin.clone()),
+        );
+        let checks = origins
+            .into_iter()
+            .map(|origin| self.check_origin(live, meeting_id, origin));
+        futures_util::future::join_all(checks).await;
+    }
+
+    /// Runs the relay check of one meeting and origin node after the earlier one,
+    /// unless another check is already waiting to run.
+    async fn check_origin(&self, live: &Live, meeting_id: i64, origin: String) {
+        let key = (meeting_id, origin);
+        let check = Arc::clone(
+            self.checks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key.clone())
+                .or_default(),
+        );
+        if check.queued.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let running = check.running.lock().await;
+        check
+            .queued
+            .store(false, std::sync::atomic::Ordering::Release);
+        let limit = Arc::clone(
+            self.origin_limits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key.1.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(CHECKS_PER_ORIGIN))),
+        );
+        if let Ok(_permit) = limit.acquire().await {
+            self.check_relay(live, meeting_id, &key.1).await;
+        }
+        drop(running);
+        drop(check);
+        self.forget_idle_check(&key);
+    }
+
+    /// Drops the check of a meeting and origin that no task uses and that has no
+    /// relay, and the origin's limit once no check uses it.
+    fn forget_idle_check(&self, key: &(i64, String)) {
+        let relay = self.incoming().contains_key(key);
+        let mut checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+        // Tasks get a check only from this map, under its lock, so a count of one
+        // means no task holds it.
+        if !relay
+            && checks
+                .get(key)
+                .is_some_and(|check| Arc::strong_count(check) == 1)
+        {
+            checks.remove(key);
+        }
+        if !checks.keys().any(|(_, origin)| *origin == key.1) {
+            let mut limits = self.origin_limits.lock().unwrap_or_else(|e| e.into_inner());
+            if limits
+                .get(&key.1)
+                .is_some_and(|limit| Arc::strong_count(limit) == 1)
+            {
+                limits.remove(&key.1);
+            }
+        }
+    }
+
+    /// Brings the relay of one meeting from one origin node in line with the
+    /// participants here and the tracks the origin lists.
+    async fn check_relay(&self, live: &Live, meeting_id: i64, origin: &str) {
         let (present, epoch) = match live.room(meeting_id) {
             Some(room) => {
                 let room = room.lock().await;
@@ -228,67 +323,58 @@ impl Cascade {
             }
             None => (false, 0),
         };
-        let parts = live.placement().remote_parts(meeting_id);
+        let part = live
+            .placement()
+            .remote_parts(meeting_id)
+            .into_iter()
+            .find(|part| part.node_id == origin);
+        let key = (meeting_id, origin.to_owned());
 
-        let stale: Vec<(String, Arc<Incoming>)> = {
+        let stale = {
             let mut incoming = self.incoming();
-            let keys: Vec<(i64, String)> = incoming
-                .iter()
-                .filter(|((meeting, origin), relay)| {
-                    *meeting == meeting_id
-                        && (!present
-                            || relay.epoch != epoch
-                            || relay.receiver.is_failed()
-                            || !parts.iter().any(|part| part.node_id == *origin))
-                })
-                .map(|(key, _)| key.clone())
-                .collect();
-            keys.into_iter()
-                .filter_map(|key| incoming.remove(&key).map(|relay| (key.1, relay)))
-                .collect()
+            let stale = incoming.get(&key).is_some_and(|relay| {
+                !present || relay.epoch != epoch || relay.receiver.is_failed() || part.is_none()
+            });
+            if stale { incoming.remove(&key) } else { None }
         };
-        for (origin, relay) in stale {
-            tracing::info!(meeting_id, origin = %origin, "closing relay");
+        if let Some(relay) = stale {
+            tracing::info!(meeting_id, origin, "closing relay");
             relay.receiver.close().await;
             let request = MediaRequest::RelayClose {
                 meeting_id,
                 node_id: self.node_id.clone(),
             };
             if let Err(error) = self.request(&relay.subject, &request).await {
-                tracing::debug!(meeting_id, origin = %origin, %error, "relay close request failed");
+                tracing::debug!(meeting_id, origin, %error, "relay close request failed");
             }
         }
         if !present {
             return;
         }
-
-        for part in parts {
-            let Some(subject) = part.media_subject.clone() else {
-                continue;
-            };
-            let wanted = tracks_of(&part.members);
-            let key = (meeting_id, part.node_id.clone());
-            let existing = self.incoming().get(&key).cloned();
-            let relay = match existing {
-                Some(relay) => relay,
-                None if wanted.is_empty() => continue,
-                None => match self
-                    .open(live, meeting_id, &part.node_id, subject, epoch)
-                    .await
-                {
-                    Ok(relay) => {
-                        self.incoming().insert(key, relay.clone());
-                        relay
-                    }
-                    Err(error) => {
-                        tracing::warn!(meeting_id, origin = %part.node_id, %error, "starting a relay failed");
-                        continue;
-                    }
-                },
-            };
-            self.update_tracks(meeting_id, &part.node_id, &relay, &wanted)
-                .await;
-        }
+        let Some(part) = part else {
+            return;
+        };
+        let Some(subject) = part.media_subject else {
+            return;
+        };
+        let wanted = tracks_of(&part.members);
+        let existing = self.incoming().get(&key).cloned();
+        let relay = match existing {
+            Some(relay) => relay,
+            None if wanted.is_empty() => return,
+            None => match self.open(live, meeting_id, origin, subject, epoch).await {
+                Ok(relay) => {
+                    self.incoming().insert(key, relay.clone());
+                    relay
+                }
+                Err(error) => {
+                    tracing::warn!(meeting_id, origin, %error, "starting a relay failed");
+                    return;
+                }
+            },
+        };
+        self.update_tracks(meeting_id, origin, &relay, &wanted)
+            .await;
     }
 
     /// Starts a relay from `origin` into this node's room of the meeting.
