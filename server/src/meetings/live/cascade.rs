@@ -780,7 +780,8 @@ pub async fn forward_end(live: &Live, meeting_id: i64) {
 
 /// Tells the local participants what changed in the other nodes' part of the
 /// participant list, and keeps it for snapshots. `parts` come oldest write first,
-/// so someone listed twice keeps the entry of the node written last.
+/// so someone listed twice keeps the entry of the node written last. In lecture mode
+/// only the staff hear about people on other nodes who are not on stage.
 pub fn apply_remote(room: &mut super::room::Room, parts: Vec<super::placement::RemotePart>) {
     let mut remote = BTreeMap::new();
     for part in parts {
@@ -797,18 +798,24 @@ pub fn apply_remote(room: &mut super::room::Room, parts: Vec<super::placement::R
         if before == Some(entry) {
             continue;
         }
-        room.broadcast(&LiveMessage::MeetingParticipant {
-            meeting_id,
-            participant: entry.clone(),
-        });
+        room.broadcast_about(
+            *account,
+            &LiveMessage::MeetingParticipant {
+                meeting_id,
+                participant: entry.clone(),
+            },
+        );
     }
     for (account, (_, entry)) in &room.remote {
         if !remote.contains_key(account) && !room.members.contains_key(account) {
-            room.broadcast(&LiveMessage::MeetingParticipantLeft {
-                meeting_id,
-                account_id: *account,
-                participant: entry.participant.clone(),
-            });
+            room.broadcast_about(
+                *account,
+                &LiveMessage::MeetingParticipantLeft {
+                    meeting_id,
+                    account_id: *account,
+                    participant: entry.participant.clone(),
+                },
+            );
         }
     }
     room.remote = remote;
@@ -829,6 +836,107 @@ mod tests {
             parse_relay_participant(&ParticipantId::from("m42-a7-3")),
             None
         );
+    }
+
+    /// Adds a member with a lecture role to the room and returns the receiving end
+    /// of its connection's queue.
+    fn add_member(
+        room: &mut super::super::room::Room,
+        account_id: i64,
+        role: super::super::lecture::LectureRole,
+    ) -> tokio::sync::mpsc::Receiver<crate::hub::registry::Outbound> {
+        let (queue, receiver) = tokio::sync::mpsc::channel(64);
+        let link = super::super::Link::new(
+            account_id as u64,
+            account_id,
+            format!("account {account_id}"),
+            crate::perm::Principal::default(),
+            queue,
+            Arc::new(crate::hub::registry::Kick::default()),
+        );
+        let member = super::super::room::Member {
+            participant: ParticipantId::from(format!("m7-a{account_id}-1")),
+            link,
+            standing: crate::meetings::Standing::Member,
+            connected: true,
+            microphone: false,
+            camera: false,
+            screen: false,
+            tracks: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            mixed: false,
+        };
+        room.members.insert(account_id, member);
+        if let Some(lecture) = room.lecture.as_mut() {
+            lecture.roles.insert(account_id, role);
+        }
+        receiver
+    }
+
+    /// Returns the account ids of the `meeting_participant` messages queued.
+    fn participants_sent(
+        receiver: &mut tokio::sync::mpsc::Receiver<crate::hub::registry::Outbound>,
+    ) -> Vec<i64> {
+        let mut accounts = Vec::new();
+        while let Ok(crate::hub::registry::Outbound::Text(text)) = receiver.try_recv() {
+            let message: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            if message["type"] == "meeting_participant" {
+                accounts.push(message["participant"]["account_id"].as_i64().unwrap());
+            }
+        }
+        accounts
+    }
+
+    fn remote_entry(account_id: i64) -> ParticipantEntry {
+        ParticipantEntry {
+            account_id,
+            name: format!("account {account_id}"),
+            participant: format!("m7-a{account_id}-1"),
+            standing: "member".into(),
+            connected: true,
+            microphone: false,
+            camera: false,
+            screen: false,
+            muted_by_host: false,
+            hand_raised_at: None,
+            speaking: false,
+            tracks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn lecture_viewers_on_other_nodes_reach_staff_only() {
+        use super::super::lecture::{LectureFacts, LectureMode, LectureRole};
+        let mut room = super::super::room::Room::new(7, false);
+        room.lecture = Some(LectureMode::new(LectureFacts {
+            lesson_id: 1,
+            course_id: 1,
+            presenters: HashSet::from([1, 3]),
+        }));
+        let mut presenter = add_member(&mut room, 1, LectureRole::Presenter);
+        let mut viewer = add_member(&mut room, 2, LectureRole::Viewer);
+        // Account 3 presents from another node, and account 4 watches there.
+        let part = super::super::placement::RemotePart {
+            node_id: "node-b".to_owned(),
+            media_subject: None,
+            members: vec![remote_entry(3), remote_entry(4)],
+        };
+        apply_remote(&mut room, vec![part]);
+        assert_eq!(participants_sent(&mut presenter), [3, 4]);
+        assert_eq!(participants_sent(&mut viewer), [3]);
+
+        let listed = |account_id| -> Vec<i64> {
+            let snapshot = room.snapshot(account_id, false, 0);
+            let mut accounts: Vec<i64> = snapshot
+                .participants
+                .iter()
+                .map(|entry| entry.account_id)
+                .collect();
+            accounts.sort();
+            accounts
+        };
+        assert_eq!(listed(1), [1, 2, 3, 4]);
+        assert_eq!(listed(2), [1, 2, 3]);
     }
 
     #[test]

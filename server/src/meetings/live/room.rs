@@ -280,7 +280,10 @@ impl Room {
                 .keys()
                 .filter(|account| staff || self.is_stage(**account) || **account == account_id)
                 .filter_map(|account| self.participant_entry(*account))
-                .chain(self.remote_entries())
+                .chain(
+                    self.remote_entries()
+                        .filter(|entry| staff || self.is_stage(entry.account_id)),
+                )
                 .collect(),
             lobby: if is_host {
                 self.lobby_entries()
@@ -301,7 +304,6 @@ impl Room {
     }
 
     /// Returns the entries of people on other nodes that are not also in the media here.
-    // TODO: lecture mode does not filter people on other nodes by role.
     pub fn remote_entries(&self) -> impl Iterator<Item = ParticipantEntry> + '_ {
         self.remote
             .iter()
