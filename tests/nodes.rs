@@ -9,7 +9,10 @@
 //! chosen for a meeting follows the placement bucket: the hosting node in
 //! the caller's region first, else the least loaded node of that region.
 //! A meeting spread over nodes relays media between their engines, once
-//! per track and node, and host controls reach people on other nodes.
+//! per track and node, and host controls reach people on other nodes: the
+//! host sees and admits people waiting in other nodes' lobbies, and a
+//! removal holds on every node. Lecture mode hides viewers from viewers
+//! across nodes.
 //! Background-task leases are checked on both database backends.
 //!
 //! Needs PostgreSQL (see tests/common) and NATS with JetStream on
@@ -902,18 +905,133 @@ struct Attendee {
 impl Attendee {
     /// Joins the meeting's media on `base` and waits until the peer connected.
     async fn join(base: &str, session: &Session, account_id: i64, meeting_id: i64) -> Attendee {
+        let peer = peer::Peer::new().await;
+        Attendee::join_with(base, session, account_id, meeting_id, peer).await
+    }
+
+    /// Joins the meeting's media on `base` with the given peer and waits until
+    /// the peer connected.
+    async fn join_with(
+        base: &str,
+        session: &Session,
+        account_id: i64,
+        meeting_id: i64,
+        peer: Arc<peer::Peer>,
+    ) -> Attendee {
+        let attendee = Attendee::ask(base, session, account_id, meeting_id, peer).await;
+        let reply = attendee.signal.reply("join").await;
+        attendee.enter(&reply).await
+    }
+
+    /// Opens a hub socket on `base` and sends `meeting_join` with the peer's
+    /// offer, without waiting for the reply.
+    async fn ask(
+        base: &str,
+        session: &Session,
+        account_id: i64,
+        meeting_id: i64,
+        peer: Arc<peer::Peer>,
+    ) -> Attendee {
         let signal = Signal::connect_to(base, session).await;
-        let (peer, reply) = signal.join(meeting_id, "join").await;
-        assert_eq!(reply["type"], "meeting_joined", "{reply}");
-        peer.apply_answer(reply["sdp"].as_str().unwrap()).await;
-        wait_for("the media connection", || peer.is_connected()).await;
-        let media = peer::spawn_media(peer.clone());
+        *signal.peer.lock().unwrap() = Some(peer.clone());
+        let join = json!({"type": "meeting_join", "id": "join", "meeting_id": meeting_id,
+            "sdp": peer.offer().await});
+        signal.send(join).await;
         Attendee {
             account_id,
             signal,
             peer,
-            media,
+            media: tokio::spawn(async {}),
         }
+    }
+
+    /// Applies the answer in a `meeting_joined` message, waits until the peer
+    /// connected and starts sending its media.
+    async fn enter(mut self, joined: &Value) -> Attendee {
+        assert_eq!(joined["type"], "meeting_joined", "{joined}");
+        self.peer
+            .apply_answer(joined["sdp"].as_str().unwrap())
+            .await;
+        let peer = self.peer.clone();
+        wait_for("the media connection", || peer.is_connected()).await;
+        self.media = peer::spawn_media(self.peer.clone());
+        self
+    }
+
+    /// Returns every message received so far that matches.
+    fn received(&self, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.signal
+            .inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|message| matches(message))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until the latest `meeting_lobby` message lists exactly these
+    /// accounts, in any order.
+    async fn lobby_lists(&self, accounts: &[i64]) {
+        let mut expected = accounts.to_vec();
+        expected.sort();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let latest = self
+                .received(|message| message["type"] == "meeting_lobby")
+                .pop();
+            let mut listed: Vec<i64> = latest
+                .as_ref()
+                .map(|message| {
+                    message["waiting"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|entry| entry["account_id"].as_i64().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            listed.sort();
+            if listed == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "account {} timed out waiting for the lobby {expected:?}; latest {latest:?}",
+                self.account_id
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for a message that matches among those received after the
+    /// first `seen` ones.
+    async fn wait_after(&self, seen: usize, what: &str, matches: impl Fn(&Value) -> bool) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let found = self
+                .signal
+                .inbox
+                .lock()
+                .unwrap()
+                .iter()
+                .skip(seen)
+                .any(&matches);
+            if found {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "account {} timed out waiting for {what}",
+                self.account_id
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Number of messages received so far.
+    fn seen(&self) -> usize {
+        self.signal.inbox.lock().unwrap().len()
     }
 
     /// Waits for a message that matches and returns the first such message.
@@ -1428,5 +1546,355 @@ async fn silent_nodes_delay_no_relay() {
     silent_nodes.stop();
     member.leave(meeting_id).await;
     host.leave(meeting_id).await;
+    cluster.finish().await;
+}
+
+/// Returns the account ids listed under `key` (`participants` or `lobby`)
+/// of a live snapshot, sorted.
+fn snapshot_accounts(snapshot: &Value, key: &str) -> Vec<i64> {
+    let mut accounts: Vec<i64> = snapshot[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["account_id"].as_i64().unwrap())
+        .collect();
+    accounts.sort();
+    accounts
+}
+
+/// A locked meeting with the host on node 0: people asking to join on nodes
+/// 1 and 2 wait in their node's lobby, the host sees both live and in the
+/// snapshot, denies one and admits the other, who then enters on node 1.
+/// Unlocking on node 0 reaches the person on node 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_lobby_spans_nodes() {
+    let cluster = start().await;
+    let (meeting_id, people) = meeting_with_people(&cluster).await;
+    let mut sessions = Vec::new();
+    for (username, _) in &people {
+        sessions.push(login(cluster.base(0), username).await);
+    }
+    let accounts: Vec<i64> = people.iter().map(|(_, id)| *id).collect();
+    let live = format!("/api/meetings/{meeting_id}/live");
+
+    let host = Attendee::join(cluster.base(0), &sessions[0], accounts[0], meeting_id).await;
+    post(
+        cluster.base(0),
+        &sessions[0],
+        &format!("{live}/lock"),
+        json!({}),
+    )
+    .await;
+
+    // Two members ask to join on nodes 1 and 2, and each waits there. The
+    // recorder, `accounts[1]`, would enter directly.
+    let mut asking = Vec::new();
+    for (index, node) in [(2, 1), (3, 2)] {
+        let peer = peer::Peer::new().await;
+        let attendee = Attendee::ask(
+            cluster.base(node),
+            &sessions[index],
+            accounts[index],
+            meeting_id,
+            peer,
+        )
+        .await;
+        let reply = attendee
+            .wait("the join reply", |message| message["id"] == "join")
+            .await;
+        assert_eq!(reply["type"], "meeting_waiting", "{reply}");
+        asking.push(attendee);
+    }
+    let (waiting, denied) = (asking.remove(0), asking.remove(0));
+
+    // The host on node 0 sees both, live and in the snapshot.
+    host.lobby_lists(&[accounts[2], accounts[3]]).await;
+    let snapshot = get(cluster.base(0), &sessions[0], &live).await;
+    let mut expected = vec![accounts[2], accounts[3]];
+    expected.sort();
+    assert_eq!(
+        snapshot_accounts(&snapshot, "lobby"),
+        expected,
+        "{snapshot}"
+    );
+    let entry = snapshot["lobby"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["account_id"] == accounts[2])
+        .unwrap();
+    assert!(entry["name"].as_str().is_some_and(|name| !name.is_empty()));
+    assert!(entry["since"].as_i64().is_some_and(|since| since > 0));
+
+    // Denied from node 0, the person on node 2 is turned away there.
+    post(
+        cluster.base(0),
+        &sessions[0],
+        &format!("{live}/deny"),
+        json!({"account_id": accounts[3]}),
+    )
+    .await;
+    denied
+        .wait("the denial on node 2", |message| {
+            message["type"] == "meeting_left" && message["reason"] == "denied"
+        })
+        .await;
+    host.lobby_lists(&[accounts[2]]).await;
+
+    // Admitted from node 0, the person on node 1 enters there with the
+    // offer they sent, and media flows both ways.
+    post(
+        cluster.base(0),
+        &sessions[0],
+        &format!("{live}/admit"),
+        json!({"account_id": accounts[2]}),
+    )
+    .await;
+    let joined = waiting
+        .wait("the admission on node 1", |message| {
+            message["type"] == "meeting_joined"
+        })
+        .await;
+    let admitted = waiting.enter(&joined).await;
+    admitted.receives_from(&[accounts[0]], 20).await;
+    host.receives_from(&[accounts[2]], 20).await;
+    host.lobby_lists(&[]).await;
+
+    // Admitting someone nobody has in a lobby fails.
+    let (status, body) = request(
+        reqwest::Method::POST,
+        format!("{}{live}/admit", cluster.base(0)),
+        &sessions[0],
+        Some(json!({"account_id": accounts[1]})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Unlocking on node 0 reaches the person in the media on node 1.
+    post(
+        cluster.base(0),
+        &sessions[0],
+        &format!("{live}/unlock"),
+        json!({}),
+    )
+    .await;
+    admitted
+        .wait("the unlock on node 1", |message| {
+            message["type"] == "meeting_locked" && message["locked"] == false
+        })
+        .await;
+    cluster.finish().await;
+}
+
+/// The host on node 0 removes a person in the media on node 1. Node 2,
+/// whose room of the meeting is loaded, learns of it at once: the person
+/// coming back through node 2 waits in its lobby until the host admits
+/// them. Lowering every hand on node 0 lowers a hand raised on node 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removal_reaches_every_node() {
+    let cluster = start().await;
+    let (meeting_id, people) = meeting_with_people(&cluster).await;
+    let mut sessions = Vec::new();
+    for (username, _) in &people {
+        sessions.push(login(cluster.base(0), username).await);
+    }
+    let accounts: Vec<i64> = people.iter().map(|(_, id)| *id).collect();
+    let live = format!("/api/meetings/{meeting_id}/live");
+
+    let host = Attendee::join(cluster.base(0), &sessions[0], accounts[0], meeting_id).await;
+    let removed = Attendee::join(cluster.base(1), &sessions[1], accounts[1], meeting_id).await;
+    let staying = Attendee::join(cluster.base(2), &sessions[2], accounts[2], meeting_id).await;
+    staying.receives_from(&[accounts[0], accounts[1]], 20).await;
+
+    post(
+        cluster.base(0),
+        &sessions[0],
+        &format!("{live}/remove"),
+        json!({"account_id": accounts[1]}),
+    )
+    .await;
+    removed
+        .wait("the removal on node 1", |message| {
+            message["type"] == "meeting_left" && message["reason"] == "removed"
+        })
+        .await;
+    staying
+        .wait("the removed person's departure", |message| {
+            message["type"] == "meeting_participant_left" && message["account_id"] == accounts[1]
+        })
+        .await;
+
+    // Back through node 2, the removed person waits in the lobby there.
+    let peer = peer::Peer::new().await;
+    let back = Attendee::ask(cluster.base(2), &sessions[1], accounts[1], meeting_id, peer).await;
+    let reply = back
+        .wait("the join reply", |message| message["id"] == "join")
+        .await;
+    assert_eq!(reply["type"], "meeting_waiting", "{reply}");
+    host.lobby_lists(&[accounts[1]]).await;
+
+    // Admitted from node 0, they enter on node 2.
+    post(
+        cluster.base(0),
+        &sessions[0],
+        &format!("{live}/admit"),
+        json!({"account_id": accounts[1]}),
+    )
+    .await;
+    let joined = back
+        .wait("the admission on node 2", |message| {
+            message["type"] == "meeting_joined"
+        })
+        .await;
+    let back = back.enter(&joined).await;
+    back.receives_from(&[accounts[0], accounts[2]], 20).await;
+
+    // A hand raised on node 2 goes down when the host lowers every hand.
+    let hand = json!({"type": "meeting_hand", "id": "hand", "meeting_id": meeting_id,
+        "raised": true});
+    staying.signal.send(hand).await;
+    host.wait("the raised hand on node 2", |message| {
+        message["type"] == "meeting_participant"
+            && message["participant"]["account_id"] == accounts[2]
+            && message["participant"]["hand_raised_at"].is_i64()
+    })
+    .await;
+    let seen = staying.seen();
+    post(
+        cluster.base(0),
+        &sessions[0],
+        &format!("{live}/hands/lower"),
+        json!({}),
+    )
+    .await;
+    staying
+        .wait_after(seen, "the lowered hand on node 2", |message| {
+            message["type"] == "meeting_participant"
+                && message["participant"]["account_id"] == accounts[2]
+                && message["participant"]["hand_raised_at"].is_null()
+        })
+        .await;
+    cluster.finish().await;
+}
+
+/// A live lecture spread over nodes: the lecturer on node 0, an organizer and
+/// a viewer on node 1, another viewer on node 2. Staff see everyone, but a
+/// viewer sees only the presenters and themselves, wherever the others are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lecture_hides_remote_viewers() {
+    let cluster = start().await;
+    let mut conn = cluster.store.connect().await;
+    let (meeting_id, org_id, lecturer_member): (i64, i64, i64) = sqlx::query_as(
+        "SELECT m.id, m.org_id, m.host_member FROM learning_lectures l \
+         JOIN meetings m ON m.id = l.meeting_id ORDER BY m.id LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("the demo's live lecture");
+    let accounts_of = |officers: bool| {
+        let exists = if officers { "EXISTS" } else { "NOT EXISTS" };
+        format!(
+            "SELECT a.username, a.id FROM accounts a JOIN members m ON m.id = a.member_id \
+             WHERE m.org_id = $1 AND a.member_id <> $2 AND a.disabled = 0 \
+             AND a.must_change_password = 0 AND {exists} \
+             (SELECT 1 FROM org_roles r WHERE r.member_id = a.member_id AND r.org_id = $1) \
+             ORDER BY a.id"
+        )
+    };
+    let officers: Vec<(String, i64)> = sqlx::query_as(&accounts_of(true))
+        .bind(org_id)
+        .bind(lecturer_member)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let members: Vec<(String, i64)> = sqlx::query_as(&accounts_of(false))
+        .bind(org_id)
+        .bind(lecturer_member)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let (lecturer_name, lecturer): (String, i64) =
+        sqlx::query_as("SELECT username, id FROM accounts WHERE member_id = $1")
+            .bind(lecturer_member)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(!officers.is_empty(), "the branch has an officer");
+    assert!(members.len() >= 2, "the branch has two plain members");
+    let organizer = officers[0].1;
+    let (viewer1, viewer2) = (members[0].1, members[1].1);
+    let lecturer_session = login(cluster.base(0), &lecturer_name).await;
+    let organizer_session = login(cluster.base(0), &officers[0].0).await;
+    let viewer1_session = login(cluster.base(0), &members[0].0).await;
+    let viewer2_session = login(cluster.base(0), &members[1].0).await;
+    let live = format!("/api/meetings/{meeting_id}/live");
+
+    let presenter = Attendee::join(cluster.base(0), &lecturer_session, lecturer, meeting_id).await;
+    let mut audience = Vec::new();
+    for (base, session, account, role) in [
+        (cluster.base(1), &organizer_session, organizer, "organizer"),
+        (cluster.base(1), &viewer1_session, viewer1, "viewer"),
+        (cluster.base(2), &viewer2_session, viewer2, "viewer"),
+    ] {
+        let peer = peer::Peer::receive_only().await;
+        let attendee = Attendee::join_with(base, session, account, meeting_id, peer).await;
+        let joined = attendee
+            .wait("the join reply", |message| message["id"] == "join")
+            .await;
+        assert_eq!(joined["snapshot"]["lecture"]["role"], role, "{joined}");
+        attendee.receives_from(&[lecturer], 20).await;
+        audience.push(attendee);
+    }
+    let (organizer_attendee, viewer1_attendee) = (&audience[0], &audience[1]);
+
+    // Staff see the viewer on node 2, so node 1 and node 0 know of them.
+    let arrived = |account: i64| {
+        move |message: &Value| {
+            message["type"] == "meeting_participant"
+                && message["participant"]["account_id"] == account
+        }
+    };
+    organizer_attendee
+        .wait("the viewer on node 2 at the organizer", arrived(viewer2))
+        .await;
+    presenter
+        .wait("the viewer on node 2 at the lecturer", arrived(viewer2))
+        .await;
+    let mut everyone = vec![lecturer, organizer, viewer1, viewer2];
+    everyone.sort();
+    let staff_view = get(cluster.base(1), &organizer_session, &live).await;
+    assert_eq!(
+        snapshot_accounts(&staff_view, "participants"),
+        everyone,
+        "{staff_view}"
+    );
+
+    // Each viewer sees the lecturer and themselves only.
+    for (base, session, viewer) in [
+        (cluster.base(1), &viewer1_session, viewer1),
+        (cluster.base(2), &viewer2_session, viewer2),
+    ] {
+        let snapshot = get(base, session, &live).await;
+        let mut expected = vec![lecturer, viewer];
+        expected.sort();
+        assert_eq!(
+            snapshot_accounts(&snapshot, "participants"),
+            expected,
+            "{snapshot}"
+        );
+    }
+    assert!(
+        viewer1_attendee.received(arrived(viewer2)).is_empty(),
+        "the viewer on node 1 got the entry of the viewer on node 2"
+    );
+    assert!(
+        audience[2].received(arrived(organizer)).is_empty(),
+        "the viewer on node 2 got the organizer's entry"
+    );
+    assert!(
+        audience[2].received(arrived(viewer1)).is_empty(),
+        "the viewer on node 2 got the entry of the viewer on node 1"
+    );
     cluster.finish().await;
 }

@@ -120,6 +120,7 @@ impl Server {
         Live::spawn_events(state.clone(), media_events);
         if let Some(link) = state.hub.nats() {
             Live::spawn_cascade(state.clone(), link.client().clone(), link.prefix());
+            Live::spawn_room_sync(state.clone(), link.client().clone(), link.prefix());
         }
         crate::meetings::recording::spawn_repair(state.clone());
         let router = crate::app::build(state.clone());

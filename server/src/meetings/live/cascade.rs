@@ -16,8 +16,8 @@
 //!    starts it again).
 //!
 //! So a track crosses from one node to another once, however many participants the
-//! destination has. Host controls for a participant on another node travel on the same
-//! subject (`mute`, `remove`, `end`).
+//! destination has. Host controls for a participant in another node's media or lobby
+//! travel on the same subject (`mute`, `remove`, `admit`, `deny`, `end`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -79,12 +79,16 @@ pub enum MediaRequest {
         account_id: i64,
         muted: bool,
     },
-    /// The host's removal of a participant in this node's media.
+    /// The host's removal of a participant in this node's media or lobby.
     Remove { meeting_id: i64, account_id: i64 },
     /// The host's start of an audio recording, for the node that records the meeting.
     RecordingStart { meeting_id: i64, actor: Actor },
     /// The host's stop of the audio recording this node runs.
     RecordingStop { meeting_id: i64, actor: Actor },
+    /// The host's admission of a person waiting in this node's lobby.
+    Admit { meeting_id: i64, account_id: i64 },
+    /// The host's denial of a person waiting in this node's lobby.
+    Deny { meeting_id: i64, account_id: i64 },
     /// The host ended the meeting.
     End { meeting_id: i64 },
 }
@@ -637,6 +641,20 @@ async fn handle(state: &AppState, request: MediaRequest) -> MediaReply {
         MediaRequest::RecordingStop { meeting_id, actor } => {
             recording_reply(crate::meetings::recording::stop_here(state, &actor, meeting_id).await)
         }
+        MediaRequest::Admit {
+            meeting_id,
+            account_id,
+        } => control_reply(
+            super::control::admit_here(state, meeting_id, account_id).await,
+            account_id,
+        ),
+        MediaRequest::Deny {
+            meeting_id,
+            account_id,
+        } => control_reply(
+            super::control::deny_here(state, meeting_id, account_id).await,
+            account_id,
+        ),
         MediaRequest::End { meeting_id } => {
             let accounts = live.close(meeting_id, LeftReason::Ended).await;
             for account in accounts {
@@ -731,8 +749,9 @@ pub async fn send_relay_offer(state: AppState, participant: ParticipantId, sdp: 
     }
 }
 
-/// Sends a host control to the node whose media has the participant, when it is not
-/// this node. Returns false when no other node lists the participant.
+/// Sends a host control to the node whose media or lobby has the participant, when it
+/// is not this node. Returns false when no other node lists the participant, or the
+/// node that lists them no longer has them.
 pub async fn forward_control(
     live: &Live,
     meeting_id: i64,
@@ -745,7 +764,10 @@ pub async fn forward_control(
     let Some(subject) = parts
         .iter()
         .rev()
-        .find(|part| part.members.iter().any(|m| m.account_id == account_id))
+        .find(|part| {
+            part.members.iter().any(|m| m.account_id == account_id)
+                || part.lobby.iter().any(|w| w.account_id == account_id)
+        })
         .and_then(|part| part.media_subject.clone())
     else {
         return Ok(false);
@@ -779,15 +801,24 @@ pub async fn forward_end(live: &Live, meeting_id: i64) {
 }
 
 /// Tells the local participants what changed in the other nodes' part of the
-/// participant list, and keeps it for snapshots. `parts` come oldest write first,
-/// so someone listed twice keeps the entry of the node written last. In lecture mode
-/// only the staff hear about people on other nodes who are not on stage.
+/// participant list, and the host what changed in their lobbies, and keeps both for
+/// snapshots. `parts` come oldest write first, so someone listed twice keeps the
+/// entry of the node written last. In lecture mode a viewer hears only of presenters
+/// and the floor holder, as for local members.
 pub fn apply_remote(room: &mut super::room::Room, parts: Vec<super::placement::RemotePart>) {
     let mut remote = BTreeMap::new();
+    let mut remote_lobby = BTreeMap::new();
     for part in parts {
         for member in part.members {
             remote.insert(member.account_id, (part.node_id.clone(), member));
         }
+        for waiting in part.lobby {
+            remote_lobby.insert(waiting.account_id, (part.node_id.clone(), waiting));
+        }
+    }
+    if room.remote_lobby != remote_lobby {
+        room.remote_lobby = remote_lobby;
+        room.send_lobby();
     }
     let meeting_id = room.meeting_id;
     for (account, (_, entry)) in &remote {
@@ -920,6 +951,7 @@ mod tests {
             node_id: "node-b".to_owned(),
             media_subject: None,
             members: vec![remote_entry(3), remote_entry(4)],
+            lobby: Vec::new(),
         };
         apply_remote(&mut room, vec![part]);
         assert_eq!(participants_sent(&mut presenter), [3, 4]);

@@ -13,6 +13,8 @@ use utoipa_axum::routes;
 use super::cascade::{MediaRequest, forward_control, forward_end};
 use super::decisions;
 use super::protocol::{LeftReason, LiveMessage, Snapshot};
+use super::room::Room;
+use super::room_sync::Notice;
 use super::signal::{check_open, enter};
 use super::{record_joined, record_left, room_id, sfu_error};
 use crate::audit;
@@ -128,8 +130,8 @@ async fn snapshot(
     Ok(ApiJson(snapshot))
 }
 
-/// Admits a person from the lobby into the media: their waiting page gets
-/// `meeting_joined` with the answer to the offer it sent.
+/// Admits a person from the lobby, on this node or another, into the media: their
+/// waiting page gets `meeting_joined` with the answer to the offer it sent.
 #[utoipa::path(post, path = "/api/meetings/{id}/live/admit", tag = "meetings",
     params(("id" = i64, Path, description = "Meeting id")), request_body = Target,
     responses((status = 204, description = "Admitted"), (status = 403, body = ErrorBody),
@@ -142,29 +144,50 @@ async fn admit(
 ) -> AppResult<StatusCode> {
     let access = host_access(&state, &caller, id).await?;
     check_open(&access)?;
-    let room = state
-        .live
-        .room(id)
-        .ok_or_else(|| waiting_not_found(target.account_id))?;
+    let account = target.account_id;
+    let request = MediaRequest::Admit {
+        meeting_id: id,
+        account_id: account,
+    };
+    let done = admit_here(&state, id, account).await?
+        || forward_control(&state.live, id, account, request).await?;
+    if !done {
+        return Err(waiting_not_found(account));
+    }
+    audit_control(
+        &state,
+        &caller,
+        "meeting.admit",
+        id,
+        json!({"account_id": account}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Admits a person waiting in this node's lobby; returns false when they do not wait
+/// here.
+pub(super) async fn admit_here(state: &AppState, id: i64, account: i64) -> AppResult<bool> {
+    let Some(room) = state.live.room(id) else {
+        return Ok(false);
+    };
     let mut room = room.lock().await;
     if room.closed {
-        return Err(waiting_not_found(target.account_id));
+        return Ok(false);
     }
-    let waiting = room
-        .lobby
-        .remove(&target.account_id)
-        .ok_or_else(|| waiting_not_found(target.account_id))?;
-    room.admitted.insert(target.account_id);
-    room.removed.remove(&target.account_id);
-    decisions::save(&state, &room, target.account_id).await;
+    let Some(waiting) = room.lobby.remove(&account) else {
+        return Ok(false);
+    };
+    room.admitted.insert(account);
+    room.removed.remove(&account);
+    decisions::save(state, &room, account).await;
     room.notify_lobby();
 
     let link = waiting.link.clone();
-    match enter(&state, &mut room, &link, waiting.standing, waiting.offer).await {
+    match enter(state, &mut room, &link, waiting.standing, waiting.offer).await {
         Ok(entered) => {
-            let seq = super::chat::head(&state, id).await.unwrap_or(0);
-            let snapshot =
-                room.snapshot(target.account_id, waiting.standing == Standing::Host, seq);
+            let seq = super::chat::head(state, id).await.unwrap_or(0);
+            let snapshot = room.snapshot(account, waiting.standing == Standing::Host, seq);
             link.send(&LiveMessage::MeetingJoined {
                 id: waiting.request_id,
                 meeting_id: id,
@@ -172,16 +195,16 @@ async fn admit(
                 sdp: entered.sdp,
                 snapshot,
             });
-            let on_roll = room.is_staff(target.account_id);
+            let on_roll = room.is_staff(account);
             drop(room);
             if !entered.replaced && on_roll {
-                record_joined(&state, id, target.account_id).await;
+                record_joined(state, id, account).await;
             }
         }
         Err(error) => {
             // The stored offer no longer applies; the page joins again and, being
             // admitted, enters directly.
-            tracing::warn!(meeting_id = id, account_id = target.account_id, %error, "admitted offer failed");
+            tracing::warn!(meeting_id = id, account_id = account, %error, "admitted offer failed");
             link.send(&LiveMessage::MeetingLeft {
                 id: None,
                 meeting_id: id,
@@ -189,15 +212,7 @@ async fn admit(
             });
         }
     }
-    audit_control(
-        &state,
-        &caller,
-        "meeting.admit",
-        id,
-        json!({"account_id": target.account_id}),
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(true)
 }
 
 fn waiting_not_found(account_id: i64) -> AppError {
@@ -207,7 +222,7 @@ fn waiting_not_found(account_id: i64) -> AppError {
     )
 }
 
-/// Turns a person in the lobby away.
+/// Turns a person in the lobby, on this node or another, away.
 #[utoipa::path(post, path = "/api/meetings/{id}/live/deny", tag = "meetings",
     params(("id" = i64, Path, description = "Meeting id")), request_body = Target,
     responses((status = 204, description = "Denied"), (status = 403, body = ErrorBody),
@@ -219,31 +234,44 @@ async fn deny(
     ApiJson(target): ApiJson<Target>,
 ) -> AppResult<StatusCode> {
     host_access(&state, &caller, id).await?;
-    let room = state
-        .live
-        .room(id)
-        .ok_or_else(|| waiting_not_found(target.account_id))?;
+    let account = target.account_id;
+    let request = MediaRequest::Deny {
+        meeting_id: id,
+        account_id: account,
+    };
+    let done = deny_here(&state, id, account).await?
+        || forward_control(&state.live, id, account, request).await?;
+    if !done {
+        return Err(waiting_not_found(account));
+    }
+    audit_control(
+        &state,
+        &caller,
+        "meeting.deny",
+        id,
+        json!({"account_id": account}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Turns away a person waiting in this node's lobby; returns false when they do not
+/// wait here.
+pub(super) async fn deny_here(state: &AppState, id: i64, account: i64) -> AppResult<bool> {
+    let Some(room) = state.live.room(id) else {
+        return Ok(false);
+    };
     let mut room = room.lock().await;
-    let waiting = room
-        .lobby
-        .remove(&target.account_id)
-        .ok_or_else(|| waiting_not_found(target.account_id))?;
+    let Some(waiting) = room.lobby.remove(&account) else {
+        return Ok(false);
+    };
     waiting.link.send(&LiveMessage::MeetingLeft {
         id: None,
         meeting_id: id,
         reason: LeftReason::Denied,
     });
     room.notify_lobby();
-    drop(room);
-    audit_control(
-        &state,
-        &caller,
-        "meeting.deny",
-        id,
-        json!({"account_id": target.account_id}),
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(true)
 }
 
 /// Mutes a participant: the server forwards none of their audio until the host sets
@@ -370,14 +398,41 @@ async fn remove(
 }
 
 /// Removes a person from this node's media or lobby; returns false when they are in
-/// neither.
-// TODO: another node whose room is already loaded learns of the removal only from
-// the stored decisions when it loads the room again.
+/// neither. The stored decision reaches the other nodes, so the person waits in the
+/// lobby wherever they come back.
 pub(super) async fn remove_here(state: &AppState, id: i64, account: i64) -> AppResult<bool> {
     let Some(room) = state.live.room(id) else {
         return Ok(false);
     };
     let mut room = room.lock().await;
+    let from = send_away(state, &mut room, account).await;
+    if from == RemovedFrom::Nowhere {
+        return Ok(false);
+    }
+    room.removed.insert(account);
+    room.admitted.remove(&account);
+    decisions::save(state, &room, account).await;
+    drop(room);
+    tracing::info!(meeting_id = id, account_id = account, "removed by the host");
+    if from == RemovedFrom::Media {
+        record_left(state, id, account).await;
+    }
+    Ok(true)
+}
+
+/// The part of this node's room that a removed person was taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RemovedFrom {
+    Nowhere,
+    Lobby,
+    Media,
+}
+
+/// Takes a removed person out of this node's media and lobby and sends them
+/// `meeting_left`. The caller records the leave from the media once the room is
+/// unlocked.
+pub(super) async fn send_away(state: &AppState, room: &mut Room, account: i64) -> RemovedFrom {
+    let id = room.meeting_id;
     let message = LiveMessage::MeetingLeft {
         id: None,
         meeting_id: id,
@@ -385,31 +440,24 @@ pub(super) async fn remove_here(state: &AppState, id: i64, account: i64) -> AppR
     };
     let member = room.take_member(account);
     let waiting = room.lobby.remove(&account);
-    if member.is_none() && waiting.is_none() {
-        return Ok(false);
-    }
-    room.removed.insert(account);
-    room.admitted.remove(&account);
-    decisions::save(state, &room, account).await;
-    if let Some(waiting) = waiting {
+    if let Some(waiting) = &waiting {
         waiting.link.send(&message);
         room.notify_lobby();
     }
-    if let Some(member) = &member {
-        state.live.drop_participant(id, &member.participant).await;
-        if room.speaker == Some(account) {
-            room.speaker = None;
-        }
-        member.link.send(&message);
-        room.broadcast_left(account, member.participant.0.clone());
-        room.forget_lecture_member(account);
+    let Some(member) = member else {
+        return match waiting {
+            Some(_) => RemovedFrom::Lobby,
+            None => RemovedFrom::Nowhere,
+        };
+    };
+    state.live.drop_participant(id, &member.participant).await;
+    if room.speaker == Some(account) {
+        room.speaker = None;
     }
-    drop(room);
-    tracing::info!(meeting_id = id, account_id = account, "removed by the host");
-    if member.is_some() {
-        record_left(state, id, account).await;
-    }
-    Ok(true)
+    member.link.send(&message);
+    room.broadcast_left(account, member.participant.0.clone());
+    room.forget_lecture_member(account);
+    RemovedFrom::Media
 }
 
 /// Locks the meeting: from now on everyone but the host and the recorder waits in the
@@ -452,6 +500,12 @@ async fn set_locked(state: &AppState, caller: &Caller, id: i64, locked: bool) ->
         meeting_id: id,
         locked,
     });
+    drop(room);
+    state
+        .live
+        .room_sync
+        .publish(id, Notice::Locked { locked })
+        .await;
     Ok(())
 }
 
@@ -479,7 +533,7 @@ async fn end(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Lowers one person's raised hand, or everyone's.
+/// Lowers one person's raised hand, or everyone's, on every node.
 #[utoipa::path(post, path = "/api/meetings/{id}/live/hands/lower", tag = "meetings",
     params(("id" = i64, Path, description = "Meeting id")), request_body = LowerHands,
     responses((status = 204, description = "Lowered"), (status = 403, body = ErrorBody),
@@ -491,20 +545,30 @@ async fn lower_hands(
     ApiJson(body): ApiJson<LowerHands>,
 ) -> AppResult<StatusCode> {
     host_access(&state, &caller, id).await?;
+    lower_hands_here(&state, id, body.account_id).await;
+    let notice = Notice::HandsLowered {
+        account_id: body.account_id,
+    };
+    state.live.room_sync.publish(id, notice).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lowers the raised hands stored in this node's room: one account's, or everyone's
+/// when `account_id` is `None`.
+pub(super) async fn lower_hands_here(state: &AppState, id: i64, account_id: Option<i64>) {
     let Some(room) = state.live.room(id) else {
-        return Ok(StatusCode::NO_CONTENT);
+        return;
     };
     let mut room = room.lock().await;
     let lowered: Vec<i64> = room
         .hands
         .keys()
         .copied()
-        .filter(|account| body.account_id.is_none_or(|target| target == *account))
+        .filter(|account| account_id.is_none_or(|target| target == *account))
         .collect();
     for account in lowered {
         room.hands.remove(&account);
-        decisions::save(&state, &room, account).await;
+        decisions::save(state, &room, account).await;
         room.broadcast_participant(account);
     }
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,13 +1,16 @@
 //! Host decisions (admitted, removed, muted) and raised hands of live meetings, kept in
 //! `meeting_live_decisions` so that a restarted server still applies them. The room's
 //! sets stay the working copy. Each change is written through while the room is locked,
-//! so the stored rows follow the order of the changes.
+//! so the stored rows follow the order of the changes, and then announced to the other
+//! nodes (see [`super::room_sync`]).
 
 use std::collections::{BTreeMap, HashSet};
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::room::Room;
+use super::room_sync::Notice;
 use crate::error::AppResult;
 use crate::state::AppState;
 
@@ -30,6 +33,23 @@ pub async fn load(state: &AppState, meeting_id: i64) -> AppResult<Stored> {
     .bind(meeting_id)
     .fetch_all(&state.db.pool)
     .await?;
+    collect(rows)
+}
+
+/// Reads the stored decisions and raised hand of one account in a meeting.
+pub async fn load_account(state: &AppState, meeting_id: i64, account_id: i64) -> AppResult<Stored> {
+    let rows = sqlx::query(
+        "SELECT account_id, admitted, removed, muted, hand_raised_at \
+         FROM meeting_live_decisions WHERE meeting_id = $1 AND account_id = $2",
+    )
+    .bind(meeting_id)
+    .bind(account_id)
+    .fetch_all(&state.db.pool)
+    .await?;
+    collect(rows)
+}
+
+fn collect(rows: Vec<AnyRow>) -> AppResult<Stored> {
     let mut stored = Stored::default();
     for row in rows {
         let account: i64 = row.try_get("account_id")?;
@@ -49,17 +69,24 @@ pub async fn load(state: &AppState, meeting_id: i64) -> AppResult<Stored> {
     Ok(stored)
 }
 
-/// Writes the room's current decisions and hand of one account. A failed write is
-/// logged and not returned: the room has already applied the change, and it stays in
-/// force until the server restarts.
+/// Writes the room's current decisions and hand of one account, and publishes a notice
+/// so that the other nodes read them again. A failed write is logged and not returned: the room has already
+/// applied the change, and it stays in force on this node until the server restarts.
 pub async fn save(state: &AppState, room: &Room, account_id: i64) {
-    if let Err(error) = write(state, room, account_id).await {
-        tracing::error!(
+    match write(state, room, account_id).await {
+        Ok(()) => {
+            state
+                .live
+                .room_sync
+                .publish(room.meeting_id, Notice::Decision { account_id })
+                .await
+        }
+        Err(error) => tracing::error!(
             meeting_id = room.meeting_id,
             account_id,
             %error,
             "storing a live decision failed"
-        );
+        ),
     }
 }
 

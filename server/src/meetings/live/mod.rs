@@ -11,17 +11,20 @@
 //! - Host controls act on the engine, not only on the pages: a muted participant's audio
 //!   is not forwarded, a removed participant is dropped from the engine at once.
 //! - Live state is kept in memory per meeting. Its lock is held across engine calls, and
-//!   across database calls only on the host's control routes and when a join that
-//!   replaced a participant fails.
+//!   across database calls only on the host's control routes, while a host decision or
+//!   raised hand is written or read again, and when a join that replaced a participant
+//!   fails.
 //!
 //! Host decisions (admitted, removed, muted) and raised hands are written through to the
 //! database (`decisions`) and read back when a room is created, or reused while empty,
 //! so they survive a restart and a move to another node. A meeting's entry leaves memory
 //! only when the host ends it or the server stops. Each node runs its own engine. With
 //! NATS, the engines of the nodes where a meeting has participants relay its tracks to
-//! each other (`cascade`), and each node shares its part of the participant list through
-//! `placement`. A room page gets its node from `placement`, and from `liveness` after
-//! its node died.
+//! each other (`cascade`), and each node shares its part of the participant list and its
+//! lobby through `placement`. Host controls for a person on another node go to that
+//! node (`cascade`), and every decision, raised hand and lock change reaches the other
+//! nodes that have the meeting's room loaded (`room_sync`). A room page gets its node
+//! from `placement`, and from `liveness` after its node died.
 
 pub mod cascade;
 pub mod chat;
@@ -35,6 +38,7 @@ pub mod placement;
 mod placement_chunks;
 pub mod protocol;
 pub mod room;
+pub mod room_sync;
 pub mod signal;
 pub mod turn;
 
@@ -122,6 +126,8 @@ pub struct Live {
     placement: Arc<Placement>,
     /// Relays between this node's engine and the other nodes'.
     pub cascade: cascade::Cascade,
+    /// Sender of the changes the other nodes apply to their rooms.
+    pub room_sync: room_sync::RoomSync,
     /// Generation of the latest engine room, so a relay into a closed room is noticed.
     next_engine_epoch: AtomicU64,
     /// Liveness checks of other nodes, set once NATS is linked.
@@ -152,6 +158,7 @@ impl Live {
             recorders: Default::default(),
             placement: Arc::new(Placement::new(config)),
             cascade: cascade::Cascade::new(config.node_id.clone(), media.bind),
+            room_sync: room_sync::RoomSync::new(config.node_id.clone()),
             next_engine_epoch: AtomicU64::new(0),
             liveness: std::sync::OnceLock::new(),
         };
@@ -185,6 +192,15 @@ impl Live {
         tokio::spawn(cascade::serve(state, client, subject))
     }
 
+    /// Starts applying the room notices of other nodes and sending this node's.
+    pub fn spawn_room_sync(
+        state: AppState,
+        client: async_nats::Client,
+        prefix: &str,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(room_sync::serve(state, client, prefix.to_owned()))
+    }
+
     /// Starts replying to liveness requests from other nodes, and the sweep that
     /// removes media connection rows of nodes that are gone.
     pub fn spawn_liveness(
@@ -215,20 +231,21 @@ impl Live {
         &self.placement
     }
 
-    /// Returns the entries of the participants in this node's media per meeting,
-    /// leaving out meetings with none.
-    pub async fn local_entries(&self) -> HashMap<i64, Vec<protocol::ParticipantEntry>> {
+    /// Returns the entries of the participants in this node's media and lobby per
+    /// meeting, leaving out meetings with nobody in either.
+    pub async fn local_entries(&self) -> HashMap<i64, placement::LocalPart> {
         let rooms: Vec<_> = self.rooms_map().values().cloned().collect();
         let mut entries = HashMap::new();
         for room in rooms {
             let room = room.lock().await;
-            if !room.members.is_empty() {
+            if !room.is_empty() {
                 let members = room
                     .members
                     .keys()
                     .filter_map(|account| room.participant_entry(*account))
                     .collect();
-                entries.insert(room.meeting_id, members);
+                let lobby = room.local_lobby_entries();
+                entries.insert(room.meeting_id, placement::LocalPart { members, lobby });
             }
         }
         entries

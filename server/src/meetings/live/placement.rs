@@ -5,8 +5,10 @@
 //! - `node.{node_id}`: the node's URL, media region and total participants
 //!   in its media, written every heartbeat while the node runs;
 //! - `meeting.{meeting_id}.{node_id}`: the same with the participants of
-//!   that meeting on that node, and their entries as the participant list
-//!   shows them, written while it has any and deleted when the last one leaves;
+//!   that meeting on that node, their entries as the participant list shows
+//!   them, and the entries of the people waiting in that node's lobby. It is
+//!   written while the node has anyone in the media or the lobby, and deleted
+//!   when the last one leaves;
 //! - `members.{meeting_id}.{node_id}.{index}`: chunks of that participant list
 //!   when it is too large for one value (see [`super::placement_chunks`]).
 //!
@@ -36,7 +38,7 @@ use utoipa_axum::routes;
 
 use super::Live;
 use super::placement_chunks::{self, MemberChunk, MemberChunks, Pending, chunk_key};
-use super::protocol::ParticipantEntry;
+use super::protocol::{ParticipantEntry, WaitingEntry};
 use crate::config::{Config, NodeSelection, valid_node_id, valid_region};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::hub::kv_lease::{self, Leased};
@@ -77,6 +79,16 @@ pub struct PlacementValue {
     /// Chunks holding the participant list in place of `members`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_chunks: Option<MemberChunks>,
+    /// People waiting in this node's lobby of the meeting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lobby: Vec<WaitingEntry>,
+}
+
+/// This node's part of one meeting, as its `meeting.` entry lists it.
+#[derive(Debug, Clone, Default)]
+pub struct LocalPart {
+    pub members: Vec<ParticipantEntry>,
+    pub lobby: Vec<WaitingEntry>,
 }
 
 /// Another node's part of a meeting, as its placement entry shows it.
@@ -85,6 +97,7 @@ pub struct RemotePart {
     pub node_id: String,
     pub media_subject: Option<String>,
     pub members: Vec<ParticipantEntry>,
+    pub lobby: Vec<WaitingEntry>,
 }
 
 /// The response of `GET /api/meetings/{id}/node`.
@@ -242,6 +255,7 @@ impl Placement {
                         node_id: value.node.node_id.clone(),
                         media_subject: value.media_subject.clone(),
                         members: value.members.clone(),
+                        lobby: value.lobby.clone(),
                     };
                     (written, part)
                 })
@@ -420,22 +434,22 @@ impl Placement {
         self.write_entries(store, members, written, max_value).await
     }
 
-    /// Writes the entries of the given participants per meeting, in values of at
-    /// most `max_value` bytes, and deletes entries and chunks no longer needed.
+    /// Writes this node's part of each meeting, in values of at most `max_value`
+    /// bytes, and deletes entries and chunks no longer needed.
     async fn write_entries(
         &self,
         store: &kv::Store,
-        members: HashMap<i64, Vec<ParticipantEntry>>,
+        parts: HashMap<i64, LocalPart>,
         written: &mut Written,
         max_value: usize,
     ) -> Result<(), String> {
-        let total = members.values().map(|members| members.len() as u64).sum();
-        let node = self.value(total, Vec::new(), None);
+        let total = parts.values().map(|part| part.members.len() as u64).sum();
+        let node = self.value(total, LocalPart::default(), None);
         put(store, node_key(&self.this.node_id), &node).await?;
-        let meetings: HashSet<i64> = members.keys().copied().collect();
-        for (meeting_id, members) in members {
+        let meetings: HashSet<i64> = parts.keys().copied().collect();
+        for (meeting_id, part) in parts {
             let chunks = self
-                .write_meeting(store, meeting_id, members, written, max_value)
+                .write_meeting(store, meeting_id, part, written, max_value)
                 .await?;
             let before = written.chunks.insert(meeting_id, chunks).unwrap_or(0);
             self.delete_chunks(store, meeting_id, chunks..before)
@@ -466,13 +480,13 @@ impl Placement {
         &self,
         store: &kv::Store,
         meeting_id: i64,
-        members: Vec<ParticipantEntry>,
+        part: LocalPart,
         written: &mut Written,
         max_value: usize,
     ) -> Result<usize, String> {
         let key = meeting_key(meeting_id, &self.this.node_id);
-        let participants = members.len() as u64;
-        let mut entry = self.value(participants, members, None);
+        let participants = part.members.len() as u64;
+        let mut entry = self.value(participants, part, None);
         let value = serde_json::to_vec(&entry).map_err(|error| error.to_string())?;
         if value.len() <= max_value {
             put_value(store, key, value).await?;
@@ -511,7 +525,7 @@ impl Placement {
     fn value(
         &self,
         participants: u64,
-        members: Vec<ParticipantEntry>,
+        part: LocalPart,
         member_chunks: Option<MemberChunks>,
     ) -> PlacementValue {
         PlacementValue {
@@ -520,8 +534,9 @@ impl Placement {
                 ..self.this.clone()
             },
             media_subject: self.media_subject.get().cloned(),
-            members,
+            members: part.members,
             member_chunks,
+            lobby: part.lobby,
         }
     }
 
@@ -781,6 +796,14 @@ mod tests {
     use super::super::placement_chunks::tests::viewer;
     use super::*;
 
+    /// A node's part of a meeting with people in the media and no one waiting.
+    fn members_only(members: Vec<ParticipantEntry>) -> LocalPart {
+        LocalPart {
+            members,
+            lobby: Vec::new(),
+        }
+    }
+
     fn entry(node_id: &str, region: &str, participants: u64) -> NodeEntry {
         NodeEntry {
             node_id: node_id.to_owned(),
@@ -912,7 +935,11 @@ mod tests {
         let now = Instant::now();
         let entry_key = meeting_key(7, "lecture");
         let chunked = |generation, count| {
-            let value = writer.value(3, Vec::new(), Some(MemberChunks { generation, count }));
+            let value = writer.value(
+                3,
+                LocalPart::default(),
+                Some(MemberChunks { generation, count }),
+            );
             serde_json::to_vec(&value).unwrap()
         };
         let chunk = |generation, accounts: &[i64]| {
@@ -921,7 +948,7 @@ mod tests {
             chunks.remove(0)
         };
         let put = kv::Operation::Put;
-        let first = writer.value(1, vec![viewer(1)], None);
+        let first = writer.value(1, members_only(vec![viewer(1)]), None);
         let first = serde_json::to_vec(&first).unwrap();
         assert_eq!(reader.apply(&entry_key, put, &first, now), Some(7));
         assert_eq!(members_of(&reader, 7), [1]);
@@ -996,7 +1023,10 @@ mod tests {
 
         let viewers: Vec<ParticipantEntry> = (1..=20_000).map(viewer).collect();
         let small: Vec<ParticipantEntry> = (1..=3).map(viewer).collect();
-        let members = HashMap::from([(7, viewers.clone()), (8, small.clone())]);
+        let members = HashMap::from([
+            (7, members_only(viewers.clone())),
+            (8, members_only(small.clone())),
+        ]);
         writer
             .write_entries(&store, members, &mut written, max_value)
             .await
@@ -1021,7 +1051,7 @@ mod tests {
 
         // Fewer viewers take fewer chunks, and the ones left over are deleted.
         let fewer: Vec<ParticipantEntry> = viewers[..5_000].to_vec();
-        let members = HashMap::from([(7, fewer.clone())]);
+        let members = HashMap::from([(7, members_only(fewer.clone()))]);
         writer
             .write_entries(&store, members, &mut written, max_value)
             .await

@@ -151,12 +151,15 @@ pub struct ParticipantEntry {
     pub tracks: Vec<TrackEntry>,
 }
 
-/// Someone waiting in the lobby, as the host sees them.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// Someone waiting in the lobby, as the host sees them. Nodes also share their own
+/// lobby's entries through the placement bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WaitingEntry {
     pub account_id: i64,
     pub name: String,
-    pub standing: &'static str,
+    /// `host`, `recorder`, `invitee`, `member` or `outsider`.
+    #[schema(value_type = String)]
+    pub standing: Cow<'static, str>,
     /// Unix milliseconds when they arrived.
     pub since: i64,
 }

@@ -119,6 +119,10 @@ pub struct Room {
     /// People in the media on other nodes by account, with the node of each, as those
     /// nodes' placement entries list them.
     pub remote: BTreeMap<i64, (String, ParticipantEntry)>,
+    /// People waiting in the lobby on other nodes by account, with the node of each, as
+    /// those nodes' placement entries list them. The host admits or denies them through
+    /// their node.
+    pub remote_lobby: BTreeMap<i64, (String, WaitingEntry)>,
     /// Told when a member's entry changes, so the other nodes see it.
     pub placement: Option<Arc<Placement>>,
 }
@@ -141,6 +145,7 @@ impl Room {
             mixed_audio: None,
             lecture: None,
             remote: BTreeMap::new(),
+            remote_lobby: BTreeMap::new(),
             placement: None,
         }
     }
@@ -164,7 +169,27 @@ impl Room {
         self.hands = stored.hands;
     }
 
-    /// Checks that the media and the lobby are empty.
+    /// Replaces one account's host decisions and raised hand with the stored ones.
+    pub fn restore_account(&mut self, account_id: i64, stored: &Stored) {
+        let flags = [
+            (&mut self.admitted, &stored.admitted),
+            (&mut self.removed, &stored.removed),
+            (&mut self.muted, &stored.muted),
+        ];
+        for (set, stored) in flags {
+            if stored.contains(&account_id) {
+                set.insert(account_id);
+            } else {
+                set.remove(&account_id);
+            }
+        }
+        match stored.hands.get(&account_id) {
+            Some(raised_at) => self.hands.insert(account_id, *raised_at),
+            None => self.hands.remove(&account_id),
+        };
+    }
+
+    /// Checks that this node's media and lobby are empty.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty() && self.lobby.is_empty()
     }
@@ -247,16 +272,34 @@ impl Room {
         })
     }
 
-    pub fn lobby_entries(&self) -> Vec<WaitingEntry> {
+    /// Returns the entries of the people waiting in this node's lobby.
+    pub fn local_lobby_entries(&self) -> Vec<WaitingEntry> {
         self.lobby
             .iter()
             .map(|(account_id, waiting)| WaitingEntry {
                 account_id: *account_id,
                 name: waiting.link.name.clone(),
-                standing: standing_name(waiting.standing),
+                standing: standing_name(waiting.standing).into(),
                 since: waiting.since,
             })
             .collect()
+    }
+
+    /// Returns the whole lobby as the host gets it: this node's and the other nodes',
+    /// in order of arrival. Someone waiting here too, or already in the media here, is
+    /// listed once, from this node.
+    pub fn lobby_entries(&self) -> Vec<WaitingEntry> {
+        let mut entries = self.local_lobby_entries();
+        entries.extend(
+            self.remote_lobby
+                .iter()
+                .filter(|(account, _)| {
+                    !self.lobby.contains_key(account) && !self.members.contains_key(account)
+                })
+                .map(|(_, (_, entry))| entry.clone()),
+        );
+        entries.sort_by_key(|entry| (entry.since, entry.account_id));
+        entries
     }
 
     /// Builds the live state as `account_id` may see it: the lobby only for the host,
@@ -304,6 +347,7 @@ impl Room {
     }
 
     /// Returns the entries of people on other nodes that are not also in the media here.
+    /// Callers apply the lecture's role filter, as for local members.
     pub fn remote_entries(&self) -> impl Iterator<Item = ParticipantEntry> + '_ {
         self.remote
             .iter()
@@ -350,8 +394,15 @@ impl Room {
         );
     }
 
-    /// Sends the lobby to the host's connections in the media.
+    /// Shares a change of this node's lobby with the other nodes and sends the lobby to
+    /// the host's connections in the media.
     pub fn notify_lobby(&self) {
+        self.entries_changed();
+        self.send_lobby();
+    }
+
+    /// Sends the whole lobby to the host's connections in the media.
+    pub fn send_lobby(&self) {
         let message = LiveMessage::MeetingLobby {
             meeting_id: self.meeting_id,
             waiting: self.lobby_entries(),
@@ -394,6 +445,101 @@ mod tests {
         assert_eq!(entry(Standing::Invitee, true, &none), Entry::Lobby);
         assert_eq!(entry(Standing::Member, true, &none), Entry::Lobby);
         assert_eq!(entry(Standing::Outsider, true, &none), Entry::Lobby);
+    }
+
+    fn remote_entry(account_id: i64) -> ParticipantEntry {
+        ParticipantEntry {
+            account_id,
+            name: format!("person {account_id}"),
+            participant: format!("m1-a{account_id}-1"),
+            standing: "member".into(),
+            connected: true,
+            microphone: false,
+            camera: false,
+            screen: false,
+            muted_by_host: false,
+            hand_raised_at: None,
+            speaking: false,
+            tracks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn lecture_snapshot_filters_remote_viewers() {
+        let mut room = Room::new(1, false);
+        room.lecture = Some(super::super::lecture::LectureMode::new(
+            super::super::lecture::LectureFacts {
+                lesson_id: 1,
+                course_id: 1,
+                presenters: HashSet::from([10]),
+            },
+        ));
+        for account in [10, 20, 30] {
+            room.remote
+                .insert(account, ("node-2".to_owned(), remote_entry(account)));
+        }
+        let listed = |snapshot: Snapshot| -> Vec<i64> {
+            snapshot
+                .participants
+                .iter()
+                .map(|entry| entry.account_id)
+                .collect()
+        };
+        // A viewer, who has no staff role, gets the presenter only.
+        assert_eq!(listed(room.snapshot(40, false, 0)), vec![10]);
+        // Staff see everyone.
+        if let Some(lecture) = room.lecture.as_mut() {
+            lecture
+                .roles
+                .insert(40, super::super::lecture::LectureRole::Organizer);
+        }
+        assert_eq!(listed(room.snapshot(40, false, 0)), vec![10, 20, 30]);
+    }
+
+    #[test]
+    fn lobby_merges_remote_entries_by_arrival() {
+        let mut room = Room::new(1, true);
+        for (account, since) in [(7, 300), (5, 100), (9, 200)] {
+            let entry = WaitingEntry {
+                account_id: account,
+                name: format!("person {account}"),
+                standing: "member".into(),
+                since,
+            };
+            room.remote_lobby
+                .insert(account, ("node-1".to_owned(), entry));
+        }
+        let order: Vec<i64> = room
+            .lobby_entries()
+            .iter()
+            .map(|entry| entry.account_id)
+            .collect();
+        assert_eq!(order, vec![5, 9, 7]);
+        assert!(room.local_lobby_entries().is_empty());
+        // Only the host gets the lobby.
+        assert_eq!(room.snapshot(1, true, 0).lobby.len(), 3);
+        assert!(room.snapshot(2, false, 0).lobby.is_empty());
+    }
+
+    #[test]
+    fn restore_account_replaces_one_row() {
+        let mut room = Room::new(1, false);
+        room.removed.insert(3);
+        room.muted.insert(4);
+        room.hands.insert(3, 50);
+        let stored = Stored {
+            admitted: HashSet::from([3]),
+            removed: HashSet::new(),
+            muted: HashSet::from([3]),
+            hands: BTreeMap::new(),
+        };
+        room.restore_account(3, &stored);
+        assert!(room.admitted.contains(&3));
+        assert!(!room.removed.contains(&3));
+        assert!(room.muted.contains(&3));
+        assert!(!room.hands.contains_key(&3));
+        // Other accounts keep their decisions.
+        assert!(room.muted.contains(&4));
     }
 
     #[test]
