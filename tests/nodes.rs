@@ -1259,10 +1259,11 @@ async fn meeting_media_relays_between_nodes() {
 /// [`peer::TONE_HZ`] and not a harmonic of it.
 const OTHER_HZ: f32 = 1_130.0;
 
-/// The host on node 0 and a speaker on node 1: node 1 names the host as
-/// the active speaker from the relayed audio level, a recording started and
-/// stopped through node 2, which has no one in the media, runs on node 0
-/// and hears both, and the host's mixed audio carries the relayed voice.
+/// A speaker on node 1 and the host on node 0: a recording started and
+/// stopped through node 2, which has no one in the media, runs on node 1
+/// and hears both, no second recording starts once node 0 has people too,
+/// node 1 names the host as the active speaker from the relayed audio
+/// level, and the host's mixed audio carries the relayed voice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayed_speech_reaches_speaker_recording_mix() {
     let cluster = start().await;
@@ -1271,9 +1272,9 @@ async fn relayed_speech_reaches_speaker_recording_mix() {
     let speaker_session = login(cluster.base(0), &people[1].0).await;
     let (host_account, speaker_account) = (people[0].1, people[1].1);
 
-    // The host sends video and a tone at peer::TONE_HZ; the speaker only a
-    // tone at OTHER_HZ.
-    let host = Attendee::join(cluster.base(0), &host_session, host_account, meeting_id).await;
+    // The speaker, alone on node 1, sends only a tone at OTHER_HZ. A
+    // recording started through node 2, which has no one in the media, runs
+    // on node 1.
     let mut speaker = Attendee::join(
         cluster.base(1),
         &speaker_session,
@@ -1283,6 +1284,19 @@ async fn relayed_speech_reaches_speaker_recording_mix() {
     .await;
     speaker.media.abort();
     speaker.media = peer::spawn_tone(speaker.peer.clone(), OTHER_HZ);
+    let recording = format!("/api/meetings/{meeting_id}/recording");
+    let started = post(
+        cluster.base(2),
+        &host_session,
+        &format!("{recording}/start"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(started["recording"], true, "{started}");
+
+    // The host joins on node 0 with video and a tone at peer::TONE_HZ, which
+    // reaches the recording on node 1 over the relay.
+    let host = Attendee::join(cluster.base(0), &host_session, host_account, meeting_id).await;
     let heard = host.peer.from(speaker_account).audio;
     let peer = host.peer.clone();
     wait_for("the speaker's audio at the host", || {
@@ -1299,26 +1313,23 @@ async fn relayed_speech_reaches_speaker_recording_mix() {
         })
         .await;
 
-    let recording = format!("/api/meetings/{meeting_id}/recording");
-    let started = post(
-        cluster.base(2),
-        &host_session,
-        &format!("{recording}/start"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(started["recording"], true, "{started}");
-    // Node 1 has media too, yet a start through it finds the same recorder.
-    let (status, body) = request(
-        reqwest::Method::POST,
-        format!("{}{recording}/start", cluster.base(1)),
-        &host_session,
-        Some(json!({})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["error"]["code"], "recording_running", "{body}");
+    // Node 0 now has people in the media and the lowest id, yet no start,
+    // through any node, begins a second recording.
+    for node in 0..3 {
+        let (status, body) = request(
+            reqwest::Method::POST,
+            format!("{}{recording}/start", cluster.base(node)),
+            &host_session,
+            Some(json!({})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, StatusCode::CONFLICT, "node {node}: {body}");
+        assert_eq!(
+            body["error"]["code"], "recording_running",
+            "node {node}: {body}"
+        );
+    }
     tokio::time::sleep(Duration::from_secs(4)).await;
     let stopped = post(
         cluster.base(2),

@@ -157,6 +157,11 @@ async fn start(
     Path(id): Path<i64>,
 ) -> AppResult<(StatusCode, ApiJson<RecordingView>)> {
     host_of_live(&state, &caller, id).await?;
+    // The node that records may differ from the one a new start picks, because
+    // people joined or left nodes since, so the stored recordings decide.
+    if recording_running(&state, id).await? {
+        return Err(already_recording());
+    }
     let actor = caller.session.actor();
     let recording_id = match recorder_node(&state, id).await {
         Some(RecorderNode::Here) => start_here(&state, &actor, id).await?,
@@ -181,9 +186,9 @@ enum RecorderNode {
 }
 
 /// Picks the node that records a meeting: of the nodes with people in the meeting's
-/// media, the one with the lowest node id. Every node picks the same one, so that its
-/// check for a running recording sees starts made through any node. Its engine
-/// receives the other nodes' speech over relays, so its recording hears everyone.
+/// media, the one with the lowest node id, so that starts made at once through
+/// different nodes meet at one recorder's check. Its engine receives the other nodes'
+/// speech over relays, so its recording hears everyone.
 async fn recorder_node(state: &AppState, meeting_id: i64) -> Option<RecorderNode> {
     let here = state.live.has_media(meeting_id).await;
     let this_node = &state.config.node_id;
@@ -585,6 +590,23 @@ fn view_of(state: &AppState, row: &sqlx::any::AnyRow) -> Result<RecordingView, s
         size,
         recording,
     })
+}
+
+/// Whether a recording of the meeting runs on any node: on this one, or with a file that
+/// another node's recorder wrote to lately.
+async fn recording_running(state: &AppState, meeting_id: i64) -> AppResult<bool> {
+    let rows = sqlx::query(&format!(
+        "{VIEW_SELECT} WHERE r.meeting_id = $1 AND r.ended_at IS NULL"
+    ))
+    .bind(meeting_id)
+    .fetch_all(&state.db.pool)
+    .await?;
+    for row in &rows {
+        if view_of(state, row)?.recording {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 async fn load_view(state: &AppState, recording_id: i64) -> AppResult<RecordingView> {
