@@ -517,6 +517,18 @@ async fn spread_meeting_survives_node_kill() {
     attendees[0].receives_from(&[steady], 20).await;
     attendees[1].receives_from(&[host], 20).await;
 
+    // Node 0 still lists node 1's people, but a host control for one of them
+    // finds nobody taking requests there: the person is not present, which
+    // is no server error.
+    let mute = json!({"account_id": accounts[1], "muted": true});
+    let url = format!("{}/api/meetings/{meeting_id}/live/mute", cluster.base(0));
+    let (status, body) = send(reqwest::Method::POST, url, &sessions[0], Some(mute)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "mute on the lost node: {body}"
+    );
+
     // The moved pages ask node 2, the survivor in their region, naming the
     // node they lost. Node 0 is not asked, so until node 1's entries expire
     // it still lists them on node 1 as well.

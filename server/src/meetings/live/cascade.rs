@@ -41,6 +41,22 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// node, so a node that does not reply holds up only its own checks.
 const CHECKS_PER_ORIGIN: usize = 4;
 
+/// A request to another node that got no reply.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Nothing subscribes to the subject: the node stopped or died.
+    #[error("no node takes requests on {0}")]
+    NoResponders(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl RequestError {
+    fn failed(error: impl std::fmt::Display) -> Self {
+        Self::Failed(error.to_string())
+    }
+}
+
 /// A request on a node's media subject.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -215,20 +231,28 @@ impl Cascade {
         &self,
         subject: &str,
         request: &MediaRequest,
-    ) -> Result<MediaReply, String> {
+    ) -> Result<MediaReply, RequestError> {
         let client = self
             .nats
             .get()
-            .ok_or_else(|| "no NATS connection".to_owned())?;
-        let body = serde_json::to_vec(request).map_err(|error| error.to_string())?;
+            .ok_or_else(|| RequestError::Failed("no NATS connection".to_owned()))?;
+        let body = serde_json::to_vec(request).map_err(RequestError::failed)?;
         let reply = tokio::time::timeout(
             REQUEST_TIMEOUT,
             client.request(subject.to_owned(), body.into()),
         )
         .await
-        .map_err(|_| format!("no reply on {subject} within {REQUEST_TIMEOUT:?}"))?
-        .map_err(|error| error.to_string())?;
-        serde_json::from_slice(&reply.payload).map_err(|error| format!("invalid reply: {error}"))
+        .map_err(|_| {
+            RequestError::Failed(format!("no reply on {subject} within {REQUEST_TIMEOUT:?}"))
+        })?
+        .map_err(|error| match error.kind() {
+            async_nats::RequestErrorKind::NoResponders => {
+                RequestError::NoResponders(subject.to_owned())
+            }
+            _ => RequestError::failed(error),
+        })?;
+        serde_json::from_slice(&reply.payload)
+            .map_err(|error| RequestError::Failed(format!("invalid reply: {error}")))
     }
 
     /// Brings the relays of one meeting into this node in line with the participants
@@ -399,7 +423,11 @@ impl Cascade {
             node_id: self.node_id.clone(),
             sdp: offer,
         };
-        let answer = match self.request(&subject, &request).await? {
+        let answer = match self
+            .request(&subject, &request)
+            .await
+            .map_err(|error| error.to_string())?
+        {
             MediaReply::Sdp { sdp } => sdp,
             other => {
                 receiver.close().await;
@@ -740,7 +768,7 @@ pub async fn send_relay_offer(state: AppState, participant: ParticipantId, sdp: 
             .await
             .map_err(|error| error.to_string()),
         Ok(other) => Err(format!("unexpected reply: {other:?}")),
-        Err(error) => Err(error),
+        Err(error) => Err(error.to_string()),
     };
     if let Err(error) = result {
         tracing::warn!(meeting_id, destination = %node_id, %error, "relay renegotiation failed; dropping the relay");
@@ -775,6 +803,9 @@ pub async fn forward_control(
     match live.cascade.request(&subject, &request).await {
         Ok(MediaReply::Ok) => Ok(true),
         Ok(MediaReply::Error { code, .. }) if code == "not_found" => Ok(false),
+        // The person's node is gone, and they with it, though its entries stay listed
+        // until their lease ends.
+        Err(RequestError::NoResponders(_)) => Ok(false),
         Ok(other) => Err(AppError::internal(format!(
             "host control on another node failed: {other:?}"
         ))),

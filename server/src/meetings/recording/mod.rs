@@ -31,7 +31,7 @@ use crate::audit::{self, Actor};
 use crate::db::now_ms;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::ApiJson;
-use crate::meetings::live::cascade::{MediaReply, MediaRequest};
+use crate::meetings::live::cascade::{MediaReply, MediaRequest, RequestError};
 use crate::perm::Caller;
 use crate::state::AppState;
 
@@ -223,6 +223,11 @@ async fn forward(state: &AppState, subject: &str, request: &MediaRequest) -> App
         Ok(other) => Err(AppError::internal(format!(
             "recording on another node failed: unexpected reply {other:?}"
         ))),
+        Err(RequestError::NoResponders(_)) => Err(AppError::conflict(
+            "node_unreachable",
+            "负责录音的节点无法访问，请稍后重试",
+            "the node that records the meeting is unreachable; try again shortly",
+        )),
         Err(error) => Err(AppError::internal(format!(
             "recording on another node failed: {error}"
         ))),
@@ -370,7 +375,7 @@ async fn stop_elsewhere(state: &AppState, actor: Actor, id: i64) -> AppResult<i6
             continue;
         };
         match forward(state, &subject, &request).await {
-            Err(error) if error.code == "not_recording" => continue,
+            Err(error) if matches!(error.code, "not_recording" | "node_unreachable") => continue,
             other => return other,
         }
     }
