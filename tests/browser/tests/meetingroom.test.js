@@ -213,6 +213,24 @@ test('three-person meeting room', { timeout: 600_000 }, async (t) => {
   await member.page.getByTestId('room').waitFor();
   assert.equal(await admit.count(), 0, 'the lobby entry is gone after admission');
 
+  // Only the host sees the lock, record and end buttons. The others' pages
+  // have them too, but hidden, so they are looked up with `includeHidden`.
+  const hostOnlyButtons = [/^(锁定会议|解除锁定)$/, /^开始录音$/, /^结束会议$/];
+  for (const name of hostOnlyButtons) {
+    const button = host.page.getByRole('button', { name });
+    await button.waitFor();
+    assert.equal(await button.isVisible(), true, `the host sees the button ${name}`);
+  }
+  for (const person of [recorder, member]) {
+    for (const name of hostOnlyButtons) {
+      const button = person.page.getByRole('button', { name, includeHidden: true });
+      // The label and the hidden attribute are set together, so once the
+      // label is there the visibility is final.
+      await button.waitFor({ state: 'attached' });
+      assert.equal(await button.isVisible(), false, `account ${person.accountId} sees the host-only button ${name}`);
+    }
+  }
+
   // Each page decodes the other two people's camera video.
   for (const person of people) {
     for (const other of people) {

@@ -227,6 +227,13 @@ test('composer checks fields and uploads files', async (t) => {
   await rows.filter({ hasText: '名单.txt' }).getByText(/^\d+ B$/).waitFor();
   await rows.filter({ hasText: '方案.pdf' }).locator('.field-error').waitFor();
   assert.ok((await rows.filter({ hasText: '方案.pdf' }).locator('.field-error').textContent()).length > 0);
+  // A finished upload's bar is hidden but keeps its grid column, so the
+  // size stays in the status column.
+  const finishedBar = rows.filter({ hasText: '名单.txt' }).locator('progress');
+  assert.equal(await finishedBar.isVisible(), false);
+  const barBox = await finishedBar.boundingBox();
+  assert.notEqual(barBox, null, 'the finished bar has no layout box');
+  assert.ok(barBox.width > 0, `the finished bar is ${barBox.width}px wide`);
 
   await page.getByRole('checkbox', { name: new RegExp(BRANCH) }).check();
   await send.click();

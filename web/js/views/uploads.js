@@ -67,7 +67,7 @@ export function createAttachments() {
         entry.stored = stored;
         entry.upload = null;
         progress.value = 100;
-        progress.hidden = true;
+        progress.classList.add('upload-progress-done');
         status.textContent = formatSize(stored.size);
         announce(t('notices.uploaded', { name: file.name }), 'info', { toast: false });
       },
@@ -79,7 +79,7 @@ export function createAttachments() {
 
     function fail(message) {
       entry.failed = true;
-      progress.hidden = true;
+      progress.classList.add('upload-progress-done');
       status.textContent = message;
       status.className = 'upload-status field-error';
       announce(message, 'error', { toast: false });
