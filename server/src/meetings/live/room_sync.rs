@@ -30,7 +30,8 @@ use crate::state::AppState;
 pub enum Notice {
     /// The stored host decisions or raised hand of one account changed.
     Decision { account_id: i64 },
-    /// The host locked (`true`) or unlocked the meeting.
+    /// The host locked (`true`) or unlocked the meeting. Receivers read the stored
+    /// value, which a later change may have replaced already.
     Locked { locked: bool },
     /// The host lowered one person's hand, or everyone's when `account_id` is absent.
     HandsLowered { account_id: Option<i64> },
@@ -137,8 +138,16 @@ async fn apply(state: &AppState, meeting_id: i64, notice: &Notice) -> AppResult<
             }
             Ok(())
         }
-        Notice::Locked { locked } => {
+        Notice::Locked { .. } => {
             let mut room = room.lock().await;
+            // The stored value, not the notice's: when hosts lock and unlock through
+            // different nodes at once, notices may arrive in another order than the
+            // writes, and every node must end with the value the database kept.
+            let locked = sqlx::query_scalar::<_, i64>("SELECT locked FROM meetings WHERE id = $1")
+                .bind(meeting_id)
+                .fetch_one(&state.db.pool)
+                .await?
+                != 0;
             if !room.closed && room.locked != locked {
                 room.locked = locked;
                 room.broadcast(&LiveMessage::MeetingLocked { meeting_id, locked });
