@@ -125,8 +125,11 @@ impl Liveness {
                 }
             },
         };
-        self.lock_checked()
-            .insert(node_id.to_owned(), (Instant::now(), alive));
+        let mut checked = self.lock_checked();
+        // Results too old to reuse go, so that many distinct names cannot grow the map.
+        checked.retain(|_, (at, _)| at.elapsed() < CHECK_REUSE);
+        checked.insert(node_id.to_owned(), (Instant::now(), alive));
+        drop(checked);
         if !alive {
             tracing::info!(node_id, "node did not reply to the liveness request");
         }
@@ -161,7 +164,12 @@ pub async fn choose_after_loss(
     let Some(liveness) = state.live.liveness() else {
         return placement.select(meeting_id, region);
     };
-    if !liveness.is_gone(unreachable).await {
+    // A name this node does not list needs no request: nothing of it would be forgotten.
+    let listed = placement
+        .nodes()
+        .iter()
+        .any(|node| node.node_id == unreachable);
+    if !listed || !liveness.is_gone(unreachable).await {
         return placement.select(meeting_id, region);
     }
     placement.forget_node(unreachable);
