@@ -1400,7 +1400,23 @@ async fn relayed_speech_reaches_speaker_recording_mix() {
         "the host hears itself: relayed {relayed_tone}, own {own_tone}"
     );
 
-    speaker.leave(meeting_id).await;
+    // The speaker joins again through node 2: as on one node, the new
+    // connection replaces the one on node 1.
+    let again = Attendee::join(
+        cluster.base(2),
+        &speaker_session,
+        speaker_account,
+        meeting_id,
+    )
+    .await;
+    speaker
+        .wait("the replacement on node 1", |message| {
+            message["type"] == "meeting_left" && message["reason"] == "replaced"
+        })
+        .await;
+    speaker.media.abort();
+    speaker.peer.close().await;
+    again.leave(meeting_id).await;
     host.leave(meeting_id).await;
     cluster.finish().await;
 }

@@ -101,6 +101,8 @@ pub enum MediaRequest {
     RecordingStart { meeting_id: i64, actor: Actor },
     /// The host's stop of the audio recording this node runs.
     RecordingStop { meeting_id: i64, actor: Actor },
+    /// The person joined the meeting on another node, so their connection here ends.
+    Replace { meeting_id: i64, account_id: i64 },
     /// The host's admission of a person waiting in this node's lobby.
     Admit { meeting_id: i64, account_id: i64 },
     /// The host's denial of a person waiting in this node's lobby.
@@ -669,6 +671,13 @@ async fn handle(state: &AppState, request: MediaRequest) -> MediaReply {
         MediaRequest::RecordingStop { meeting_id, actor } => {
             recording_reply(crate::meetings::recording::stop_here(state, &actor, meeting_id).await)
         }
+        MediaRequest::Replace {
+            meeting_id,
+            account_id,
+        } => control_reply(
+            Ok(super::control::replace_here(state, meeting_id, account_id).await),
+            account_id,
+        ),
         MediaRequest::Admit {
             meeting_id,
             account_id,

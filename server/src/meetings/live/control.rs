@@ -405,7 +405,7 @@ pub(super) async fn remove_here(state: &AppState, id: i64, account: i64) -> AppR
         return Ok(false);
     };
     let mut room = room.lock().await;
-    let from = send_away(state, &mut room, account).await;
+    let from = send_away(state, &mut room, account, LeftReason::Removed).await;
     if from == RemovedFrom::Nowhere {
         return Ok(false);
     }
@@ -420,6 +420,26 @@ pub(super) async fn remove_here(state: &AppState, id: i64, account: i64) -> AppR
     Ok(true)
 }
 
+/// Takes a person out of this node's media and lobby because they joined the meeting
+/// again on another node; returns false when they are in neither.
+pub(super) async fn replace_here(state: &AppState, id: i64, account: i64) -> bool {
+    let Some(room) = state.live.room(id) else {
+        return false;
+    };
+    let mut room = room.lock().await;
+    let from = send_away(state, &mut room, account, LeftReason::Replaced).await;
+    drop(room);
+    if from == RemovedFrom::Media {
+        tracing::info!(
+            meeting_id = id,
+            account_id = account,
+            "replaced by a connection on another node"
+        );
+        record_left(state, id, account).await;
+    }
+    from != RemovedFrom::Nowhere
+}
+
 /// The part of this node's room that a removed person was taken from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum RemovedFrom {
@@ -428,15 +448,20 @@ pub(super) enum RemovedFrom {
     Media,
 }
 
-/// Takes a removed person out of this node's media and lobby and sends them
-/// `meeting_left`. The caller records the leave from the media once the room is
+/// Takes a person out of this node's media and lobby and sends them `meeting_left`
+/// with the reason. The caller records the leave from the media once the room is
 /// unlocked.
-pub(super) async fn send_away(state: &AppState, room: &mut Room, account: i64) -> RemovedFrom {
+pub(super) async fn send_away(
+    state: &AppState,
+    room: &mut Room,
+    account: i64,
+    reason: LeftReason,
+) -> RemovedFrom {
     let id = room.meeting_id;
     let message = LiveMessage::MeetingLeft {
         id: None,
         meeting_id: id,
-        reason: LeftReason::Removed,
+        reason,
     };
     let member = room.take_member(account);
     let waiting = room.lobby.remove(&account);

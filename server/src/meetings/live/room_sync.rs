@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::control::{self, RemovedFrom};
 use super::decisions;
-use super::protocol::LiveMessage;
+use super::protocol::{LeftReason, LiveMessage};
 use super::room::Room;
 use crate::error::AppResult;
 use crate::state::AppState;
@@ -178,7 +178,7 @@ async fn apply_decision(state: &AppState, room: &mut Room, account: i64) -> AppR
     room.restore_account(account, &stored);
 
     if !was_removed && room.removed.contains(&account) {
-        let from = control::send_away(state, room, account).await;
+        let from = control::send_away(state, room, account, LeftReason::Removed).await;
         if from != RemovedFrom::Nowhere {
             tracing::info!(
                 meeting_id,

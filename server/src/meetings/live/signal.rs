@@ -194,6 +194,22 @@ async fn join(state: &AppState, link: &Link, body: Join) -> AppResult<LiveMessag
 
     let entered = enter(state, &mut room, link, access.standing, body.sdp).await?;
     let snapshot = room.snapshot(account, access.standing == Standing::Host, seq);
+    // As on one node, the new connection replaces one on another node.
+    if room.remote.contains_key(&account) {
+        let state = state.clone();
+        let meeting_id = access.meeting_id;
+        tokio::spawn(async move {
+            let request = super::cascade::MediaRequest::Replace {
+                meeting_id,
+                account_id: account,
+            };
+            let forwarded =
+                super::cascade::forward_control(&state.live, meeting_id, account, request).await;
+            if let Err(error) = forwarded {
+                tracing::warn!(meeting_id, account_id = account, %error, "replacing a connection on another node failed");
+            }
+        });
+    }
     // A lecture's viewers are counted by their study time, not on the meeting's
     // roll, so hundreds of them do not each send an attendance event to everyone.
     let on_roll = room.is_staff(account);

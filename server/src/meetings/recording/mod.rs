@@ -597,8 +597,8 @@ fn view_of(state: &AppState, row: &sqlx::any::AnyRow) -> Result<RecordingView, s
     })
 }
 
-/// Whether a recording of the meeting runs on any node: on this one, or with a file that
-/// another node's recorder wrote to lately.
+/// Returns whether a recording of the meeting runs on any node: on this one, or with a
+/// file that another node's recorder wrote to lately.
 async fn recording_running(state: &AppState, meeting_id: i64) -> AppResult<bool> {
     let rows = sqlx::query(&format!(
         "{VIEW_SELECT} WHERE r.meeting_id = $1 AND r.ended_at IS NULL"
