@@ -958,23 +958,6 @@ mod tests {
         accounts
     }
 
-    fn remote_entry(account_id: i64) -> ParticipantEntry {
-        ParticipantEntry {
-            account_id,
-            name: format!("account {account_id}"),
-            participant: format!("m7-a{account_id}-1"),
-            standing: "member".into(),
-            connected: true,
-            microphone: false,
-            camera: false,
-            screen: false,
-            muted_by_host: false,
-            hand_raised_at: None,
-            speaking: false,
-            tracks: Vec::new(),
-        }
-    }
-
     #[test]
     fn lecture_viewers_on_other_nodes_reach_staff_only() {
         use super::super::lecture::{LectureFacts, LectureMode, LectureRole};
@@ -990,7 +973,7 @@ mod tests {
         let part = super::super::placement::RemotePart {
             node_id: "node-b".to_owned(),
             media_subject: None,
-            members: vec![remote_entry(3), remote_entry(4)],
+            members: vec![ParticipantEntry::sample(3), ParticipantEntry::sample(4)],
             lobby: Vec::new(),
         };
         apply_remote(&mut room, vec![part]);

@@ -420,8 +420,8 @@ pub(super) async fn remove_here(state: &AppState, id: i64, account: i64) -> AppR
     Ok(true)
 }
 
-/// Takes a person out of this node's media and lobby because they joined the meeting
-/// again on another node; returns false when they are in neither.
+/// Takes a person out of this node's media and lobby, because they joined the meeting
+/// again on another node. Returns false when they are in neither.
 pub(super) async fn replace_here(state: &AppState, id: i64, account: i64) -> bool {
     let Some(room) = state.live.room(id) else {
         return false;

@@ -279,7 +279,7 @@ impl Live {
         &self.recorders
     }
 
-    /// Whether people are in the meeting's media on this node.
+    /// Returns whether people are in the meeting's media on this node.
     pub async fn has_media(&self, meeting_id: i64) -> bool {
         match self.room(meeting_id) {
             Some(room) => {

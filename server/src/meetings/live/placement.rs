@@ -796,7 +796,7 @@ mod tests {
     use super::super::placement_chunks::tests::viewer;
     use super::*;
 
-    /// A node's part of a meeting with people in the media and no one waiting.
+    /// Returns a node's part of a meeting with people in the media and no one waiting.
     fn members_only(members: Vec<ParticipantEntry>) -> LocalPart {
         LocalPart {
             members,

@@ -180,20 +180,7 @@ pub(super) mod tests {
     use super::*;
 
     pub fn viewer(account_id: i64) -> ParticipantEntry {
-        ParticipantEntry {
-            account_id,
-            name: format!("听众{account_id}"),
-            participant: format!("m7-a{account_id}-1"),
-            standing: "member".into(),
-            connected: true,
-            microphone: false,
-            camera: false,
-            screen: false,
-            muted_by_host: false,
-            hand_raised_at: None,
-            speaking: false,
-            tracks: Vec::new(),
-        }
+        ParticipantEntry::sample(account_id)
     }
 
     #[test]

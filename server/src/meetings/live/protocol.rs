@@ -151,6 +151,27 @@ pub struct ParticipantEntry {
     pub tracks: Vec<TrackEntry>,
 }
 
+#[cfg(test)]
+impl ParticipantEntry {
+    /// Returns a connected member of meeting 7 with no tracks, for tests.
+    pub fn sample(account_id: i64) -> Self {
+        Self {
+            account_id,
+            name: format!("参会人{account_id}"),
+            participant: format!("m7-a{account_id}-1"),
+            standing: "member".into(),
+            connected: true,
+            microphone: false,
+            camera: false,
+            screen: false,
+            muted_by_host: false,
+            hand_raised_at: None,
+            speaking: false,
+            tracks: Vec::new(),
+        }
+    }
+}
+
 /// Someone waiting in the lobby, as the host sees them. Nodes also share their own
 /// lobby's entries through the placement bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -447,23 +447,6 @@ mod tests {
         assert_eq!(entry(Standing::Outsider, true, &none), Entry::Lobby);
     }
 
-    fn remote_entry(account_id: i64) -> ParticipantEntry {
-        ParticipantEntry {
-            account_id,
-            name: format!("person {account_id}"),
-            participant: format!("m1-a{account_id}-1"),
-            standing: "member".into(),
-            connected: true,
-            microphone: false,
-            camera: false,
-            screen: false,
-            muted_by_host: false,
-            hand_raised_at: None,
-            speaking: false,
-            tracks: Vec::new(),
-        }
-    }
-
     #[test]
     fn lecture_snapshot_filters_remote_viewers() {
         let mut room = Room::new(1, false);
@@ -475,8 +458,10 @@ mod tests {
             },
         ));
         for account in [10, 20, 30] {
-            room.remote
-                .insert(account, ("node-2".to_owned(), remote_entry(account)));
+            room.remote.insert(
+                account,
+                ("node-2".to_owned(), ParticipantEntry::sample(account)),
+            );
         }
         let listed = |snapshot: Snapshot| -> Vec<i64> {
             snapshot
